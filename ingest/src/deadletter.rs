@@ -1,0 +1,123 @@
+//! Dead letters and the accounting that proves nothing was lost.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Why a record could not be used. The snake_case name is a stable metric
+/// label and appears in `dead-letter.jsonl` and in Kafka dead-letter headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    /// JSON that does not parse, or is not an object.
+    InvalidJson,
+    /// logfmt that does not parse (unterminated quote, no key=value pair).
+    InvalidLogfmt,
+    /// A Prometheus / OpenMetrics line that does not parse.
+    InvalidMetric,
+    /// A sample value that is not a number.
+    NonNumericValue,
+    /// A plain-text line that does not match its header format.
+    HeaderMismatch,
+    /// Longer than the configured maximum (default 1 MiB).
+    LineTooLong,
+    /// No timestamp, or one that does not parse.
+    BadTimestamp,
+    /// A timestamp too far in the future to be real.
+    FutureTimestamp,
+    /// A series or label set over the cardinality cap.
+    CardinalityExceeded,
+    /// A record with no message, no sample: nothing to analyse.
+    Empty,
+    /// No parser recognised the format.
+    UnknownFormat,
+}
+
+impl DeadLetterReason {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::InvalidJson => "invalid_json",
+            DeadLetterReason::InvalidLogfmt => "invalid_logfmt",
+            DeadLetterReason::InvalidMetric => "invalid_metric",
+            DeadLetterReason::NonNumericValue => "non_numeric_value",
+            DeadLetterReason::HeaderMismatch => "header_mismatch",
+            DeadLetterReason::LineTooLong => "line_too_long",
+            DeadLetterReason::BadTimestamp => "bad_timestamp",
+            DeadLetterReason::FutureTimestamp => "future_timestamp",
+            DeadLetterReason::CardinalityExceeded => "cardinality_exceeded",
+            DeadLetterReason::Empty => "empty",
+            DeadLetterReason::UnknownFormat => "unknown_format",
+        }
+    }
+}
+
+/// A record kept because it could not be parsed: the raw bytes (lossily
+/// decoded, invalid UTF-8 replaced; the original bytes are also kept base16
+/// when they were not valid UTF-8), where it came from and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// File path, `-` or topic.
+    pub origin: String,
+    /// Line number or offset.
+    pub position: u64,
+    /// Kafka partition, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Format that was tried.
+    pub format: String,
+    /// Why.
+    pub reason: DeadLetterReason,
+    /// Human-readable detail ("expected '=' after key at byte 14").
+    pub detail: String,
+    /// The record as text (truncated to 64 KiB for huge records; `raw_len`
+    /// gives the real size).
+    pub raw: String,
+    /// Size of the raw record in bytes.
+    pub raw_len: usize,
+    /// The raw bytes as hex, only when they were not valid UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_hex: Option<String>,
+}
+
+/// Counts that account for every record read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IngestStats {
+    /// Records read (lines, messages).
+    pub read: u64,
+    /// Records that produced events (or were valid metadata such as
+    /// `# TYPE` lines).
+    pub parsed: u64,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+    /// Blank lines skipped (not records; counted so the totals still add up
+    /// to the lines in a file).
+    pub blank: u64,
+    /// Parsed records by format name.
+    pub by_format: BTreeMap<String, u64>,
+    /// Dead letters by reason.
+    pub by_reason: BTreeMap<DeadLetterReason, u64>,
+    /// Records parsed but with invalid UTF-8 replaced.
+    pub utf8_replaced: u64,
+}
+
+impl IngestStats {
+    /// Whether every record read is accounted for.
+    pub fn balanced(&self) -> bool {
+        self.read == self.parsed + self.dead_lettered
+    }
+
+    /// Add another set of counts into this one.
+    pub fn merge(&mut self, other: &IngestStats) {
+        self.read += other.read;
+        self.parsed += other.parsed;
+        self.dead_lettered += other.dead_lettered;
+        self.blank += other.blank;
+        self.utf8_replaced += other.utf8_replaced;
+        for (k, v) in &other.by_format {
+            *self.by_format.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.by_reason {
+            *self.by_reason.entry(*k).or_default() += v;
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Signals derived from records, and anomalies found on them.
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a signal measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignalKind {
+    /// Error-level records per window.
+    ErrorRate,
+    /// Warning-level records per window.
+    WarnRate,
+    /// All records per window.
+    LogRate,
+    /// A latency quantile from duration/latency fields (the quantile is in
+    /// the signal's `name`, e.g. `p99`).
+    LatencyQuantile,
+    /// Records of one HTTP status class (`5xx`) per window.
+    StatusClass,
+    /// Records of one log template per window.
+    TemplateCount,
+    /// A metric series as scraped.
+    MetricSeries,
+    /// A per-second rate derived from a counter series.
+    CounterRate,
+    /// Records grouped by a session id.
+    Session,
+}
+
+/// One measured quantity over time, scoped to where it was observed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Signal {
+    /// What it measures.
+    pub kind: SignalKind,
+    /// Distinguishes signals of one kind: the series key for metrics, the
+    /// template id for template counts, `p99` for latency quantiles.
+    #[serde(default)]
+    pub name: String,
+    /// Service it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Host it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Container it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+impl fmt::Display for Signal {
+    /// A stable, human-readable key such as `error_rate{service=checkout}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = serde_json::to_value(self.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        f.write_str(&kind)?;
+        if !self.name.is_empty() {
+            write!(f, ":{}", self.name)?;
+        }
+        let mut parts = Vec::new();
+        if let Some(s) = &self.service {
+            parts.push(format!("service={s}"));
+        }
+        if let Some(h) = &self.host {
+            parts.push(format!("host={h}"));
+        }
+        if let Some(c) = &self.container {
+            parts.push(format!("container={c}"));
+        }
+        if !parts.is_empty() {
+            write!(f, "{{{}}}", parts.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// The expected range of a signal at one time, from its baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    /// Lower edge of the normal range.
+    pub lower: f64,
+    /// The baseline's expectation.
+    pub expected: f64,
+    /// Upper edge of the normal range.
+    pub upper: f64,
+}
+
+impl Band {
+    /// Whether a value lies inside the band (edges included).
+    pub fn contains(&self, v: f64) -> bool {
+        v >= self.lower && v <= self.upper
+    }
+}
+
+/// Which detector pattern an anomaly matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// Error rate far above its baseline.
+    ErrorBurst,
+    /// Latency far above its baseline.
+    LatencySpike,
+    /// A lasting change of level (change point).
+    LevelShift,
+    /// A log template never seen before (or very rare).
+    NewTemplate,
+    /// Memory, file descriptors or threads growing steadily toward a limit.
+    ResourceLeak,
+    /// A static threshold rule fired.
+    ThresholdBreach,
+    /// A session whose template sequence or counts are unusual.
+    SessionAnomaly,
+}
+
+/// One anomalous observation of one signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// The signal that misbehaved.
+    pub signal: Signal,
+    /// When (start of the window that was scored).
+    pub timestamp: Timestamp,
+    /// What was observed.
+    pub observed: f64,
+    /// What the baseline expected.
+    pub expected: Band,
+    /// Calibrated score in [0, 1]: one threshold works across signals.
+    pub score: f64,
+    /// Pattern.
+    pub kind: AnomalyKind,
+    /// Name of the detector that raised it.
+    #[serde(default)]
+    pub detector: String,
+    /// Free-form explanation (e.g. "41 errors vs 3.2 expected, p=1e-9").
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
