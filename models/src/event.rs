@@ -30,23 +30,31 @@ impl Level {
         let s = s.trim();
         // Fast path without allocating: compare ASCII case-insensitively.
         let eq = |w: &str| s.eq_ignore_ascii_case(w);
-        Some(if eq("info") || eq("information") || eq("informational") || eq("i") || eq("notice") {
-            Level::Info
-        } else if eq("warn") || eq("warning") || eq("w") {
-            Level::Warn
-        } else if eq("error") || eq("err") || eq("e") || eq("severe") || eq("failure") {
-            Level::Error
-        } else if eq("debug") || eq("d") || eq("fine") {
-            Level::Debug
-        } else if eq("trace") || eq("t") || eq("finer") || eq("finest") || eq("verbose") {
-            Level::Trace
-        } else if eq("fatal") || eq("critical") || eq("crit") || eq("alert") || eq("emerg")
-            || eq("emergency") || eq("panic") || eq("f")
-        {
-            Level::Fatal
-        } else {
-            return None;
-        })
+        Some(
+            if eq("info") || eq("information") || eq("informational") || eq("i") || eq("notice") {
+                Level::Info
+            } else if eq("warn") || eq("warning") || eq("w") {
+                Level::Warn
+            } else if eq("error") || eq("err") || eq("e") || eq("severe") || eq("failure") {
+                Level::Error
+            } else if eq("debug") || eq("d") || eq("fine") {
+                Level::Debug
+            } else if eq("trace") || eq("t") || eq("finer") || eq("finest") || eq("verbose") {
+                Level::Trace
+            } else if eq("fatal")
+                || eq("critical")
+                || eq("crit")
+                || eq("alert")
+                || eq("emerg")
+                || eq("emergency")
+                || eq("panic")
+                || eq("f")
+            {
+                Level::Fatal
+            } else {
+                return None;
+            },
+        )
     }
 
     /// From an OpenTelemetry `SeverityNumber` (1-24).
@@ -217,7 +225,10 @@ impl SeriesKey {
     {
         SeriesKey {
             name: name.into(),
-            labels: labels.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            labels: labels
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 
@@ -376,7 +387,10 @@ mod tests {
         r.fields.insert("status".into(), FieldValue::Int(500));
         let e = Event::Log(r);
         let j = serde_json::to_string(&e).unwrap();
-        assert!(j.starts_with(r#"{"type":"log","timestamp":"2023-11-14T22:13:20.000Z""#), "{j}");
+        assert!(
+            j.starts_with(r#"{"type":"log","timestamp":"2023-11-14T22:13:20.000Z""#),
+            "{j}"
+        );
         assert_eq!(serde_json::from_str::<Event>(&j).unwrap(), e);
     }
 }

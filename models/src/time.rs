@@ -99,7 +99,10 @@ mod tests {
         let j = serde_json::to_string(&t).unwrap();
         assert_eq!(j, "\"2025-11-25T10:00:00.123Z\"");
         assert_eq!(serde_json::from_str::<Timestamp>(&j).unwrap(), t);
-        assert_eq!(serde_json::from_str::<Timestamp>("1764064800123").unwrap(), t);
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1764064800123").unwrap(),
+            t
+        );
     }
 
     #[test]

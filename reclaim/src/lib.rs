@@ -1,1 +1,29 @@
-//! placeholder
+//! Remedy reclaim: turns a diagnosed incident into a remediation plan that a
+//! policy allows, under safety rules, with every decision audited.
+//!
+//! - [`policy`]: the TOML policy mapping root-cause classes to actions, and
+//!   the safety settings (dry-run, allow/deny lists, cooldowns, rate and
+//!   blast-radius limits, approvals). The default policy is dry-run: it plans
+//!   but never executes anything.
+//! - [`plan`]: the [`Planner`] applies the policy and the safety rules to an
+//!   incident and returns actions, each `planned` or `skipped` with the rule
+//!   that said no.
+//! - [`audit`]: the append-only audit trail of every decision.
+//! - [`ident`]: validation of identifiers taken from logs, so a crafted log
+//!   line can never widen what a plan touches.
+//!
+//! **Invariant:** nothing runs without a policy verdict, and dry-run is the
+//! default.
+
+#![deny(missing_docs)]
+
+pub mod audit;
+pub mod error;
+pub mod ident;
+pub mod plan;
+pub mod policy;
+
+pub use audit::{AuditEntry, AuditLog};
+pub use error::{Error, Result};
+pub use plan::{Planner, TargetInventory};
+pub use policy::Policy;

@@ -1,0 +1,252 @@
+//! The planner: policy + safety rules + audit, applied to one incident.
+
+use crate::audit::{AuditEntry, AuditLog};
+use crate::ident::is_valid_identifier;
+use crate::policy::Policy;
+use models::{Action, ActionKind, ActionStatus, Incident, RootCause, Target, Timestamp};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What the planner knows about the estate: replicas per service (for the
+/// blast-radius rule) and labels per container (for deny labels). Filled
+/// from metrics and logs in replay, from the container engine when executing.
+#[derive(Debug, Clone, Default)]
+pub struct TargetInventory {
+    /// Replica (container) count per service.
+    pub replicas: BTreeMap<String, u32>,
+    /// Labels per container.
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Applies the policy to incidents, remembering what it already did so that
+/// cooldowns, rate limits and blast radius hold across incidents.
+pub struct Planner {
+    policy: Policy,
+    /// Last time each (action, target) was planned: the cooldown clock.
+    last_acted: BTreeMap<(String, Target), Timestamp>,
+    /// Destructive actions planned in the last hour: the rate limit.
+    recent: VecDeque<Timestamp>,
+    /// Restarts in flight per service (target container, when): blast radius.
+    in_flight: BTreeMap<String, Vec<(String, Timestamp)>>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Planner {
+    /// A planner with no history.
+    pub fn new(policy: Policy) -> Self {
+        Planner {
+            policy,
+            last_acted: BTreeMap::new(),
+            recent: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Plan the remediation of an incident's top root cause at event time
+    /// `now`. Every decision, including a skip and its reason, is appended
+    /// to `audit` before this returns.
+    pub fn plan(
+        &mut self,
+        incident: &Incident,
+        now: Timestamp,
+        inventory: &TargetInventory,
+        audit: &mut dyn AuditLog,
+    ) -> crate::Result<Vec<Action>> {
+        let Some(cause) = incident.root_causes.first() else {
+            return Ok(vec![]);
+        };
+        let Some(rule) = self.policy.rule_for(cause.class) else {
+            return Ok(vec![]);
+        };
+        let kind = match &rule.action {
+            ActionKind::Notify { channel, message } => ActionKind::Notify {
+                channel: channel.clone(),
+                message: notify_message(message, cause),
+            },
+            other => other.clone(),
+        };
+        let name = kind.name();
+        let mut action = Action {
+            id: format!("{}-{name}", incident.id),
+            incident_id: incident.id.clone(),
+            class: cause.class,
+            kind,
+            target: cause.target.clone(),
+            status: ActionStatus::Planned,
+            dry_run: self.policy.dry_run,
+            requires_approval: self.policy.require_approval.iter().any(|a| a == name),
+            planned_at: now,
+            verified: None,
+        };
+        let verdict = self.check(&action, cause, rule.min_confidence, now, inventory);
+        let reason = match verdict {
+            Err(reason) => {
+                action.status = ActionStatus::Skipped {
+                    reason: reason.clone(),
+                };
+                reason
+            }
+            Ok(()) => {
+                if action.kind.is_destructive() {
+                    self.record(&action, now);
+                }
+                if action.dry_run {
+                    "dry_run".to_string()
+                } else if action.requires_approval {
+                    "awaiting_approval".to_string()
+                } else {
+                    "policy".to_string()
+                }
+            }
+        };
+        audit.append(&AuditEntry {
+            timestamp: now,
+            action_id: action.id.clone(),
+            incident_id: action.incident_id.clone(),
+            class: action.class,
+            action: name.to_string(),
+            target: action.target.clone(),
+            decision: match action.status {
+                ActionStatus::Skipped { .. } => "skipped",
+                _ => "planned",
+            }
+            .to_string(),
+            reason,
+            dry_run: action.dry_run,
+        })?;
+        Ok(vec![action])
+    }
+
+    /// The safety rules, in the order a person would ask them. `Err` names
+    /// the rule that said no.
+    fn check(
+        &mut self,
+        action: &Action,
+        cause: &RootCause,
+        min_confidence: f64,
+        now: Timestamp,
+        inventory: &TargetInventory,
+    ) -> Result<(), String> {
+        if cause.confidence < min_confidence {
+            return Err(format!(
+                "low_confidence: {:.2} < {:.2}",
+                cause.confidence, min_confidence
+            ));
+        }
+        let t = &action.target;
+        for id in [&t.service, &t.host, &t.container].into_iter().flatten() {
+            if !is_valid_identifier(id) {
+                return Err(format!("invalid_identifier: {:?}", truncate(id)));
+            }
+        }
+        if !action.kind.is_destructive() {
+            return Ok(());
+        }
+        if let Some(svc) = &t.service {
+            if self.policy.deny_services.iter().any(|d| d == svc) {
+                return Err(format!("denied_service: {svc}"));
+            }
+            if !self.policy.allow_services.is_empty()
+                && !self.policy.allow_services.iter().any(|a| a == svc)
+            {
+                return Err(format!("not_allowed_service: {svc}"));
+            }
+        } else if !self.policy.allow_services.is_empty() {
+            return Err("not_allowed_service: target has no service".into());
+        }
+        if let Some(c) = &t.container {
+            if let Some(labels) = inventory.labels.get(c) {
+                for (k, v) in &self.policy.deny_labels {
+                    if labels.get(k) == Some(v) {
+                        return Err(format!("denied_label: {k}={v}"));
+                    }
+                }
+            }
+        }
+        let key = (action.kind.name().to_string(), t.clone());
+        if let Some(last) = self.last_acted.get(&key) {
+            let wait = self.policy.cooldown_secs as i64 * 1000;
+            if now.as_millis() - last.as_millis() < wait {
+                return Err(format!("cooldown: last {} at {last}", action.kind.name()));
+            }
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|t0| now.as_millis() - t0.as_millis() >= HOUR_MS)
+        {
+            self.recent.pop_front();
+        }
+        if self.recent.len() as u32 >= self.policy.max_actions_per_hour {
+            return Err(format!(
+                "rate_limit: {} actions in the last hour",
+                self.recent.len()
+            ));
+        }
+        if let (ActionKind::Restart { .. }, Some(svc), Some(container)) =
+            (&action.kind, &t.service, &t.container)
+        {
+            let replicas = inventory.replicas.get(svc).copied().unwrap_or(1).max(1);
+            let cooldown = self.policy.cooldown_secs as i64 * 1000;
+            let busy = self.in_flight.get(svc).map_or(0, |v| {
+                v.iter()
+                    .filter(|(c, at)| c != container && now.as_millis() - at.as_millis() < cooldown)
+                    .count()
+            }) as u32;
+            let share = (busy + 1) * 100 / replicas;
+            if share > self.policy.max_blast_radius_percent {
+                return Err(format!(
+                    "blast_radius: {} of {replicas} replicas of {svc} ({share}% > {}%)",
+                    busy + 1,
+                    self.policy.max_blast_radius_percent
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, action: &Action, now: Timestamp) {
+        self.last_acted
+            .insert((action.kind.name().to_string(), action.target.clone()), now);
+        self.recent.push_back(now);
+        if let (ActionKind::Restart { .. }, Some(svc), Some(c)) = (
+            &action.kind,
+            &action.target.service,
+            &action.target.container,
+        ) {
+            self.in_flight
+                .entry(svc.clone())
+                .or_default()
+                .push((c.clone(), now));
+        }
+    }
+}
+
+fn notify_message(template: &str, cause: &RootCause) -> String {
+    let t = &cause.target;
+    let mut where_ = Vec::new();
+    if let Some(s) = &t.service {
+        where_.push(format!("service {s}"));
+    }
+    if let Some(h) = &t.host {
+        where_.push(format!("host {h}"));
+    }
+    if let Some(c) = &t.container {
+        where_.push(format!("container {c}"));
+    }
+    format!(
+        "{} on {} (confidence {:.2}): {template}",
+        cause.class,
+        where_.join(", "),
+        cause.confidence
+    )
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
