@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod deadletter;
+pub mod decode;
 pub mod error;
 pub mod mining;
 pub mod parse;
@@ -29,5 +30,5 @@ pub mod source;
 
 pub use deadletter::{DeadLetter, DeadLetterReason, IngestStats};
 pub use error::{Error, Result};
-pub use parse::{ParseError, Parser};
+pub use parse::{Format, ParseError, Parser};
 pub use record::RawRecord;

@@ -125,8 +125,9 @@ mod tests {
 
     #[test]
     fn literal_brackets_and_optional_groups() {
-        let f = HeaderFormat::new(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>")
-            .unwrap();
+        let f =
+            HeaderFormat::new(r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>")
+                .unwrap();
         let with = "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname=";
         assert_eq!(f.content(with), "authentication failure; logname=");
         let without = "Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened";
@@ -147,11 +148,17 @@ mod tests {
 
     #[test]
     fn bad_formats_name_the_problem() {
-        let e = HeaderFormat::new("<Date> <Date> <Content>").unwrap_err().to_string();
+        let e = HeaderFormat::new("<Date> <Date> <Content>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("appears twice"), "{e}");
-        let e = HeaderFormat::new("no placeholders").unwrap_err().to_string();
+        let e = HeaderFormat::new("no placeholders")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("placeholder"), "{e}");
-        let e = HeaderFormat::new("<Date> (<Content>").unwrap_err().to_string();
+        let e = HeaderFormat::new("<Date> (<Content>")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid log format"), "{e}");
     }
 }

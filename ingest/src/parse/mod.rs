@@ -5,7 +5,15 @@
 //! [`Format::parser`] (and in sniffing, [`Format::detect`], if it can be
 //! recognised from a sample).
 
+pub mod fields;
+pub mod header;
+pub mod json;
+pub mod logfmt;
+pub mod plain;
+pub mod prometheus;
+
 use crate::deadletter::DeadLetterReason;
+use crate::error::{Error, Result};
 use crate::record::RawRecord;
 use models::Event;
 
@@ -50,7 +58,264 @@ pub trait Parser: Send {
 
     /// Parse one record, appending what it yields to `out`. Returning `Ok`
     /// with nothing appended is allowed (comments, `# TYPE` lines).
-    fn parse(&mut self, text: &str, raw: &RawRecord, out: &mut Vec<Event>) -> Result<(), ParseError>;
+    fn parse(
+        &mut self,
+        text: &str,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+    ) -> std::result::Result<(), ParseError>;
 }
-/// Loghub-style header formats.
-pub mod header;
+
+/// A wire format, by the name used on the command line and in config files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// Sniff each file or topic from its first record.
+    Auto,
+    /// JSON lines (ECS, OpenTelemetry, Vector, Fluent Bit, Filebeat).
+    Json,
+    /// logfmt.
+    Logfmt,
+    /// Plain text, `<Date> <Time> <Level> <Component>: <Content>`.
+    Plain,
+    /// Plain text with a custom loghub-style header format.
+    Header(String),
+    /// RFC 5424 or RFC 3164 syslog.
+    Syslog,
+    /// Apache combined access log.
+    Apache,
+    /// Nginx combined access log (optionally with `$request_time` last).
+    Nginx,
+    /// Apache error log.
+    ApacheError,
+    /// Nginx error log.
+    NginxError,
+    /// Prometheus text exposition 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+    /// prometheus-kafka-adapter JSON.
+    PromJson,
+}
+
+/// Names accepted by [`Format::from_name`].
+pub const FORMAT_NAMES: &[&str] = &[
+    "auto",
+    "json",
+    "logfmt",
+    "plain",
+    "syslog",
+    "apache",
+    "nginx",
+    "apache-error",
+    "nginx-error",
+    "prometheus",
+    "openmetrics",
+    "prom-json",
+];
+
+impl Format {
+    /// Parse a format name; anything containing `<` is a header format such
+    /// as `<Date> <Time> <Level> <Component>: <Content>`.
+    pub fn from_name(name: &str) -> Result<Format> {
+        if name.contains('<') {
+            // Compile now so a bad format is reported before any input is read.
+            header::HeaderFormat::new(name)?;
+            return Ok(Format::Header(name.to_string()));
+        }
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "auto" => Format::Auto,
+            "json" | "jsonl" | "ndjson" | "ecs" | "otel" => Format::Json,
+            "logfmt" => Format::Logfmt,
+            "plain" | "text" => Format::Plain,
+            "syslog" | "rfc5424" | "rfc3164" => Format::Syslog,
+            "apache" | "apache-access" => Format::Apache,
+            "nginx" | "nginx-access" => Format::Nginx,
+            "apache-error" => Format::ApacheError,
+            "nginx-error" => Format::NginxError,
+            "prometheus" | "prom" | "exposition" => Format::Prometheus,
+            "openmetrics" => Format::OpenMetrics,
+            "prom-json" | "prometheus-kafka-adapter" => Format::PromJson,
+            _ => {
+                return Err(Error::UnknownFormat {
+                    name: name.to_string(),
+                    known: format!(
+                    "{}, or a header format such as '<Date> <Time> <Level> <Component>: <Content>'",
+                    FORMAT_NAMES.join(", ")
+                ),
+                })
+            }
+        })
+    }
+
+    /// The canonical name.
+    pub fn name(&self) -> &str {
+        match self {
+            Format::Auto => "auto",
+            Format::Json => "json",
+            Format::Logfmt => "logfmt",
+            Format::Plain => "plain",
+            Format::Header(_) => "header",
+            Format::Syslog => "syslog",
+            Format::Apache => "apache",
+            Format::Nginx => "nginx",
+            Format::ApacheError => "apache-error",
+            Format::NginxError => "nginx-error",
+            Format::Prometheus => "prometheus",
+            Format::OpenMetrics => "openmetrics",
+            Format::PromJson => "prom-json",
+        }
+    }
+
+    /// A parser for this format. `default_year` is used by formats whose
+    /// timestamps carry no year (RFC 3164 syslog). `Auto` has no parser of
+    /// its own: sniff first with [`Format::detect`].
+    pub fn parser(&self, default_year: i32) -> Result<Box<dyn Parser>> {
+        use plain::PlainParser;
+        let preset = |n: &str| {
+            Box::new(PlainParser::preset(n, default_year).expect("built-in preset"))
+                as Box<dyn Parser>
+        };
+        Ok(match self {
+            Format::Auto => {
+                return Err(Error::UnknownFormat {
+                    name: "auto".into(),
+                    known: "a concrete format (sniff with Format::detect first)".into(),
+                })
+            }
+            Format::Json => Box::new(json::JsonParser::default()),
+            Format::Logfmt => Box::new(logfmt::LogfmtParser::default()),
+            Format::Plain => preset("plain"),
+            Format::Header(f) => Box::new(PlainParser::header(f, default_year)?),
+            Format::Syslog => preset("syslog"),
+            Format::Apache => preset("apache"),
+            Format::Nginx => preset("nginx"),
+            Format::ApacheError => preset("apache-error"),
+            Format::NginxError => preset("nginx-error"),
+            Format::Prometheus => Box::new(prometheus::PrometheusParser::text()),
+            Format::OpenMetrics => Box::new(prometheus::PrometheusParser::openmetrics()),
+            Format::PromJson => Box::new(prometheus::PromJsonParser),
+        })
+    }
+
+    /// Guess the format of a file or topic from one of its first records.
+    /// Returns `None` when nothing fits; the caller dead-letters the record
+    /// as `unknown_format` and tries again with the next one.
+    pub fn detect(line: &str) -> Option<Format> {
+        let t = line.trim_start();
+        if t.is_empty() {
+            return None;
+        }
+        if t.starts_with('{') {
+            if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(t) {
+                let adapter =
+                    m.contains_key("name") && m.contains_key("value") && m.contains_key("labels");
+                return Some(if adapter {
+                    Format::PromJson
+                } else {
+                    Format::Json
+                });
+            }
+            return None;
+        }
+        if t.starts_with("# TYPE") || t.starts_with("# HELP") {
+            return Some(Format::Prometheus);
+        }
+        if t.starts_with("# UNIT") || t == "# EOF" {
+            return Some(Format::OpenMetrics);
+        }
+        let probe = RawRecord::default();
+        let fits = |f: Format| {
+            let mut out = Vec::new();
+            f.parser(2000)
+                .ok()?
+                .parse(t, &probe, &mut out)
+                .ok()
+                .map(|_| f)
+        };
+        if t.starts_with('<') {
+            return fits(Format::Syslog);
+        }
+        if t.starts_with('[') {
+            return fits(Format::ApacheError);
+        }
+        fits(Format::Apache)
+            .or_else(|| fits(Format::NginxError))
+            .or_else(|| fits(Format::Plain))
+            .or_else(|| fits(Format::Syslog))
+            .or_else(|| {
+                // Prometheus samples need a timestamp to parse without a
+                // transport time, so check the shape instead.
+                let mut p = prometheus::PrometheusParser::text();
+                let raw = RawRecord {
+                    transport_time: Some(models::Timestamp::from_millis(0)),
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                (t.split_ascii_whitespace().count() <= 3 && p.parse(t, &raw, &mut out).is_ok())
+                    .then_some(Format::Prometheus)
+            })
+            .or_else(|| {
+                let pairs = logfmt::scan(t).ok()?;
+                (pairs
+                    .values()
+                    .filter(|v| !matches!(v, models::FieldValue::Bool(true)))
+                    .count()
+                    >= 2)
+                    .then_some(Format::Logfmt)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_known_ones() {
+        for n in FORMAT_NAMES {
+            assert_eq!(Format::from_name(n).unwrap().name(), *n);
+        }
+        let e = Format::from_name("yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("yaml") && e.contains("logfmt") && e.contains("<Date>"),
+            "{e}"
+        );
+        assert!(Format::from_name("<Date> (<Content>").is_err());
+    }
+
+    #[test]
+    fn sniffing() {
+        for (line, want) in [
+            (
+                r#"{"@timestamp":"2026-01-05T10:00:00Z","message":"x"}"#,
+                Format::Json,
+            ),
+            (
+                r#"{"timestamp":"2026-01-05T10:00:00Z","value":"1","name":"up","labels":{}}"#,
+                Format::PromJson,
+            ),
+            ("# HELP up Whether the target is up.", Format::Prometheus),
+            ("up{job=\"a\"} 1 1767607200000", Format::Prometheus),
+            ("ts=2026-01-05T10:00:00Z level=info msg=hi", Format::Logfmt),
+            ("2026-01-05 10:00:00.000 INFO inventory: ok", Format::Plain),
+            (
+                "<34>1 2026-01-05T10:00:00Z host app - - - hi",
+                Format::Syslog,
+            ),
+            ("Jan  5 10:00:00 node-1 sshd[1]: hi", Format::Syslog),
+            (
+                r#"1.2.3.4 - - [05/Jan/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 1 "-" "x""#,
+                Format::Apache,
+            ),
+            (
+                "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok",
+                Format::ApacheError,
+            ),
+            ("2026/01/05 10:00:00 [error] 1#1: boom", Format::NginxError),
+        ] {
+            assert_eq!(Format::detect(line), Some(want), "{line}");
+        }
+        assert_eq!(Format::detect("hello world"), None);
+        assert_eq!(Format::detect("{not json"), None);
+    }
+}

@@ -1,0 +1,374 @@
+//! The decoder: from a [`RawRecord`] to events, or to a [`DeadLetter`].
+//!
+//! It is the one place that enforces the ingest invariants, whatever the
+//! source: the size cap, UTF-8 (invalid bytes replaced and counted; the
+//! record is kept), format sniffing, the parser, and the sanity checks a
+//! parser cannot make alone (timestamps far in the future, label sets over
+//! the cardinality caps). Every record it is given is counted exactly once
+//! as parsed or dead-lettered, so `read == parsed + dead_lettered` holds.
+
+use crate::deadletter::{DeadLetter, DeadLetterReason, IngestStats};
+use crate::error::Result;
+use crate::parse::{Format, ParseError, Parser};
+use crate::record::RawRecord;
+use models::{Event, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+
+/// Decoder limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecoderConfig {
+    /// Records longer than this are dead-lettered (`line_too_long`).
+    pub max_line_bytes: usize,
+    /// Timestamps more than this many seconds after `reference_time` are
+    /// dead-lettered (`future_timestamp`).
+    pub max_future_secs: i64,
+    /// "Now" for the future check, given by the caller (replay passes the
+    /// wall clock at start, streaming the clock per batch, tests a fixed
+    /// time); `None` disables the check.
+    #[serde(skip)]
+    pub reference_time: Option<Timestamp>,
+    /// Distinct series per metric name before new ones are dead-lettered.
+    pub max_series_per_metric: usize,
+    /// Distinct metric names tracked before new ones are dead-lettered.
+    pub max_metric_names: usize,
+    /// Labels per sample.
+    pub max_labels_per_sample: usize,
+    /// Bytes per label value.
+    pub max_label_value_bytes: usize,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            max_line_bytes: 1 << 20,
+            max_future_secs: 86_400,
+            reference_time: None,
+            max_series_per_metric: 10_000,
+            max_metric_names: 10_000,
+            max_labels_per_sample: 64,
+            max_label_value_bytes: 4096,
+        }
+    }
+}
+
+/// Decodes the records of one origin (file or topic): sniffing and parser
+/// state are per origin.
+pub struct Decoder {
+    format: Format,
+    parser: Option<Box<dyn Parser>>,
+    config: DecoderConfig,
+    stats: IngestStats,
+    /// Hashes of the series seen per metric name (hashes, not keys, so the
+    /// cap bounds memory at a few bytes per series).
+    series: HashMap<String, HashSet<u64>>,
+    hasher: std::collections::hash_map::RandomState,
+    default_year: i32,
+}
+
+/// Largest part of a raw record copied into a dead letter.
+const DEAD_LETTER_RAW_MAX: usize = 64 * 1024;
+
+impl Decoder {
+    /// A decoder for `format` (`Format::Auto` sniffs the first records).
+    pub fn new(format: Format, config: DecoderConfig) -> Result<Self> {
+        let default_year = config
+            .reference_time
+            .and_then(|t| t.to_datetime())
+            .map_or(1970, |d| chrono::Datelike::year(&d));
+        let parser = match &format {
+            Format::Auto => None,
+            f => Some(f.parser(default_year)?),
+        };
+        Ok(Decoder {
+            format,
+            parser,
+            config,
+            stats: IngestStats::default(),
+            series: HashMap::new(),
+            hasher: Default::default(),
+            default_year,
+        })
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// The format in use (after sniffing; `auto` until a record was recognised).
+    pub fn format_name(&self) -> &str {
+        self.parser
+            .as_ref()
+            .map_or(self.format.name(), |p| p.name())
+    }
+
+    /// Decode one record, appending its events to `out`. A blank line is
+    /// not a record: it is counted in `stats.blank` and yields nothing.
+    pub fn decode(
+        &mut self,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+    ) -> std::result::Result<(), Box<DeadLetter>> {
+        let bytes = trim_line(&raw.bytes);
+        if bytes.is_empty() {
+            self.stats.blank += 1;
+            return Ok(());
+        }
+        self.stats.read += 1;
+        if raw.bytes.len() > self.config.max_line_bytes {
+            return Err(self.dead(
+                raw,
+                ParseError::new(
+                    DeadLetterReason::LineTooLong,
+                    format!(
+                        "record of {}+ bytes is over the limit of {} bytes",
+                        raw.bytes.len(),
+                        self.config.max_line_bytes
+                    ),
+                ),
+            ));
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let replaced = matches!(text, std::borrow::Cow::Owned(_));
+        if self.parser.is_none() {
+            match Format::detect(&text) {
+                Some(f) => {
+                    let p = f.parser(self.default_year).map_err(|e| {
+                        self.dead(
+                            raw,
+                            ParseError::new(DeadLetterReason::UnknownFormat, e.to_string()),
+                        )
+                    })?;
+                    self.parser = Some(p);
+                }
+                None => {
+                    return Err(self.dead(
+                        raw,
+                        ParseError::new(
+                            DeadLetterReason::UnknownFormat,
+                            "no known format fits this record; name one with --format",
+                        ),
+                    ))
+                }
+            }
+        }
+        let start = out.len();
+        let parser = self.parser.as_mut().expect("parser chosen above");
+        if let Err(e) = parser.parse(&text, raw, out) {
+            out.truncate(start);
+            return Err(self.dead(raw, e));
+        }
+        if let Err(e) = self.check(&out[start..]) {
+            out.truncate(start);
+            return Err(self.dead(raw, e));
+        }
+        if replaced {
+            self.stats.utf8_replaced += 1;
+        }
+        self.stats.parsed += 1;
+        let name = self.parser.as_ref().expect("parser").name();
+        if let Some(n) = self.stats.by_format.get_mut(name) {
+            *n += 1;
+        } else {
+            self.stats.by_format.insert(name.to_string(), 1);
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, events: &[Event]) -> std::result::Result<(), ParseError> {
+        for e in events {
+            if let Some(now) = self.config.reference_time {
+                let limit = now.as_millis() + self.config.max_future_secs * 1000;
+                if e.timestamp().as_millis() > limit {
+                    return Err(ParseError::new(
+                        DeadLetterReason::FutureTimestamp,
+                        format!(
+                            "timestamp {} is more than {}s after {now}",
+                            e.timestamp(),
+                            self.config.max_future_secs
+                        ),
+                    ));
+                }
+            }
+            if let Event::Metric(m) = e {
+                let cap = |d: String| ParseError::new(DeadLetterReason::CardinalityExceeded, d);
+                if m.key.labels.len() > self.config.max_labels_per_sample {
+                    return Err(cap(format!(
+                        "{} labels on {} (limit {})",
+                        m.key.labels.len(),
+                        m.key.name,
+                        self.config.max_labels_per_sample
+                    )));
+                }
+                if let Some((k, _)) = m
+                    .key
+                    .labels
+                    .iter()
+                    .find(|(_, v)| v.len() > self.config.max_label_value_bytes)
+                {
+                    return Err(cap(format!(
+                        "label {k} of {} is over {} bytes",
+                        m.key.name, self.config.max_label_value_bytes
+                    )));
+                }
+                let id = self.hasher.hash_one(&m.key.labels);
+                let known_names = self.series.len();
+                let set = match self.series.get_mut(&m.key.name) {
+                    Some(s) => s,
+                    None if known_names >= self.config.max_metric_names => {
+                        return Err(cap(format!(
+                            "more than {} metric names",
+                            self.config.max_metric_names
+                        )));
+                    }
+                    None => self.series.entry(m.key.name.clone()).or_default(),
+                };
+                if !set.contains(&id) {
+                    if set.len() >= self.config.max_series_per_metric {
+                        return Err(cap(format!(
+                            "more than {} series of {}",
+                            self.config.max_series_per_metric, m.key.name
+                        )));
+                    }
+                    set.insert(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn dead(&mut self, raw: &RawRecord, e: ParseError) -> Box<DeadLetter> {
+        self.stats.dead_lettered += 1;
+        *self.stats.by_reason.entry(e.reason).or_default() += 1;
+        let shown = &raw.bytes[..raw.bytes.len().min(DEAD_LETTER_RAW_MAX)];
+        let valid = std::str::from_utf8(&raw.bytes).is_ok();
+        Box::new(DeadLetter {
+            origin: raw.origin.to_string(),
+            position: raw.position,
+            partition: raw.partition,
+            format: self.format_name().to_string(),
+            reason: e.reason,
+            detail: e.detail,
+            raw: String::from_utf8_lossy(shown).into_owned(),
+            raw_len: raw.bytes.len(),
+            raw_hex: (!valid).then(|| shown.iter().map(|b| format!("{b:02x}")).collect()),
+        })
+    }
+}
+
+fn trim_line(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let start = b[..end]
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(end);
+    &b[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn rec(n: u64, s: &[u8]) -> RawRecord {
+        RawRecord::line(Arc::from("t"), n, s.to_vec())
+    }
+
+    fn cfg() -> DecoderConfig {
+        DecoderConfig {
+            reference_time: Some(Timestamp::parse_rfc3339("2026-01-06T00:00:00Z").unwrap()),
+            max_line_bytes: 200,
+            max_series_per_metric: 2,
+            ..DecoderConfig::default()
+        }
+    }
+
+    #[test]
+    fn every_record_is_accounted_for_with_a_reason() {
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let lines: Vec<&[u8]> = vec![
+            b"ts=2026-01-05T10:00:00Z level=info msg=ok",
+            b"",
+            b"ts=2026-01-05T10:00:01Z level=info msg=\"open",
+            b"ts=2026-01-05T10:00:02Z level=info msg=caf\xe9",
+            b"ts=2031-01-05T10:00:02Z level=info msg=later",
+            b"ts=yesterday level=info msg=x",
+            &[b'x'; 300],
+        ];
+        let mut out = vec![];
+        let mut dead = vec![];
+        for (i, l) in lines.iter().enumerate() {
+            if let Err(dl) = d.decode(&rec(i as u64 + 1, l), &mut out) {
+                dead.push(dl);
+            }
+        }
+        let s = d.stats();
+        assert!(s.balanced());
+        assert_eq!((s.read, s.parsed, s.dead_lettered, s.blank), (6, 2, 4, 1));
+        assert_eq!(s.utf8_replaced, 1);
+        assert_eq!(d.format_name(), "logfmt");
+        let reasons: Vec<_> = dead.iter().map(|d| d.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![
+                DeadLetterReason::InvalidLogfmt,
+                DeadLetterReason::FutureTimestamp,
+                DeadLetterReason::BadTimestamp,
+                DeadLetterReason::LineTooLong
+            ]
+        );
+        assert_eq!(dead[0].position, 3);
+        assert_eq!(dead[3].raw_len, 300);
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_dead_letter_keeps_the_bytes() {
+        let mut d = Decoder::new(Format::Json, cfg()).unwrap();
+        let dl = d.decode(&rec(1, b"{\xff"), &mut vec![]).unwrap_err();
+        assert_eq!(dl.raw_hex.as_deref(), Some("7bff"));
+        assert_eq!(dl.reason, DeadLetterReason::InvalidJson);
+    }
+
+    #[test]
+    fn series_cardinality_is_capped() {
+        let mut d = Decoder::new(Format::Prometheus, cfg()).unwrap();
+        let mut out = vec![];
+        let mut dead = 0;
+        for i in 0..5 {
+            let l = format!("reqs{{user=\"u{i}\"}} 1 1767607200000");
+            if d.decode(&rec(i, l.as_bytes()), &mut out).is_err() {
+                dead += 1;
+            }
+        }
+        // A known series still passes after the cap is reached.
+        d.decode(&rec(9, b"reqs{user=\"u0\"} 2 1767607215000"), &mut out)
+            .unwrap();
+        assert_eq!(dead, 3);
+        assert_eq!(out.len(), 3);
+        assert_eq!(
+            d.stats().by_reason[&DeadLetterReason::CardinalityExceeded],
+            3
+        );
+    }
+
+    #[test]
+    fn unknown_formats_are_dead_lettered_until_one_fits() {
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let mut out = vec![];
+        let dl = d.decode(&rec(1, b"hello there"), &mut out).unwrap_err();
+        assert_eq!(dl.reason, DeadLetterReason::UnknownFormat);
+        d.decode(
+            &rec(2, br#"{"timestamp":1767607200,"message":"hi"}"#),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(d.format_name(), "json");
+        assert!(d.stats().balanced());
+    }
+}

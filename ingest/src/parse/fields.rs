@@ -1,0 +1,428 @@
+//! Mapping shared by the structured parsers (JSON, logfmt): from a flat map
+//! of dotted keys to a [`LogRecord`] or a [`ChangeEvent`], plus the
+//! timestamp, level and duration conventions real shippers use.
+
+use crate::deadletter::DeadLetterReason;
+use crate::parse::ParseError;
+use crate::record::RawRecord;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use models::{ChangeEvent, ChangeKind, Event, FieldValue, Level, LogRecord, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Which keys hold which part of a record, in order of precedence. The
+/// defaults cover ECS (Filebeat, Elastic Agent), the OpenTelemetry log data
+/// model, and the defaults of Vector, Fluent Bit and logfmt loggers; a
+/// config file can replace any list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FieldMapping {
+    /// Event time.
+    pub timestamp: Vec<String>,
+    /// Message text.
+    pub message: Vec<String>,
+    /// Severity as text.
+    pub level: Vec<String>,
+    /// Severity as an OpenTelemetry number (1-24).
+    pub severity_number: Vec<String>,
+    /// Service name.
+    pub service: Vec<String>,
+    /// Host or node.
+    pub host: Vec<String>,
+    /// Container name or id.
+    pub container: Vec<String>,
+    /// Trace, request or session id.
+    pub trace_id: Vec<String>,
+    /// Keys whose value marks a change event (`deploy`, `config_change`...).
+    pub change_kind: Vec<String>,
+    /// Version of a change.
+    pub version: Vec<String>,
+}
+
+fn v(keys: &[&str]) -> Vec<String> {
+    keys.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for FieldMapping {
+    fn default() -> Self {
+        FieldMapping {
+            timestamp: v(&[
+                "@timestamp",
+                "timestamp",
+                "timeUnixNano",
+                "observedTimeUnixNano",
+                "time",
+                "ts",
+                "date",
+                "datetime",
+                "t",
+            ]),
+            message: v(&["message", "msg", "body", "log", "body.stringValue", "text"]),
+            level: v(&[
+                "log.level",
+                "level",
+                "severityText",
+                "severity",
+                "lvl",
+                "loglevel",
+                "severity_text",
+            ]),
+            severity_number: v(&["severityNumber", "severity_number"]),
+            service: v(&[
+                "service.name",
+                "resource.attributes.service.name",
+                "service",
+                "app",
+                "application",
+                "kubernetes.labels.app",
+                "kubernetes.container_name",
+                "kubernetes.container.name",
+                "component",
+            ]),
+            host: v(&[
+                "host.name",
+                "resource.attributes.host.name",
+                "host",
+                "hostname",
+                "kubernetes.host",
+                "kubernetes.node.name",
+                "kubernetes.pod_name",
+                "node",
+            ]),
+            container: v(&[
+                "container.name",
+                "resource.attributes.container.name",
+                "container",
+                "container_name",
+                "kubernetes.pod_name",
+                "kubernetes.pod.name",
+                "container.id",
+                "container_id",
+            ]),
+            trace_id: v(&[
+                "trace.id",
+                "traceId",
+                "trace_id",
+                "traceid",
+                "request_id",
+                "req_id",
+                "request.id",
+                "session_id",
+                "span.trace_id",
+            ]),
+            change_kind: v(&["event.action", "event.type", "event", "kind"]),
+            version: v(&[
+                "service.version",
+                "version",
+                "to_version",
+                "resource.attributes.service.version",
+            ]),
+        }
+    }
+}
+
+/// The result of mapping: the keys used for the well-known parts are
+/// removed from `fields`, everything else stays.
+pub fn to_event(
+    mut fields: BTreeMap<String, FieldValue>,
+    mapping: &FieldMapping,
+    raw: &RawRecord,
+    whole_line: &str,
+) -> Result<Event, ParseError> {
+    let ts_value = take_first(&mut fields, &mapping.timestamp);
+    let timestamp = match &ts_value {
+        Some(v) => parse_timestamp_value(v).ok_or_else(|| {
+            ParseError::new(
+                DeadLetterReason::BadTimestamp,
+                format!(
+                    "timestamp {v} is not RFC 3339, 'YYYY-MM-DD HH:MM:SS' or epoch seconds/ms/ns"
+                ),
+            )
+        })?,
+        None => raw.transport_time.ok_or_else(|| {
+            ParseError::new(
+                DeadLetterReason::BadTimestamp,
+                format!(
+                    "no timestamp field (looked for {}) and the transport gave none",
+                    mapping.timestamp.join(", ")
+                ),
+            )
+        })?,
+    };
+    let service = take_str(&mut fields, &mapping.service).or_else(|| key_service(raw));
+    let change = first_str(&fields, &mapping.change_kind).and_then(|s| change_kind(&s));
+    if let (Some(kind), Some(service)) = (change, service.clone()) {
+        let version = take_str(&mut fields, &mapping.version);
+        let description = take_str(&mut fields, &mapping.message).unwrap_or_default();
+        return Ok(Event::Change(ChangeEvent {
+            timestamp,
+            service,
+            kind,
+            version,
+            description,
+        }));
+    }
+    let mut level = take_str(&mut fields, &mapping.level).and_then(|s| Level::parse(&s));
+    if let Some(n) = take_first(&mut fields, &mapping.severity_number) {
+        if level.is_none() {
+            level = n.as_f64().and_then(|n| Level::from_otel_number(n as i64));
+        }
+    }
+    let message = match take_str(&mut fields, &mapping.message) {
+        Some(m) => m,
+        // logfmt such as `event=database_timeout severity=error` has no
+        // message: the event name is the most useful text to mine.
+        None => match fields.get("event").and_then(|v| v.as_str()) {
+            Some(e) => e.to_string(),
+            None => whole_line.to_string(),
+        },
+    };
+    let mut r = LogRecord::new(timestamp, message);
+    r.service = service;
+    r.host = take_str(&mut fields, &mapping.host);
+    r.container = take_str(&mut fields, &mapping.container);
+    r.trace_id = take_str(&mut fields, &mapping.trace_id);
+    r.level = level;
+    normalise_fields(&mut fields);
+    r.fields = fields;
+    Ok(Event::Log(r))
+}
+
+fn key_service(raw: &RawRecord) -> Option<String> {
+    let k = raw.key.as_ref()?;
+    let s = std::str::from_utf8(k).ok()?;
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn change_kind(s: &str) -> Option<ChangeKind> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "deploy" | "deployment" | "rollout" | "release" => ChangeKind::Deploy,
+        "config_change" | "config_reload" | "configuration_change" | "config" => {
+            ChangeKind::ConfigChange
+        }
+        "scale" | "scaling" => ChangeKind::Scale,
+        _ => return None,
+    })
+}
+
+fn take_first(f: &mut BTreeMap<String, FieldValue>, keys: &[String]) -> Option<FieldValue> {
+    keys.iter().find_map(|k| f.remove(k))
+}
+
+fn first_str(f: &BTreeMap<String, FieldValue>, keys: &[String]) -> Option<String> {
+    keys.iter().find_map(|k| f.get(k)).map(|v| v.to_string())
+}
+
+fn take_str(f: &mut BTreeMap<String, FieldValue>, keys: &[String]) -> Option<String> {
+    take_first(f, keys).map(|v| match v {
+        FieldValue::Str(s) => s,
+        other => other.to_string(),
+    })
+}
+
+/// Durations to `duration_seconds`, HTTP status to an integer `status`.
+fn normalise_fields(f: &mut BTreeMap<String, FieldValue>) {
+    if !f.contains_key("duration_seconds") {
+        let found = [
+            ("duration", None),
+            ("latency", None),
+            ("elapsed", None),
+            ("response_time", None),
+            ("request_time", Some(1.0)),
+            ("duration_ms", Some(1e3)),
+            ("latency_ms", Some(1e3)),
+            ("elapsed_ms", Some(1e3)),
+            ("response_time_ms", Some(1e3)),
+            ("duration_us", Some(1e6)),
+            ("event.duration", Some(1e9)),
+            ("duration_ns", Some(1e9)),
+            ("duration_s", Some(1.0)),
+            ("duration_seconds", Some(1.0)),
+        ]
+        .iter()
+        .find_map(|(k, unit)| {
+            let v = f.get(*k)?;
+            match (v, unit) {
+                (FieldValue::Str(s), None) => parse_duration(s),
+                // Divide rather than multiply by 1e-3: 1200 ms must give
+                // exactly 1.2 s.
+                (FieldValue::Str(s), Some(per_sec)) => s.parse::<f64>().ok().map(|x| x / per_sec),
+                (other, Some(per_sec)) => other.as_f64().map(|x| x / per_sec),
+                // A bare number under `duration`: seconds.
+                (other, None) => other.as_f64(),
+            }
+        });
+        if let Some(d) = found {
+            if d.is_finite() {
+                f.insert("duration_seconds".into(), FieldValue::Float(d));
+            }
+        }
+    }
+    let status = [
+        "status",
+        "http.response.status_code",
+        "status_code",
+        "http.status_code",
+        "code",
+    ]
+    .iter()
+    .find_map(|k| f.get(*k).and_then(|v| v.as_f64()));
+    if let Some(s) = status {
+        if (100.0..600.0).contains(&s) && s.fract() == 0.0 {
+            f.insert("status".into(), FieldValue::Int(s as i64));
+        }
+    }
+}
+
+/// `1.2s`, `300ms`, `1m30s`, `2h`, `150us`, `150µs`, `10ns`, or a bare
+/// number of seconds.
+pub fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if let Ok(x) = s.parse::<f64>() {
+        return Some(x);
+    }
+    let mut total = 0.0;
+    let mut rest = s;
+    let mut any = false;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" | "sec" | "secs" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * scale;
+        any = true;
+    }
+    any.then_some(total)
+}
+
+/// A timestamp from a JSON/logfmt value: text (RFC 3339, `YYYY-MM-DD
+/// HH:MM:SS[.fff]`, ISO without zone = UTC) or a number read by magnitude
+/// (seconds, milliseconds, microseconds or nanoseconds since the epoch).
+pub fn parse_timestamp_value(v: &FieldValue) -> Option<Timestamp> {
+    match v {
+        FieldValue::Int(i) => Some(epoch_by_magnitude(*i as f64)),
+        FieldValue::Float(f) if f.is_finite() => Some(epoch_by_magnitude(*f)),
+        FieldValue::Str(s) => parse_timestamp(s),
+        _ => None,
+    }
+}
+
+fn epoch_by_magnitude(x: f64) -> Timestamp {
+    let ax = x.abs();
+    let ms = if ax >= 1e17 {
+        x / 1e6
+    } else if ax >= 1e14 {
+        x / 1e3
+    } else if ax >= 1e11 {
+        x
+    } else {
+        x * 1e3
+    };
+    Timestamp::from_millis(ms.round() as i64)
+}
+
+/// Parse the timestamp texts real logs carry.
+pub fn parse_timestamp(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return s.parse::<f64>().ok().map(epoch_by_magnitude);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(Timestamp::from_millis(dt.timestamp_millis()));
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+        "%d/%b/%Y:%H:%M:%S %z",
+    ] {
+        if let Ok(dt) = DateTime::parse_from_str(s, f) {
+            return Some(Timestamp::from_millis(dt.timestamp_millis()));
+        }
+    }
+    let s2 = s.replace(',', ".");
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(&s2, f) {
+            return Some(Timestamp::from_millis(
+                Utc.from_utc_datetime(&dt).timestamp_millis(),
+            ));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        let dt = d.and_hms_opt(0, 0, 0)?;
+        return Some(Timestamp::from_millis(
+            Utc.from_utc_datetime(&dt).timestamp_millis(),
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (s, want) in [
+            ("1.2s", 1.2),
+            ("300ms", 0.3),
+            ("1m30s", 90.0),
+            ("2h", 7200.0),
+            ("150us", 150e-6),
+            ("150µs", 150e-6),
+            ("0.5", 0.5),
+        ] {
+            let got = parse_duration(s).unwrap();
+            assert!((got - want).abs() < 1e-12, "{s}: {got}");
+        }
+        assert_eq!(parse_duration("fast"), None);
+        assert_eq!(parse_duration("1.2 parsecs"), None);
+    }
+
+    #[test]
+    fn timestamps() {
+        let t = Timestamp::parse_rfc3339("2026-01-05T10:00:00.250Z").unwrap();
+        for s in [
+            "2026-01-05T10:00:00.250Z",
+            "2026-01-05T11:00:00.250+01:00",
+            "2026-01-05 10:00:00.250",
+            "2026-01-05 10:00:00,250",
+            "2026-01-05T10:00:00.250",
+            "1767607200.25",
+            "1767607200250",
+            "1767607200250000000",
+        ] {
+            assert_eq!(parse_timestamp(s), Some(t), "{s}");
+        }
+        assert_eq!(
+            parse_timestamp("10/Oct/2000:13:55:36 -0700"),
+            Timestamp::parse_rfc3339("2000-10-10T20:55:36Z")
+        );
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+}

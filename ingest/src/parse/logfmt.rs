@@ -1,0 +1,195 @@
+//! logfmt: `ts=... level=error event=database_timeout duration=1.2s msg="a b"`.
+//!
+//! Keys are runs of non-space characters up to `=`; values are bare words or
+//! double-quoted strings with `\"`, `\\`, `\n`, `\t` escapes; a key with no
+//! `=` is a bare key (boolean true). Values that look like integers or
+//! floats are kept as numbers.
+
+use crate::deadletter::DeadLetterReason;
+use crate::parse::fields::{to_event, FieldMapping};
+use crate::parse::{ParseError, Parser};
+use crate::record::RawRecord;
+use models::{Event, FieldValue};
+use std::collections::BTreeMap;
+
+/// The logfmt parser.
+#[derive(Debug, Clone, Default)]
+pub struct LogfmtParser {
+    mapping: FieldMapping,
+}
+
+/// Split a logfmt line into key/value pairs.
+pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    let mut out = BTreeMap::new();
+    let mut pairs = 0;
+    while i < b.len() {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let start = i;
+        while i < b.len() && b[i] != b'=' && !b[i].is_ascii_whitespace() {
+            if b[i] == b'"' {
+                return Err(ParseError::new(
+                    DeadLetterReason::InvalidLogfmt,
+                    format!("unexpected quote in key at byte {i}"),
+                ));
+            }
+            i += 1;
+        }
+        let key = &line[start..i];
+        if i >= b.len() || b[i] != b'=' {
+            out.insert(key.to_string(), FieldValue::Bool(true));
+            continue;
+        }
+        i += 1; // '='
+        if key.is_empty() {
+            return Err(ParseError::new(
+                DeadLetterReason::InvalidLogfmt,
+                format!("'=' without a key at byte {}", i - 1),
+            ));
+        }
+        pairs += 1;
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            let mut val = String::new();
+            let mut closed = false;
+            let mut seg = i;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        val.push_str(&line[seg..i]);
+                        i += 1;
+                        closed = true;
+                        break;
+                    }
+                    b'\\' if i + 1 < b.len() => {
+                        val.push_str(&line[seg..i]);
+                        match b[i + 1] {
+                            b'n' => val.push('\n'),
+                            b't' => val.push('\t'),
+                            b'r' => val.push('\r'),
+                            b'"' => val.push('"'),
+                            b'\\' => val.push('\\'),
+                            other => {
+                                val.push('\\');
+                                val.push(other as char);
+                            }
+                        }
+                        i += 2;
+                        seg = i;
+                    }
+                    _ => i += 1,
+                }
+            }
+            if !closed {
+                return Err(ParseError::new(
+                    DeadLetterReason::InvalidLogfmt,
+                    format!("unterminated quoted value for key {key:?}"),
+                ));
+            }
+            out.insert(key.to_string(), FieldValue::Str(val));
+        } else {
+            let vs = i;
+            while i < b.len() && !b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            out.insert(key.to_string(), typed(&line[vs..i]));
+        }
+    }
+    if pairs == 0 {
+        return Err(ParseError::new(
+            DeadLetterReason::InvalidLogfmt,
+            "no key=value pair in the line",
+        ));
+    }
+    Ok(out)
+}
+
+fn typed(s: &str) -> FieldValue {
+    if let Ok(i) = s.parse::<i64>() {
+        return FieldValue::Int(i);
+    }
+    if s.bytes().any(|c| c.is_ascii_digit()) && !s.bytes().any(|c| c.is_ascii_alphabetic()) {
+        if let Ok(f) = s.parse::<f64>() {
+            return FieldValue::Float(f);
+        }
+    }
+    match s {
+        "true" => FieldValue::Bool(true),
+        "false" => FieldValue::Bool(false),
+        _ => FieldValue::Str(s.to_string()),
+    }
+}
+
+impl Parser for LogfmtParser {
+    fn name(&self) -> &'static str {
+        "logfmt"
+    }
+
+    fn parse(
+        &mut self,
+        text: &str,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ParseError> {
+        let fields = scan(text)?;
+        out.push(to_event(fields, &self.mapping, raw, text)?);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::Level;
+
+    fn log(line: &str) -> models::LogRecord {
+        let mut out = vec![];
+        LogfmtParser::default()
+            .parse(line, &RawRecord::default(), &mut out)
+            .unwrap();
+        match out.remove(0) {
+            Event::Log(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_issue_example() {
+        let r = log("ts=2026-01-05T10:00:00Z event=database_timeout severity=error duration=1.2s service=payments");
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "database_timeout");
+        assert_eq!(r.service.as_deref(), Some("payments"));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(1.2));
+    }
+
+    #[test]
+    fn quotes_escapes_and_bare_keys() {
+        let r = log(
+            r#"ts=1767607200 level=warn msg="said \"hi\"\tthere" retry latency_ms=250 status=500 path=/a\b"#,
+        );
+        assert_eq!(r.message, "said \"hi\"\tthere");
+        assert_eq!(r.fields["retry"], FieldValue::Bool(true));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(0.25));
+        assert_eq!(r.fields["status"], FieldValue::Int(500));
+        assert_eq!(r.fields["path"], FieldValue::Str("/a\\b".into()));
+    }
+
+    #[test]
+    fn broken_lines_are_named() {
+        for (line, needle) in [
+            (r#"ts=1 msg="never closed"#, "unterminated"),
+            ("just some words", "no key=value"),
+            ("ts=1 =value", "without a key"),
+        ] {
+            let e = scan(line).unwrap_err();
+            assert_eq!(e.reason, DeadLetterReason::InvalidLogfmt);
+            assert!(e.detail.contains(needle), "{line}: {}", e.detail);
+        }
+    }
+}

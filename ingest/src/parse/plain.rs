@@ -1,0 +1,468 @@
+//! Plain-text logs: a loghub-style header format, or a named preset
+//! (`plain`, `syslog`, `apache`/`nginx` access, `apache-error`,
+//! `nginx-error`).
+//!
+//! Header fields map to the record by name: `Date` + `Time` (or
+//! `Timestamp`, or `Month` `Date` `Time` as in syslog) give the time,
+//! `Level` the severity, `Service`/`App` (else `Component`) the service,
+//! `Host`/`Node` the host, `Content` the message; every other field is kept
+//! in `fields` under its lower-cased name.
+
+use crate::deadletter::DeadLetterReason;
+use crate::parse::fields::parse_timestamp;
+use crate::parse::header::HeaderFormat;
+use crate::parse::{ParseError, Parser};
+use crate::record::RawRecord;
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use models::{Event, FieldValue, Level, LogRecord, Timestamp};
+use regex::Regex;
+
+/// The default header of the `plain` preset.
+pub const PLAIN_FORMAT: &str = "<Date> <Time> <Level> <Component>: <Content>";
+
+/// Which layout a [`PlainParser`] reads.
+#[derive(Debug, Clone)]
+enum Layout {
+    Header(HeaderFormat),
+    Syslog,
+    Access,
+    ApacheError,
+    NginxError,
+}
+
+/// Parser for every plain-text layout.
+#[derive(Debug, Clone)]
+pub struct PlainParser {
+    name: &'static str,
+    layout: Layout,
+    /// Year for timestamps that carry none (RFC 3164 syslog, loghub's
+    /// `Jun 14 15:16:01`): the transport's year when it has one, else this.
+    default_year: i32,
+    re: Option<Regex>,
+}
+
+static MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+impl PlainParser {
+    /// A custom loghub-style header format.
+    pub fn header(format: &str, default_year: i32) -> crate::Result<Self> {
+        Ok(PlainParser {
+            name: "header",
+            layout: Layout::Header(HeaderFormat::new(format)?),
+            default_year,
+            re: None,
+        })
+    }
+
+    /// A named preset: `plain`, `syslog`, `apache`, `nginx`, `apache-error`,
+    /// `nginx-error`.
+    pub fn preset(name: &str, default_year: i32) -> Option<Self> {
+        let (name, layout, re): (&'static str, Layout, Option<&str>) = match name {
+            "plain" => (
+                "plain",
+                Layout::Header(HeaderFormat::new(PLAIN_FORMAT).expect("static format")),
+                None,
+            ),
+            "syslog" => (
+                "syslog",
+                Layout::Syslog,
+                Some(
+                    r"^(?:<(?P<pri>\d{1,3})>)?(?:(?P<v5424>1) (?P<ts5424>\S+) (?P<host5424>\S+) (?P<app5424>\S+) (?P<pid5424>\S+) (?P<msgid>\S+) (?P<sd>-|(?:\[.*?\])+) ?(?P<msg5424>.*)|(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d{2}:\d{2}:\d{2}) (?P<host>\S+) (?P<tag>[^:\[\s]+)(?:\[(?P<pid>\d+)\])?: ?(?P<msg>.*))$",
+                ),
+            ),
+            "apache" | "nginx" => (
+                if name == "apache" { "apache" } else { "nginx" },
+                Layout::Access,
+                Some(
+                    r#"^(?P<client>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?(?: (?P<rt>\d+(?:\.\d+)?))?.*$"#,
+                ),
+            ),
+            "apache-error" => (
+                "apache-error",
+                Layout::ApacheError,
+                Some(
+                    r"^\[(?P<time>[^\]]+)\] \[(?:(?P<module>[\w-]+):)?(?P<level>\w+)\](?: \[pid (?P<pid>\d+)(?::tid \d+)?\])?(?: \[client (?P<client>[^\]]+)\])? ?(?P<msg>.*)$",
+                ),
+            ),
+            "nginx-error" => (
+                "nginx-error",
+                Layout::NginxError,
+                Some(
+                    r"^(?P<time>\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) \[(?P<level>\w+)\] (?P<pid>\d+)#(?P<tid>\d+): (?P<msg>.*)$",
+                ),
+            ),
+            _ => return None,
+        };
+        Some(PlainParser {
+            name,
+            layout,
+            default_year,
+            re: re.map(|r| Regex::new(r).expect("static regex")),
+        })
+    }
+
+    fn year(&self, raw: &RawRecord) -> i32 {
+        raw.transport_time
+            .and_then(|t| t.to_datetime())
+            .map(|d| chrono::Datelike::year(&d))
+            .unwrap_or(self.default_year)
+    }
+
+    fn parse_header(
+        &self,
+        f: &HeaderFormat,
+        text: &str,
+        raw: &RawRecord,
+    ) -> Result<LogRecord, ParseError> {
+        let parts = f.parse(text).ok_or_else(|| {
+            ParseError::new(
+                DeadLetterReason::HeaderMismatch,
+                format!("line does not match the header format {:?}", f.as_str()),
+            )
+        })?;
+        let get = |n: &str| parts.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
+        let ts = if let Some(t) =
+            get("Timestamp").and_then(|t| parse_loose_time(t, None, self.year(raw)))
+        {
+            Some(t)
+        } else {
+            let date = get("Date").unwrap_or("");
+            let time = get("Time").unwrap_or("");
+            parse_loose_time(&format!("{date} {time}"), get("Month"), self.year(raw))
+        };
+        let ts = ts.or(raw.transport_time).ok_or_else(|| {
+            ParseError::new(
+                DeadLetterReason::BadTimestamp,
+                format!(
+                    "cannot read a time from the header fields {:?}",
+                    parts
+                        .iter()
+                        .filter(|(k, _)| *k != "Content")
+                        .collect::<Vec<_>>()
+                ),
+            )
+        })?;
+        let mut r = LogRecord::new(ts, get("Content").unwrap_or(text));
+        r.level = get("Level").and_then(Level::parse);
+        r.service = get("Service")
+            .or_else(|| get("App"))
+            .or_else(|| get("Component"))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        r.host = get("Host").or_else(|| get("Node")).map(str::to_string);
+        for (k, v) in &parts {
+            if !matches!(
+                *k,
+                "Content"
+                    | "Date"
+                    | "Time"
+                    | "Timestamp"
+                    | "Level"
+                    | "Service"
+                    | "App"
+                    | "Host"
+                    | "Node"
+            ) {
+                r.fields
+                    .insert(k.to_ascii_lowercase(), FieldValue::Str(v.to_string()));
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Time texts of plain logs: everything [`parse_timestamp`] reads, plus
+/// loghub's compact `yymmdd HHMMSS`, `Mon dd HH:MM:SS` (with the given year),
+/// Apache's `Sun Dec 04 04:47:44 2005` and `yyyy-mm-dd-HH.MM.SS.ffffff`.
+fn parse_loose_time(s: &str, month: Option<&str>, year: i32) -> Option<Timestamp> {
+    let s = s.trim();
+    if let Some(t) = parse_timestamp(s) {
+        return Some(t);
+    }
+    let utc = |dt: NaiveDateTime| {
+        Some(Timestamp::from_millis(
+            Utc.from_utc_datetime(&dt).timestamp_millis(),
+        ))
+    };
+    let with_month = match month {
+        Some(m) => format!("{m} {s}"),
+        None => s.to_string(),
+    };
+    for f in [
+        "%y%m%d %H%M%S",
+        "%Y-%m-%d-%H.%M.%S%.f",
+        "%a %b %d %H:%M:%S%.f %Y",
+        "%a %b %e %H:%M:%S%.f %Y",
+        "%Y/%m/%d %H:%M:%S",
+    ] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(&with_month, f) {
+            return utc(dt);
+        }
+    }
+    // No year in the text: "Jun 14 15:16:01".
+    let mut it = with_month.split_whitespace();
+    if let (Some(m), Some(d), Some(t)) = (it.next(), it.next(), it.next()) {
+        if MONTHS.contains(&m) {
+            let text = format!("{year} {m} {d} {t}");
+            if let Ok(dt) = NaiveDateTime::parse_from_str(&text, "%Y %b %d %H:%M:%S%.f") {
+                return utc(dt);
+            }
+        }
+    }
+    None
+}
+
+impl Parser for PlainParser {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn parse(
+        &mut self,
+        text: &str,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+    ) -> Result<(), ParseError> {
+        let mismatch = || {
+            ParseError::new(
+                DeadLetterReason::HeaderMismatch,
+                format!("line is not in {} format", self.name),
+            )
+        };
+        let bad_time = |t: &str| {
+            ParseError::new(
+                DeadLetterReason::BadTimestamp,
+                format!("cannot read time {t:?}"),
+            )
+        };
+        let r = match &self.layout {
+            Layout::Header(f) => self.parse_header(f, text, raw)?,
+            Layout::Syslog => {
+                let c = self
+                    .re
+                    .as_ref()
+                    .expect("regex")
+                    .captures(text)
+                    .ok_or_else(mismatch)?;
+                let level = c
+                    .name("pri")
+                    .and_then(|p| p.as_str().parse::<u16>().ok())
+                    .map(|p| Level::from_syslog_severity((p % 8) as u8));
+                let mut r = if c.name("v5424").is_some() {
+                    let ts = c.name("ts5424").map_or("", |m| m.as_str());
+                    let ts = parse_timestamp(ts).ok_or_else(|| bad_time(ts))?;
+                    let mut r = LogRecord::new(
+                        ts,
+                        c.name("msg5424")
+                            .map_or("", |m| m.as_str())
+                            .trim_start_matches('\u{feff}'),
+                    );
+                    r.host = nil_dash(c.name("host5424").map(|m| m.as_str()));
+                    r.service = nil_dash(c.name("app5424").map(|m| m.as_str()));
+                    if let Some(pid) = nil_dash(c.name("pid5424").map(|m| m.as_str())) {
+                        r.fields.insert("pid".into(), FieldValue::Str(pid));
+                    }
+                    if let Some(id) = nil_dash(c.name("msgid").map(|m| m.as_str())) {
+                        r.fields.insert("msgid".into(), FieldValue::Str(id));
+                    }
+                    r
+                } else {
+                    let t = format!("{} {}", &c["day"], &c["time"]);
+                    let ts = parse_loose_time(&t, Some(&c["mon"]), self.year(raw))
+                        .ok_or_else(|| bad_time(&t))?;
+                    let mut r = LogRecord::new(ts, &c["msg"]);
+                    r.host = Some(c["host"].to_string());
+                    r.service = Some(c["tag"].to_string());
+                    if let Some(pid) = c.name("pid") {
+                        r.fields
+                            .insert("pid".into(), FieldValue::Str(pid.as_str().into()));
+                    }
+                    r
+                };
+                r.level = level;
+                r
+            }
+            Layout::Access => {
+                let c = self
+                    .re
+                    .as_ref()
+                    .expect("regex")
+                    .captures(text)
+                    .ok_or_else(mismatch)?;
+                let ts = parse_timestamp(&c["time"]).ok_or_else(|| bad_time(&c["time"]))?;
+                let mut r = LogRecord::new(ts, &c["request"]);
+                let status: i64 = c["status"].parse().unwrap_or(0);
+                r.fields.insert("status".into(), FieldValue::Int(status));
+                r.fields
+                    .insert("client".into(), FieldValue::Str(c["client"].into()));
+                if let Ok(b) = c["bytes"].parse::<i64>() {
+                    r.fields.insert("bytes".into(), FieldValue::Int(b));
+                }
+                if let Some(a) = c.name("agent") {
+                    r.fields
+                        .insert("user_agent".into(), FieldValue::Str(a.as_str().into()));
+                }
+                if let Some(rt) = c.name("rt").and_then(|m| m.as_str().parse::<f64>().ok()) {
+                    // nginx `$request_time` is seconds with a fraction;
+                    // Apache `%D` is whole microseconds.
+                    let secs = if c["rt"].contains('.') { rt } else { rt / 1e6 };
+                    r.fields
+                        .insert("duration_seconds".into(), FieldValue::Float(secs));
+                }
+                r.level = Some(match status {
+                    500..=599 => Level::Error,
+                    400..=499 => Level::Warn,
+                    _ => Level::Info,
+                });
+                r.service = Some(self.name.to_string());
+                r
+            }
+            Layout::ApacheError | Layout::NginxError => {
+                let c = self
+                    .re
+                    .as_ref()
+                    .expect("regex")
+                    .captures(text)
+                    .ok_or_else(mismatch)?;
+                let t = &c["time"];
+                let ts = parse_loose_time(t, None, self.year(raw)).ok_or_else(|| bad_time(t))?;
+                let mut r = LogRecord::new(ts, &c["msg"]);
+                r.level = Level::parse(&c["level"]);
+                if let Some(pid) = c.name("pid") {
+                    r.fields
+                        .insert("pid".into(), FieldValue::Str(pid.as_str().into()));
+                }
+                if let Some(cl) = c.name("client") {
+                    r.fields
+                        .insert("client".into(), FieldValue::Str(cl.as_str().into()));
+                }
+                r.service = Some(
+                    if matches!(self.layout, Layout::ApacheError) {
+                        "apache"
+                    } else {
+                        "nginx"
+                    }
+                    .into(),
+                );
+                r
+            }
+        };
+        out.push(Event::Log(r));
+        Ok(())
+    }
+}
+
+fn nil_dash(s: Option<&str>) -> Option<String> {
+    s.filter(|s| *s != "-").map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(p: &mut PlainParser, line: &str) -> Result<LogRecord, ParseError> {
+        let mut out = vec![];
+        p.parse(line, &RawRecord::default(), &mut out)?;
+        match out.remove(0) {
+            Event::Log(r) => Ok(r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        Timestamp::parse_rfc3339(s).unwrap()
+    }
+
+    #[test]
+    fn the_plain_preset() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        let r = parse(
+            &mut p,
+            "2026-01-05 10:00:00.250 ERROR inventory: stock lookup failed for sku=42",
+        )
+        .unwrap();
+        assert_eq!(r.timestamp, ts("2026-01-05T10:00:00.250Z"));
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.service.as_deref(), Some("inventory"));
+        assert_eq!(r.message, "stock lookup failed for sku=42");
+        let e = parse(&mut p, "garbage").unwrap_err();
+        assert_eq!(e.reason, DeadLetterReason::HeaderMismatch);
+    }
+
+    #[test]
+    fn loghub_headers() {
+        let mut p = PlainParser::header("<Date> <Time> <Pid> <Level> <Component>: <Content>", 2026)
+            .unwrap();
+        let r = parse(
+            &mut p,
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 terminating",
+        )
+        .unwrap();
+        assert_eq!(r.timestamp, ts("2008-11-09T20:36:15Z"));
+        assert_eq!(r.fields["pid"], FieldValue::Str("148".into()));
+        let mut p = PlainParser::header(
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+            2005,
+        )
+        .unwrap();
+        let r = parse(
+            &mut p,
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure",
+        )
+        .unwrap();
+        assert_eq!(r.timestamp, ts("2005-06-14T15:16:01Z"));
+        assert_eq!(r.message, "authentication failure");
+    }
+
+    #[test]
+    fn syslog_5424_and_3164() {
+        let mut p = PlainParser::preset("syslog", 2026).unwrap();
+        let r = parse(&mut p, "<165>1 2026-01-05T10:00:00.003Z db-1 postgres 811 ID47 [exampleSDID@32473 iut=\"3\"] checkpoint starting").unwrap();
+        assert_eq!(r.level, Some(Level::Info));
+        assert_eq!(r.host.as_deref(), Some("db-1"));
+        assert_eq!(r.service.as_deref(), Some("postgres"));
+        assert_eq!(r.message, "checkpoint starting");
+        let r = parse(
+            &mut p,
+            "<11>Jan  5 10:00:00 node-1 kernel: Out of memory: Killed process 4242 (java)",
+        )
+        .unwrap();
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.timestamp, ts("2026-01-05T10:00:00Z"));
+        assert_eq!(r.service.as_deref(), Some("kernel"));
+        let r = parse(
+            &mut p,
+            "Jan 15 10:00:00 node-1 sshd[99]: Accepted publickey",
+        )
+        .unwrap();
+        assert_eq!(r.fields["pid"], FieldValue::Str("99".into()));
+    }
+
+    #[test]
+    fn access_and_error_logs() {
+        let mut p = PlainParser::preset("nginx", 2026).unwrap();
+        let r = parse(&mut p, r#"10.0.0.1 - - [05/Jan/2026:10:00:00 +0000] "GET /api/cart HTTP/1.1" 503 19 "-" "curl/8.0" 0.250"#).unwrap();
+        assert_eq!(r.fields["status"], FieldValue::Int(503));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(0.25));
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "GET /api/cart HTTP/1.1");
+        let mut p = PlainParser::preset("apache-error", 2026).unwrap();
+        let r = parse(
+            &mut p,
+            "[Sun Dec 04 04:47:44 2005] [error] mod_jk child workerEnv in error state 6",
+        )
+        .unwrap();
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.timestamp, ts("2005-12-04T04:47:44Z"));
+        let mut p = PlainParser::preset("nginx-error", 2026).unwrap();
+        let r = parse(
+            &mut p,
+            "2026/01/05 10:00:00 [error] 31#31: *1 connect() failed (111: Connection refused)",
+        )
+        .unwrap();
+        assert_eq!(r.level, Some(Level::Error));
+        assert!(r.message.contains("Connection refused"));
+    }
+}
