@@ -1,0 +1,328 @@
+//! Lines from files, directories and stdin.
+//!
+//! Directories are walked recursively in sorted order (so a replay always
+//! reads the same files in the same order); hidden entries (starting with
+//! `.`) are skipped. A file is decompressed when it starts with the gzip
+//! magic bytes, whatever its name. Lines are split on `\n` with a trailing
+//! `\r` removed. A line longer than the cap keeps only its first `cap + 1`
+//! bytes, so a hostile input cannot make us allocate without bound, while
+//! the decoder can still see it was too long and dead-letter it.
+
+use crate::error::{Error, Result};
+use crate::record::RawRecord;
+use flate2::read::MultiGzDecoder;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Reads lines from a list of files (directories expanded), one after the
+/// other, as [`RawRecord`]s numbered from 1 in each file.
+pub struct FileSource {
+    files: Vec<PathBuf>,
+    next_file: usize,
+    current: Option<LineReader>,
+    max_line_bytes: usize,
+}
+
+/// Lines of one file or stream.
+pub struct LineReader {
+    origin: Arc<str>,
+    reader: Box<dyn BufRead + Send>,
+    line_no: u64,
+    max_line_bytes: usize,
+    path: PathBuf,
+}
+
+impl LineReader {
+    /// Lines of an open reader; `origin` names it in records and errors.
+    pub fn new(origin: &str, reader: Box<dyn BufRead + Send>, max_line_bytes: usize) -> Self {
+        LineReader {
+            origin: Arc::from(origin),
+            reader,
+            line_no: 0,
+            max_line_bytes,
+            path: PathBuf::from(origin),
+        }
+    }
+
+    /// Lines of a file, gunzipped when it is gzip.
+    pub fn open(path: &Path, max_line_bytes: usize) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io)?;
+        let mut magic = [0u8; 2];
+        let n = read_up_to(&mut file, &mut magic).map_err(io)?;
+        let file = File::open(path).map_err(io)?;
+        let reader: Box<dyn BufRead + Send> = if n == 2 && magic == [0x1f, 0x8b] {
+            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file)))
+        } else {
+            Box::new(BufReader::with_capacity(1 << 16, file))
+        };
+        let mut r = LineReader::new(&path.to_string_lossy(), reader, max_line_bytes);
+        r.path = path.to_path_buf();
+        Ok(r)
+    }
+
+    /// The origin name.
+    pub fn origin(&self) -> &Arc<str> {
+        &self.origin
+    }
+
+    /// Read the next line into a record, or `None` at the end.
+    pub fn next_record(&mut self) -> Option<Result<RawRecord>> {
+        let mut buf = Vec::new();
+        match read_capped_line(&mut self.reader, &mut buf, self.max_line_bytes) {
+            Ok(0) => None,
+            Ok(_) => {
+                self.line_no += 1;
+                Some(Ok(RawRecord::line(self.origin.clone(), self.line_no, buf)))
+            }
+            Err(source) => Some(Err(Error::Io {
+                path: self.path.clone(),
+                source,
+            })),
+        }
+    }
+}
+
+impl Iterator for LineReader {
+    type Item = Result<RawRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_record()
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Read one line into `buf` (without `\n` or a trailing `\r`), keeping at
+/// most `cap + 1` bytes of it. Returns the number of bytes consumed from the
+/// reader (0 at end of input).
+fn read_capped_line(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let (done, used) = {
+            let available = match r.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if available.is_empty() {
+                break;
+            }
+            let (chunk, done, used) = match memchr(b'\n', available) {
+                Some(i) => (&available[..i], true, i + 1),
+                None => (available, false, available.len()),
+            };
+            let room = (cap + 1).saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            (done, used)
+        };
+        r.consume(used);
+        consumed += used;
+        if done {
+            break;
+        }
+    }
+    if buf.last() == Some(&b'\r') && buf.len() <= cap {
+        buf.pop();
+    }
+    Ok(consumed)
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+impl FileSource {
+    /// Expand `paths` (files and directories) and check that each exists.
+    /// Fails before reading anything when a path is missing, naming it.
+    pub fn open(paths: &[PathBuf], max_line_bytes: usize) -> Result<Self> {
+        let mut files = Vec::new();
+        for p in paths {
+            let meta = std::fs::metadata(p).map_err(|source| Error::Io {
+                path: p.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                walk(p, &mut files)?;
+            } else {
+                files.push(p.clone());
+            }
+        }
+        Ok(FileSource {
+            files,
+            next_file: 0,
+            current: None,
+            max_line_bytes,
+        })
+    }
+
+    /// The files that will be read, in order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Open each file as its own line reader (for readers that merge files
+    /// by event time).
+    pub fn readers(&self) -> Result<Vec<LineReader>> {
+        self.files
+            .iter()
+            .map(|f| LineReader::open(f, self.max_line_bytes))
+            .collect()
+    }
+}
+
+/// Files in a dataset directory that describe the data rather than being
+/// it: a scenario's labels and manifest, READMEs and licence notices. Named
+/// explicitly on the command line they are still read.
+fn is_metadata(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    matches!(lower.as_str(), "labels.json" | "manifest.json")
+        || lower.starts_with("readme")
+        || lower.starts_with("license")
+        || lower.starts_with("licence")
+        || lower.ends_with(".md")
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || is_metadata(&name) {
+            continue;
+        }
+        let path = e.path();
+        let ft = e.file_type().map_err(io)?;
+        if ft.is_dir() {
+            walk(&path, out)?;
+        } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+impl Iterator for FileSource {
+    type Item = Result<RawRecord>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.current.as_mut() {
+                if let Some(rec) = r.next_record() {
+                    return Some(rec);
+                }
+                self.current = None;
+            }
+            let path = self.files.get(self.next_file)?.clone();
+            self.next_file += 1;
+            match LineReader::open(&path, self.max_line_bytes) {
+                Ok(r) => self.current = Some(r),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// Lines of standard input (origin `-`).
+pub fn stdin_lines(max_line_bytes: usize) -> LineReader {
+    LineReader::new(
+        "-",
+        Box::new(BufReader::with_capacity(1 << 16, std::io::stdin())),
+        max_line_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn lines(src: impl Iterator<Item = Result<RawRecord>>) -> Vec<(String, u64, Vec<u8>)> {
+        src.map(|r| {
+            let r = r.unwrap();
+            (r.origin.to_string(), r.position, r.bytes)
+        })
+        .collect()
+    }
+
+    #[test]
+    fn reads_plain_and_gzip_files_in_sorted_directory_order() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("a.log"), b"one\r\ntwo\n").unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"three\nfour").unwrap();
+        std::fs::write(dir.path().join("b/c.log.gz"), gz.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"secret\n").unwrap();
+        std::fs::write(dir.path().join("labels.json"), b"{}\n").unwrap();
+        std::fs::write(dir.path().join("README.md"), b"# data\n").unwrap();
+        let src = FileSource::open(&[dir.path().to_path_buf()], 1024).unwrap();
+        assert_eq!(src.files().len(), 2);
+        let got = lines(src);
+        let texts: Vec<_> = got.iter().map(|(_, n, b)| (*n, b.clone())).collect();
+        assert_eq!(
+            texts,
+            vec![
+                (1, b"one".to_vec()),
+                (2, b"two".to_vec()),
+                (1, b"three".to_vec()),
+                (2, b"four".to_vec())
+            ]
+        );
+        assert!(got[2].0.ends_with("c.log.gz"));
+    }
+
+    #[test]
+    fn long_lines_are_capped_not_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.log");
+        let mut body = vec![b'x'; 100_000];
+        body.extend_from_slice(b"\nshort\n");
+        std::fs::write(&p, body).unwrap();
+        let got = lines(FileSource::open(&[p], 10).unwrap());
+        assert_eq!(
+            got[0].2.len(),
+            11,
+            "cap + 1 bytes kept so the decoder sees it is too long"
+        );
+        assert_eq!(got[1].2, b"short");
+        assert_eq!(got[1].1, 2);
+    }
+
+    #[test]
+    fn a_missing_path_is_named() {
+        let e = FileSource::open(&[PathBuf::from("/no/such/file.log")], 10)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("/no/such/file.log"), "{e}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_passed_through_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin.log");
+        std::fs::write(&p, b"ok\n\xff\xfe\n").unwrap();
+        let got = lines(FileSource::open(&[p], 10).unwrap());
+        assert_eq!(got[1].2, vec![0xff, 0xfe]);
+    }
+}
