@@ -1,1 +1,22 @@
-//! placeholder
+//! Remedy analyze: turns records into signals, signals into anomalies, and
+//! anomalies into incidents with ranked root causes.
+//!
+//! - [`signals`]: event-time windows with a watermark; log records become
+//!   error, warning, status-class and template counts and latency quantiles
+//!   per service, metric samples become one value per series and window
+//!   (counter rates with resets handled, histogram quantiles).
+//! - [`correlate`]: groups anomalies into incidents by time, shared
+//!   service/host/container and the dependency topology, resolves them when
+//!   they go quiet, and ranks root-cause candidates with their evidence.
+//!
+//! **Invariant:** no I/O and no wall clock: the same events in the same
+//! order give the same output, which is what lets replay and streaming share
+//! this code.
+
+#![deny(missing_docs)]
+
+pub mod correlate;
+pub mod signals;
+
+pub use correlate::{Correlator, CorrelatorConfig};
+pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

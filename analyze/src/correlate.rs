@@ -1,0 +1,652 @@
+//! From anomalies to incidents, and from incidents to ranked root causes.
+//!
+//! **Grouping.** Anomalies arrive in event time. One joins an open incident
+//! when it comes within [`CorrelatorConfig::gap_secs`] of that incident's
+//! latest anomaly *and* is related to it: it shares a service, host or
+//! container with one of its anomalies, or its service calls (or is called
+//! by) one of the incident's services in the topology. The topology is the
+//! union of the configured edges and the edges learned from the data (a
+//! record of service A naming service B as its peer or upstream). One fault
+//! therefore yields one incident, not one per symptom.
+//!
+//! **Resolution.** An incident resolves when none of its signals has been
+//! anomalous for [`CorrelatorConfig::resolve_after_secs`]: the detectors'
+//! hysteresis only stops flagging a signal once it is back inside its band.
+//!
+//! **Ranking.** Each anomaly suggests a root-cause class and target from what
+//! its signal measures (memory, descriptors, threads, disk, CPU or lag,
+//! errors, latency). Candidates score higher when they start earlier, when
+//! they are resource signals (causes come before symptoms), when they lie
+//! further down the dependency direction (the callee fails first), and when
+//! a change event on the same service shortly precedes the onset.
+
+use models::{
+    Anomaly, AnomalyKind, ChangeEvent, Evidence, Incident, IncidentStatus, RootCause,
+    RootCauseClass, SignalKind, Target, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Correlation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrelatorConfig {
+    /// Largest gap between related anomalies of one incident.
+    pub gap_secs: u64,
+    /// Quiet time after which an incident resolves.
+    pub resolve_after_secs: u64,
+    /// How long before onset a change still counts as the suspect.
+    pub change_lookback_secs: u64,
+    /// Configured dependencies: `caller -> [callees]`.
+    pub topology: BTreeMap<String, Vec<String>>,
+    /// Cap on anomalies kept per incident (the first ones matter most for
+    /// ranking; later ones are counted).
+    pub max_anomalies_per_incident: usize,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        CorrelatorConfig {
+            gap_secs: 600,
+            resolve_after_secs: 300,
+            change_lookback_secs: 900,
+            topology: BTreeMap::new(),
+            max_anomalies_per_incident: 500,
+        }
+    }
+}
+
+/// An incident still being built.
+struct Open {
+    start: Timestamp,
+    last: Timestamp,
+    anomalies: Vec<Anomaly>,
+    dropped: u64,
+    services: BTreeSet<String>,
+    hosts: BTreeSet<String>,
+    containers: BTreeSet<String>,
+}
+
+/// Groups anomalies into incidents and ranks their root causes.
+pub struct Correlator {
+    cfg: CorrelatorConfig,
+    /// caller -> callees, configured and learned.
+    edges: BTreeSet<(String, String)>,
+    open: Vec<Open>,
+    changes: VecDeque<ChangeEvent>,
+}
+
+impl Correlator {
+    /// A correlator with the configured topology.
+    pub fn new(cfg: CorrelatorConfig) -> Self {
+        let edges = cfg
+            .topology
+            .iter()
+            .flat_map(|(a, bs)| bs.iter().map(move |b| (a.clone(), b.clone())))
+            .collect();
+        Correlator {
+            cfg,
+            edges,
+            open: Vec::new(),
+            changes: VecDeque::new(),
+        }
+    }
+
+    /// Learn that `caller` depends on `callee` (seen in the data).
+    pub fn learn_edge(&mut self, caller: &str, callee: &str) {
+        if caller != callee && self.edges.len() < 10_000 {
+            self.edges.insert((caller.to_string(), callee.to_string()));
+        }
+    }
+
+    /// Remember a change event as a suspect for incidents starting soon after.
+    pub fn observe_change(&mut self, c: &ChangeEvent) {
+        self.changes.push_back(c.clone());
+        while self.changes.len() > 1000 {
+            self.changes.pop_front();
+        }
+    }
+
+    /// Fold in one anomaly (in event-time order). Returns incidents that
+    /// resolved before it.
+    pub fn observe(&mut self, a: Anomaly) -> Vec<Incident> {
+        let resolved = self.advance(a.timestamp);
+        let gap = (self.cfg.gap_secs * 1000) as i64;
+        let best = self
+            .open
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| a.timestamp.as_millis() - o.last.as_millis() <= gap)
+            .filter(|(_, o)| self.related(o, &a))
+            .max_by_key(|(i, o)| (o.last, *i))
+            .map(|(i, _)| i);
+        let o = match best {
+            Some(i) => &mut self.open[i],
+            None => {
+                self.open.push(Open {
+                    start: a.timestamp,
+                    last: a.timestamp,
+                    anomalies: Vec::new(),
+                    dropped: 0,
+                    services: BTreeSet::new(),
+                    hosts: BTreeSet::new(),
+                    containers: BTreeSet::new(),
+                });
+                self.open.last_mut().expect("just pushed")
+            }
+        };
+        o.last = o.last.max(a.timestamp);
+        if let Some(s) = &a.signal.service {
+            o.services.insert(s.clone());
+        }
+        if let Some(h) = &a.signal.host {
+            o.hosts.insert(h.clone());
+        }
+        if let Some(c) = &a.signal.container {
+            o.containers.insert(c.clone());
+        }
+        if o.anomalies.len() < self.cfg.max_anomalies_per_incident {
+            o.anomalies.push(a);
+        } else {
+            o.dropped += 1;
+        }
+        resolved
+    }
+
+    /// Resolve incidents that have been quiet long enough by event time `now`.
+    pub fn advance(&mut self, now: Timestamp) -> Vec<Incident> {
+        let quiet = (self.cfg.resolve_after_secs * 1000) as i64;
+        let mut done = Vec::new();
+        let mut i = 0;
+        while i < self.open.len() {
+            if now.as_millis() - self.open[i].last.as_millis() > quiet {
+                let o = self.open.remove(i);
+                done.push(self.build(o, IncidentStatus::Resolved));
+            } else {
+                i += 1;
+            }
+        }
+        done.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        done
+    }
+
+    /// Incidents still open, as they stand now.
+    pub fn open_incidents(&self) -> Vec<Incident> {
+        self.open
+            .iter()
+            .map(|o| self.build_ref(o, IncidentStatus::Open))
+            .collect()
+    }
+
+    /// End of input: everything still open is returned as open.
+    pub fn finish(&mut self) -> Vec<Incident> {
+        let open = std::mem::take(&mut self.open);
+        let mut v: Vec<Incident> = open
+            .into_iter()
+            .map(|o| self.build(o, IncidentStatus::Open))
+            .collect();
+        v.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+        v
+    }
+
+    fn related(&self, o: &Open, a: &Anomaly) -> bool {
+        let s = &a.signal;
+        if s.service.as_ref().is_some_and(|x| o.services.contains(x))
+            || s.host.as_ref().is_some_and(|x| o.hosts.contains(x))
+            || s.container
+                .as_ref()
+                .is_some_and(|x| o.containers.contains(x))
+        {
+            return true;
+        }
+        let Some(svc) = &s.service else { return false };
+        o.services.iter().any(|other| {
+            self.edges.contains(&(svc.clone(), other.clone()))
+                || self.edges.contains(&(other.clone(), svc.clone()))
+        })
+    }
+
+    fn build(&self, o: Open, status: IncidentStatus) -> Incident {
+        self.build_ref(&o, status)
+    }
+
+    fn build_ref(&self, o: &Open, status: IncidentStatus) -> Incident {
+        let root_causes = self.rank(o);
+        let first_target = root_causes
+            .first()
+            .map(|r| target_key(&r.target))
+            .unwrap_or_default();
+        Incident {
+            // Onset and root target identify a fault: the same input gives
+            // the same id, so consumers can de-duplicate re-deliveries.
+            id: format!("inc-{}-{}", o.start.as_millis(), short_hash(&first_target)),
+            start: o.start,
+            end: match status {
+                IncidentStatus::Resolved => Some(o.last),
+                IncidentStatus::Open => None,
+            },
+            status,
+            anomalies: o.anomalies.clone(),
+            root_causes,
+        }
+    }
+
+    /// Depth of a service along the dependency direction: how many hops of
+    /// callers sit above it among the incident's services.
+    fn depth(&self, svc: &str, services: &BTreeSet<String>) -> usize {
+        let mut depth = 0;
+        let mut frontier = vec![svc.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(s) = frontier.pop() {
+            for (caller, callee) in &self.edges {
+                if callee == &s && services.contains(caller) && seen.insert(caller.clone()) {
+                    depth += 1;
+                    frontier.push(caller.clone());
+                }
+            }
+        }
+        depth
+    }
+
+    fn rank(&self, o: &Open) -> Vec<RootCause> {
+        struct Cand {
+            score: f64,
+            onset: Timestamp,
+            evidence: Vec<Evidence>,
+        }
+        let mut cands: BTreeMap<(RootCauseClass, Target), Cand> = BTreeMap::new();
+        let span = (o.last.as_millis() - o.start.as_millis()).max(60_000) as f64;
+        // Latency anomalies on two or more services of one host, with no
+        // resource cause of their own, point at a noisy neighbour.
+        let mut latency_hosts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for a in &o.anomalies {
+            if a.kind == AnomalyKind::LatencySpike || a.signal.kind == SignalKind::LatencyQuantile {
+                if let (Some(h), Some(s)) = (&a.signal.host, &a.signal.service) {
+                    latency_hosts
+                        .entry(h.clone())
+                        .or_default()
+                        .insert(s.clone());
+                }
+            }
+        }
+        for a in &o.anomalies {
+            let (class, target, prior) = classify(a);
+            let earliness = 1.0 - (a.timestamp.as_millis() - o.start.as_millis()) as f64 / span;
+            let depth = target
+                .service
+                .as_deref()
+                .map_or(0, |s| self.depth(s, &o.services)) as f64;
+            let score = prior
+                * (0.5 + 0.5 * earliness.clamp(0.0, 1.0))
+                * (1.0 + 0.2 * depth)
+                * (0.5 + 0.5 * a.score);
+            let c = cands.entry((class, target)).or_insert(Cand {
+                score: 0.0,
+                onset: a.timestamp,
+                evidence: Vec::new(),
+            });
+            c.score = c.score.max(score) + 0.02 * score;
+            c.onset = c.onset.min(a.timestamp);
+            if c.evidence.len() < 5 {
+                c.evidence.push(Evidence::Signal {
+                    anomaly: Box::new(a.clone()),
+                });
+            }
+        }
+        for (host, services) in &latency_hosts {
+            if services.len() >= 2 {
+                let target = Target {
+                    host: Some(host.clone()),
+                    ..Default::default()
+                };
+                let c = cands
+                    .entry((RootCauseClass::NoisyNeighbor, target))
+                    .or_insert(Cand {
+                        score: 0.0,
+                        onset: o.start,
+                        evidence: vec![],
+                    });
+                c.score += 0.6;
+                c.evidence.push(Evidence::Note {
+                    text: format!(
+                        "latency rose on {} services of host {host} at once: {}",
+                        services.len(),
+                        services.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
+        }
+        // A change shortly before onset on a service that then shows errors
+        // is the prime suspect.
+        let lookback = (self.cfg.change_lookback_secs * 1000) as i64;
+        for ch in self.changes.iter().rev() {
+            let dt = o.start.as_millis() - ch.timestamp.as_millis();
+            if !(0..=lookback).contains(&dt) || !o.services.contains(&ch.service) {
+                continue;
+            }
+            let errors_there = o.anomalies.iter().any(|a| {
+                a.signal.service.as_deref() == Some(ch.service.as_str())
+                    && matches!(a.kind, AnomalyKind::ErrorBurst | AnomalyKind::NewTemplate)
+            });
+            if !errors_there {
+                continue;
+            }
+            let target = Target {
+                service: Some(ch.service.clone()),
+                ..Default::default()
+            };
+            let c = cands
+                .entry((RootCauseClass::BadChange, target))
+                .or_insert(Cand {
+                    score: 0.0,
+                    onset: ch.timestamp,
+                    evidence: vec![],
+                });
+            c.score += 1.2 - 0.4 * dt as f64 / lookback as f64;
+            c.evidence
+                .insert(0, Evidence::Change { change: ch.clone() });
+            break;
+        }
+        let total: f64 = cands.values().map(|c| c.score).sum::<f64>().max(1e-9);
+        let mut ranked: Vec<RootCause> = cands
+            .into_iter()
+            .map(|((class, target), c)| RootCause {
+                class,
+                target,
+                confidence: (c.score / total).clamp(0.0, 1.0),
+                evidence: c.evidence,
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then_with(|| a.class.cmp(&b.class))
+                .then_with(|| a.target.cmp(&b.target))
+        });
+        ranked.truncate(5);
+        ranked
+    }
+}
+
+/// The class, target and prior weight an anomaly suggests on its own, from
+/// what its signal measures. Resource signals weigh more than symptoms.
+pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
+    let s = &a.signal;
+    let name = s.name.to_ascii_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| name.contains(w));
+    let container_target = Target {
+        service: s.service.clone(),
+        host: s.host.clone(),
+        container: s.container.clone(),
+    };
+    let host_target = Target {
+        host: s.host.clone(),
+        ..Default::default()
+    };
+    let service_target = Target {
+        service: s.service.clone(),
+        ..Default::default()
+    };
+    match s.kind {
+        SignalKind::MetricSeries | SignalKind::CounterRate => {
+            if has(&[
+                "filesystem",
+                "disk",
+                "dangling",
+                "exited_container",
+                "volume",
+                "build_cache",
+                "inode",
+            ]) {
+                (RootCauseClass::DiskPressure, host_target, 1.0)
+            } else if has(&["open_fds", "file_descriptor", "_fds", "fd_"]) {
+                (RootCauseClass::FdLeak, container_target, 1.0)
+            } else if has(&["thread", "goroutine"]) {
+                (RootCauseClass::ThreadLeak, container_target, 1.0)
+            } else if has(&["memory", "heap", "rss", "oom"]) {
+                (RootCauseClass::MemoryLeak, container_target, 1.0)
+            } else if has(&["steal"]) {
+                (RootCauseClass::NoisyNeighbor, host_target, 0.9)
+            } else if has(&["cpu", "lag", "queue", "backlog", "load"]) {
+                (RootCauseClass::CpuSaturation, container_target, 0.9)
+            } else if has(&["error", "5xx", "fail"]) {
+                (RootCauseClass::DependencyFailure, service_target, 0.4)
+            } else {
+                (RootCauseClass::Unknown, container_target, 0.3)
+            }
+        }
+        SignalKind::ErrorRate | SignalKind::StatusClass | SignalKind::TemplateCount => {
+            (RootCauseClass::DependencyFailure, service_target, 0.5)
+        }
+        SignalKind::LatencyQuantile => (RootCauseClass::Unknown, service_target, 0.3),
+        _ => (RootCauseClass::Unknown, service_target, 0.2),
+    }
+}
+
+fn target_key(t: &Target) -> String {
+    format!(
+        "{}/{}/{}",
+        t.service.as_deref().unwrap_or(""),
+        t.host.as_deref().unwrap_or(""),
+        t.container.as_deref().unwrap_or("")
+    )
+}
+
+/// FNV-1a: stable across runs and platforms, unlike the std hasher.
+fn short_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:08x}", h as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Band, ChangeKind, Signal};
+
+    fn anomaly(
+        sec: i64,
+        kind: SignalKind,
+        name: &str,
+        svc: &str,
+        host: &str,
+        container: Option<&str>,
+        akind: AnomalyKind,
+    ) -> Anomaly {
+        Anomaly {
+            signal: Signal {
+                kind,
+                name: name.into(),
+                service: Some(svc.into()),
+                host: Some(host.into()),
+                container: container.map(Into::into),
+            },
+            timestamp: Timestamp::from_secs(sec),
+            observed: 10.0,
+            expected: Band {
+                lower: 0.0,
+                expected: 1.0,
+                upper: 2.0,
+            },
+            score: 0.9,
+            kind: akind,
+            detector: "test".into(),
+            detail: String::new(),
+        }
+    }
+
+    fn topo() -> CorrelatorConfig {
+        let mut cfg = CorrelatorConfig::default();
+        cfg.topology
+            .insert("gateway".into(), vec!["checkout".into()]);
+        cfg.topology
+            .insert("checkout".into(), vec!["payments".into()]);
+        cfg.topology
+            .insert("payments".into(), vec!["database".into()]);
+        cfg
+    }
+
+    #[test]
+    fn one_fault_one_incident_and_the_resource_signal_is_the_cause() {
+        let mut c = Correlator::new(topo());
+        let mem = "container_memory_working_set_bytes{container=\"checkout-1\"}";
+        c.observe(anomaly(
+            0,
+            SignalKind::MetricSeries,
+            mem,
+            "checkout",
+            "node-2",
+            Some("checkout-1"),
+            AnomalyKind::ResourceLeak,
+        ));
+        c.observe(anomaly(
+            120,
+            SignalKind::ErrorRate,
+            "",
+            "checkout",
+            "node-2",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            150,
+            SignalKind::ErrorRate,
+            "",
+            "gateway",
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        let resolved = c.advance(Timestamp::from_secs(1000));
+        assert_eq!(resolved.len(), 1, "one fault, one incident");
+        let inc = &resolved[0];
+        assert_eq!(inc.anomalies.len(), 3);
+        assert_eq!(inc.status, IncidentStatus::Resolved);
+        let top = &inc.root_causes[0];
+        assert_eq!(top.class, RootCauseClass::MemoryLeak);
+        assert_eq!(top.target.container.as_deref(), Some("checkout-1"));
+        assert!(top.confidence > inc.root_causes[1].confidence);
+    }
+
+    #[test]
+    fn unrelated_anomalies_make_separate_incidents() {
+        let mut c = Correlator::new(topo());
+        c.observe(anomaly(
+            0,
+            SignalKind::ErrorRate,
+            "",
+            "checkout",
+            "node-2",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            10,
+            SignalKind::ErrorRate,
+            "",
+            "inventory",
+            "node-3",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        assert_eq!(c.finish().len(), 2);
+    }
+
+    #[test]
+    fn errors_after_a_deploy_rank_the_change_first() {
+        let mut c = Correlator::new(topo());
+        c.observe_change(&ChangeEvent {
+            timestamp: Timestamp::from_secs(0),
+            service: "checkout".into(),
+            kind: ChangeKind::Deploy,
+            version: Some("2.4.1".into()),
+            description: "deploy".into(),
+        });
+        c.observe(anomaly(
+            60,
+            SignalKind::StatusClass,
+            "5xx",
+            "checkout",
+            "node-2",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            75,
+            SignalKind::ErrorRate,
+            "",
+            "gateway",
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        let inc = c.finish().remove(0);
+        assert_eq!(inc.root_causes[0].class, RootCauseClass::BadChange);
+        assert_eq!(
+            inc.root_causes[0].target.service.as_deref(),
+            Some("checkout")
+        );
+        assert!(matches!(
+            inc.root_causes[0].evidence[0],
+            Evidence::Change { .. }
+        ));
+    }
+
+    #[test]
+    fn the_deepest_failing_dependency_is_the_cause() {
+        let mut c = Correlator::new(topo());
+        c.observe(anomaly(
+            0,
+            SignalKind::ErrorRate,
+            "",
+            "gateway",
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            0,
+            SignalKind::ErrorRate,
+            "",
+            "checkout",
+            "node-2",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            0,
+            SignalKind::ErrorRate,
+            "",
+            "payments",
+            "node-3",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        let inc = c.finish().remove(0);
+        assert_eq!(
+            inc.root_causes[0].target.service.as_deref(),
+            Some("payments")
+        );
+    }
+
+    #[test]
+    fn ids_are_deterministic() {
+        let run = || {
+            let mut c = Correlator::new(topo());
+            c.observe(anomaly(
+                5,
+                SignalKind::ErrorRate,
+                "",
+                "checkout",
+                "node-2",
+                None,
+                AnomalyKind::ErrorBurst,
+            ));
+            c.finish()[0].id.clone()
+        };
+        assert_eq!(run(), run());
+    }
+}
