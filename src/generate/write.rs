@@ -1,0 +1,563 @@
+//! Writing lines in each shipper's format, and metric scrapes.
+
+use super::estate::{LogFormat, Service, HOSTS};
+use super::faults::Fault;
+use super::{normal, State, BUCKETS};
+use anyhow::Context;
+use models::Timestamp;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// One generated log line before formatting.
+pub struct Line {
+    pub ts: i64,
+    pub service: usize,
+    pub replica: usize,
+    pub level: &'static str,
+    pub text: String,
+    pub latency: f64,
+    pub status: u32,
+    pub trace: u64,
+}
+
+enum Sink {
+    Plain(BufWriter<File>),
+    Gz(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl Sink {
+    fn w(&mut self) -> &mut dyn Write {
+        match self {
+            Sink::Plain(w) => w,
+            Sink::Gz(w) => w,
+        }
+    }
+}
+
+struct Out {
+    name: String,
+    sink: Sink,
+    lines: u64,
+}
+
+impl Out {
+    fn create(dir: &Path, name: &str, gz: bool) -> anyhow::Result<Out> {
+        let name = if gz {
+            format!("{name}.gz")
+        } else {
+            name.to_string()
+        };
+        let path = dir.join(&name);
+        let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let w = BufWriter::with_capacity(1 << 16, f);
+        Ok(Out {
+            name,
+            sink: if gz {
+                Sink::Gz(flate2::write::GzEncoder::new(
+                    w,
+                    flate2::Compression::new(6),
+                ))
+            } else {
+                Sink::Plain(w)
+            },
+            lines: 0,
+        })
+    }
+
+    fn line(&mut self, s: &str) -> std::io::Result<()> {
+        let w = self.sink.w();
+        w.write_all(s.as_bytes())?;
+        w.write_all(b"\n")?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<(String, u64)> {
+        match self.sink {
+            Sink::Plain(mut w) => w.flush()?,
+            Sink::Gz(g) => g.finish()?.flush()?,
+        }
+        Ok((self.name, self.lines))
+    }
+}
+
+/// One metric sample before formatting: name, labels, value, type.
+type Sample = (String, BTreeMap<&'static str, String>, f64, &'static str);
+
+/// Every output file of a run.
+pub struct Writers {
+    logs: Vec<Out>,
+    kernel: Out,
+    changes: Out,
+    /// One per host; node-4 is shipped through prometheus-kafka-adapter.
+    metrics: Vec<Out>,
+    buf: String,
+}
+
+/// JSON string literal.
+fn js(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+fn rfc(ts: i64) -> String {
+    Timestamp::from_millis(ts).to_rfc3339()
+}
+
+const ADAPTER_HOST: &str = "node-4";
+
+impl Writers {
+    pub fn create(dir: &Path, services: &[Service], gz_metrics: bool) -> anyhow::Result<Writers> {
+        std::fs::create_dir_all(dir.join("logs"))?;
+        std::fs::create_dir_all(dir.join("metrics"))?;
+        let logs = services
+            .iter()
+            .map(|s| Out::create(&dir.join("logs"), s.file, false))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let metrics = HOSTS
+            .iter()
+            .map(|h| {
+                if *h == ADAPTER_HOST {
+                    Out::create(&dir.join("metrics"), "adapter.jsonl", gz_metrics)
+                } else {
+                    Out::create(&dir.join("metrics"), &format!("{h}.prom"), gz_metrics)
+                }
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Writers {
+            logs,
+            kernel: Out::create(&dir.join("logs"), "nodes.syslog", false)?,
+            changes: Out::create(&dir.join("logs"), "changes.ecs.json", false)?,
+            metrics,
+            buf: String::with_capacity(512),
+        })
+    }
+
+    pub fn write_logs(
+        &mut self,
+        services: &[Service],
+        lines: &[Line],
+        kernel: &[(i64, String, String)],
+        changes: &[(i64, &str, &str, String, String)],
+    ) -> anyhow::Result<()> {
+        for l in lines {
+            let s = &services[l.service];
+            let (container, host) = (&s.replicas[l.replica].0, s.replicas[l.replica].1);
+            let b = &mut self.buf;
+            b.clear();
+            let trace = format!("{:016x}{:016x}", l.trace, l.trace.rotate_left(17));
+            match s.format {
+                LogFormat::Ecs => {
+                    let _ = write!(
+                        b,
+                        r#"{{"@timestamp":"{}","log":{{"level":"{}"}},"message":{},"service":{{"name":"{}"}},"host":{{"name":"{host}"}},"container":{{"name":"{container}"}},"http":{{"response":{{"status_code":{}}}}},"event":{{"duration":{}}},"trace":{{"id":"{}"}}}}"#,
+                        rfc(l.ts),
+                        l.level,
+                        js(&l.text),
+                        s.name,
+                        l.status,
+                        (l.latency * 1e9).round() as u64,
+                        &trace[..16]
+                    );
+                }
+                LogFormat::Otel => {
+                    let (sev, num) = match l.level {
+                        "error" => ("ERROR", 17),
+                        "warn" => ("WARN", 13),
+                        _ => ("INFO", 9),
+                    };
+                    let _ = write!(
+                        b,
+                        r#"{{"timeUnixNano":"{}","severityText":"{sev}","severityNumber":{num},"body":{{"stringValue":{}}},"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"{}"}}}},{{"key":"host.name","value":{{"stringValue":"{host}"}}}},{{"key":"container.name","value":{{"stringValue":"{container}"}}}}]}},"traceId":"{trace}","attributes":[{{"key":"http.response.status_code","value":{{"intValue":"{}"}}}},{{"key":"duration_ms","value":{{"doubleValue":{:.3}}}}}]}}"#,
+                        l.ts as i128 * 1_000_000,
+                        js(&l.text),
+                        s.name,
+                        l.status,
+                        l.latency * 1000.0
+                    );
+                }
+                LogFormat::Logfmt => {
+                    if let Some(event) = l.text.strip_prefix("event=") {
+                        let _ = write!(
+                            b,
+                            "ts={} severity={} event={event} service={} host={host} container={container} duration={:.3}s trace_id={}",
+                            rfc(l.ts), l.level, s.name, l.latency, &trace[..16]
+                        );
+                    } else {
+                        let _ = write!(
+                            b,
+                            "ts={} level={} service={} host={host} container={container} msg={} duration={:.3}s trace_id={}",
+                            rfc(l.ts), l.level, s.name, js(&l.text), l.latency, &trace[..16]
+                        );
+                    }
+                }
+                LogFormat::Plain => {
+                    let t = Timestamp::from_millis(l.ts)
+                        .to_datetime()
+                        .expect("in range");
+                    let _ = write!(
+                        b,
+                        "{} {} {}: {} (took {}ms)",
+                        t.format("%Y-%m-%d %H:%M:%S%.3f"),
+                        l.level.to_ascii_uppercase(),
+                        s.name,
+                        l.text,
+                        (l.latency * 1000.0).round() as u64
+                    );
+                }
+                LogFormat::FluentBit => {
+                    let _ = write!(
+                        b,
+                        r#"{{"time":"{}","level":"{}","log":{},"stream":"stdout","duration_ms":{:.3},"kubernetes":{{"pod_name":"{container}","container_name":"{}","namespace_name":"shop","host":"{host}"}}}}"#,
+                        rfc(l.ts),
+                        l.level,
+                        js(&l.text),
+                        l.latency * 1000.0,
+                        s.name
+                    );
+                }
+                LogFormat::Syslog => {
+                    let sev = match l.level {
+                        "error" => 3,
+                        "warn" => 4,
+                        _ => 6,
+                    };
+                    let _ = write!(
+                        b,
+                        "<{}>1 {} {host} {} {} - - {}",
+                        16 * 8 + sev,
+                        rfc(l.ts),
+                        s.name,
+                        1000 + l.replica,
+                        l.text
+                    );
+                }
+            }
+            self.logs[l.service].line(&self.buf)?;
+        }
+        for (ts, host, msg) in kernel {
+            self.kernel
+                .line(&format!("<2>1 {} {host} kernel - - - {msg}", rfc(*ts)))?;
+        }
+        for (ts, svc, kind, version, msg) in changes {
+            self.changes.line(&format!(
+                r#"{{"@timestamp":"{}","event":{{"action":"{kind}"}},"service":{{"name":"{svc}","version":"{version}"}},"message":{}}}"#,
+                rfc(*ts),
+                js(msg)
+            ))?;
+        }
+        Ok(())
+    }
+
+    pub fn write_scrape(
+        &mut self,
+        t: i64,
+        services: &[Service],
+        faults: &[Fault],
+        st: &mut State,
+        rng: &mut ChaCha8Rng,
+        step: i64,
+    ) -> anyhow::Result<()> {
+        let step_s = step as f64 / 1000.0;
+        let season = super::seasonality(t);
+        let active = |name: &str| {
+            faults
+                .iter()
+                .find(|f| f.scenario == name)
+                .and_then(|f| f.progress(t).map(|p| (f, p)))
+        };
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); HOSTS.len()];
+        // Host-level series.
+        for (hi, host) in HOSTS.iter().enumerate() {
+            let disk_fault =
+                active("disk_pressure").filter(|(f, _)| f.target.host.as_deref() == Some(*host));
+            let d = &mut st.disk[hi];
+            let base = [6e9, 1e9, 2e9, 1.5e9];
+            match disk_fault {
+                Some((_, p)) => {
+                    // Images and build cache pile up until the disk is nearly full.
+                    d[0] = base[0] + 40e9 * p;
+                    d[1] = base[1] + 6e9 * p;
+                    d[2] = base[2] + 8e9 * p;
+                    d[3] = base[3] + 22e9 * p;
+                }
+                None => {
+                    for (x, b) in d.iter_mut().zip(base) {
+                        *x = b * (1.0 + 0.01 * normal(rng));
+                    }
+                }
+            }
+            let size = 100e9;
+            let avail = size - d.iter().sum::<f64>() - 20e9;
+            let hl = |extra: &[(&'static str, &str)]| {
+                let mut m = BTreeMap::new();
+                m.insert("host", host.to_string());
+                for (k, v) in extra {
+                    m.insert(*k, v.to_string());
+                }
+                m
+            };
+            let s = &mut samples[hi];
+            s.push((
+                "node_filesystem_size_bytes".into(),
+                hl(&[("mountpoint", "/var/lib/docker")]),
+                size,
+                "gauge",
+            ));
+            s.push((
+                "node_filesystem_avail_bytes".into(),
+                hl(&[("mountpoint", "/var/lib/docker")]),
+                avail.round(),
+                "gauge",
+            ));
+            for (i, ty) in ["images", "containers", "volumes", "build_cache"]
+                .iter()
+                .enumerate()
+            {
+                s.push((
+                    "engine_disk_usage_bytes".into(),
+                    hl(&[("type", ty)]),
+                    d[i].round(),
+                    "gauge",
+                ));
+            }
+            let p = disk_fault.map_or(0.0, |(_, p)| p);
+            s.push((
+                "engine_dangling_images".into(),
+                hl(&[]),
+                (3.0 + 120.0 * p).round(),
+                "gauge",
+            ));
+            s.push((
+                "engine_exited_containers".into(),
+                hl(&[]),
+                (2.0 + 60.0 * p).round(),
+                "gauge",
+            ));
+            let steal = match active("noisy_neighbor") {
+                Some((f, _)) if f.target.host.as_deref() == Some(*host) => 0.55,
+                _ => 0.01 + 0.005 * normal(rng).abs(),
+            };
+            st.steal[hi] += 4.0 * steal * step_s;
+            s.push((
+                "node_cpu_seconds_total".into(),
+                hl(&[("mode", "steal")]),
+                (st.steal[hi] * 100.0).round() / 100.0,
+                "counter",
+            ));
+        }
+        // Container series.
+        let mut ci = 0;
+        for s in services {
+            for (container, host) in &s.replicas {
+                let hi = HOSTS.iter().position(|h| h == host).expect("known host");
+                let labels = || {
+                    let mut m = BTreeMap::new();
+                    m.insert("service", s.name.to_string());
+                    m.insert("host", host.to_string());
+                    m.insert("container", container.to_string());
+                    m
+                };
+                let mut mem = s.mem_base * (1.0 + 0.03 * normal(rng) + 0.05 * season);
+                if let Some((f, p)) = active("memory_leak") {
+                    if f.target.container.as_deref() == Some(container.as_str()) {
+                        mem = match st.oom_at {
+                            None => {
+                                s.mem_base + (s.mem_limit * 0.99 - s.mem_base) * (p / 0.8).min(1.0)
+                            }
+                            Some(_) => s.mem_base * 0.6,
+                        };
+                    }
+                }
+                let out = &mut samples[hi];
+                out.push((
+                    "container_memory_working_set_bytes".into(),
+                    labels(),
+                    mem.round(),
+                    "gauge",
+                ));
+                out.push((
+                    "container_spec_memory_limit_bytes".into(),
+                    labels(),
+                    s.mem_limit,
+                    "gauge",
+                ));
+                let mut cpu = (0.15 + 0.5 * season) * (1.0 + 0.1 * normal(rng)).max(0.1);
+                if s.name == "queue" && active("cpu_saturation").is_some_and(|(_, p)| p > 0.05) {
+                    cpu = 1.95 + 0.03 * normal(rng).abs().min(1.5);
+                }
+                st.cpu[ci] += cpu * step_s;
+                out.push((
+                    "container_cpu_usage_seconds_total".into(),
+                    labels(),
+                    (st.cpu[ci] * 1000.0).round() / 1000.0,
+                    "counter",
+                ));
+                out.push((
+                    "container_spec_cpu_quota_cores".into(),
+                    labels(),
+                    2.0,
+                    "gauge",
+                ));
+                if s.name == "payments" {
+                    let mut fds = 120.0 + 8.0 * normal(rng);
+                    if let Some((f, p)) = active("fd_leak") {
+                        if f.target.container.as_deref() == Some(container.as_str()) {
+                            fds = 120.0 + 895.0 * p;
+                        }
+                    }
+                    out.push(("process_open_fds".into(), labels(), fds.round(), "gauge"));
+                    out.push(("process_max_fds".into(), labels(), 1024.0, "gauge"));
+                }
+                if s.name == "inventory" || s.name == "checkout" {
+                    let mut threads = 60.0 + 4.0 * normal(rng);
+                    if let Some((f, p)) = active("thread_leak") {
+                        if f.target.container.as_deref() == Some(container.as_str()) {
+                            threads = 60.0 + 4000.0 * p;
+                        }
+                    }
+                    out.push((
+                        "jvm_threads_live_threads".into(),
+                        labels(),
+                        threads.round(),
+                        "gauge",
+                    ));
+                }
+                if s.name == "queue" {
+                    for part in 0..4 {
+                        let hot = part == 3 && active("cpu_saturation").is_some();
+                        st.lag[part] = if hot {
+                            st.lag[part] + 900.0 * step_s / 15.0
+                        } else {
+                            (20.0 + 10.0 * normal(rng)).max(0.0)
+                        };
+                        let mut l = labels();
+                        l.insert("topic", "orders".into());
+                        l.insert("partition", part.to_string());
+                        out.push((
+                            "kafka_consumergroup_lag".into(),
+                            l,
+                            st.lag[part].round(),
+                            "gauge",
+                        ));
+                    }
+                }
+                ci += 1;
+            }
+        }
+        // Request histograms of gateway and checkout, on the host of their first replica.
+        for (h, name) in ["gateway", "checkout"].iter().enumerate() {
+            let Some(s) = services.iter().find(|s| s.name == *name) else {
+                continue;
+            };
+            let hi = HOSTS
+                .iter()
+                .position(|x| *x == s.replicas[0].1)
+                .expect("known host");
+            let lab = |extra: Option<(&'static str, String)>| {
+                let mut m = BTreeMap::new();
+                m.insert("service", name.to_string());
+                if let Some((k, v)) = extra {
+                    m.insert(k, v);
+                }
+                m
+            };
+            for (b, le) in BUCKETS.iter().enumerate() {
+                samples[hi].push((
+                    "http_request_duration_seconds_bucket".into(),
+                    lab(Some(("le", le.to_string()))),
+                    st.hist[h][b],
+                    "histogram",
+                ));
+            }
+            samples[hi].push((
+                "http_request_duration_seconds_bucket".into(),
+                lab(Some(("le", "+Inf".into()))),
+                st.hist[h][6],
+                "histogram",
+            ));
+            samples[hi].push((
+                "http_request_duration_seconds_sum".into(),
+                lab(None),
+                (st.hist[h][7] * 1000.0).round() / 1000.0,
+                "histogram",
+            ));
+            samples[hi].push((
+                "http_request_duration_seconds_count".into(),
+                lab(None),
+                st.hist[h][6],
+                "histogram",
+            ));
+            samples[hi].push((
+                "http_requests_total".into(),
+                lab(Some(("code", "2xx".into()))),
+                st.requests[h][0],
+                "counter",
+            ));
+            samples[hi].push((
+                "http_requests_total".into(),
+                lab(Some(("code", "5xx".into()))),
+                st.requests[h][1],
+                "counter",
+            ));
+        }
+        // Write.
+        let stamp = rfc(t);
+        for (hi, host) in HOSTS.iter().enumerate() {
+            let out = &mut self.metrics[hi];
+            let mut declared: Vec<&str> = Vec::new();
+            for (name, labels, value, kind) in &samples[hi] {
+                let b = &mut self.buf;
+                b.clear();
+                if *host == ADAPTER_HOST {
+                    let _ = write!(
+                        b,
+                        r#"{{"timestamp":"{stamp}","value":"{value}","name":"{name}","labels":{{"__name__":"{name}""#
+                    );
+                    for (k, v) in labels {
+                        let _ = write!(b, r#","{k}":{}"#, js(v));
+                    }
+                    b.push_str("}}");
+                } else {
+                    let family = name
+                        .strip_suffix("_bucket")
+                        .or_else(|| name.strip_suffix("_sum"))
+                        .or_else(|| name.strip_suffix("_count"))
+                        .filter(|_| *kind == "histogram")
+                        .unwrap_or(name);
+                    if !declared.contains(&family) {
+                        declared.push(family);
+                        out.line(&format!("# TYPE {family} {kind}"))?;
+                    }
+                    b.push_str(name);
+                    b.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            b.push(',');
+                        }
+                        let _ = write!(b, "{k}={}", js(v));
+                    }
+                    let _ = write!(b, "}} {value} {t}");
+                }
+                out.line(&self.buf)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> anyhow::Result<BTreeMap<String, u64>> {
+        let mut m = BTreeMap::new();
+        for o in self.logs.into_iter().chain([self.kernel, self.changes]) {
+            let (n, l) = o.finish()?;
+            m.insert(format!("logs/{n}"), l);
+        }
+        for o in self.metrics {
+            let (n, l) = o.finish()?;
+            m.insert(format!("metrics/{n}"), l);
+        }
+        Ok(m)
+    }
+}
