@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, then every test of every crate, with a
+# real Apache Kafka broker that this script starts on a free loopback port
+# and stops on exit, whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo fmt --all -- --check || { echo "test.sh: run 'cargo fmt --all' and commit" >&2; exit 1; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+export KAFKA_PORT="${KAFKA_PORT:-$(free_port)}"
+export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
+export KAFKA_STATE_DIR="$(mktemp -d -t remedy-kafka-XXXXXX)"
+cleanup() { scripts/kafka.sh stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT INT TERM
+
+# Build first so the broker is not idling through a long compile.
+cargo test --workspace --all-targets --no-run
+scripts/kafka.sh start
+export REMEDY_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+cargo test --workspace --all-targets "$@"
