@@ -1,1 +1,67 @@
-fn main(){}
+//! `remedy`: the command-line entry point. Parses flags, installs the
+//! tracing subscriber, runs one subcommand and turns its error into an exit
+//! code. All real work lives in the library crates and in `cmd/`.
+
+mod cmd;
+mod generate;
+mod output;
+mod pipeline;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Log-driven AIOps: incidents, ranked root causes and safe remediation from
+/// the logs and metrics your systems already emit.
+#[derive(Debug, Parser)]
+#[command(name = "remedy", version, about, long_about = None)]
+struct Cli {
+    /// Log filter for Remedy's own diagnostics on stderr (`info`, `debug`,
+    /// `remedy=trace`...). Also read from RUST_LOG.
+    #[arg(long, global = true, env = "REMEDY_LOG", default_value = "warn")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate a labelled scenario of a small microservice estate: logs in
+    /// several shipper formats, Prometheus metrics, change events and
+    /// injected faults with `labels.json`.
+    Generate(cmd::generate::Args),
+    /// Replay files or directories through the pipeline and report what was
+    /// found (and every record that could not be read).
+    Replay(cmd::replay::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Generate(a) => cmd::generate::run(a),
+        Command::Replay(a) => cmd::replay::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`remedy replay ... | head`) is not a failure.
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

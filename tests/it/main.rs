@@ -1,1 +1,4 @@
-
+mod cli;
+mod generate;
+#[cfg(feature = "kafka")]
+mod kafka;

@@ -1,0 +1,276 @@
+//! The engine that replay and the Kafka consumer both drive.
+//!
+//! A source hands raw records to [`Pipeline::push`] in arrival order; the
+//! pipeline decodes them with one [`Decoder`] per origin (so format sniffing
+//! is per file or topic), mines log templates, and accumulates what it saw.
+//! Dead letters go to the sink the caller gave, so replay writes
+//! `dead-letter.jsonl` and streaming produces to a topic with the same code.
+//!
+//! Nothing here reads a clock or does I/O of its own: the same records in
+//! the same order give the same bytes out.
+
+use ingest::decode::{Decoder, DecoderConfig};
+use ingest::mining::{MinerConfig, TemplateMiner};
+use ingest::{DeadLetter, Format, IngestStats, RawRecord};
+use models::{ChangeEvent, Event, Level, Timestamp};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Where dead letters go. Replay writes JSON lines; streaming produces to a
+/// dead-letter topic.
+pub trait DeadLetterSink {
+    /// Keep one dead letter. Errors are the sink's own (disk full...), not
+    /// the record's, and stop the run.
+    fn put(&mut self, letter: &DeadLetter) -> anyhow::Result<()>;
+}
+
+/// Settings for one run of the engine.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Format for every input, or `Format::Auto` to sniff each origin.
+    pub format: Format,
+    /// Size caps, timestamp sanity, cardinality caps.
+    pub decoder: DecoderConfig,
+    /// Template miner settings.
+    pub miner: MinerConfig,
+    /// Cap on distinct metric series tracked for the summary.
+    pub max_series: usize,
+}
+
+/// How many templates the summary lists.
+const TOP_TEMPLATES: usize = 15;
+
+/// The engine.
+pub struct Pipeline {
+    config: PipelineConfig,
+    /// One decoder per origin: formats are sniffed per file or topic and
+    /// Prometheus `# TYPE` state must not leak between files.
+    decoders: HashMap<Arc<str>, Decoder>,
+    /// Origins in the order first seen, so the summary is stable.
+    origins: Vec<Arc<str>>,
+    miner: TemplateMiner,
+    events: Vec<Event>,
+    acc: Accumulator,
+}
+
+/// Running totals behind the summary.
+#[derive(Default)]
+struct Accumulator {
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    logs: u64,
+    by_level: BTreeMap<String, u64>,
+    by_service: BTreeMap<String, ServiceSummary>,
+    samples: u64,
+    non_finite_samples: u64,
+    series: HashSet<models::SeriesKey>,
+    series_over_cap: u64,
+    metric_names: BTreeMap<String, u64>,
+    changes: Vec<ChangeEvent>,
+}
+
+/// Per-service log counts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct ServiceSummary {
+    /// Log records.
+    pub logs: u64,
+    /// Error-or-worse records.
+    pub errors: u64,
+    /// Warnings.
+    pub warnings: u64,
+}
+
+/// What one origin (file, topic) contributed.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginSummary {
+    /// Path or topic.
+    pub origin: String,
+    /// Format used (after sniffing).
+    pub format: String,
+    /// Accounting for this origin alone.
+    pub stats: IngestStats,
+}
+
+/// One template in the summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateSummary {
+    /// Stable id.
+    pub id: String,
+    /// Template text, variables as `<*>`.
+    pub template: String,
+    /// Records that matched.
+    pub count: u64,
+}
+
+/// Everything a run found, serialised as `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// `models::SCHEMA_VERSION`.
+    pub schema_version: u32,
+    /// First and last event time seen.
+    pub first_event: Option<Timestamp>,
+    /// Last event time seen.
+    pub last_event: Option<Timestamp>,
+    /// Totals over every origin.
+    pub ingest: IngestStats,
+    /// Per origin, in the order read.
+    pub origins: Vec<OriginSummary>,
+    /// Log records.
+    pub logs: u64,
+    /// Log records by level (`none` when the record had no level).
+    pub logs_by_level: BTreeMap<String, u64>,
+    /// Log records by service (`unknown` when none).
+    pub logs_by_service: BTreeMap<String, ServiceSummary>,
+    /// Metric samples.
+    pub metric_samples: u64,
+    /// Samples whose value was NaN or infinite.
+    pub metric_samples_non_finite: u64,
+    /// Distinct series (up to the cap).
+    pub metric_series: usize,
+    /// Samples of series beyond the cap (not tracked).
+    pub metric_series_over_cap: u64,
+    /// Samples per metric name.
+    pub metric_names: BTreeMap<String, u64>,
+    /// Deploys and config changes, in order seen.
+    pub changes: Vec<ChangeEvent>,
+    /// Distinct templates mined.
+    pub templates: usize,
+    /// Templates evicted by the template cap.
+    pub templates_evicted: u64,
+    /// Most frequent templates.
+    pub top_templates: Vec<TemplateSummary>,
+}
+
+impl Pipeline {
+    /// A new engine.
+    pub fn new(config: PipelineConfig) -> anyhow::Result<Self> {
+        let miner = TemplateMiner::new(config.miner.clone())?;
+        Ok(Pipeline {
+            config,
+            decoders: HashMap::new(),
+            origins: Vec::new(),
+            miner,
+            events: Vec::new(),
+            acc: Accumulator::default(),
+        })
+    }
+
+    /// Decode one raw record and fold what it yields into the run. Returns
+    /// the events it produced (template ids filled in), borrowed until the
+    /// next push.
+    pub fn push(
+        &mut self,
+        raw: &RawRecord,
+        dead: &mut dyn DeadLetterSink,
+    ) -> anyhow::Result<&[Event]> {
+        self.events.clear();
+        let decoder = match self.decoders.get_mut(&raw.origin) {
+            Some(d) => d,
+            None => {
+                let d = Decoder::new(self.config.format.clone(), self.config.decoder.clone())?;
+                self.origins.push(raw.origin.clone());
+                self.decoders.entry(raw.origin.clone()).or_insert(d)
+            }
+        };
+        if let Err(letter) = decoder.decode(raw, &mut self.events) {
+            dead.put(&letter)?;
+            return Ok(&self.events);
+        }
+        for event in &mut self.events {
+            let ts = event.timestamp();
+            self.acc.first = Some(self.acc.first.map_or(ts, |f| f.min(ts)));
+            self.acc.last = Some(self.acc.last.map_or(ts, |l| l.max(ts)));
+            match event {
+                Event::Log(r) => {
+                    let m = self.miner.add(&r.message);
+                    r.template_id = Some(m.id);
+                    self.acc.logs += 1;
+                    let level = r.level.map_or("none", Level::as_str);
+                    *self.acc.by_level.entry(level.to_string()).or_default() += 1;
+                    let svc = self
+                        .acc
+                        .by_service
+                        .entry(r.service.clone().unwrap_or_else(|| "unknown".into()))
+                        .or_default();
+                    svc.logs += 1;
+                    match r.level {
+                        Some(l) if l.is_error() => svc.errors += 1,
+                        Some(Level::Warn) => svc.warnings += 1,
+                        _ => {}
+                    }
+                }
+                Event::Metric(m) => {
+                    self.acc.samples += 1;
+                    if !m.value.is_finite() {
+                        self.acc.non_finite_samples += 1;
+                    }
+                    if !self.acc.series.contains(&m.key) {
+                        if self.acc.series.len() < self.config.max_series {
+                            self.acc.series.insert(m.key.clone());
+                        } else {
+                            self.acc.series_over_cap += 1;
+                        }
+                    }
+                    if let Some(n) = self.acc.metric_names.get_mut(&m.key.name) {
+                        *n += 1;
+                    } else if self.acc.metric_names.len() < self.config.max_series {
+                        self.acc.metric_names.insert(m.key.name.clone(), 1);
+                    }
+                }
+                Event::Change(c) => self.acc.changes.push(c.clone()),
+            }
+        }
+        Ok(&self.events)
+    }
+
+    /// The summary of everything pushed so far.
+    pub fn summary(&self) -> Summary {
+        let mut ingest = IngestStats::default();
+        let origins = self
+            .origins
+            .iter()
+            .map(|o| {
+                let d = &self.decoders[o];
+                ingest.merge(d.stats());
+                OriginSummary {
+                    origin: o.to_string(),
+                    format: d.format_name().to_string(),
+                    stats: d.stats().clone(),
+                }
+            })
+            .collect();
+        let mut top: Vec<TemplateSummary> = self
+            .miner
+            .templates()
+            .map(|t| TemplateSummary {
+                id: t.id,
+                template: t.template,
+                count: t.count,
+            })
+            .collect();
+        // Ties broken by id so the order never depends on hash iteration.
+        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        let templates = top.len();
+        top.truncate(TOP_TEMPLATES);
+        Summary {
+            schema_version: models::SCHEMA_VERSION,
+            first_event: self.acc.first,
+            last_event: self.acc.last,
+            ingest,
+            origins,
+            logs: self.acc.logs,
+            logs_by_level: self.acc.by_level.clone(),
+            logs_by_service: self.acc.by_service.clone(),
+            metric_samples: self.acc.samples,
+            metric_samples_non_finite: self.acc.non_finite_samples,
+            metric_series: self.acc.series.len(),
+            metric_series_over_cap: self.acc.series_over_cap,
+            metric_names: self.acc.metric_names.clone(),
+            changes: self.acc.changes.clone(),
+            templates,
+            templates_evicted: self.miner.stats().evicted,
+            top_templates: top,
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The CLI as a user meets it: helpful errors, nothing half-written.
+
+use std::path::Path;
+use std::process::Command;
+
+pub fn remedy() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_remedy"))
+}
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn replay_of_a_missing_file_names_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg(dir.path().join("no-such-file.log"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("no-such-file.log"), "{err}");
+    assert!(
+        !out_dir.exists(),
+        "nothing may be written for a bad invocation"
+    );
+}
+
+#[test]
+fn replay_with_an_unknown_format_lists_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    std::fs::write(&log, "hello\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--format", "yaml-ish", "--out"])
+        .arg(&out_dir)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("yaml-ish") && err.contains("logfmt"), "{err}");
+    assert!(!out_dir.exists());
+}
+
+#[test]
+fn replay_accounts_for_every_record_and_keeps_the_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.logfmt");
+    std::fs::write(
+        &log,
+        concat!(
+            "ts=2026-01-05T10:00:00Z level=info service=checkout msg=\"order placed\" duration=0.2s\n",
+            "ts=2026-01-05T10:00:01Z level=error service=checkout event=database_timeout duration=1.2s\n",
+            "\n",
+            "ts=2026-01-05T10:00:02Z level=info service=checkout msg=\"unterminated\n",
+            "ts=2026-01-05T10:00:03Z level=warn service=payments msg=\"slow\" latency_ms=900\n",
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--format", "logfmt", "--out"])
+        .arg(&out_dir)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let ingest = &summary["ingest"];
+    assert_eq!(ingest["read"], 4);
+    assert_eq!(ingest["parsed"], 3);
+    assert_eq!(ingest["dead_lettered"], 1);
+    assert_eq!(ingest["blank"], 1);
+    assert_eq!(summary["logs_by_service"]["checkout"]["errors"], 1);
+    let dead = std::fs::read_to_string(out_dir.join("dead-letter.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["position"], 4);
+    assert_eq!(lines[0]["reason"], "invalid_logfmt");
+    assert!(lines[0]["raw"].as_str().unwrap().contains("unterminated"));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("dead-lettered 1"), "{report}");
+}
+
+pub fn assert_same_bytes(a: &Path, b: &Path) {
+    let x = std::fs::read(a).unwrap();
+    let y = std::fs::read(b).unwrap();
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let mut outs = Vec::new();
+    for i in 0..2 {
+        let out_dir = dir.path().join(format!("out{i}"));
+        let out = remedy()
+            .arg("replay")
+            .arg("--out")
+            .arg(&out_dir)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        outs.push(out_dir);
+    }
+    assert_same_bytes(&outs[0].join("summary.json"), &outs[1].join("summary.json"));
+    assert_same_bytes(
+        &outs[0].join("dead-letter.jsonl"),
+        &outs[1].join("dead-letter.jsonl"),
+    );
+}

@@ -1,0 +1,223 @@
+//! Against a real Apache Kafka broker: the one `scripts/test.sh` starts
+//! (address in `REMEDY_KAFKA_BOOTSTRAP`). Topics get unique names so runs
+//! never see each other's data. Every wait is bounded.
+
+use ingest::decode::{Decoder, DecoderConfig};
+use ingest::source::file::FileSource;
+use ingest::source::kafka::{KafkaSource, KafkaSourceConfig};
+use ingest::{Format, RawRecord};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+fn bootstrap() -> String {
+    std::env::var("REMEDY_KAFKA_BOOTSTRAP").expect(
+        "REMEDY_KAFKA_BOOTSTRAP is not set: run scripts/test.sh, which starts Kafka and sets it",
+    )
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+async fn create_topic(name: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let res = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for r in res {
+        r.unwrap();
+    }
+}
+
+fn producer() -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("message.max.bytes", "2000000")
+        .set("linger.ms", "5")
+        .create()
+        .unwrap()
+}
+
+fn source(topic: &str, group: &str) -> KafkaSource {
+    KafkaSource::new(&KafkaSourceConfig {
+        brokers: bootstrap(),
+        group_id: group.into(),
+        topics: vec![topic.into()],
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// Receive `n` records, failing the test after `secs` seconds.
+async fn recv_n(src: &mut KafkaSource, n: usize, secs: u64) -> Vec<RawRecord> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while got.len() < n {
+        match tokio::time::timeout_at(deadline, src.recv()).await {
+            Ok(r) => got.push(r.unwrap()),
+            Err(_) => panic!("received {} of {n} records within {secs}s", got.len()),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_trip_through_the_broker_keeps_bytes_keys_headers_and_commits() {
+    let topic = unique("remedy-roundtrip");
+    create_topic(&topic, 3).await;
+    let p = producer();
+    let mut sent: BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<(String, Vec<u8>)>)> = BTreeMap::new();
+    for i in 0..40u32 {
+        let mut payload =
+            format!("ts=2026-01-05T10:00:{:02}Z level=info msg=m{i}", i % 60).into_bytes();
+        if i == 7 {
+            payload.extend_from_slice(b" \xff\xfe invalid utf-8");
+        }
+        if i == 13 {
+            payload = vec![b'x'; 500_000];
+            payload.extend_from_slice(format!("{i}").as_bytes());
+        }
+        let key = (i % 2 == 0).then(|| format!("service-{}", i % 5).into_bytes());
+        let headers: Vec<(String, Vec<u8>)> = if i % 3 == 0 {
+            vec![
+                ("source".into(), b"it".to_vec()),
+                ("n".into(), i.to_be_bytes().to_vec()),
+            ]
+        } else {
+            vec![]
+        };
+        let mut rec = FutureRecord::<Vec<u8>, Vec<u8>>::to(&topic).payload(&payload);
+        if let Some(k) = &key {
+            rec = rec.key(k);
+        }
+        let mut oh = OwnedHeaders::new();
+        for (k, v) in &headers {
+            oh = oh.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        if !headers.is_empty() {
+            rec = rec.headers(oh);
+        }
+        p.send(rec, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        sent.insert(payload, (key, headers));
+    }
+
+    let group = unique("remedy-it-group");
+    let mut src = source(&topic, &group);
+    src.wait_ready(&bootstrap(), Duration::from_secs(20))
+        .await
+        .unwrap();
+    let got = recv_n(&mut src, sent.len(), 60).await;
+    let mut per_partition: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &got {
+        let (key, headers) = sent.get(&r.bytes).expect("every record received was sent");
+        assert_eq!(&r.key, key);
+        assert_eq!(&r.headers, headers);
+        assert_eq!(&*r.origin, topic.as_str());
+        assert!(r.transport_time.is_some());
+        let p = r.partition.expect("kafka records carry their partition");
+        let e = per_partition.entry(p).or_default();
+        *e = (*e).max(r.position as i64 + 1);
+        src.ack(r).unwrap();
+    }
+    let distinct: std::collections::BTreeSet<_> = got.iter().map(|r| r.bytes.clone()).collect();
+    assert_eq!(distinct.len(), sent.len(), "no record lost or duplicated");
+    src.commit_now().unwrap();
+    for (p, next) in &per_partition {
+        assert_eq!(
+            src.committed(&topic, *p).unwrap(),
+            Some(*next),
+            "partition {p}"
+        );
+    }
+    drop(src);
+
+    // A new member of the same group starts after the committed offsets.
+    let mut again = source(&topic, &group);
+    let r = tokio::time::timeout(Duration::from_secs(8), again.recv()).await;
+    assert!(
+        r.is_err(),
+        "nothing left to consume after the commit, got {r:?}"
+    );
+}
+
+/// Decode records from files, and the same records through Kafka (one
+/// single-partition topic per file, so order is kept), and compare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_through_kafka_parse_like_records_from_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mixed");
+    let files = FileSource::open(&[dir.clone()], 1 << 20)
+        .unwrap()
+        .readers()
+        .unwrap();
+    assert!(
+        files.len() >= 4,
+        "fixture files missing in {}",
+        dir.display()
+    );
+    let p = producer();
+    let cfg = DecoderConfig::default();
+    for reader in files {
+        let origin = reader.origin().to_string();
+        let lines: Vec<RawRecord> = reader.map(Result::unwrap).collect();
+        let topic = unique("remedy-equiv");
+        create_topic(&topic, 1).await;
+        for l in &lines {
+            p.send(
+                FutureRecord::<(), Vec<u8>>::to(&topic).payload(&l.bytes),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        }
+        let mut from_file = (Vec::new(), Vec::new());
+        let mut d = Decoder::new(Format::Auto, cfg.clone()).unwrap();
+        for l in &lines {
+            if let Err(dl) = d.decode(l, &mut from_file.0) {
+                from_file.1.push((dl.reason, dl.raw));
+            }
+        }
+        let mut src = source(&topic, &unique("remedy-equiv-group"));
+        let got = recv_n(&mut src, lines.len(), 60).await;
+        let mut from_kafka = (Vec::new(), Vec::new());
+        let mut d2 = Decoder::new(Format::Auto, cfg.clone()).unwrap();
+        for r in &got {
+            if let Err(dl) = d2.decode(r, &mut from_kafka.0) {
+                from_kafka.1.push((dl.reason, dl.raw));
+            }
+        }
+        assert_eq!(from_file.0, from_kafka.0, "events of {origin}");
+        assert_eq!(from_file.1, from_kafka.1, "dead letters of {origin}");
+        assert!(d.stats().balanced() && d2.stats().balanced());
+        assert_eq!(d.stats().read, d2.stats().read);
+        assert!(
+            d.stats().dead_lettered > 0,
+            "{origin} should include bad records"
+        );
+        assert!(d.stats().parsed > 0, "{origin} should include good records");
+    }
+}
