@@ -33,6 +33,8 @@ enum Command {
     /// Replay files or directories through the pipeline and report what was
     /// found (and every record that could not be read).
     Replay(cmd::replay::Args),
+    /// Mine log templates from a file and write `LineId,EventId,EventTemplate` CSV.
+    Templates(cmd::templates::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Replay(a) => cmd::replay::run(a),
+        Command::Templates(a) => cmd::templates::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,3 +2,4 @@ mod cli;
 mod generate;
 #[cfg(feature = "kafka")]
 mod kafka;
+mod templates;

@@ -54,6 +54,60 @@ struct Cluster {
     count: u64,
     /// Set when merged into another cluster (index of the survivor).
     merged_into: Option<usize>,
+    /// For each position: the literal words seen there, while they are few.
+    /// A `<*>` position that only ever held two or three words is an enum
+    /// ("Failed password" / "Failed none"), not a variable; see
+    /// [`TemplateMiner::refine`].
+    #[serde(default)]
+    values: Vec<Values>,
+}
+
+/// The distinct literal tokens seen at one position, up to [`MAX_VALUES`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Values {
+    /// (token, count), or `None` once the position proved variable.
+    few: Option<Vec<(String, u64)>>,
+}
+
+/// Distinct words a position may hold and still count as constant.
+const MAX_VALUES: usize = 3;
+
+impl Values {
+    fn literal(tok: &str, n: u64) -> Values {
+        if tok == WILDCARD || tok.contains(WILDCARD) {
+            Values { few: None }
+        } else {
+            Values {
+                few: Some(vec![(tok.to_string(), n)]),
+            }
+        }
+    }
+
+    fn add(&mut self, tok: &str, n: u64) {
+        if tok.contains(WILDCARD) {
+            self.few = None;
+            return;
+        }
+        let Some(few) = &mut self.few else { return };
+        if let Some((_, c)) = few.iter_mut().find(|(t, _)| t == tok) {
+            *c += n;
+        } else if few.len() < MAX_VALUES {
+            few.push((tok.to_string(), n));
+        } else {
+            self.few = None;
+        }
+    }
+
+    fn merge(&mut self, other: &Values) {
+        match &other.few {
+            None => self.few = None,
+            Some(v) => {
+                for (t, n) in v {
+                    self.add(t, *n);
+                }
+            }
+        }
+    }
 }
 
 /// What [`TemplateMiner::add`] found.
@@ -122,6 +176,9 @@ fn fnv(s: &str) -> u64 {
 /// Mask one token: variables become `<*>`, keeping a `key=` prefix and
 /// surrounding punctuation so `sku=42,` reads `sku=<*>,`.
 fn mask_token(tok: &str) -> String {
+    if is_date_word(tok) {
+        return WILDCARD.to_string();
+    }
     if !tok.bytes().any(|b| b.is_ascii_digit())
         || tok.contains(WILDCARD) && tok.len() == WILDCARD.len()
     {
@@ -142,6 +199,28 @@ fn mask_token(tok: &str) -> String {
     } else {
         WILDCARD.to_string()
     }
+}
+
+/// The wider of two differing tokens: `user=root` and `user=guest` give
+/// `user=<*>` (a key keeps its name, its value is the variable), anything
+/// else `<*>`.
+fn widen(a: &str, b: &str) -> String {
+    if let (Some((ka, _)), Some((kb, _))) = (a.split_once('='), b.split_once('=')) {
+        if ka == kb && !ka.is_empty() && !ka.contains(WILDCARD) {
+            return format!("{ka}={WILDCARD}");
+        }
+    }
+    WILDCARD.to_string()
+}
+
+/// Month and weekday names: the words of a date printed inside a message
+/// (`at Sat Jul  9 22:53:22 2005`), variables like the numbers beside them.
+fn is_date_word(tok: &str) -> bool {
+    const WORDS: [&str; 19] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Mon",
+        "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
+    ];
+    WORDS.contains(&tok)
 }
 
 impl TemplateMiner {
@@ -221,11 +300,12 @@ impl TemplateMiner {
                 let mut widened = false;
                 let c = &mut self.clusters[ci];
                 c.count += 1;
-                for (a, b) in c.tokens.iter_mut().zip(&tokens) {
+                for ((a, b), v) in c.tokens.iter_mut().zip(&tokens).zip(c.values.iter_mut()) {
                     if a != b && a != WILDCARD {
-                        *a = WILDCARD.to_string();
+                        *a = widen(a, b);
                         widened = true;
                     }
+                    v.add(b, 1);
                 }
                 let ci = if widened {
                     self.merge_covered(ci, &key)
@@ -244,11 +324,13 @@ impl TemplateMiner {
             id = format!("T{:012x}", fnv(&id) & 0xffff_ffff_ffff);
         }
         let ci = self.clusters.len();
+        let values = tokens.iter().map(|t| Values::literal(t, 1)).collect();
         self.clusters.push(Cluster {
             id: id.clone(),
             tokens,
             count: 1,
             merged_into: None,
+            values,
         });
         self.ids.insert(id.clone(), ci);
         self.groups.entry(key).or_default().push(ci);
@@ -288,8 +370,13 @@ impl TemplateMiner {
                 };
                 let tokens = self.clusters[survivor].tokens.clone();
                 let count = self.clusters[gone].count;
-                self.clusters[keep].tokens = tokens;
-                self.clusters[keep].count += count;
+                let gone_values = std::mem::take(&mut self.clusters[gone].values);
+                let keep_c = &mut self.clusters[keep];
+                keep_c.tokens = tokens;
+                keep_c.count += count;
+                for (v, g) in keep_c.values.iter_mut().zip(&gone_values) {
+                    v.merge(g);
+                }
                 self.clusters[gone].merged_into = Some(keep);
                 if let Some(g) = self.groups.get_mut(key) {
                     g.retain(|&x| x != gone);
@@ -393,6 +480,43 @@ impl TemplateMiner {
                 Some(next) => index = next,
             }
         }
+    }
+
+    /// The template of one message, refined: a `<*>` position of its
+    /// template that only ever held a few distinct words keeps the
+    /// message's word. This separates enumerations a similarity threshold
+    /// cannot ("Received disconnect ...: Bye Bye" from "...: disconnected by
+    /// user") without letting rare words split real variables. The id is the
+    /// template's id, suffixed when a position was refined. `tokens` are the
+    /// message's tokens from [`TemplateMiner::tokens`].
+    pub fn refine(&self, index: usize, tokens: &[String]) -> Option<TemplateInfo> {
+        let mut index = index;
+        while let Some(next) = self.clusters.get(index)?.merged_into {
+            if next == usize::MAX {
+                return None;
+            }
+            index = next;
+        }
+        let c = &self.clusters[index];
+        let mut out = c.tokens.clone();
+        let mut refined = false;
+        for ((slot, v), tok) in out.iter_mut().zip(&c.values).zip(tokens) {
+            if slot == WILDCARD && v.few.as_ref().is_some_and(|f| f.len() > 1) {
+                *slot = tok.clone();
+                refined = true;
+            }
+        }
+        let template = out.join(" ");
+        let id = if refined {
+            format!("{}-{:06x}", c.id, fnv(&template) & 0xff_ffff)
+        } else {
+            c.id.clone()
+        };
+        Some(TemplateInfo {
+            id,
+            template,
+            count: c.count,
+        })
     }
 
     /// Live templates, in creation order.
