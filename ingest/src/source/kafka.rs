@@ -133,13 +133,16 @@ impl KafkaSource {
         Ok(detach(&mut self.origins, &msg))
     }
 
-    /// Mark a record as handled: its offset (+1) will be committed.
+    /// Mark a record as handled: the offset after it will be committed.
     pub fn ack(&self, rec: &RawRecord) -> Result<()> {
         let partition = rec
             .partition
             .ok_or_else(|| Error::Kafka("record did not come from Kafka".into()))?;
+        // rdkafka's `store_offset` takes the offset of the handled message
+        // and stores the next one (offset + 1) itself, as librdkafka's
+        // `rd_kafka_offset_store_message` does.
         self.consumer
-            .store_offset(&rec.origin, partition, rec.position as i64 + 1)
+            .store_offset(&rec.origin, partition, rec.position as i64)
             .map_err(|e| Error::Kafka(format!("cannot store offset: {e}")))
     }
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Side-by-side template-mining speed: drain3 (PyPI) and `remedy templates`
+# on the same files, same machine, single thread, in one run.
+#
+#   bench/drain3/run.sh [REPEAT]
+#
+# Each loghub-2k system's log is repeated REPEAT times (default 50, so
+# 100,000 lines per system); both tools read the file, split the header with
+# the system's format and apply its masks.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPEAT="${1:-50}"
+VENV=bench/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q drain3==0.9.11
+fi
+cargo build --release --no-default-features -q
+BIN="${CARGO_TARGET_DIR:-target}/release/remedy"
+WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
+printf "%-10s %10s %14s %14s %8s\n" system lines drain3_l/s remedy_l/s ratio
+total_d=0; total_r=0; total_n=0
+for sys in $(python3 -c 'import json;print(" ".join(json.load(open("datasets/loghub-2k/settings.json"))))'); do
+  fmt=$(python3 -c "import json;print(json.load(open('datasets/loghub-2k/settings.json'))['$sys']['log_format'])")
+  masks=$(python3 -c "import json;print(json.dumps(json.load(open('datasets/loghub-2k/settings.json'))['$sys']['masks']))")
+  big="$WORK/$sys.log"
+  for _ in $(seq "$REPEAT"); do cat "datasets/loghub-2k/$sys/${sys}_2k.log"; done > "$big"
+  d=$("$VENV/bin/python" bench/drain3/drain3_run.py "$big" "$fmt" "$masks")
+  dsec=$(echo "$d" | python3 -c 'import json,sys;print(json.load(sys.stdin)["seconds"])')
+  n=$(wc -l < "$big")
+  margs=(); while read -r m; do margs+=(--mask "$m"); done < <(python3 -c "import json;[print(m) for m in json.loads('''$masks''')]")
+  start=$(date +%s.%N)
+  "$BIN" templates --log-format "$fmt" "${margs[@]}" --out "$WORK/$sys.csv" "$big"
+  end=$(date +%s.%N)
+  rsec=$(python3 -c "print($end - $start)")
+  python3 -c "n=$n; d=$dsec; r=$rsec; print(f'{\"$sys\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x')"
+  total_d=$(python3 -c "print($total_d + $dsec)"); total_r=$(python3 -c "print($total_r + $rsec)"); total_n=$((total_n + n))
+done
+python3 -c "n=$total_n; d=$total_d; r=$total_r; print(f'{\"all\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x')"
