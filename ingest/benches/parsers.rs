@@ -25,8 +25,16 @@ fn parsers(c: &mut Criterion) {
         ("logfmt", "datasets/demo/logs/payments.logfmt", "logfmt"),
         ("plain", "datasets/demo/logs/inventory.log", "plain"),
         ("syslog", "datasets/demo/logs/database.syslog", "syslog"),
-        ("prometheus", "datasets/demo/metrics/node-1.prom.gz", "prometheus"),
-        ("prom-json", "datasets/demo/metrics/adapter.jsonl.gz", "prom-json"),
+        (
+            "prometheus",
+            "datasets/demo/metrics/node-1.prom.gz",
+            "prometheus",
+        ),
+        (
+            "prom-json",
+            "datasets/demo/metrics/adapter.jsonl.gz",
+            "prom-json",
+        ),
     ] {
         let recs = lines(file);
         let bytes: usize = recs.iter().map(|r| r.bytes.len() + 1).sum();
@@ -50,13 +58,21 @@ fn parsers(c: &mut Criterion) {
 fn mining(c: &mut Criterion) {
     let mut g = c.benchmark_group("mine");
     let settings: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/loghub-2k/settings.json")).unwrap(),
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/loghub-2k/settings.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     for system in ["HDFS", "Linux", "OpenSSH"] {
         let cfg = &settings[system];
         let format = HeaderFormat::new(cfg["log_format"].as_str().unwrap()).unwrap();
-        let masks: Vec<String> = cfg["masks"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_string()).collect();
+        let masks: Vec<String> = cfg["masks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
         let text: Vec<String> = lines(&format!("datasets/loghub-2k/{system}/{system}_2k.log"))
             .into_iter()
             .map(|r| String::from_utf8_lossy(&r.bytes).into_owned())
@@ -65,7 +81,11 @@ fn mining(c: &mut Criterion) {
         g.throughput(Throughput::Elements(contents.len() as u64));
         g.bench_function(system, |b| {
             b.iter(|| {
-                let mut m = TemplateMiner::new(MinerConfig { masks: masks.clone(), ..MinerConfig::default() }).unwrap();
+                let mut m = TemplateMiner::new(MinerConfig {
+                    masks: masks.clone(),
+                    ..MinerConfig::default()
+                })
+                .unwrap();
                 for c in &contents {
                     m.add(c);
                 }

@@ -9,7 +9,10 @@ use proptest::prelude::*;
 use std::sync::Arc;
 
 fn formats() -> Vec<Format> {
-    let mut v: Vec<Format> = FORMAT_NAMES.iter().map(|n| Format::from_name(n).unwrap()).collect();
+    let mut v: Vec<Format> = FORMAT_NAMES
+        .iter()
+        .map(|n| Format::from_name(n).unwrap())
+        .collect();
     v.push(Format::from_name("<Date> <Time> <Level> \\[<Component>\\]: <Content>").unwrap());
     v
 }

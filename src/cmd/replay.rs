@@ -5,7 +5,7 @@ use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig, Summary};
 use anyhow::Context;
 use ingest::decode::DecoderConfig;
 use ingest::mining::MinerConfig;
-use ingest::source::file::FileSource;
+use ingest::source::file::{stdin_lines, FileSource};
 use ingest::{DeadLetter, Format};
 use std::io::Write;
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files or directories to replay (directories are read recursively in
-    /// sorted order; `.gz` files are decompressed).
+    /// sorted order; `.gz` files are decompressed), or `-` for standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
@@ -48,7 +48,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let format = Format::from_name(&args.format)?;
     // Open every input before creating any output, so a typo in a path
     // leaves nothing behind.
-    let source = FileSource::open(&args.paths, args.max_line_bytes)?;
+    let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && args.paths.len() > 1 {
+        anyhow::bail!("`-` (standard input) cannot be combined with other paths");
+    }
+    let source: Box<dyn Iterator<Item = ingest::Result<ingest::RawRecord>>> = if stdin {
+        Box::new(stdin_lines(args.max_line_bytes))
+    } else {
+        Box::new(FileSource::open(&args.paths, args.max_line_bytes)?)
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let decoder = DecoderConfig {
@@ -95,6 +103,13 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
         "  parsed {}  dead-lettered {}  blank lines {}  (invalid UTF-8 replaced in {})",
         s.ingest.parsed, s.ingest.dead_lettered, s.ingest.blank, s.ingest.utf8_replaced
     )?;
+    let formats: Vec<String> = s
+        .ingest
+        .by_format
+        .iter()
+        .map(|(f, n)| format!("{f} {n}"))
+        .collect();
+    writeln!(w, "  by format: {}", formats.join(", "))?;
     writeln!(w, "\ninputs:")?;
     for o in &s.origins {
         writeln!(

@@ -122,3 +122,34 @@ fn replay_is_deterministic() {
         &outs[1].join("dead-letter.jsonl"),
     );
 }
+
+#[test]
+fn replay_reads_standard_input() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let mut child = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"ts=2026-01-05T10:00:00Z level=error service=api msg=boom\nnot a record at all\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ingest"]["parsed"], 1);
+    assert_eq!(summary["ingest"]["dead_lettered"], 1);
+    assert_eq!(summary["origins"][0]["origin"], "-");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("by format: logfmt 1"));
+}
