@@ -35,4 +35,5 @@ def main(path, fmt, masks):
     print(json.dumps({"lines": n, "seconds": elapsed, "clusters": len(miner.drain.clusters)}))
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], json.loads(sys.argv[3]))
+    settings = json.load(open("datasets/loghub-2k/settings.json"))[sys.argv[2]]
+    main(sys.argv[1], settings["log_format"], settings["masks"])

@@ -22,13 +22,13 @@ printf "%-10s %10s %14s %14s %8s\n" system lines drain3_l/s remedy_l/s ratio
 total_d=0; total_r=0; total_n=0
 for sys in $(python3 -c 'import json;print(" ".join(json.load(open("datasets/loghub-2k/settings.json"))))'); do
   fmt=$(python3 -c "import json;print(json.load(open('datasets/loghub-2k/settings.json'))['$sys']['log_format'])")
-  masks=$(python3 -c "import json;print(json.dumps(json.load(open('datasets/loghub-2k/settings.json'))['$sys']['masks']))")
+
   big="$WORK/$sys.log"
   for _ in $(seq "$REPEAT"); do cat "datasets/loghub-2k/$sys/${sys}_2k.log"; done > "$big"
-  d=$("$VENV/bin/python" bench/drain3/drain3_run.py "$big" "$fmt" "$masks")
+  d=$("$VENV/bin/python" bench/drain3/drain3_run.py "$big" "$sys")
   dsec=$(echo "$d" | python3 -c 'import json,sys;print(json.load(sys.stdin)["seconds"])')
   n=$(wc -l < "$big")
-  margs=(); while read -r m; do margs+=(--mask "$m"); done < <(python3 -c "import json;[print(m) for m in json.loads('''$masks''')]")
+  margs=(); while read -r m; do margs+=(--mask "$m"); done < <(python3 -c "import json;[print(m) for m in json.load(open('datasets/loghub-2k/settings.json'))['$sys']['masks']]")
   start=$(date +%s.%N)
   "$BIN" templates --log-format "$fmt" "${margs[@]}" --out "$WORK/$sys.csv" "$big"
   end=$(date +%s.%N)
