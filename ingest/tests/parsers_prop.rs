@@ -57,6 +57,21 @@ proptest! {
     }
 
     #[test]
+    fn the_fast_header_matcher_agrees_with_the_regex(line in "[a-z0-9:\\[\\]@ -]{0,60}") {
+        use ingest::parse::header::HeaderFormat;
+        for f in [
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
+            "\\[<Time>\\] \\[<Level>\\] <Content>",
+            "<A> <B>: <Content>",
+        ] {
+            let h = HeaderFormat::new(f).unwrap();
+            let mut locs = h.locations();
+            prop_assert_eq!(h.content_with(&line, &mut locs), h.content(&line), "{}", f);
+        }
+    }
+
+    #[test]
     fn logfmt_round_trips(pairs in proptest::collection::btree_map("[a-z_][a-z0-9_.]{0,10}", "[ -~]{0,20}", 1..8)) {
         let line: String = pairs
             .iter()

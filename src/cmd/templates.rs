@@ -5,6 +5,7 @@ use anyhow::Context;
 use ingest::mining::{MinerConfig, TemplateMiner};
 use ingest::parse::header::HeaderFormat;
 use ingest::source::file::LineReader;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -40,41 +41,55 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Mine every line of a file; returns one (id, template) per line, with the
-/// templates as they stand at the end (a template that widened later
-/// applies to its earlier lines too).
-pub fn mine_file(
+/// Mine every line of a file, handing each line's (id, template) to `emit`
+/// in order, with the templates as they stand at the end (a template that
+/// widened later applies to its earlier lines too), refined with each line's
+/// own words where a template position proved to be an enumeration.
+pub fn mine_file_with(
     path: &std::path::Path,
     format: &HeaderFormat,
     masks: &[String],
-) -> anyhow::Result<Vec<(String, String)>> {
-    let reader = LineReader::open(path, usize::MAX - 1)?;
+    mut emit: impl FnMut(&str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut reader = LineReader::open(path, usize::MAX - 1)?;
     let mut miner = TemplateMiner::new(MinerConfig {
         masks: masks.to_vec(),
         // One file, mined whole: no eviction, so every line keeps its template.
         max_templates: usize::MAX / 2,
         ..MinerConfig::default()
     })?;
-    let mut indexes = Vec::new();
-    for rec in reader {
+    miner.set_intern_all(true);
+    let mut locs = format.locations();
+    // Per line: its template and its token ids, so one pass over the file
+    // suffices; the refinement needs the final templates.
+    let mut lines: Vec<LineKey> = Vec::new();
+    while let Some(rec) = reader.next_record() {
         let rec = rec?;
-        let line = String::from_utf8_lossy(&rec.bytes);
-        indexes.push(miner.add(format.content(&line)).index);
+        // Valid UTF-8 (the common case) is checked at SIMD speed and borrowed.
+        let line = match std::str::from_utf8(&rec.bytes) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(&rec.bytes),
+        };
+        let m = miner.add(format.content_with(&line, &mut locs));
+        lines.push((m.index as u32, miner.last_tokens().into()));
     }
-    // Second pass: each line's final template, refined with its own words
-    // where a template position proved to be an enumeration.
-    let reader = LineReader::open(path, usize::MAX - 1)?;
-    reader
-        .zip(indexes)
-        .map(|(rec, i)| {
-            let rec = rec?;
-            let line = String::from_utf8_lossy(&rec.bytes);
-            let tokens = miner.tokens(format.content(&line));
-            let t = miner.refine(i, &tokens).expect("no eviction without a cap");
-            Ok((t.id, t.template))
-        })
-        .collect()
+    let mut cache: HashMap<LineKey, (String, String)> = HashMap::new();
+    for key in lines {
+        if let Some((id, template)) = cache.get(&key) {
+            emit(id, template)?;
+            continue;
+        }
+        let t = miner
+            .refine_ids(key.0 as usize, &key.1)
+            .expect("no eviction without a cap");
+        emit(&t.id, &t.template)?;
+        cache.insert(key, (t.id, t.template));
+    }
+    Ok(())
 }
+
+/// A line's template index and token ids: lines alike in both share output.
+type LineKey = (u32, Box<[u32]>);
 
 /// Run `remedy templates`.
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -84,12 +99,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         masks: args.masks.clone(),
         ..MinerConfig::default()
     })?;
-    let rows = mine_file(&args.logfile, &format, &args.masks)?;
-    let mut text = String::with_capacity(rows.len() * 48);
+    let mut text = String::with_capacity(1 << 20);
     text.push_str("LineId,EventId,EventTemplate\n");
-    for (i, (id, template)) in rows.iter().enumerate() {
-        text.push_str(&format!("{},{},{}\n", i + 1, id, csv_field(template)));
-    }
+    let mut line_id = 0u64;
+    mine_file_with(&args.logfile, &format, &args.masks, |id, template| {
+        line_id += 1;
+        use std::fmt::Write as _;
+        let _ = writeln!(text, "{line_id},{id},{}", csv_field(template));
+        Ok(())
+    })?;
     match &args.out {
         Some(path) => {
             let mut f = AtomicFile::create(path)?;

@@ -15,20 +15,33 @@
 //! ([`TemplateMiner::save_state`] / [`TemplateMiner::load_state`]). Memory is
 //! bounded: past [`MinerConfig::max_templates`] the rarest tenth of the
 //! templates is evicted and counted in [`MinerStats::evicted`].
+//!
+//! Tokens are interned: templates hold `u32` ids and comparing a message to
+//! a template compares integers. Only tokens that end up in a template (or
+//! in the few-values statistics of one) are interned, so a stream of unique
+//! tokens cannot grow the table without bound.
 
 use crate::error::{Error, Result};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The variable marker, as in loghub's ground truth.
 pub const WILDCARD: &str = "<*>";
 
+/// Interned id of [`WILDCARD`].
+const WILD: u32 = 0;
+
+/// Ids at or above this are provisional: message tokens not (yet) interned.
+/// Each position gets its own, so they never equal a template token.
+const PROVISIONAL: u32 = u32::MAX - (1 << 20);
+
 /// Miner settings. One set of defaults for every log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MinerConfig {
-    /// Share of literal tokens that must agree to join a template (strictly more).
+    /// Share of tokens that must agree to join a template (strictly more).
     pub similarity: f64,
     /// Most templates kept; the rarest are evicted beyond it.
     pub max_templates: usize,
@@ -46,69 +59,32 @@ impl Default for MinerConfig {
     }
 }
 
-/// One template.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Cluster {
-    id: String,
-    tokens: Vec<String>,
-    count: u64,
-    /// Set when merged into another cluster (index of the survivor).
-    merged_into: Option<usize>,
-    /// For each position: the literal words seen there, while they are few.
-    /// A `<*>` position that only ever held two or three words is an enum
-    /// ("Failed password" / "Failed none"), not a variable; see
-    /// [`TemplateMiner::refine`].
-    #[serde(default)]
-    values: Vec<Values>,
-}
-
-/// The distinct literal tokens seen at one position, up to [`MAX_VALUES`].
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Values {
-    /// (token, count), or `None` once the position proved variable.
-    few: Option<Vec<(String, u64)>>,
-}
-
 /// Distinct words a position may hold and still count as constant.
 const MAX_VALUES: usize = 3;
 
-impl Values {
-    fn literal(tok: &str, n: u64) -> Values {
-        if tok == WILDCARD || tok.contains(WILDCARD) {
-            Values { few: None }
-        } else {
-            Values {
-                few: Some(vec![(tok.to_string(), n)]),
-            }
-        }
-    }
-
-    fn add(&mut self, tok: &str, n: u64) {
-        if tok.contains(WILDCARD) {
-            self.few = None;
-            return;
-        }
-        let Some(few) = &mut self.few else { return };
-        if let Some((_, c)) = few.iter_mut().find(|(t, _)| t == tok) {
-            *c += n;
-        } else if few.len() < MAX_VALUES {
-            few.push((tok.to_string(), n));
-        } else {
-            self.few = None;
-        }
-    }
-
-    fn merge(&mut self, other: &Values) {
-        match &other.few {
-            None => self.few = None,
-            Some(v) => {
-                for (t, n) in v {
-                    self.add(t, *n);
-                }
-            }
-        }
-    }
+/// The distinct literal tokens seen at one position, while they are few.
+/// A `<*>` position that only ever held two or three words is an enum
+/// ("Failed password" / "Failed none"), not a variable; see
+/// [`TemplateMiner::refine`].
+#[derive(Debug, Clone, Default)]
+struct Values {
+    /// (token id, count), or `None` once the position proved variable.
+    few: Option<Vec<(u32, u64)>>,
 }
+
+/// One template.
+#[derive(Debug, Clone)]
+struct Cluster {
+    id: String,
+    tokens: Vec<u32>,
+    count: u64,
+    /// Set when merged into another cluster (index of the survivor), or
+    /// `usize::MAX` when evicted.
+    merged_into: Option<usize>,
+    values: Vec<Values>,
+}
+
+const EVICTED: usize = usize::MAX;
 
 /// What [`TemplateMiner::add`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,22 +121,72 @@ pub struct MinerStats {
     pub max_templates: usize,
 }
 
+/// Token table.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32>,
+    strs: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        let mut i = Interner::default();
+        i.intern(WILDCARD);
+        i
+    }
+
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(id) = self.ids.get(s) {
+            return *id;
+        }
+        let id = self.strs.len() as u32;
+        self.strs.push(s.into());
+        self.ids.insert(s.into(), id);
+        id
+    }
+
+    fn str(&self, id: u32) -> &str {
+        &self.strs[id as usize]
+    }
+}
+
 /// The miner. See the module docs.
 pub struct TemplateMiner {
     cfg: MinerConfig,
     masks: Vec<Regex>,
+    interner: Interner,
     clusters: Vec<Cluster>,
-    /// (token count, first token) -> live cluster indexes.
-    groups: HashMap<(usize, String), Vec<usize>>,
+    /// (token count << 32 | first token id) -> live cluster indexes.
+    groups: HashMap<u64, Vec<usize>>,
     ids: HashMap<String, usize>,
     stats: MinerStats,
+    /// Token ids of the last message (provisional ids for unknown tokens
+    /// unless `intern_all`).
+    last: Vec<u32>,
+    /// Intern every message token (offline use: `remedy templates` needs
+    /// each line's tokens for refinement).
+    intern_all: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCluster {
+    id: String,
+    tokens: Vec<String>,
+    count: u64,
+    merged_into: Option<usize>,
+    #[serde(default)]
+    values: Vec<Option<Vec<(String, u64)>>>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct State {
     version: u32,
     config: MinerConfig,
-    clusters: Vec<Cluster>,
+    clusters: Vec<StoredCluster>,
     stats: MinerStats,
 }
 
@@ -173,44 +199,21 @@ fn fnv(s: &str) -> u64 {
     h
 }
 
-/// Mask one token: variables become `<*>`, keeping a `key=` prefix and
-/// surrounding punctuation so `sku=42,` reads `sku=<*>,`.
-fn mask_token(tok: &str) -> String {
-    if is_date_word(tok) {
-        return WILDCARD.to_string();
-    }
-    if !tok.bytes().any(|b| b.is_ascii_digit())
-        || tok.contains(WILDCARD) && tok.len() == WILDCARD.len()
-    {
-        return tok.to_string();
-    }
-    if let Some((k, v)) = tok.split_once('=') {
-        if !k.is_empty() && !k.bytes().any(|b| b.is_ascii_digit()) {
-            return format!("{k}={}", mask_token(v));
-        }
-    }
-    let lead = tok.len() - tok.trim_start_matches(['(', '[', '{', '"', '\'']).len();
-    let trail = tok.len()
-        - tok
-            .trim_end_matches([')', ']', '}', '"', '\'', ',', ';', '.', ':'])
-            .len();
-    if lead + trail < tok.len() {
-        format!("{}{WILDCARD}{}", &tok[..lead], &tok[tok.len() - trail..])
-    } else {
-        WILDCARD.to_string()
-    }
+/// A token after masking.
+enum Tok<'a> {
+    Lit(&'a str),
+    Wild,
+    Owned(String),
 }
 
-/// The wider of two differing tokens: `user=root` and `user=guest` give
-/// `user=<*>` (a key keeps its name, its value is the variable), anything
-/// else `<*>`.
-fn widen(a: &str, b: &str) -> String {
-    if let (Some((ka, _)), Some((kb, _))) = (a.split_once('='), b.split_once('=')) {
-        if ka == kb && !ka.is_empty() && !ka.contains(WILDCARD) {
-            return format!("{ka}={WILDCARD}");
+impl Tok<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Tok::Lit(s) => s,
+            Tok::Wild => WILDCARD,
+            Tok::Owned(s) => s,
         }
     }
-    WILDCARD.to_string()
 }
 
 /// Month and weekday names: the words of a date printed inside a message
@@ -220,7 +223,51 @@ fn is_date_word(tok: &str) -> bool {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "Mon",
         "Tue", "Wed", "Thu", "Fri", "Sat", "Sun",
     ];
-    WORDS.contains(&tok)
+    tok.len() == 3 && WORDS.contains(&tok)
+}
+
+/// Mask one token: variables become `<*>`, keeping a `key=` prefix and
+/// surrounding punctuation so `sku=42,` reads `sku=<*>,`.
+fn mask_token(tok: &str) -> Tok<'_> {
+    if is_date_word(tok) {
+        return Tok::Wild;
+    }
+    if !tok.bytes().any(|b| b.is_ascii_digit()) || tok == WILDCARD {
+        return Tok::Lit(tok);
+    }
+    if let Some((k, v)) = tok.split_once('=') {
+        if !k.is_empty() && !k.bytes().any(|b| b.is_ascii_digit()) {
+            return Tok::Owned(format!("{k}={}", mask_token(v).as_str()));
+        }
+    }
+    let lead = tok.len() - tok.trim_start_matches(['(', '[', '{', '"', '\'']).len();
+    let trail = tok.len()
+        - tok
+            .trim_end_matches([')', ']', '}', '"', '\'', ',', ';', '.', ':'])
+            .len();
+    if lead + trail < tok.len() && lead + trail > 0 {
+        Tok::Owned(format!(
+            "{}{WILDCARD}{}",
+            &tok[..lead],
+            &tok[tok.len() - trail..]
+        ))
+    } else {
+        Tok::Wild
+    }
+}
+
+/// The wider of two differing tokens: `user=root` and `user=guest` give
+/// `user=<*>` (a key keeps its name, its value is the variable), anything
+/// else `<*>`.
+fn widen(a: &str, b: &str) -> Option<String> {
+    let (ka, _) = a.split_once('=')?;
+    let (kb, _) = b.split_once('=')?;
+    (ka == kb && !ka.is_empty() && !ka.contains(WILDCARD)).then(|| format!("{ka}={WILDCARD}"))
+}
+
+fn group_key(tokens: &[u32]) -> Option<u64> {
+    let first = tokens.first().copied().unwrap_or(WILD);
+    (first < PROVISIONAL).then_some(((tokens.len() as u64) << 32) | first as u64)
 }
 
 impl TemplateMiner {
@@ -240,6 +287,7 @@ impl TemplateMiner {
         Ok(TemplateMiner {
             cfg,
             masks,
+            interner: Interner::new(),
             clusters: Vec::new(),
             groups: HashMap::new(),
             ids: HashMap::new(),
@@ -247,84 +295,172 @@ impl TemplateMiner {
                 max_templates: max,
                 ..Default::default()
             },
+            last: Vec::new(),
+            intern_all: false,
         })
+    }
+
+    /// Intern every message token so [`TemplateMiner::last_tokens`] can be
+    /// kept and refined later (offline mining of a whole file).
+    pub fn set_intern_all(&mut self, on: bool) {
+        self.intern_all = on;
+    }
+
+    fn masked<'a>(&self, message: &'a str) -> Cow<'a, str> {
+        let mut text = Cow::Borrowed(message);
+        for m in &self.masks {
+            if m.is_match(&text) {
+                text = Cow::Owned(m.replace_all(&text, WILDCARD).into_owned());
+            }
+        }
+        text
     }
 
     /// Tokens of a message after masking.
     pub fn tokens(&self, message: &str) -> Vec<String> {
-        let mut text = std::borrow::Cow::Borrowed(message);
-        for m in &self.masks {
-            if m.is_match(&text) {
-                text = std::borrow::Cow::Owned(m.replace_all(&text, WILDCARD).into_owned());
-            }
-        }
-        text.split_whitespace().map(mask_token).collect()
+        let text = self.masked(message);
+        text.split_whitespace()
+            .map(|t| mask_token(t).as_str().to_string())
+            .collect()
     }
 
     /// Match a message to a template, creating or widening one.
     pub fn add(&mut self, message: &str) -> TemplateMatch {
-        let tokens = self.tokens(message);
-        let key = (tokens.len(), tokens.first().cloned().unwrap_or_default());
-        let mut best: Option<(usize, f64, usize)> = None;
-        if let Some(members) = self.groups.get(&key) {
+        let text = self.masked(message);
+        let toks: Vec<Tok> = text.split_whitespace().map(mask_token).collect();
+        let mut last = std::mem::take(&mut self.last);
+        last.clear();
+        for (i, t) in toks.iter().enumerate() {
+            let id = match t {
+                Tok::Wild => WILD,
+                _ if self.intern_all => self.interner.intern(t.as_str()),
+                _ => self
+                    .interner
+                    .get(t.as_str())
+                    .unwrap_or(PROVISIONAL + (i as u32).min((1 << 20) - 1)),
+            };
+            last.push(id);
+        }
+        let result = self.place(&toks, &last);
+        self.last = last;
+        result
+    }
+
+    /// Token ids of the last message given to [`TemplateMiner::add`].
+    pub fn last_tokens(&self) -> &[u32] {
+        &self.last
+    }
+
+    fn place(&mut self, toks: &[Tok], ids: &[u32]) -> TemplateMatch {
+        let key = group_key(ids);
+        let mut best: Option<(usize, usize, usize)> = None;
+        if let Some(members) = key.and_then(|k| self.groups.get(&k)) {
             for &ci in members {
                 let c = &self.clusters[ci];
-                let mut same = 0;
-                let mut params = 0;
                 // A position agrees when the tokens are equal, variables
                 // included: a masked number meets the template's `<*>`. A
                 // template variable facing a literal word does not count, so
                 // widened templates do not swallow unrelated messages.
-                for (a, b) in c.tokens.iter().zip(&tokens) {
-                    if a == b {
-                        same += 1;
-                    }
-                    if a == WILDCARD {
-                        params += 1;
-                    }
+                let mut same = 0;
+                let mut params = 0;
+                for (a, b) in c.tokens.iter().zip(ids) {
+                    same += usize::from(a == b);
+                    params += usize::from(*a == WILD);
                 }
-                let sim = if tokens.is_empty() {
-                    1.0
-                } else {
-                    same as f64 / tokens.len() as f64
-                };
-                if best.is_none_or(|(_, s, p)| sim > s || (sim == s && params > p)) {
-                    best = Some((ci, sim, params));
+                if best.is_none_or(|(_, s, p)| same > s || (same == s && params > p)) {
+                    best = Some((ci, same, params));
                 }
             }
         }
-        if let Some((ci, sim, _)) = best {
+        if let Some((ci, same, _)) = best {
             // Strictly more than the threshold: two-word messages that
             // differ in a word ("VM Started" / "VM Paused") stay apart.
-            if sim > self.cfg.similarity {
-                let mut widened = false;
-                let c = &mut self.clusters[ci];
-                c.count += 1;
-                for ((a, b), v) in c.tokens.iter_mut().zip(&tokens).zip(c.values.iter_mut()) {
-                    if a != b && a != WILDCARD {
-                        *a = widen(a, b);
-                        widened = true;
-                    }
-                    v.add(b, 1);
-                }
-                let ci = if widened {
-                    self.merge_covered(ci, &key)
-                } else {
-                    ci
-                };
-                return TemplateMatch {
-                    id: self.clusters[ci].id.clone(),
-                    index: ci,
-                    is_new: false,
-                };
+            if same as f64 > self.cfg.similarity * ids.len() as f64 {
+                return self.join(ci, toks, ids, key.expect("matched in a group"));
             }
         }
-        let mut id = format!("T{:012x}", fnv(&tokens.join(" ")) & 0xffff_ffff_ffff);
+        self.create(toks, ids, key)
+    }
+
+    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], key: u64) -> TemplateMatch {
+        let mut widened = false;
+        self.clusters[ci].count += 1;
+        for (pos, &b) in ids.iter().enumerate() {
+            let a = self.clusters[ci].tokens[pos];
+            if a != b && a != WILD {
+                let w = widen(self.interner.str(a), toks[pos].as_str());
+                let new = match w {
+                    Some(s) => self.interner.intern(&s),
+                    None => WILD,
+                };
+                self.clusters[ci].tokens[pos] = new;
+                widened = true;
+            }
+            // Track the few words a position holds.
+            let needs = self.clusters[ci].values[pos]
+                .few
+                .as_ref()
+                .is_some_and(|f| f.len() < MAX_VALUES || f.iter().any(|(t, _)| *t == b));
+            if b == WILD || b >= PROVISIONAL && !needs {
+                let v = &mut self.clusters[ci].values[pos];
+                if b == WILD || v.few.as_ref().is_some_and(|f| f.len() >= MAX_VALUES) {
+                    v.few = None;
+                }
+                continue;
+            }
+            let b = if b >= PROVISIONAL {
+                self.interner.intern(toks[pos].as_str())
+            } else {
+                b
+            };
+            let v = &mut self.clusters[ci].values[pos];
+            if let Some(few) = &mut v.few {
+                if let Some((_, n)) = few.iter_mut().find(|(t, _)| *t == b) {
+                    *n += 1;
+                } else if few.len() < MAX_VALUES {
+                    few.push((b, 1));
+                } else {
+                    v.few = None;
+                }
+            }
+        }
+        let ci = if widened {
+            self.merge_covered(ci, key)
+        } else {
+            ci
+        };
+        TemplateMatch {
+            id: self.clusters[ci].id.clone(),
+            index: ci,
+            is_new: false,
+        }
+    }
+
+    fn create(&mut self, toks: &[Tok], ids: &[u32], key: Option<u64>) -> TemplateMatch {
+        let tokens: Vec<u32> = ids
+            .iter()
+            .zip(toks)
+            .map(|(&id, t)| {
+                if id >= PROVISIONAL {
+                    self.interner.intern(t.as_str())
+                } else {
+                    id
+                }
+            })
+            .collect();
+        let text: Vec<&str> = toks.iter().map(Tok::as_str).collect();
+        let mut id = format!("T{:012x}", fnv(&text.join(" ")) & 0xffff_ffff_ffff);
         while self.ids.contains_key(&id) {
             id = format!("T{:012x}", fnv(&id) & 0xffff_ffff_ffff);
         }
+        let values = tokens
+            .iter()
+            .map(|&t| Values {
+                few: (t != WILD).then(|| vec![(t, 1)]),
+            })
+            .collect();
+        let key = key.unwrap_or_else(|| group_key(&tokens).expect("interned"));
         let ci = self.clusters.len();
-        let values = tokens.iter().map(|t| Values::literal(t, 1)).collect();
         self.clusters.push(Cluster {
             id: id.clone(),
             tokens,
@@ -346,9 +482,9 @@ impl TemplateMiner {
     }
 
     /// After `ci` widened, fold into it every template of its group that it
-    /// now covers (same literal tokens wherever `ci` has a literal).
-    fn merge_covered(&mut self, ci: usize, key: &(usize, String)) -> usize {
-        let Some(members) = self.groups.get(key).cloned() else {
+    /// now covers (same token wherever `ci` has a literal).
+    fn merge_covered(&mut self, ci: usize, key: u64) -> usize {
+        let Some(members) = self.groups.get(&key).cloned() else {
             return ci;
         };
         let mut survivor = ci;
@@ -360,31 +496,46 @@ impl TemplateMiner {
                 .tokens
                 .iter()
                 .zip(&self.clusters[other].tokens)
-                .all(|(a, b)| a == WILDCARD || a == b);
-            if covers {
-                // The older template keeps its id.
-                let (keep, gone) = if other < survivor {
-                    (other, survivor)
-                } else {
-                    (survivor, other)
-                };
-                let tokens = self.clusters[survivor].tokens.clone();
-                let count = self.clusters[gone].count;
-                let gone_values = std::mem::take(&mut self.clusters[gone].values);
-                let keep_c = &mut self.clusters[keep];
-                keep_c.tokens = tokens;
-                keep_c.count += count;
-                for (v, g) in keep_c.values.iter_mut().zip(&gone_values) {
-                    v.merge(g);
-                }
-                self.clusters[gone].merged_into = Some(keep);
-                if let Some(g) = self.groups.get_mut(key) {
-                    g.retain(|&x| x != gone);
-                }
-                self.stats.templates -= 1;
-                self.stats.merged += 1;
-                survivor = keep;
+                .all(|(a, b)| *a == WILD || a == b);
+            if !covers {
+                continue;
             }
+            // The older template keeps its id.
+            let (keep, gone) = if other < survivor {
+                (other, survivor)
+            } else {
+                (survivor, other)
+            };
+            let tokens = self.clusters[survivor].tokens.clone();
+            let count = self.clusters[gone].count;
+            let gone_values = std::mem::take(&mut self.clusters[gone].values);
+            let k = &mut self.clusters[keep];
+            k.tokens = tokens;
+            k.count += count;
+            for (v, g) in k.values.iter_mut().zip(gone_values) {
+                match (&mut v.few, g.few) {
+                    (Some(few), Some(other)) => {
+                        for (t, n) in other {
+                            if let Some((_, c)) = few.iter_mut().find(|(x, _)| *x == t) {
+                                *c += n;
+                            } else {
+                                few.push((t, n));
+                            }
+                        }
+                        if few.len() > MAX_VALUES {
+                            v.few = None;
+                        }
+                    }
+                    _ => v.few = None,
+                }
+            }
+            self.clusters[gone].merged_into = Some(keep);
+            if let Some(g) = self.groups.get_mut(&key) {
+                g.retain(|&x| x != gone);
+            }
+            self.stats.templates -= 1;
+            self.stats.merged += 1;
+            survivor = keep;
         }
         survivor
     }
@@ -409,55 +560,118 @@ impl TemplateMiner {
             self.ids.remove(&c.id);
             // Keep the slot (indexes stay valid) but free the tokens.
             c.tokens = Vec::new();
-            c.merged_into = Some(usize::MAX);
+            c.values = Vec::new();
+            c.merged_into = Some(EVICTED);
         }
         self.stats.templates -= gone.len();
         self.stats.evicted += gone.len() as u64;
         self.compact_if_sparse();
     }
 
-    /// Drop evicted slots once they dominate, so memory follows the cap.
+    /// Drop evicted slots and unused tokens once evicted slots dominate, so
+    /// memory follows the cap.
     fn compact_if_sparse(&mut self) {
         let dead = self
             .clusters
             .iter()
-            .filter(|c| c.merged_into == Some(usize::MAX))
+            .filter(|c| c.merged_into == Some(EVICTED))
             .count();
         if dead < self.clusters.len() / 2 {
             return;
         }
-        let mut remap = vec![usize::MAX; self.clusters.len()];
-        let mut kept = Vec::with_capacity(self.clusters.len() - dead);
-        for (i, c) in self.clusters.iter().enumerate() {
-            if c.merged_into != Some(usize::MAX) {
-                remap[i] = kept.len();
-                kept.push(c.clone());
+        let state = self.to_state();
+        let mut stored: Vec<StoredCluster> = Vec::with_capacity(state.clusters.len() - dead);
+        let mut remap = vec![EVICTED; state.clusters.len()];
+        for (i, c) in state.clusters.into_iter().enumerate() {
+            if c.merged_into != Some(EVICTED) {
+                remap[i] = stored.len();
+                stored.push(c);
             }
         }
-        for c in &mut kept {
+        for c in &mut stored {
             c.merged_into = c
                 .merged_into
-                .map(|m| if m == usize::MAX { m } else { remap[m] });
+                .map(|m| if m == EVICTED { m } else { remap[m] });
         }
-        self.clusters = kept;
-        self.rebuild_index();
+        self.load_clusters(stored);
     }
 
-    fn rebuild_index(&mut self) {
+    fn to_state(&self) -> State {
+        let s = |t: u32| self.interner.str(t).to_string();
+        State {
+            version: 1,
+            config: self.cfg.clone(),
+            clusters: self
+                .clusters
+                .iter()
+                .map(|c| StoredCluster {
+                    id: c.id.clone(),
+                    tokens: c.tokens.iter().map(|&t| s(t)).collect(),
+                    count: c.count,
+                    merged_into: c.merged_into,
+                    values: c
+                        .values
+                        .iter()
+                        .map(|v| {
+                            v.few
+                                .as_ref()
+                                .map(|f| f.iter().map(|(t, n)| (s(*t), *n)).collect())
+                        })
+                        .collect(),
+                })
+                .collect(),
+            stats: self.stats,
+        }
+    }
+
+    fn load_clusters(&mut self, stored: Vec<StoredCluster>) {
+        self.interner = Interner::new();
         self.groups.clear();
         self.ids.clear();
+        self.clusters = stored
+            .into_iter()
+            .map(|c| {
+                let tokens: Vec<u32> = c.tokens.iter().map(|t| self.interner.intern(t)).collect();
+                let mut values: Vec<Values> = c
+                    .values
+                    .into_iter()
+                    .map(|v| Values {
+                        few: v.map(|f| {
+                            f.iter()
+                                .map(|(t, n)| (self.interner.intern(t), *n))
+                                .collect()
+                        }),
+                    })
+                    .collect();
+                values.resize_with(tokens.len(), Values::default);
+                Cluster {
+                    id: c.id,
+                    tokens,
+                    count: c.count,
+                    merged_into: c.merged_into,
+                    values,
+                }
+            })
+            .collect();
         for (i, c) in self.clusters.iter().enumerate() {
             if c.merged_into.is_none() {
-                self.groups
-                    .entry((
-                        c.tokens.len(),
-                        c.tokens.first().cloned().unwrap_or_default(),
-                    ))
-                    .or_default()
-                    .push(i);
+                if let Some(k) = group_key(&c.tokens) {
+                    self.groups.entry(k).or_default().push(i);
+                }
             }
-            if c.merged_into != Some(usize::MAX) {
+            if c.merged_into != Some(EVICTED) {
                 self.ids.insert(c.id.clone(), i);
+            }
+        }
+    }
+
+    fn live(&self, mut index: usize) -> Option<&Cluster> {
+        loop {
+            let c = self.clusters.get(index)?;
+            match c.merged_into {
+                None => return Some(c),
+                Some(EVICTED) => return None,
+                Some(next) => index = next,
             }
         }
     }
@@ -465,21 +679,35 @@ impl TemplateMiner {
     /// Follow merges from a cluster index to the live template (None if
     /// evicted). Indexes from [`TemplateMatch::index`] stay valid until the
     /// next compaction, which only happens under eviction.
-    pub fn resolve(&self, mut index: usize) -> Option<TemplateInfo> {
-        loop {
-            let c = self.clusters.get(index)?;
-            match c.merged_into {
-                None => {
-                    return Some(TemplateInfo {
-                        id: c.id.clone(),
-                        template: c.tokens.join(" "),
-                        count: c.count,
-                    })
-                }
-                Some(usize::MAX) => return None,
-                Some(next) => index = next,
+    pub fn resolve(&self, index: usize) -> Option<TemplateInfo> {
+        let c = self.live(index)?;
+        Some(TemplateInfo {
+            id: c.id.clone(),
+            template: self.text(&c.tokens),
+            count: c.count,
+        })
+    }
+
+    fn text(&self, tokens: &[u32]) -> String {
+        let mut out = String::new();
+        for (i, &t) in tokens.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
             }
+            out.push_str(self.interner.str(t));
         }
+        out
+    }
+
+    /// Positions of a template that are enumerations: a `<*>` that only ever
+    /// held two or three words.
+    fn enum_positions(c: &Cluster) -> impl Iterator<Item = usize> + '_ {
+        c.tokens
+            .iter()
+            .zip(&c.values)
+            .enumerate()
+            .filter(|(_, (t, v))| **t == WILD && v.few.as_ref().is_some_and(|f| f.len() > 1))
+            .map(|(i, _)| i)
     }
 
     /// The template of one message, refined: a `<*>` position of its
@@ -490,33 +718,44 @@ impl TemplateMiner {
     /// template's id, suffixed when a position was refined. `tokens` are the
     /// message's tokens from [`TemplateMiner::tokens`].
     pub fn refine(&self, index: usize, tokens: &[String]) -> Option<TemplateInfo> {
-        let mut index = index;
-        while let Some(next) = self.clusters.get(index)?.merged_into {
-            if next == usize::MAX {
-                return None;
-            }
-            index = next;
-        }
-        let c = &self.clusters[index];
-        let mut out = c.tokens.clone();
+        let c = self.live(index)?;
+        let mut out: Vec<&str> = c.tokens.iter().map(|&t| self.interner.str(t)).collect();
         let mut refined = false;
-        for ((slot, v), tok) in out.iter_mut().zip(&c.values).zip(tokens) {
-            if slot == WILDCARD && v.few.as_ref().is_some_and(|f| f.len() > 1) {
-                *slot = tok.clone();
+        for p in Self::enum_positions(c) {
+            if let Some(t) = tokens.get(p) {
+                out[p] = t;
                 refined = true;
             }
         }
-        let template = out.join(" ");
+        Some(self.refined_info(c, &out.join(" "), refined))
+    }
+
+    /// [`TemplateMiner::refine`] for token ids from
+    /// [`TemplateMiner::last_tokens`] (with interning of every token on).
+    pub fn refine_ids(&self, index: usize, ids: &[u32]) -> Option<TemplateInfo> {
+        let c = self.live(index)?;
+        let mut out = c.tokens.clone();
+        let mut refined = false;
+        for p in Self::enum_positions(c) {
+            if let Some(&t) = ids.get(p).filter(|t| **t < PROVISIONAL) {
+                out[p] = t;
+                refined = true;
+            }
+        }
+        Some(self.refined_info(c, &self.text(&out), refined))
+    }
+
+    fn refined_info(&self, c: &Cluster, template: &str, refined: bool) -> TemplateInfo {
         let id = if refined {
-            format!("{}-{:06x}", c.id, fnv(&template) & 0xff_ffff)
+            format!("{}-{:06x}", c.id, fnv(template) & 0xff_ffff)
         } else {
             c.id.clone()
         };
-        Some(TemplateInfo {
+        TemplateInfo {
             id,
-            template,
+            template: template.to_string(),
             count: c.count,
-        })
+        }
     }
 
     /// Live templates, in creation order.
@@ -526,7 +765,7 @@ impl TemplateMiner {
             .filter(|c| c.merged_into.is_none())
             .map(|c| TemplateInfo {
                 id: c.id.clone(),
-                template: c.tokens.join(" "),
+                template: self.text(&c.tokens),
                 count: c.count,
             })
     }
@@ -538,13 +777,7 @@ impl TemplateMiner {
 
     /// Serialise the miner's state (JSON) so ids survive a restart.
     pub fn save_state(&self) -> String {
-        serde_json::to_string(&State {
-            version: 1,
-            config: self.cfg.clone(),
-            clusters: self.clusters.clone(),
-            stats: self.stats,
-        })
-        .expect("state serialises")
+        serde_json::to_string(&self.to_state()).expect("state serialises")
     }
 
     /// Restore a miner from [`TemplateMiner::save_state`].
@@ -557,9 +790,8 @@ impl TemplateMiner {
             )));
         }
         let mut m = TemplateMiner::new(st.config)?;
-        m.clusters = st.clusters;
+        m.load_clusters(st.clusters);
         m.stats = st.stats;
-        m.rebuild_index();
         Ok(m)
     }
 }

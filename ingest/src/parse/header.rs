@@ -19,6 +19,15 @@ pub struct HeaderFormat {
     fields: Vec<String>,
     /// Whether the format has a `<Content>` placeholder.
     has_content: bool,
+    /// Capture-group index of `<Content>` (for the allocation-free path).
+    content_group: Option<usize>,
+    /// The format is just `<Content>`: every line is its own message.
+    whole_line: bool,
+    /// The format as literal separators between fields, when it uses no
+    /// regular-expression construct beyond `\[`-style escapes and spaces:
+    /// then a small backtracking matcher replaces the regex (several times
+    /// faster, and it is the hot path of template mining).
+    plain: Option<Vec<Vec<SepItem>>>,
 }
 
 impl HeaderFormat {
@@ -60,17 +69,60 @@ impl HeaderFormat {
         }
         let regex = Regex::new(&pattern).map_err(|e| invalid(e.to_string()))?;
         let has_content = fields.iter().any(|f| f == "Content");
+        let content_group = regex.capture_names().position(|n| n == Some("Content"));
         Ok(HeaderFormat {
             source: format.to_string(),
+            whole_line: format == "<Content>",
+            plain: plain_separators(format, &placeholder),
             regex,
             fields,
             has_content,
+            content_group,
         })
     }
 
     /// The format as written.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// Reusable capture buffers for [`HeaderFormat::content_with`].
+    pub fn locations(&self) -> regex::CaptureLocations {
+        self.regex.capture_locations()
+    }
+
+    /// [`HeaderFormat::content`] without allocating: the caller keeps one
+    /// `locs` from [`HeaderFormat::locations`] for every line.
+    pub fn content_with<'a>(&self, line: &'a str, locs: &mut regex::CaptureLocations) -> &'a str {
+        if self.whole_line {
+            return line;
+        }
+        let Some(group) = self.content_group else {
+            return line;
+        };
+        if let Some(seps) = self.plain.as_deref().filter(|s| s.len() <= 32) {
+            let content = self
+                .fields
+                .iter()
+                .position(|f| f == "Content")
+                .expect("has content");
+            let mut m = Plain {
+                seps,
+                line: line.as_bytes(),
+                starts: [0; 32],
+                stops: [0; 32],
+                steps: 0,
+            };
+            match m.sep(0, 0, 0) {
+                Some(true) => return &line[m.starts[content]..m.stops[content]],
+                Some(false) => return line,
+                None => {} // too much backtracking: let the regex decide
+            }
+        }
+        match self.regex.captures_read(locs, line) {
+            Some(_) => locs.get(group).map_or(line, |(a, b)| &line[a..b]),
+            None => line,
+        }
     }
 
     /// Field names in order.
@@ -101,6 +153,135 @@ impl HeaderFormat {
         match self.regex.captures(line) {
             Some(caps) => caps.name("Content").map_or(line, |m| m.as_str()),
             None => line,
+        }
+    }
+}
+
+/// One element of a literal separator.
+#[derive(Debug, Clone, PartialEq)]
+enum SepItem {
+    /// This byte.
+    Byte(u8),
+    /// One or more whitespace bytes (a run of spaces in the format).
+    Space,
+}
+
+/// Split a format into the separators around its fields, if every
+/// separator is literal text (escapes like `\[` allowed) and spaces.
+fn plain_separators(format: &str, placeholder: &Regex) -> Option<Vec<Vec<SepItem>>> {
+    let mut seps = Vec::new();
+    let mut last = 0;
+    let parse = |text: &str| -> Option<Vec<SepItem>> {
+        let mut out = Vec::new();
+        let mut bytes = text.bytes().peekable();
+        while let Some(b) = bytes.next() {
+            match b {
+                b' ' => {
+                    while bytes.peek() == Some(&b' ') {
+                        bytes.next();
+                    }
+                    out.push(SepItem::Space);
+                }
+                b'\\' => {
+                    let e = bytes.next()?;
+                    if e.is_ascii_alphanumeric() {
+                        return None; // \d, \s, \w...: a real regex
+                    }
+                    out.push(SepItem::Byte(e));
+                }
+                b'(' | b')' | b'?' | b'*' | b'+' | b'.' | b'[' | b']' | b'{' | b'}' | b'|'
+                | b'^' | b'$' => return None,
+                b => out.push(SepItem::Byte(b)),
+            }
+        }
+        Some(out)
+    };
+    for m in placeholder.find_iter(format) {
+        seps.push(parse(&format[last..m.start()])?);
+        last = m.end();
+    }
+    seps.push(parse(&format[last..])?);
+    Some(seps)
+}
+
+/// A backtracking matcher for lazy fields between literal separators,
+/// exploring in the regex's preference order (each field as short as
+/// possible, each whitespace run as long as possible) so it finds the same
+/// match. `steps` bounds the work; past it the caller uses the regex.
+struct Plain<'a> {
+    seps: &'a [Vec<SepItem>],
+    line: &'a [u8],
+    starts: [usize; 32],
+    stops: [usize; 32],
+    steps: u32,
+}
+
+/// Work bound of the fast matcher before it defers to the regex.
+const MAX_STEPS: u32 = 4096;
+
+impl Plain<'_> {
+    /// Some(true/false) when decided, None when it gave up.
+    fn field(&mut self, f: usize, start: usize) -> Option<bool> {
+        self.starts[f] = start;
+        let next = &self.seps[f + 1];
+        // The last field before an empty final separator runs to the end.
+        if next.is_empty() && f + 1 == self.seps.len() - 1 {
+            self.stops[f] = self.line.len();
+            return Some(true);
+        }
+        let first = next.first().cloned();
+        for end in start..=self.line.len() {
+            // Only positions where the separator can begin are worth a try.
+            match (&first, self.line.get(end)) {
+                (Some(SepItem::Byte(b)), Some(c)) if c != b => continue,
+                (Some(SepItem::Space), Some(c)) if !c.is_ascii_whitespace() => continue,
+                _ => {}
+            }
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return None;
+            }
+            self.stops[f] = end;
+            if self.sep(f + 1, 0, end)? {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    fn sep(&mut self, s: usize, item: usize, at: usize) -> Option<bool> {
+        let sep = &self.seps[s];
+        if item == sep.len() {
+            return if s == self.seps.len() - 1 {
+                Some(at == self.line.len())
+            } else {
+                self.field(s, at)
+            };
+        }
+        match sep[item] {
+            SepItem::Byte(b) => {
+                if self.line.get(at) == Some(&b) {
+                    self.sep(s, item + 1, at + 1)
+                } else {
+                    Some(false)
+                }
+            }
+            SepItem::Space => {
+                let mut run = 0;
+                while self
+                    .line
+                    .get(at + run)
+                    .is_some_and(|c| c.is_ascii_whitespace())
+                {
+                    run += 1;
+                }
+                for k in (1..=run).rev() {
+                    if self.sep(s, item + 1, at + k)? {
+                        return Some(true);
+                    }
+                }
+                Some(false)
+            }
         }
     }
 }
@@ -144,6 +325,48 @@ mod tests {
         let f = HeaderFormat::new("<Date> <Time> <Level> <Component>: <Content>").unwrap();
         assert!(f.parse("garbage").is_none());
         assert_eq!(f.content("garbage"), "garbage");
+    }
+
+    #[test]
+    fn the_fast_matcher_agrees_with_the_regex() {
+        let formats = [
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            r"\[<Time>\] \[<Level>\] <Content>",
+            "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
+            "<Content>",
+            "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+        ];
+        let lines = [
+            "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block terminating",
+            "[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/httpd/conf/workers2.properties",
+            "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0:0:0:0:0:0:0:0:2181:FastLeaderElection@774] - Notification time out: 3200",
+            "- 1117838570 2005.06.03 R02-M1-N0-C:J12-U11 2005-06-03-15.42.50.675872 R02-M1-N0-C:J12-U11 RAS KERNEL INFO instruction cache parity error corrected",
+            "a: b: c",
+            "",
+            "no match here",
+            "x  y   z: w",
+        ];
+        for f in formats {
+            let h = HeaderFormat::new(f).unwrap();
+            assert!(
+                h.plain.is_some() || f == "<Content>",
+                "{f} should take the fast path"
+            );
+            let mut locs = h.locations();
+            for l in lines {
+                let slow = match h.regex.captures(l) {
+                    Some(c) => c.name("Content").map_or(l, |m| m.as_str()),
+                    None => l,
+                };
+                assert_eq!(h.content_with(l, &mut locs), slow, "{f} on {l:?}");
+            }
+        }
+        assert!(HeaderFormat::new(
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>"
+        )
+        .unwrap()
+        .plain
+        .is_none());
     }
 
     #[test]
