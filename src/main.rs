@@ -35,6 +35,9 @@ enum Command {
     Replay(cmd::replay::Args),
     /// Mine log templates from a file and write `LineId,EventId,EventTemplate` CSV.
     Templates(cmd::templates::Args),
+    /// Score one metric series (CSV `timestamp,value`) and write
+    /// `timestamp,value,anomaly_score,label` CSV.
+    Detect(cmd::detect::Args),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Generate(a) => cmd::generate::run(a),
         Command::Replay(a) => cmd::replay::run(a),
         Command::Templates(a) => cmd::templates::run(a),
+        Command::Detect(a) => cmd::detect::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,7 +16,9 @@
 #![deny(missing_docs)]
 
 pub mod correlate;
+pub mod detect;
 pub mod signals;
 
 pub use correlate::{Correlator, CorrelatorConfig};
+pub use detect::{DetectorConfig, Score, SeriesDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

@@ -1,5 +1,6 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
+pub mod detect;
 pub mod generate;
 pub mod replay;
 pub mod templates;

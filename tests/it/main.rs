@@ -1,4 +1,5 @@
 mod cli;
+mod detect;
 mod generate;
 #[cfg(feature = "kafka")]
 mod kafka;

@@ -1,0 +1,113 @@
+//! `remedy detect`: score one metric series with the causal detector.
+
+use crate::output::AtomicFile;
+use analyze::{DetectorConfig, SeriesDetector};
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+
+/// Flags of `remedy detect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Write the scored CSV here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+
+    /// CSV with header `timestamp,value` (timestamps as `YYYY-MM-DD
+    /// HH:MM:SS`, RFC 3339 or Unix seconds).
+    #[arg(value_name = "SERIES.csv")]
+    pub series: PathBuf,
+}
+
+fn valid_time(s: &str) -> bool {
+    let s = s.trim();
+    s.parse::<f64>().is_ok()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
+        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
+}
+
+/// Run `remedy detect`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let file = std::fs::File::open(&args.series)
+        .with_context(|| format!("cannot read {}", args.series.display()))?;
+    let mut lines = BufReader::new(file).lines();
+    let header = lines.next().transpose()?.with_context(|| {
+        format!(
+            "{} is empty; expected a header `timestamp,value`",
+            args.series.display()
+        )
+    })?;
+    let cols: Vec<String> = header
+        .trim()
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    let (Some(ti), Some(vi)) = (
+        cols.iter().position(|c| c == "timestamp"),
+        cols.iter().position(|c| c == "value"),
+    ) else {
+        bail!(
+            "{}: header {:?} lacks `timestamp` and `value` columns",
+            args.series.display(),
+            header.trim()
+        );
+    };
+    let mut out: Box<dyn Write> = Box::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    let mut atomic = match &args.out {
+        Some(p) => Some(AtomicFile::create(p)?),
+        None => None,
+    };
+    let mut text = String::new();
+    let mut detector = SeriesDetector::new(DetectorConfig::default());
+    let mut bad_rows = Vec::new();
+    text.push_str("timestamp,value,anomaly_score,label\n");
+    for (i, line) in lines.enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        let ts = fields.get(ti).map_or("", |s| s.trim());
+        let raw = fields.get(vi).map_or("", |s| s.trim());
+        // A row whose value is not a number is scored as missing (score 0)
+        // but kept, so the output has one row per input row.
+        let value = raw.parse::<f64>().unwrap_or(f64::NAN);
+        if !value.is_finite() || !valid_time(ts) {
+            bad_rows.push(i + 2);
+        }
+        let s = detector.observe(value);
+        text.push_str(&format!(
+            "{ts},{raw},{:.6},{}\n",
+            s.score,
+            u8::from(s.alert)
+        ));
+        if text.len() > 1 << 16 {
+            match atomic.as_mut() {
+                Some(f) => f.write_all(text.as_bytes())?,
+                None => out.write_all(text.as_bytes())?,
+            }
+            text.clear();
+        }
+    }
+    match atomic {
+        Some(mut f) => {
+            f.write_all(text.as_bytes())?;
+            f.commit()?;
+        }
+        None => {
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    if !bad_rows.is_empty() {
+        let shown: Vec<String> = bad_rows.iter().take(10).map(|l| l.to_string()).collect();
+        eprintln!(
+            "warning: {} row(s) with a missing or non-numeric value or an unreadable timestamp were scored as missing (lines {}{})",
+            bad_rows.len(),
+            shown.join(", "),
+            if bad_rows.len() > 10 { ", ..." } else { "" }
+        );
+    }
+    Ok(())
+}
