@@ -9,7 +9,12 @@
 //!    of those raw scores compared with their long-term distribution, turned
 //!    into a tail probability, so the score is calibrated the same way on
 //!    every series (one threshold works across signals);
-//! 3. a decision with hysteresis: an alert opens when the score reaches
+//! 3. onset reporting: the reported score is how far the likelihood rises
+//!    above its own maximum over the last [`DetectorConfig::suppress`]
+//!    points, so a sustained anomaly scores high once, at its start, rather
+//!    than on every row it lasts (each of which would be a false positive
+//!    to anyone alerting on the score);
+//! 4. a decision with hysteresis: an alert opens when the score reaches
 //!    [`DetectorConfig::alert_on`] and closes only after it stays below
 //!    [`DetectorConfig::alert_off`] for a while, so one episode is one alert.
 //!
@@ -36,6 +41,10 @@ pub struct DetectorConfig {
     pub alert_off: f64,
     /// Points below `alert_off` before the alert closes.
     pub cooldown: usize,
+    /// Points over which a score must exceed its own recent maximum to be
+    /// reported: a sustained anomaly is reported at its onset, and the rows
+    /// after it score by how much they add, not again in full.
+    pub suppress: usize,
 }
 
 impl Default for DetectorConfig {
@@ -48,6 +57,7 @@ impl Default for DetectorConfig {
             alert_on: 0.5,
             alert_off: 0.25,
             cooldown: 12,
+            suppress: 400,
         }
     }
 }
@@ -80,6 +90,7 @@ pub struct SeriesDetector {
     in_alert: bool,
     quiet: usize,
     scratch: Vec<f64>,
+    recent: VecDeque<f64>,
 }
 
 fn median_mad(data: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
@@ -139,6 +150,7 @@ impl SeriesDetector {
             in_alert: false,
             quiet: 0,
             scratch: Vec::new(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -208,6 +220,13 @@ impl SeriesDetector {
             self.raw_sq -= old * old;
         }
 
+        let prev_max = self.recent.iter().copied().fold(0.0, f64::max);
+        self.recent.push_back(score);
+        if self.recent.len() > self.cfg.suppress {
+            self.recent.pop_front();
+        }
+        // The decision follows the unsuppressed score, with hysteresis.
+        let reported = (score - prev_max).max(0.0);
         if self.in_alert {
             if score < self.cfg.alert_off {
                 self.quiet += 1;
@@ -222,7 +241,7 @@ impl SeriesDetector {
             self.quiet = 0;
         }
         Score {
-            score,
+            score: reported,
             alert: self.in_alert,
             expected: med,
             spread: mad,
