@@ -3,6 +3,7 @@
 //! code. All real work lives in the library crates and in `cmd/`.
 
 mod cmd;
+mod evaluate;
 mod generate;
 mod output;
 mod pipeline;

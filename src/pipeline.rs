@@ -9,6 +9,7 @@
 //! Nothing here reads a clock or does I/O of its own: the same records in
 //! the same order give the same bytes out.
 
+use analyze::{Analyzer, AnalyzerConfig, AnalyzerOutput};
 use ingest::decode::{Decoder, DecoderConfig};
 use ingest::mining::{MinerConfig, TemplateMiner};
 use ingest::{DeadLetter, Format, IngestStats, RawRecord};
@@ -36,6 +37,8 @@ pub struct PipelineConfig {
     pub miner: MinerConfig,
     /// Cap on distinct metric series tracked for the summary.
     pub max_series: usize,
+    /// Signals, detectors and correlation.
+    pub analyzer: AnalyzerConfig,
 }
 
 /// How many templates the summary lists.
@@ -50,8 +53,10 @@ pub struct Pipeline {
     /// Origins in the order first seen, so the summary is stable.
     origins: Vec<Arc<str>>,
     miner: TemplateMiner,
-    events: Vec<Event>,
     acc: Accumulator,
+    analyzer: Analyzer,
+    /// Anomalies and resolved incidents not yet taken by the caller.
+    output: AnalyzerOutput,
 }
 
 /// Running totals behind the summary.
@@ -68,6 +73,8 @@ struct Accumulator {
     series_over_cap: u64,
     metric_names: BTreeMap<String, u64>,
     changes: Vec<ChangeEvent>,
+    /// Containers seen per service (replica counts for the blast radius).
+    containers: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// Per-service log counts.
@@ -140,31 +147,42 @@ pub struct Summary {
     pub templates_evicted: u64,
     /// Most frequent templates.
     pub top_templates: Vec<TemplateSummary>,
+    /// Anomalies found.
+    pub anomalies: usize,
+    /// Incidents found.
+    pub incidents: usize,
+    /// Actions planned (including skipped ones).
+    pub actions: usize,
+    /// Comparison with labelled faults, when labels were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<crate::evaluate::Evaluation>,
 }
 
 impl Pipeline {
     /// A new engine.
     pub fn new(config: PipelineConfig) -> anyhow::Result<Self> {
         let miner = TemplateMiner::new(config.miner.clone())?;
+        let analyzer = Analyzer::new(config.analyzer.clone());
         Ok(Pipeline {
+            analyzer,
+            output: AnalyzerOutput::default(),
             config,
             decoders: HashMap::new(),
             origins: Vec::new(),
             miner,
-            events: Vec::new(),
             acc: Accumulator::default(),
         })
     }
 
-    /// Decode one raw record and fold what it yields into the run. Returns
-    /// the events it produced (template ids filled in), borrowed until the
-    /// next push.
-    pub fn push(
+    /// Decode one raw record and fold it into the summary (template ids
+    /// filled in), appending its events to `out`. Bad records go to `dead`.
+    pub fn decode(
         &mut self,
         raw: &RawRecord,
         dead: &mut dyn DeadLetterSink,
-    ) -> anyhow::Result<&[Event]> {
-        self.events.clear();
+        out: &mut Vec<Event>,
+    ) -> anyhow::Result<()> {
+        let start = out.len();
         let decoder = match self.decoders.get_mut(&raw.origin) {
             Some(d) => d,
             None => {
@@ -173,11 +191,11 @@ impl Pipeline {
                 self.decoders.entry(raw.origin.clone()).or_insert(d)
             }
         };
-        if let Err(letter) = decoder.decode(raw, &mut self.events) {
+        if let Err(letter) = decoder.decode(raw, out) {
             dead.put(&letter)?;
-            return Ok(&self.events);
+            return Ok(());
         }
-        for event in &mut self.events {
+        for event in &mut out[start..] {
             let ts = event.timestamp();
             self.acc.first = Some(self.acc.first.map_or(ts, |f| f.min(ts)));
             self.acc.last = Some(self.acc.last.map_or(ts, |l| l.max(ts)));
@@ -208,6 +226,14 @@ impl Pipeline {
                     if !self.acc.series.contains(&m.key) {
                         if self.acc.series.len() < self.config.max_series {
                             self.acc.series.insert(m.key.clone());
+                            if let (Some(s), Some(c)) =
+                                (m.key.label("service"), m.key.label("container"))
+                            {
+                                let set = self.acc.containers.entry(s.to_string()).or_default();
+                                if set.len() < 1000 {
+                                    set.insert(c.to_string());
+                                }
+                            }
                         } else {
                             self.acc.series_over_cap += 1;
                         }
@@ -221,7 +247,29 @@ impl Pipeline {
                 Event::Change(c) => self.acc.changes.push(c.clone()),
             }
         }
-        Ok(&self.events)
+        Ok(())
+    }
+
+    /// Analyse one decoded event. Events must come in event-time order
+    /// (within the allowed lateness); replay merges its files to ensure it.
+    pub fn analyze(&mut self, event: &Event) {
+        self.analyzer.push(event, &mut self.output);
+    }
+
+    /// End of input: flush the windows, close what is open, and hand over
+    /// every anomaly and incident not yet taken.
+    pub fn finish(&mut self) -> AnalyzerOutput {
+        self.analyzer.finish(&mut self.output);
+        std::mem::take(&mut self.output)
+    }
+
+    /// Replica counts per service, from the containers seen in metrics.
+    pub fn replicas(&self) -> BTreeMap<String, u32> {
+        self.acc
+            .containers
+            .iter()
+            .map(|(s, c)| (s.clone(), c.len() as u32))
+            .collect()
     }
 
     /// The summary of everything pushed so far.
@@ -271,6 +319,10 @@ impl Pipeline {
             templates,
             templates_evicted: self.miner.stats().evicted,
             top_templates: top,
+            anomalies: 0,
+            incidents: 0,
+            actions: 0,
+            evaluation: None,
         }
     }
 }

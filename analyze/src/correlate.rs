@@ -59,7 +59,11 @@ impl Default for CorrelatorConfig {
 /// An incident still being built.
 struct Open {
     start: Timestamp,
+    /// Latest time any of its signals was anomalous (for resolution).
     last: Timestamp,
+    /// Latest anomaly onset (for grouping: a long-lasting alert must not
+    /// make an incident a magnet for every later anomaly).
+    last_onset: Timestamp,
     anomalies: Vec<Anomaly>,
     dropped: u64,
     services: BTreeSet<String>,
@@ -116,9 +120,9 @@ impl Correlator {
             .open
             .iter()
             .enumerate()
-            .filter(|(_, o)| a.timestamp.as_millis() - o.last.as_millis() <= gap)
+            .filter(|(_, o)| a.timestamp.as_millis() - o.last_onset.as_millis() <= gap)
             .filter(|(_, o)| self.related(o, &a))
-            .max_by_key(|(i, o)| (o.last, *i))
+            .max_by_key(|(i, o)| (o.last_onset, *i))
             .map(|(i, _)| i);
         let o = match best {
             Some(i) => &mut self.open[i],
@@ -126,6 +130,7 @@ impl Correlator {
                 self.open.push(Open {
                     start: a.timestamp,
                     last: a.timestamp,
+                    last_onset: a.timestamp,
                     anomalies: Vec::new(),
                     dropped: 0,
                     services: BTreeSet::new(),
@@ -136,6 +141,7 @@ impl Correlator {
             }
         };
         o.last = o.last.max(a.timestamp);
+        o.last_onset = o.last_onset.max(a.timestamp);
         if let Some(s) = &a.signal.service {
             o.services.insert(s.clone());
         }
@@ -151,6 +157,17 @@ impl Correlator {
             o.dropped += 1;
         }
         resolved
+    }
+
+    /// A signal of an open incident is still anomalous at `at`: the
+    /// incident stays open (it resolves only once its signals are back
+    /// inside their bands for `resolve_after_secs`).
+    pub fn touch(&mut self, signal: &models::Signal, at: Timestamp) {
+        for o in &mut self.open {
+            if o.anomalies.iter().any(|a| &a.signal == signal) {
+                o.last = o.last.max(at);
+            }
+        }
     }
 
     /// Resolve incidents that have been quiet long enough by event time `now`.

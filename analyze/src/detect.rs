@@ -41,6 +41,12 @@ pub struct DetectorConfig {
     pub alert_off: f64,
     /// Points below `alert_off` before the alert closes.
     pub cooldown: usize,
+    /// Consecutive points at or above `alert_on` before an alert opens: 2 or
+    /// more ignores one-point blips (the engine uses 2 for service signals;
+    /// `remedy detect` uses 1 so single-point anomalies count).
+    pub min_consecutive: usize,
+    /// Only deviations above the baseline count (latency, error rates).
+    pub upward_only: bool,
     /// Points over which a score must exceed its own recent maximum to be
     /// reported: a sustained anomaly is reported at its onset, and the rows
     /// after it score by how much they add, not again in full.
@@ -58,6 +64,8 @@ impl Default for DetectorConfig {
             alert_off: 0.25,
             cooldown: 12,
             suppress: 400,
+            min_consecutive: 1,
+            upward_only: false,
         }
     }
 }
@@ -91,6 +99,7 @@ pub struct SeriesDetector {
     quiet: usize,
     scratch: Vec<f64>,
     recent: VecDeque<f64>,
+    streak: usize,
 }
 
 fn median_mad(data: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
@@ -151,6 +160,7 @@ impl SeriesDetector {
             quiet: 0,
             scratch: Vec::new(),
             recent: VecDeque::new(),
+            streak: 0,
         }
     }
 
@@ -169,9 +179,27 @@ impl SeriesDetector {
         let (dmed, dmad) = median_mad(&self.diffs, &mut self.scratch);
         // A floor on the spread: constant stretches (MAD 0) must not turn
         // the next tiny wobble into an infinite z-score.
-        let floor = 1e-3 * med.abs().max(1e-9) + 1e-9;
-        let z_level = (x - med).abs() / mad.max(floor);
-        let z_diff = d.map_or(0.0, |d| (d - dmed).abs() / dmad.max(floor));
+        // Integer-valued series (counts of images, threads) change by whole
+        // steps: half the smallest step seen is the least spread they can
+        // have, so 3 -> 4 is not an infinite z-score.
+        let step = self
+            .diffs
+            .iter()
+            .map(|d| d.abs())
+            .filter(|d| *d > 0.0)
+            .fold(f64::INFINITY, f64::min);
+        let floor = (1e-3 * med.abs().max(1e-9) + 1e-9).max(if step.is_finite() {
+            step / 2.0
+        } else {
+            0.0
+        });
+        let (dev, ddev) = if self.cfg.upward_only {
+            ((x - med).max(0.0), d.map_or(0.0, |d| (d - dmed).max(0.0)))
+        } else {
+            ((x - med).abs(), d.map_or(0.0, |d| (d - dmed).abs()))
+        };
+        let z_level = dev / mad.max(floor);
+        let z_diff = ddev / dmad.max(floor);
         let raw = (z_level.min(50.0) + z_diff.min(50.0)) / 2.0;
 
         // Update the baseline windows after scoring: causal.
@@ -236,15 +264,124 @@ impl SeriesDetector {
             } else {
                 self.quiet = 0;
             }
-        } else if score >= self.cfg.alert_on {
-            self.in_alert = true;
-            self.quiet = 0;
+        } else if score >= self.cfg.alert_on && raw >= 3.0 {
+            // The likelihood is smoothed over `short` points, so it stays
+            // high just after a one-point blip; counting only points that
+            // deviate themselves keeps `min_consecutive` honest.
+            self.streak += 1;
+            if self.streak >= self.cfg.min_consecutive.max(1) {
+                self.in_alert = true;
+                self.quiet = 0;
+            }
+        } else {
+            self.streak = 0;
         }
         Score {
             score: reported,
             alert: self.in_alert,
             expected: med,
             spread: mad,
+        }
+    }
+}
+
+/// Count-aware detector for event counts per window (errors, 5xx):
+/// a Poisson tail test of the observed count against a slowly learned rate,
+/// so one error in a quiet service is not an anomaly while twenty are, and
+/// a raw ratio never divides by zero.
+#[derive(Debug, Clone)]
+pub struct CountDetector {
+    rate: f64,
+    seen: usize,
+    in_alert: bool,
+    quiet: usize,
+}
+
+/// Windows before a count detector may alert.
+const COUNT_WARMUP: usize = 20;
+/// Rates learn slowly (half-life about 140 windows) and not during an alert,
+/// so a burst is not absorbed into its own baseline.
+const COUNT_ALPHA: f64 = 0.005;
+/// Floor on the expected count per window.
+const COUNT_FLOOR: f64 = 0.05;
+
+/// log10 of P(X >= k) for X ~ Poisson(lambda).
+pub fn log10_poisson_tail(k: u64, lambda: f64) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    // Sum the pmf from k upward in log space until the terms vanish.
+    let ln_pmf = |j: u64| -lambda + j as f64 * lambda.ln() - ln_factorial(j);
+    let first = ln_pmf(k);
+    let mut sum = 1.0;
+    let mut term = 1.0;
+    let mut j = k;
+    while term > 1e-12 && j < k + 10_000 {
+        j += 1;
+        term *= lambda / j as f64;
+        sum += term;
+    }
+    ((first + sum.ln()) / std::f64::consts::LN_10).min(0.0)
+}
+
+fn ln_factorial(n: u64) -> f64 {
+    if n < 20 {
+        (1..=n).map(|i| (i as f64).ln()).sum()
+    } else {
+        // Stirling with the 1/(12n) term: plenty for a tail probability.
+        let n = n as f64;
+        n * n.ln() - n + 0.5 * (2.0 * std::f64::consts::PI * n).ln() + 1.0 / (12.0 * n)
+    }
+}
+
+impl Default for CountDetector {
+    fn default() -> Self {
+        CountDetector {
+            rate: 0.0,
+            seen: 0,
+            in_alert: false,
+            quiet: 0,
+        }
+    }
+}
+
+impl CountDetector {
+    /// Score one window's count.
+    pub fn observe(&mut self, count: f64) -> Score {
+        let k = count.max(0.0).round() as u64;
+        let lambda = self.rate.max(COUNT_FLOOR);
+        let log_p = log10_poisson_tail(k, lambda);
+        let score = if self.seen < COUNT_WARMUP {
+            0.0
+        } else {
+            (-log_p / 12.0).clamp(0.0, 1.0)
+        };
+        if self.in_alert {
+            if log_p > -1.3 {
+                self.quiet += 1;
+                if self.quiet >= 8 {
+                    self.in_alert = false;
+                }
+            } else {
+                self.quiet = 0;
+            }
+        } else if score >= 0.5 && k >= 3 {
+            self.in_alert = true;
+            self.quiet = 0;
+        }
+        if !self.in_alert {
+            self.rate = if self.seen == 0 {
+                count
+            } else {
+                self.rate + COUNT_ALPHA * (count - self.rate)
+            };
+        }
+        self.seen += 1;
+        Score {
+            score,
+            alert: self.in_alert,
+            expected: lambda,
+            spread: lambda.sqrt(),
         }
     }
 }
@@ -306,6 +443,21 @@ mod tests {
         let full = run(&xs);
         let cut = run(&xs[..350]);
         assert_eq!(&full[..350], &cut[..]);
+    }
+
+    #[test]
+    fn counts_alert_on_bursts_not_on_single_errors() {
+        let mut d = CountDetector::default();
+        let mut alerts = 0;
+        for i in 0..400 {
+            // About one error every ten windows, never an alert.
+            let k = if i % 10 == 0 { 1.0 } else { 0.0 };
+            alerts += usize::from(d.observe(k).alert);
+        }
+        assert_eq!(alerts, 0);
+        let s = d.observe(12.0);
+        assert!(s.alert && s.score > 0.5, "{s:?}");
+        assert!((log10_poisson_tail(1, 1.0) - (1.0 - (-1.0f64).exp()).log10()).abs() < 1e-9);
     }
 
     #[test]

@@ -17,8 +17,10 @@
 
 pub mod correlate;
 pub mod detect;
+pub mod engine;
 pub mod signals;
 
 pub use correlate::{Correlator, CorrelatorConfig};
-pub use detect::{DetectorConfig, Score, SeriesDetector};
+pub use detect::{CountDetector, DetectorConfig, Score, SeriesDetector};
+pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

@@ -288,6 +288,13 @@ impl SignalAggregator {
                 return;
             }
         }
+        // A histogram's or summary's `_sum` and `_count` are cumulative
+        // totals whose information the bucket quantiles already carry.
+        if matches!(m.kind, MetricKind::Histogram | MetricKind::Summary)
+            && (name.ends_with("_sum") || name.ends_with("_count"))
+        {
+            return;
+        }
         let is_counter = m.kind == MetricKind::Counter
             || (m.kind == MetricKind::Untyped && name.ends_with("_total"));
         if is_counter {

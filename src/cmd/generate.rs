@@ -38,10 +38,10 @@ pub struct Args {
     #[arg(long, default_value = "15s")]
     pub scrape_interval: String,
 
-    /// Write the metric files gzip-compressed (`.prom.gz`, `.jsonl.gz`);
+    /// Write every data file gzip-compressed (`.json.gz`, `.prom.gz`...);
     /// replay reads them transparently.
     #[arg(long)]
-    pub gzip_metrics: bool,
+    pub gzip: bool,
 
     /// Output directory (replaced if it holds an earlier generator output).
     #[arg(long, value_name = "DIR")]
@@ -122,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         rate: args.rate,
         scenario: args.scenario.clone(),
         scrape_ms,
-        gzip_metrics: args.gzip_metrics,
+        gzip: args.gzip,
     };
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());

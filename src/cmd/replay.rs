@@ -5,8 +5,11 @@ use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig, Summary};
 use anyhow::Context;
 use ingest::decode::DecoderConfig;
 use ingest::mining::MinerConfig;
-use ingest::source::file::{stdin_lines, FileSource};
+use ingest::source::file::{stdin_lines, FileSource, LineReader};
 use ingest::{DeadLetter, Format};
+use models::{Action, ActionStatus, Event, Evidence, Incident};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,6 +35,20 @@ pub struct Args {
     /// Records longer than this many bytes are dead-lettered, not parsed.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_line_bytes: usize,
+
+    /// Labelled faults (`labels.json` from `remedy generate`): print and
+    /// record how the incidents compare.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+
+    /// Remediation policy (TOML); the default plans in dry-run only.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Service dependencies, JSON `{"caller": ["callee", ...]}`. By default
+    /// the `topology` of a `manifest.json` in a replayed directory is used.
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
 }
 
 /// Dead letters written as JSON lines.
@@ -43,20 +60,40 @@ impl DeadLetterSink for FileSink {
     }
 }
 
+/// One input file (or stdin) during the event-time merge.
+struct Lane {
+    reader: LineReader,
+    buf: VecDeque<Event>,
+    done: bool,
+}
+
 /// Run `remedy replay`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let format = Format::from_name(&args.format)?;
-    // Open every input before creating any output, so a typo in a path
-    // leaves nothing behind.
     let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
     if stdin && args.paths.len() > 1 {
         anyhow::bail!("`-` (standard input) cannot be combined with other paths");
     }
-    let source: Box<dyn Iterator<Item = ingest::Result<ingest::RawRecord>>> = if stdin {
-        Box::new(stdin_lines(args.max_line_bytes))
+    // Open every input before creating any output, so a typo in a path
+    // leaves nothing behind.
+    let readers = if stdin {
+        vec![stdin_lines(args.max_line_bytes)]
     } else {
-        Box::new(FileSource::open(&args.paths, args.max_line_bytes)?)
+        FileSource::open(&args.paths, args.max_line_bytes)?.readers()?
     };
+    let policy = match &args.policy {
+        Some(p) => reclaim::Policy::from_toml(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read policy {}", p.display()))?,
+        )
+        .with_context(|| format!("policy {}", p.display()))?,
+        None => reclaim::Policy::default(),
+    };
+    let labels = match &args.labels {
+        Some(p) => Some(crate::evaluate::Labels::load(p)?),
+        None => None,
+    };
+    let topology = crate::evaluate::load_topology(args.topology.as_deref(), &args.paths)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let decoder = DecoderConfig {
@@ -66,28 +103,237 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )),
         ..DecoderConfig::default()
     };
+    let mut analyzer = analyze::AnalyzerConfig::default();
+    analyzer.correlator.topology = topology;
     let mut pipeline = Pipeline::new(PipelineConfig {
         format,
         decoder,
         miner: MinerConfig::default(),
         max_series: 100_000,
+        analyzer,
     })?;
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
-    for raw in source {
-        let raw = raw?;
-        pipeline.push(&raw, &mut dead)?;
-        progress.inc(1);
+
+    // Merge the inputs by event time: each file is read lazily and the
+    // earliest pending event of any file goes next (ties by file order), so
+    // the analysis sees one estate-wide timeline, as a consumer of a topic
+    // would.
+    let mut lanes: Vec<Lane> = readers
+        .into_iter()
+        .map(|reader| Lane {
+            reader,
+            buf: VecDeque::new(),
+            done: false,
+        })
+        .collect();
+    let mut heap = BinaryHeap::new();
+    let mut scratch = Vec::new();
+    for (i, lane) in lanes.iter_mut().enumerate() {
+        if fill(lane, &mut pipeline, &mut dead, &mut scratch, &progress)? {
+            heap.push(Reverse((lane.buf[0].timestamp(), i)));
+        }
+    }
+    while let Some(Reverse((_, i))) = heap.pop() {
+        let event = lanes[i]
+            .buf
+            .pop_front()
+            .expect("a lane in the heap has events");
+        pipeline.analyze(&event);
+        if fill(
+            &mut lanes[i],
+            &mut pipeline,
+            &mut dead,
+            &mut scratch,
+            &progress,
+        )? {
+            heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
+        }
     }
     progress.finish_and_clear();
     dead.0.commit()?;
-    let summary = pipeline.summary();
+    let output = pipeline.finish();
+    let mut incidents = output.incidents;
+    incidents.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
+
+    // Plan remediation for each incident, under the policy's safety rules.
+    let mut planner = reclaim::Planner::new(policy);
+    let inventory = reclaim::TargetInventory {
+        replicas: pipeline.replicas(),
+        labels: Default::default(),
+    };
+    let mut audit = Vec::new();
+    let mut actions = Vec::new();
+    for inc in &incidents {
+        let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
+        actions.extend(planner.plan(inc, now, &inventory, &mut audit)?);
+    }
+
+    let mut summary = pipeline.summary();
+    let evaluation = labels
+        .as_ref()
+        .map(|l| crate::evaluate::evaluate(l, &incidents, &actions));
+    summary.anomalies = output.anomalies.len();
+    summary.incidents = incidents.len();
+    summary.actions = actions.len();
+    summary.evaluation = evaluation.clone();
+
+    for (name, rows) in [
+        (
+            "anomalies.jsonl",
+            output
+                .anomalies
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (
+            "incidents.jsonl",
+            incidents
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (
+            "actions.jsonl",
+            actions
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        (
+            "audit.jsonl",
+            audit
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    ] {
+        let mut f = JsonLines::create(args.out.join(name))?;
+        for r in &rows {
+            f.write(r)?;
+        }
+        f.commit()?;
+    }
     let mut file = AtomicFile::create(args.out.join("summary.json"))?;
     serde_json::to_writer_pretty(&mut file, &summary)?;
     file.write_all(b"\n")?;
     file.commit()?;
     let stdout = std::io::stdout();
-    print_report(&mut stdout.lock(), &summary, &args.out)?;
+    let mut w = stdout.lock();
+    print_report(&mut w, &summary, &args.out)?;
+    print_incidents(&mut w, &incidents, &actions)?;
+    if let Some(e) = &evaluation {
+        crate::evaluate::print(&mut w, e)?;
+    }
+    Ok(())
+}
+
+/// Read from a lane until it has an event buffered or ends. Returns whether
+/// it has one.
+fn fill(
+    lane: &mut Lane,
+    pipeline: &mut Pipeline,
+    dead: &mut FileSink,
+    scratch: &mut Vec<Event>,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<bool> {
+    while lane.buf.is_empty() && !lane.done {
+        match lane.reader.next_record() {
+            None => lane.done = true,
+            Some(raw) => {
+                let raw = raw?;
+                scratch.clear();
+                pipeline.decode(&raw, dead, scratch)?;
+                lane.buf.extend(scratch.drain(..));
+                progress.inc(1);
+            }
+        }
+    }
+    Ok(!lane.buf.is_empty())
+}
+
+/// Incidents in time order with their root causes, evidence and actions.
+fn print_incidents(
+    w: &mut dyn Write,
+    incidents: &[Incident],
+    actions: &[Action],
+) -> anyhow::Result<()> {
+    writeln!(w, "\nincidents: {}", incidents.len())?;
+    for inc in incidents {
+        let end = inc.end.map_or("open".to_string(), |e| e.to_string());
+        writeln!(
+            w,
+            "\n  {}  {} .. {}  ({} anomalies)",
+            inc.id,
+            inc.start,
+            end,
+            inc.anomalies.len()
+        )?;
+        for (rank, rc) in inc.root_causes.iter().take(3).enumerate() {
+            let t = &rc.target;
+            let target: Vec<String> = [
+                ("service", &t.service),
+                ("host", &t.host),
+                ("container", &t.container),
+            ]
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+            writeln!(
+                w,
+                "    #{} {:<19} {:<44} confidence {:.2}",
+                rank + 1,
+                rc.class.as_str(),
+                target.join(" "),
+                rc.confidence
+            )?;
+        }
+        if let Some(top) = inc.root_causes.first() {
+            for ev in top.evidence.iter().take(3) {
+                match ev {
+                    Evidence::Signal { anomaly } => writeln!(
+                        w,
+                        "       evidence: {} at {}: {:.3} observed, expected {:.3} (band {:.3}..{:.3})",
+                        anomaly.signal, anomaly.timestamp, anomaly.observed, anomaly.expected.expected,
+                        anomaly.expected.lower, anomaly.expected.upper
+                    )?,
+                    Evidence::Change { change } => writeln!(
+                        w,
+                        "       evidence: change {} of {} {} at {}",
+                        serde_json::to_value(change.kind)?.as_str().unwrap_or_default(),
+                        change.service,
+                        change.version.as_deref().unwrap_or(""),
+                        change.timestamp
+                    )?,
+                    Evidence::Template { template, count, .. } => {
+                        writeln!(w, "       evidence: {count} x {template}")?
+                    }
+                    Evidence::Note { text } => writeln!(w, "       evidence: {text}")?,
+                }
+            }
+        }
+        for a in actions.iter().filter(|a| a.incident_id == inc.id) {
+            let status = match &a.status {
+                ActionStatus::Skipped { reason } => format!("skipped ({reason})"),
+                other => serde_json::to_value(other)?["state"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            writeln!(
+                w,
+                "    action: {}{}{} -> {status}",
+                a.kind.name(),
+                if a.dry_run { " [dry-run]" } else { "" },
+                if a.requires_approval {
+                    " [needs approval]"
+                } else {
+                    ""
+                }
+            )?;
+        }
+    }
     Ok(())
 }
 

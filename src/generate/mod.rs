@@ -39,8 +39,8 @@ pub struct GenConfig {
     pub scenario: String,
     /// Scrape interval in ms.
     pub scrape_ms: i64,
-    /// Write metric files gzip-compressed.
-    pub gzip_metrics: bool,
+    /// Write every data file gzip-compressed.
+    pub gzip: bool,
 }
 
 /// What was written.
@@ -225,7 +225,7 @@ pub fn generate(
         .filter(|s| cfg.services.iter().any(|n| n == s.name))
         .collect();
     let tmp = temp_sibling(out)?;
-    let mut w = Writers::create(&tmp, &services, cfg.gzip_metrics)?;
+    let mut w = Writers::create(&tmp, &services, cfg.gzip)?;
     let containers: Vec<(usize, usize)> = services
         .iter()
         .enumerate()

@@ -110,27 +110,27 @@ fn rfc(ts: i64) -> String {
 const ADAPTER_HOST: &str = "node-4";
 
 impl Writers {
-    pub fn create(dir: &Path, services: &[Service], gz_metrics: bool) -> anyhow::Result<Writers> {
+    pub fn create(dir: &Path, services: &[Service], gz: bool) -> anyhow::Result<Writers> {
         std::fs::create_dir_all(dir.join("logs"))?;
         std::fs::create_dir_all(dir.join("metrics"))?;
         let logs = services
             .iter()
-            .map(|s| Out::create(&dir.join("logs"), s.file, false))
+            .map(|s| Out::create(&dir.join("logs"), s.file, gz))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let metrics = HOSTS
             .iter()
             .map(|h| {
                 if *h == ADAPTER_HOST {
-                    Out::create(&dir.join("metrics"), "adapter.jsonl", gz_metrics)
+                    Out::create(&dir.join("metrics"), "adapter.jsonl", gz)
                 } else {
-                    Out::create(&dir.join("metrics"), &format!("{h}.prom"), gz_metrics)
+                    Out::create(&dir.join("metrics"), &format!("{h}.prom"), gz)
                 }
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Writers {
             logs,
-            kernel: Out::create(&dir.join("logs"), "nodes.syslog", false)?,
-            changes: Out::create(&dir.join("logs"), "changes.ecs.json", false)?,
+            kernel: Out::create(&dir.join("logs"), "nodes.syslog", gz)?,
+            changes: Out::create(&dir.join("logs"), "changes.ecs.json", gz)?,
             metrics,
             buf: String::with_capacity(512),
         })

@@ -153,3 +153,60 @@ fn replay_reads_standard_input() {
     assert_eq!(summary["origins"][0]["origin"], "-");
     assert!(String::from_utf8_lossy(&out.stdout).contains("by format: logfmt 1"));
 }
+
+#[test]
+fn replay_of_the_demo_finds_its_faults_and_plans_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg("--labels")
+        .arg(root.join("labels.json"))
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let e = &summary["evaluation"];
+    for key in [
+        "incident_precision",
+        "incident_recall",
+        "false_alarm_rate",
+        "mttd_seconds",
+        "root_cause_top1",
+        "root_cause_top3",
+        "action_accuracy",
+        "actions_outside_faults",
+    ] {
+        assert!(e.get(key).is_some(), "summary.json evaluation lacks {key}");
+    }
+    assert_eq!(e["incident_recall"], 1.0, "{e}");
+    assert!(e["incident_precision"].as_f64().unwrap() >= 0.9, "{e}");
+    assert!(e["root_cause_top1"].as_f64().unwrap() >= 0.85, "{e}");
+    assert_eq!(e["actions_outside_faults"], 0);
+    for f in [
+        "anomalies.jsonl",
+        "incidents.jsonl",
+        "actions.jsonl",
+        "audit.jsonl",
+    ] {
+        let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
+        assert!(text.lines().count() > 0, "{f} is empty");
+        for l in text.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap();
+        }
+    }
+    // Every action is audited, and the default policy never executes.
+    let actions = std::fs::read_to_string(out_dir.join("actions.jsonl")).unwrap();
+    let audit = std::fs::read_to_string(out_dir.join("audit.jsonl")).unwrap();
+    assert_eq!(actions.lines().count(), audit.lines().count());
+    assert!(actions.lines().all(|l| l.contains("\"dry_run\":true")));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("memory_leak") && report.contains("evaluation against 8 labelled faults"),
+        "{report}"
+    );
+}
