@@ -4,10 +4,12 @@
 //! when it comes within [`CorrelatorConfig::gap_secs`] of that incident's
 //! latest anomaly *and* is related to it: it shares a service, host or
 //! container with one of its anomalies, or its service calls (or is called
-//! by) one of the incident's services in the topology. The topology is the
-//! union of the configured edges and the edges learned from the data (a
-//! record of service A naming service B as its peer or upstream). One fault
-//! therefore yields one incident, not one per symptom.
+//! by), within three calls, one of the incident's services in the topology.
+//! The topology is the configured edges ([`CorrelatorConfig::topology`];
+//! replay reads a generator manifest's) plus any added with
+//! [`Correlator::learn_edge`]; learning edges from call records in the data
+//! is not wired yet. One fault therefore yields one incident, not one per
+//! symptom.
 //!
 //! **Resolution.** An incident resolves when none of its signals has been
 //! anomalous for [`CorrelatorConfig::resolve_after_secs`]: the detectors'
@@ -55,6 +57,9 @@ impl Default for CorrelatorConfig {
         }
     }
 }
+
+/// Calls followed when deciding whether two services share a fault.
+const MAX_HOPS: usize = 3;
 
 /// An incident still being built.
 struct Open {
@@ -217,10 +222,36 @@ impl Correlator {
             return true;
         }
         let Some(svc) = &s.service else { return false };
-        o.services.iter().any(|other| {
-            self.edges.contains(&(svc.clone(), other.clone()))
-                || self.edges.contains(&(other.clone(), svc.clone()))
-        })
+        o.services
+            .iter()
+            .any(|other| self.reaches(svc, other) || self.reaches(other, svc))
+    }
+
+    /// Whether `from` depends on `to` within [`MAX_HOPS`] calls: a gateway
+    /// failing because the database behind payments times out is the same
+    /// fault, while the hop limit keeps a large estate from becoming one
+    /// incident whenever two things break at once.
+    fn reaches(&self, from: &str, to: &str) -> bool {
+        let mut frontier = vec![from.to_string()];
+        for _ in 0..MAX_HOPS {
+            let mut next = Vec::new();
+            for f in &frontier {
+                for (caller, callee) in self.edges.range((f.clone(), String::new())..) {
+                    if caller != f {
+                        break;
+                    }
+                    if callee == to {
+                        return true;
+                    }
+                    next.push(callee.clone());
+                }
+            }
+            if next.is_empty() {
+                return false;
+            }
+            frontier = next;
+        }
+        false
     }
 
     fn build(&self, o: Open, status: IncidentStatus) -> Incident {
