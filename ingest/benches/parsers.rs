@@ -20,11 +20,11 @@ fn lines(rel: &str) -> Vec<RawRecord> {
 fn parsers(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, file, format) in [
-        ("json-ecs", "datasets/demo/logs/gateway.ecs.json", "json"),
-        ("json-otel", "datasets/demo/logs/checkout.otel.json", "json"),
-        ("logfmt", "datasets/demo/logs/payments.logfmt", "logfmt"),
-        ("plain", "datasets/demo/logs/inventory.log", "plain"),
-        ("syslog", "datasets/demo/logs/database.syslog", "syslog"),
+        ("json-ecs", "datasets/demo/logs/gateway.ecs.json.gz", "json"),
+        ("json-otel", "datasets/demo/logs/checkout.otel.json.gz", "json"),
+        ("logfmt", "datasets/demo/logs/payments.logfmt.gz", "logfmt"),
+        ("plain", "datasets/demo/logs/inventory.log.gz", "plain"),
+        ("syslog", "datasets/demo/logs/database.syslog.gz", "syslog"),
         (
             "prometheus",
             "datasets/demo/metrics/node-1.prom.gz",
