@@ -21,7 +21,11 @@ fn parsers(c: &mut Criterion) {
     let mut g = c.benchmark_group("parse");
     for (name, file, format) in [
         ("json-ecs", "datasets/demo/logs/gateway.ecs.json.gz", "json"),
-        ("json-otel", "datasets/demo/logs/checkout.otel.json.gz", "json"),
+        (
+            "json-otel",
+            "datasets/demo/logs/checkout.otel.json.gz",
+            "json",
+        ),
         ("logfmt", "datasets/demo/logs/payments.logfmt.gz", "logfmt"),
         ("plain", "datasets/demo/logs/inventory.log.gz", "plain"),
         ("syslog", "datasets/demo/logs/database.syslog.gz", "syslog"),
