@@ -55,43 +55,20 @@ pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
         }
         pairs += 1;
         if i < b.len() && b[i] == b'"' {
-            i += 1;
-            let mut val = String::new();
-            let mut closed = false;
-            let mut seg = i;
-            while i < b.len() {
-                match b[i] {
-                    b'"' => {
-                        val.push_str(&line[seg..i]);
-                        i += 1;
-                        closed = true;
-                        break;
-                    }
-                    b'\\' if i + 1 < b.len() => {
-                        val.push_str(&line[seg..i]);
-                        match b[i + 1] {
-                            b'n' => val.push('\n'),
-                            b't' => val.push('\t'),
-                            b'r' => val.push('\r'),
-                            b'"' => val.push('"'),
-                            b'\\' => val.push('\\'),
-                            other => {
-                                val.push('\\');
-                                val.push(other as char);
-                            }
-                        }
-                        i += 2;
-                        seg = i;
-                    }
-                    _ => i += 1,
-                }
-            }
-            if !closed {
+            const ESCAPES: [(u8, char); 5] = [
+                (b'n', '\n'),
+                (b't', '\t'),
+                (b'r', '\r'),
+                (b'"', '"'),
+                (b'\\', '\\'),
+            ];
+            let Some((val, next)) = super::unquote(line, i + 1, &ESCAPES) else {
                 return Err(ParseError::new(
                     DeadLetterReason::InvalidLogfmt,
                     format!("unterminated quoted value for key {key:?}"),
                 ));
-            }
+            };
+            i = next;
             out.insert(key.to_string(), FieldValue::Str(val));
         } else {
             let vs = i;
@@ -178,6 +155,14 @@ mod tests {
         assert_eq!(r.fields["duration_seconds"], FieldValue::Float(0.25));
         assert_eq!(r.fields["status"], FieldValue::Int(500));
         assert_eq!(r.fields["path"], FieldValue::Str("/a\\b".into()));
+    }
+
+    #[test]
+    fn a_backslash_before_a_multibyte_character_is_kept() {
+        // Regression: this used to slice inside 'é' and panic.
+        let f = scan("ts=1 msg=\"caf\\é \\\u{fffd}\" n=2").unwrap();
+        assert_eq!(f["msg"], FieldValue::Str("caf\\é \\\u{fffd}".into()));
+        assert_eq!(f["n"], FieldValue::Int(2));
     }
 
     #[test]

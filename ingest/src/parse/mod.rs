@@ -66,6 +66,36 @@ pub trait Parser: Send {
     ) -> std::result::Result<(), ParseError>;
 }
 
+/// Read a double-quoted value whose opening quote is just before `start`:
+/// the unescaped text and the index after the closing quote, or `None` when
+/// the quote never closes. `escapes` maps the byte after a backslash to what
+/// it stands for; any other backslash is kept as it is (and never splits a
+/// multi-byte character).
+pub(crate) fn unquote(line: &str, start: usize, escapes: &[(u8, char)]) -> Option<(String, usize)> {
+    let b = line.as_bytes();
+    let mut val = String::new();
+    let (mut i, mut seg) = (start, start);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                val.push_str(&line[seg..i]);
+                return Some((val, i + 1));
+            }
+            b'\\' if i + 1 < b.len() => match escapes.iter().find(|(e, _)| *e == b[i + 1]) {
+                Some((_, c)) => {
+                    val.push_str(&line[seg..i]);
+                    val.push(*c);
+                    i += 2;
+                    seg = i;
+                }
+                None => i += 1,
+            },
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 /// A wire format, by the name used on the command line and in config files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
@@ -281,6 +311,20 @@ mod tests {
             "{e}"
         );
         assert!(Format::from_name("<Date> (<Content>").is_err());
+    }
+
+    #[test]
+    fn unquoting_keeps_unknown_escapes_and_whole_characters() {
+        let esc = [(b'n', '\n'), (b'"', '"'), (b'\\', '\\')];
+        assert_eq!(
+            unquote(r#"a\"b\n\\c" rest"#, 0, &esc),
+            Some(("a\"b\n\\c".to_string(), 10))
+        );
+        assert_eq!(
+            unquote("\\é\\t\" x", 0, &esc),
+            Some(("\\é\\t".to_string(), 6))
+        );
+        assert_eq!(unquote("never closed", 0, &esc), None);
     }
 
     #[test]

@@ -130,38 +130,12 @@ fn parse_sample(line: &str) -> Result<SampleParts<'_>, ParseError> {
             if i >= b.len() || b[i] != b'"' {
                 return Err(bad(format!("label {key:?} value must be quoted")));
             }
-            i += 1;
-            let mut val = String::new();
-            let mut seg = i;
-            let mut closed = false;
-            while i < b.len() {
-                match b[i] {
-                    b'"' => {
-                        val.push_str(&line[seg..i]);
-                        i += 1;
-                        closed = true;
-                        break;
-                    }
-                    b'\\' if i + 1 < b.len() => {
-                        val.push_str(&line[seg..i]);
-                        match b[i + 1] {
-                            b'n' => val.push('\n'),
-                            b'"' => val.push('"'),
-                            b'\\' => val.push('\\'),
-                            c => {
-                                val.push('\\');
-                                val.push(c as char);
-                            }
-                        }
-                        i += 2;
-                        seg = i;
-                    }
-                    _ => i += 1,
-                }
-            }
-            if !closed {
+            // The exposition format escapes only `\\`, `\"` and `\n`.
+            const ESCAPES: [(u8, char); 3] = [(b'n', '\n'), (b'"', '"'), (b'\\', '\\')];
+            let Some((val, next)) = super::unquote(line, i + 1, &ESCAPES) else {
                 return Err(bad(format!("unterminated value of label {key:?}")));
-            }
+            };
+            i = next;
             labels.insert(key.to_string(), val);
         }
     }
