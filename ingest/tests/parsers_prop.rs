@@ -22,6 +22,9 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..300),
         "[ -~]{0,200}".prop_map(String::into_bytes),
+        // Quoted values with backslashes before multi-byte characters.
+        "[a-z\\\\é\u{fffd}\" ]{0,30}"
+            .prop_map(|v| format!("ts=1 msg=\"{v}\" up{{a=\"{v}\"}} 1 1").into_bytes()),
         (
             prop_oneof![
                 Just("{\"@timestamp\":\"2026-01-05T10:00:00Z\",\"message\":"),
