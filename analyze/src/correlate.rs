@@ -125,8 +125,15 @@ impl Correlator {
             .open
             .iter()
             .enumerate()
-            .filter(|(_, o)| a.timestamp.as_millis() - o.last_onset.as_millis() <= gap)
-            .filter(|(_, o)| self.related(o, &a))
+            .filter(|(_, o)| {
+                // Sharing a service, host or container keeps joining an
+                // incident whose signals are still anomalous (a leak's
+                // errors come long after its metric first moved); a link
+                // through the topology only counts near the last onset.
+                let t = a.timestamp.as_millis();
+                (t - o.last.as_millis() <= gap && self.same_place(o, &a))
+                    || (t - o.last_onset.as_millis() <= gap && self.related(o, &a))
+            })
             .max_by_key(|(i, o)| (o.last_onset, *i))
             .map(|(i, _)| i);
         let o = match best {
@@ -211,17 +218,22 @@ impl Correlator {
         v
     }
 
-    fn related(&self, o: &Open, a: &Anomaly) -> bool {
+    fn same_place(&self, o: &Open, a: &Anomaly) -> bool {
         let s = &a.signal;
-        if s.service.as_ref().is_some_and(|x| o.services.contains(x))
+        s.service.as_ref().is_some_and(|x| o.services.contains(x))
             || s.host.as_ref().is_some_and(|x| o.hosts.contains(x))
             || s.container
                 .as_ref()
                 .is_some_and(|x| o.containers.contains(x))
-        {
+    }
+
+    fn related(&self, o: &Open, a: &Anomaly) -> bool {
+        if self.same_place(o, a) {
             return true;
         }
-        let Some(svc) = &s.service else { return false };
+        let Some(svc) = &a.signal.service else {
+            return false;
+        };
         o.services
             .iter()
             .any(|other| self.reaches(svc, other) || self.reaches(other, svc))
@@ -326,7 +338,7 @@ impl Correlator {
                 .map_or(0, |s| self.depth(s, &o.services)) as f64;
             let score = prior
                 * (0.5 + 0.5 * earliness.clamp(0.0, 1.0))
-                * (1.0 + 0.2 * depth)
+                * (1.0 + 0.5 * depth)
                 * (0.5 + 0.5 * a.score);
             let c = cands.entry((class, target)).or_insert(Cand {
                 score: 0.0,

@@ -386,6 +386,100 @@ impl CountDetector {
     }
 }
 
+/// Resource-leak detector: a steady climb of a gauge (memory, descriptors,
+/// threads). It fits a least-squares line to the last [`LEAK_WINDOW`] points
+/// and alerts when the slope is both significant (its t-statistic) and
+/// material (the window's rise is a noticeable share of the level), for two
+/// points in a row. It sees a leak while the value is still inside the band
+/// a level detector would accept, minutes before the limit.
+#[derive(Debug, Clone, Default)]
+pub struct LeakDetector {
+    values: VecDeque<f64>,
+    in_alert: bool,
+    streak: usize,
+    quiet: usize,
+}
+
+/// Points in the fitted window (6 minutes at a 15 s scrape).
+pub const LEAK_WINDOW: usize = 24;
+
+impl LeakDetector {
+    /// Score one value. `score` is the slope's t-statistic scaled to [0, 1]
+    /// (t = 16 scores 1); `expected` is the fitted line's value.
+    pub fn observe(&mut self, x: f64) -> Score {
+        if !x.is_finite() {
+            return Score {
+                score: 0.0,
+                alert: self.in_alert,
+                expected: f64::NAN,
+                spread: f64::NAN,
+            };
+        }
+        self.values.push_back(x);
+        if self.values.len() > LEAK_WINDOW {
+            self.values.pop_front();
+        }
+        let n = self.values.len();
+        if n < LEAK_WINDOW {
+            return Score {
+                score: 0.0,
+                alert: false,
+                expected: x,
+                spread: 0.0,
+            };
+        }
+        let nf = n as f64;
+        let mean_i = (nf - 1.0) / 2.0;
+        let mean_x = self.values.iter().sum::<f64>() / nf;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, v) in self.values.iter().enumerate() {
+            let di = i as f64 - mean_i;
+            sxy += di * (v - mean_x);
+            sxx += di * di;
+        }
+        let slope = sxy / sxx;
+        let resid: f64 = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let fit = mean_x + slope * (i as f64 - mean_i);
+                (v - fit).powi(2)
+            })
+            .sum();
+        let sigma = (resid / (nf - 2.0))
+            .sqrt()
+            .max(1e-9 * mean_x.abs().max(1.0));
+        let t = slope / (sigma / sxx.sqrt());
+        let rise = slope * nf / mean_x.abs().max(1e-9);
+        let strong = t >= 8.0 && rise >= 0.03;
+        if self.in_alert {
+            if t < 2.0 {
+                self.quiet += 1;
+                if self.quiet >= 8 {
+                    self.in_alert = false;
+                }
+            } else {
+                self.quiet = 0;
+            }
+        } else if strong {
+            self.streak += 1;
+            if self.streak >= 2 {
+                self.in_alert = true;
+                self.quiet = 0;
+            }
+        } else {
+            self.streak = 0;
+        }
+        Score {
+            score: (t / 16.0).clamp(0.0, 1.0),
+            alert: self.in_alert,
+            expected: mean_x + slope * (nf - 1.0 - mean_i),
+            spread: sigma,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +552,28 @@ mod tests {
         let s = d.observe(12.0);
         assert!(s.alert && s.score > 0.5, "{s:?}");
         assert!((log10_poisson_tail(1, 1.0) - (1.0 - (-1.0f64).exp()).log10()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_slow_leak_is_seen_before_it_leaves_the_noise() {
+        let mut d = LeakDetector::default();
+        let mut first = None;
+        for i in 0..400 {
+            let leak = if i >= 200 {
+                (i - 200) as f64 * 5.0
+            } else {
+                0.0
+            };
+            let x = 1000.0 + 10.0 * noise(i) + leak;
+            if d.observe(x).alert && first.is_none() {
+                first = Some(i);
+            }
+        }
+        let first = first.expect("the leak is found");
+        assert!((200..230).contains(&first), "found at {first}");
+        // Noise alone never alerts.
+        let mut d = LeakDetector::default();
+        assert!((0..2000).all(|i| !d.observe(500.0 + 10.0 * noise(i)).alert));
     }
 
     #[test]

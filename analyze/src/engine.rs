@@ -10,7 +10,7 @@
 //! back inside their bands.
 
 use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::detect::{CountDetector, DetectorConfig, SeriesDetector};
+use crate::detect::{CountDetector, DetectorConfig, LeakDetector, SeriesDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
 use std::collections::HashMap;
@@ -35,6 +35,8 @@ enum Det {
     /// The count test, over a sliding sum of the last [`COUNT_SPAN`] windows.
     Count(CountDetector, std::collections::VecDeque<f64>),
     Series(Box<SeriesDetector>),
+    /// Resource gauges: level and slope; either alerts.
+    Resource(Box<SeriesDetector>, LeakDetector),
 }
 
 /// What the engine produced since the caller last drained it.
@@ -79,6 +81,10 @@ fn detector_for(s: &Signal, cfg: &DetectorConfig) -> Option<Det> {
         // Request counters measure load, not health: traffic follows the
         // day and is not a fault by itself.
         SignalKind::CounterRate if s.name.contains("requests") => None,
+        SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(Det::Resource(
+            Box::new(SeriesDetector::new(service(cfg))),
+            LeakDetector::default(),
+        )),
         SignalKind::MetricSeries | SignalKind::CounterRate => {
             Some(Det::Series(Box::new(SeriesDetector::new(service(cfg)))))
         }
@@ -93,6 +99,20 @@ fn service(cfg: &DetectorConfig) -> DetectorConfig {
         min_consecutive: 2,
         ..cfg.clone()
     }
+}
+
+/// Gauges that leak: memory, descriptors, threads.
+fn is_leak_prone(name: &str) -> bool {
+    [
+        "memory_working_set",
+        "memory_rss",
+        "heap",
+        "open_fds",
+        "threads",
+        "goroutines",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }
 
 /// Series that count failures: `code="5xx"`, `status="500"`, `*_errors_total`.
@@ -184,6 +204,15 @@ impl Analyzer {
                     d.observe(recent.iter().sum())
                 }
                 Det::Series(d) => d.observe(p.value),
+                Det::Resource(level, slope) => {
+                    let a = level.observe(p.value);
+                    let b = slope.observe(p.value);
+                    if b.alert && !a.alert {
+                        b
+                    } else {
+                        a
+                    }
+                }
             };
             let opened = s.alert && !*was_alert;
             *was_alert = s.alert;
@@ -212,6 +241,7 @@ impl Analyzer {
                     detector: match det {
                         Det::Count(..) => "poisson_count",
                         Det::Series(_) => "robust_series",
+                        Det::Resource(..) => "level_and_slope",
                     }
                     .into(),
                     detail: format!("{:.4} observed, {:.4} expected", p.value, expected),

@@ -21,6 +21,6 @@ pub mod engine;
 pub mod signals;
 
 pub use correlate::{Correlator, CorrelatorConfig};
-pub use detect::{CountDetector, DetectorConfig, Score, SeriesDetector};
+pub use detect::{CountDetector, DetectorConfig, LeakDetector, Score, SeriesDetector};
 pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
