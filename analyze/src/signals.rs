@@ -19,7 +19,7 @@ use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Windowing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +34,8 @@ pub struct SignalConfig {
     /// Cap on duration samples kept per service and window for quantiles
     /// (a deterministic stride sample beyond it).
     pub max_latency_samples: usize,
-    /// Emit per-template counts.
+    /// Emit per-template counts (off by default: no detector reads them
+    /// yet, and with many templates they dominate the work per window).
     pub template_counts: bool,
 }
 
@@ -45,7 +46,7 @@ impl Default for SignalConfig {
             allowed_lateness_secs: 30,
             max_signals: 100_000,
             max_latency_samples: 4096,
-            template_counts: true,
+            template_counts: false,
         }
     }
 }
@@ -98,8 +99,12 @@ pub struct SignalAggregator {
     /// Count signals seen so far: each closed window emits all of them, zero
     /// when absent, because "no errors this window" is information.
     count_signals: BTreeSet<Signal>,
-    /// Every signal tracked (for the cap).
-    tracked: BTreeSet<Signal>,
+    /// Every signal tracked (for the cap). A hash set: membership is asked
+    /// for every record, and ordered comparisons of long series names were
+    /// the hottest path of a replay.
+    tracked: HashSet<Signal>,
+    /// The same membership for `count_signals`.
+    counted: HashSet<Signal>,
     counters: HashMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
     buckets: HashMap<Signal, BTreeMap<OrdF64, f64>>,
@@ -131,7 +136,8 @@ impl SignalAggregator {
             window_ms,
             windows: BTreeMap::new(),
             count_signals: BTreeSet::new(),
-            tracked: BTreeSet::new(),
+            tracked: HashSet::new(),
+            counted: HashSet::new(),
             counters: HashMap::new(),
             buckets: HashMap::new(),
             buckets_now: HashMap::new(),
@@ -191,7 +197,8 @@ impl SignalAggregator {
         if !self.track(&s) {
             return;
         }
-        if !self.count_signals.contains(&s) {
+        if !self.counted.contains(&s) {
+            self.counted.insert(s.clone());
             self.count_signals.insert(s.clone());
         }
         *self
@@ -217,7 +224,8 @@ impl SignalAggregator {
         let errors = base(SignalKind::ErrorRate, "");
         let warns = base(SignalKind::WarnRate, "");
         for s in [&errors, &warns] {
-            if self.track(s) && !self.count_signals.contains(s) {
+            if self.track(s) && !self.counted.contains(s) {
+                self.counted.insert(s.clone());
                 self.count_signals.insert(s.clone());
             }
         }
