@@ -61,35 +61,41 @@ pub fn mine_file_with(
     miner.set_intern_all(true);
     let mut locs = format.locations();
     // Per line: its template and its token ids, so one pass over the file
-    // suffices; the refinement needs the final templates.
-    let mut lines: Vec<LineKey> = Vec::new();
-    while let Some(rec) = reader.next_record() {
-        let rec = rec?;
+    // suffices; the refinement needs the final templates. Token ids live in
+    // one flat vector (no allocation per line).
+    let mut templates: Vec<u32> = Vec::new();
+    let mut ends: Vec<usize> = Vec::new();
+    let mut tokens: Vec<u32> = Vec::new();
+    let mut buf = Vec::new();
+    while let Some(line_no) = reader.next_line_into(&mut buf) {
+        line_no?;
         // Valid UTF-8 (the common case) is checked at SIMD speed and borrowed.
-        let line = match std::str::from_utf8(&rec.bytes) {
+        let line = match std::str::from_utf8(&buf) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(&rec.bytes),
+            Err(_) => String::from_utf8_lossy(&buf),
         };
         let m = miner.add(format.content_with(&line, &mut locs));
-        lines.push((m.index as u32, miner.last_tokens().into()));
+        templates.push(m.index as u32);
+        tokens.extend_from_slice(miner.last_tokens());
+        ends.push(tokens.len());
     }
-    let mut cache: HashMap<LineKey, (String, String)> = HashMap::new();
-    for key in lines {
-        if let Some((id, template)) = cache.get(&key) {
+    let mut cache: HashMap<(u32, &[u32]), (String, String)> = HashMap::new();
+    let mut start = 0;
+    for (t, end) in templates.into_iter().zip(ends) {
+        let ids = &tokens[start..end];
+        start = end;
+        if let Some((id, template)) = cache.get(&(t, ids)) {
             emit(id, template)?;
             continue;
         }
-        let t = miner
-            .refine_ids(key.0 as usize, &key.1)
+        let info = miner
+            .refine_ids(t as usize, ids)
             .expect("no eviction without a cap");
-        emit(&t.id, &t.template)?;
-        cache.insert(key, (t.id, t.template));
+        emit(&info.id, &info.template)?;
+        cache.insert((t, ids), (info.id, info.template));
     }
     Ok(())
 }
-
-/// A line's template index and token ids: lines alike in both share output.
-type LineKey = (u32, Box<[u32]>);
 
 /// Run `remedy templates`.
 pub fn run(args: Args) -> anyhow::Result<()> {

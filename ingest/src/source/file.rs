@@ -74,11 +74,22 @@ impl LineReader {
     /// Read the next line into a record, or `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<RawRecord>> {
         let mut buf = Vec::new();
-        match read_capped_line(&mut self.reader, &mut buf, self.max_line_bytes) {
+        match self.next_line_into(&mut buf)? {
+            Ok(line_no) => Some(Ok(RawRecord::line(self.origin.clone(), line_no, buf))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Read the next line into `buf` (cleared first), reusing its
+    /// allocation: the hot loop of a tool that reads a file once. Returns
+    /// the 1-based line number, or `None` at the end.
+    pub fn next_line_into(&mut self, buf: &mut Vec<u8>) -> Option<Result<u64>> {
+        buf.clear();
+        match read_capped_line(&mut self.reader, buf, self.max_line_bytes) {
             Ok(0) => None,
             Ok(_) => {
                 self.line_no += 1;
-                Some(Ok(RawRecord::line(self.origin.clone(), self.line_no, buf)))
+                Some(Ok(self.line_no))
             }
             Err(source) => Some(Err(Error::Io {
                 path: self.path.clone(),
