@@ -70,6 +70,41 @@ impl Default for DetectorConfig {
     }
 }
 
+/// Alert state with hysteresis, shared by every detector: an alert opens
+/// after `open_after` consecutive triggering points and closes after
+/// `close_after` consecutive calm ones, so one episode is one alert.
+#[derive(Debug, Clone, Default)]
+struct Hysteresis {
+    in_alert: bool,
+    streak: usize,
+    quiet: usize,
+}
+
+impl Hysteresis {
+    fn update(&mut self, trigger: bool, calm: bool, open_after: usize, close_after: usize) -> bool {
+        if self.in_alert {
+            if calm {
+                self.quiet += 1;
+                if self.quiet >= close_after {
+                    self.in_alert = false;
+                    self.streak = 0;
+                }
+            } else {
+                self.quiet = 0;
+            }
+        } else if trigger {
+            self.streak += 1;
+            if self.streak >= open_after.max(1) {
+                self.in_alert = true;
+                self.quiet = 0;
+            }
+        } else {
+            self.streak = 0;
+        }
+        self.in_alert
+    }
+}
+
 /// One point's result.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
@@ -81,6 +116,18 @@ pub struct Score {
     pub expected: f64,
     /// Robust spread (scaled MAD) at this point.
     pub spread: f64,
+}
+
+impl Score {
+    /// The result for a missing (non-finite) value: no score, alert unchanged.
+    fn missing(alert: bool) -> Score {
+        Score {
+            score: 0.0,
+            alert,
+            expected: f64::NAN,
+            spread: f64::NAN,
+        }
+    }
 }
 
 /// Causal detector for one series. See the module docs.
@@ -95,11 +142,9 @@ pub struct SeriesDetector {
     raw_sq: f64,
     short: VecDeque<f64>,
     seen: usize,
-    in_alert: bool,
-    quiet: usize,
+    alert: Hysteresis,
     scratch: Vec<f64>,
     recent: VecDeque<f64>,
-    streak: usize,
 }
 
 fn median_mad(data: &VecDeque<f64>, scratch: &mut Vec<f64>) -> (f64, f64) {
@@ -156,23 +201,16 @@ impl SeriesDetector {
             raw_sum: 0.0,
             raw_sq: 0.0,
             seen: 0,
-            in_alert: false,
-            quiet: 0,
+            alert: Hysteresis::default(),
             scratch: Vec::new(),
             recent: VecDeque::new(),
-            streak: 0,
         }
     }
 
     /// Score one value (in time order).
     pub fn observe(&mut self, x: f64) -> Score {
         if !x.is_finite() {
-            return Score {
-                score: 0.0,
-                alert: self.in_alert,
-                expected: f64::NAN,
-                spread: f64::NAN,
-            };
+            return Score::missing(self.alert.in_alert);
         }
         let (med, mad) = median_mad(&self.values, &mut self.scratch);
         let d = self.last.map(|l| x - l);
@@ -253,32 +291,20 @@ impl SeriesDetector {
         if self.recent.len() > self.cfg.suppress {
             self.recent.pop_front();
         }
-        // The decision follows the unsuppressed score, with hysteresis.
+        // The decision follows the unsuppressed score, with hysteresis. The
+        // likelihood is smoothed over `short` points, so it stays high just
+        // after a one-point blip; counting only points that deviate
+        // themselves (raw >= 3) keeps `min_consecutive` honest.
         let reported = (score - prev_max).max(0.0);
-        if self.in_alert {
-            if score < self.cfg.alert_off {
-                self.quiet += 1;
-                if self.quiet >= self.cfg.cooldown {
-                    self.in_alert = false;
-                }
-            } else {
-                self.quiet = 0;
-            }
-        } else if score >= self.cfg.alert_on && raw >= 3.0 {
-            // The likelihood is smoothed over `short` points, so it stays
-            // high just after a one-point blip; counting only points that
-            // deviate themselves keeps `min_consecutive` honest.
-            self.streak += 1;
-            if self.streak >= self.cfg.min_consecutive.max(1) {
-                self.in_alert = true;
-                self.quiet = 0;
-            }
-        } else {
-            self.streak = 0;
-        }
+        let alert = self.alert.update(
+            score >= self.cfg.alert_on && raw >= 3.0,
+            score < self.cfg.alert_off,
+            self.cfg.min_consecutive,
+            self.cfg.cooldown,
+        );
         Score {
             score: reported,
-            alert: self.in_alert,
+            alert,
             expected: med,
             spread: mad,
         }
@@ -293,8 +319,7 @@ impl SeriesDetector {
 pub struct CountDetector {
     rate: f64,
     seen: usize,
-    in_alert: bool,
-    quiet: usize,
+    alert: Hysteresis,
 }
 
 /// Windows before a count detector may alert.
@@ -339,8 +364,7 @@ impl Default for CountDetector {
         CountDetector {
             rate: 0.0,
             seen: 0,
-            in_alert: false,
-            quiet: 0,
+            alert: Hysteresis::default(),
         }
     }
 }
@@ -356,20 +380,12 @@ impl CountDetector {
         } else {
             (-log_p / 12.0).clamp(0.0, 1.0)
         };
-        if self.in_alert {
-            if log_p > -1.3 {
-                self.quiet += 1;
-                if self.quiet >= 8 {
-                    self.in_alert = false;
-                }
-            } else {
-                self.quiet = 0;
-            }
-        } else if score >= 0.5 && k >= 3 {
-            self.in_alert = true;
-            self.quiet = 0;
-        }
-        if !self.in_alert {
+        // Opens on a one-in-a-million count of at least three; closes after
+        // eight windows back within ordinary chance (p > 0.05).
+        let alert = self
+            .alert
+            .update(score >= 0.5 && k >= 3, log_p > -1.3, 1, 8);
+        if !alert {
             self.rate = if self.seen == 0 {
                 count
             } else {
@@ -379,7 +395,7 @@ impl CountDetector {
         self.seen += 1;
         Score {
             score,
-            alert: self.in_alert,
+            alert,
             expected: lambda,
             spread: lambda.sqrt(),
         }
@@ -395,9 +411,7 @@ impl CountDetector {
 #[derive(Debug, Clone, Default)]
 pub struct LeakDetector {
     values: VecDeque<f64>,
-    in_alert: bool,
-    streak: usize,
-    quiet: usize,
+    alert: Hysteresis,
 }
 
 /// Points in the fitted window (6 minutes at a 15 s scrape).
@@ -408,12 +422,7 @@ impl LeakDetector {
     /// (t = 16 scores 1); `expected` is the fitted line's value.
     pub fn observe(&mut self, x: f64) -> Score {
         if !x.is_finite() {
-            return Score {
-                score: 0.0,
-                alert: self.in_alert,
-                expected: f64::NAN,
-                spread: f64::NAN,
-            };
+            return Score::missing(self.alert.in_alert);
         }
         self.values.push_back(x);
         if self.values.len() > LEAK_WINDOW {
@@ -453,27 +462,10 @@ impl LeakDetector {
         let t = slope / (sigma / sxx.sqrt());
         let rise = slope * nf / mean_x.abs().max(1e-9);
         let strong = t >= 8.0 && rise >= 0.03;
-        if self.in_alert {
-            if t < 2.0 {
-                self.quiet += 1;
-                if self.quiet >= 8 {
-                    self.in_alert = false;
-                }
-            } else {
-                self.quiet = 0;
-            }
-        } else if strong {
-            self.streak += 1;
-            if self.streak >= 2 {
-                self.in_alert = true;
-                self.quiet = 0;
-            }
-        } else {
-            self.streak = 0;
-        }
+        let alert = self.alert.update(strong, t < 2.0, 2, 8);
         Score {
             score: (t / 16.0).clamp(0.0, 1.0),
-            alert: self.in_alert,
+            alert,
             expected: mean_x + slope * (nf - 1.0 - mean_i),
             spread: sigma,
         }
