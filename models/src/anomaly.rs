@@ -50,7 +50,8 @@ pub struct Signal {
 }
 
 impl fmt::Display for Signal {
-    /// A stable, human-readable key such as `error_rate{service=checkout}`.
+    /// A stable, human-readable key such as `error_rate{service=checkout}`
+    /// or, for metrics, `metric_series:up{job="api"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = serde_json::to_value(self.kind)
             .ok()
@@ -59,6 +60,11 @@ impl fmt::Display for Signal {
         f.write_str(&kind)?;
         if !self.name.is_empty() {
             write!(f, ":{}", self.name)?;
+        }
+        // A metric signal's name is already a series key with its labels;
+        // repeating the scope after it adds nothing.
+        if self.name.contains('{') {
+            return Ok(());
         }
         let mut parts = Vec::new();
         if let Some(s) = &self.service {
@@ -136,4 +142,29 @@ pub struct Anomaly {
     /// Free-form explanation (e.g. "41 errors vs 3.2 expected, p=1e-9").
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_keys_read_well() {
+        let s = Signal {
+            kind: SignalKind::ErrorRate,
+            name: String::new(),
+            service: Some("checkout".into()),
+            host: Some("node-2".into()),
+            container: None,
+        };
+        assert_eq!(s.to_string(), "error_rate{service=checkout,host=node-2}");
+        let m = Signal {
+            kind: SignalKind::MetricSeries,
+            name: r#"up{job="api"}"#.into(),
+            service: Some("api".into()),
+            host: None,
+            container: None,
+        };
+        assert_eq!(m.to_string(), r#"metric_series:up{job="api"}"#);
+    }
 }
