@@ -24,6 +24,86 @@ pub struct AnalyzerConfig {
     pub detector: DetectorConfig,
     /// Grouping and ranking.
     pub correlator: CorrelatorConfig,
+    /// Dynamic baselines (the default) or static threshold rules.
+    pub mode: DetectorMode,
+}
+
+/// How signals are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DetectorMode {
+    /// Baselines learned per signal (count tests, robust series, slopes).
+    #[default]
+    Dynamic,
+    /// Fixed thresholds held for a duration, as operators write them
+    /// ("memory above 80% of its limit for 5 minutes"): the comparison
+    /// point for the dynamic detectors.
+    Static,
+}
+
+/// One static rule: the value (or its ratio to a limit series of the same
+/// container or host) beyond a level for `windows` consecutive windows.
+#[derive(Debug, Clone)]
+struct ThresholdRule {
+    above: bool,
+    level: f64,
+    windows: usize,
+    /// Divide by the latest value of this metric for the same container
+    /// (or host): `container_spec_memory_limit_bytes`, `process_max_fds`...
+    ratio_of: Option<&'static str>,
+}
+
+/// Five minutes of 15-second windows.
+const FIVE_MIN: usize = 20;
+
+/// The static rules, by what a signal measures. Levels are the usual
+/// operator defaults.
+fn static_rule(s: &Signal) -> Option<ThresholdRule> {
+    let rule = |above, level, windows, ratio_of| {
+        Some(ThresholdRule {
+            above,
+            level,
+            windows,
+            ratio_of,
+        })
+    };
+    let n = s.name.as_str();
+    match s.kind {
+        SignalKind::MetricSeries if n.starts_with("container_memory_working_set_bytes") => rule(
+            true,
+            0.8,
+            FIVE_MIN,
+            Some("container_spec_memory_limit_bytes"),
+        ),
+        SignalKind::MetricSeries if n.starts_with("process_open_fds") => {
+            rule(true, 0.8, FIVE_MIN, Some("process_max_fds"))
+        }
+        SignalKind::MetricSeries if n.starts_with("node_filesystem_avail_bytes") => {
+            rule(false, 0.2, FIVE_MIN, Some("node_filesystem_size_bytes"))
+        }
+        SignalKind::MetricSeries if n.starts_with("kafka_consumergroup_lag") => {
+            rule(true, 1000.0, FIVE_MIN, None)
+        }
+        SignalKind::MetricSeries if n.starts_with("jvm_threads_live_threads") => {
+            rule(true, 1000.0, FIVE_MIN, None)
+        }
+        SignalKind::CounterRate if n.starts_with("container_cpu_usage_seconds_total") => {
+            rule(true, 1.8, FIVE_MIN, None)
+        }
+        SignalKind::CounterRate
+            if n.starts_with("node_cpu_seconds_total") && n.contains("steal") =>
+        {
+            rule(true, 1.0, FIVE_MIN, None)
+        }
+        SignalKind::ErrorRate => rule(true, 5.0, 4, None),
+        SignalKind::StatusClass if n == "5xx" => rule(true, 5.0, 4, None),
+        SignalKind::LatencyQuantile if n.starts_with("p99") => rule(true, 1.0, FIVE_MIN, None),
+        _ => None,
+    }
+}
+
+/// The metric name of a series key such as `up{job="api"}`.
+fn metric_name(series: &str) -> &str {
+    series.split('{').next().unwrap_or(series)
 }
 
 /// Windows summed for count tests: sparse services log a few lines per
@@ -37,6 +117,8 @@ enum Det {
     Series(Box<SeriesDetector>),
     /// Resource gauges: level and slope; either alerts.
     Resource(Box<SeriesDetector>, LeakDetector),
+    /// A static rule: the rule, consecutive windows beyond it.
+    Threshold(ThresholdRule, usize),
 }
 
 /// What the engine produced since the caller last drained it.
@@ -55,6 +137,9 @@ pub struct Analyzer {
     detectors: HashMap<Signal, (Det, bool)>,
     correlator: Correlator,
     points: Vec<SignalPoint>,
+    /// Latest value of limit series (by metric name and container or host),
+    /// for static ratio rules.
+    limits: HashMap<(String, String), f64>,
 }
 
 /// Which signals are watched, and how.
@@ -157,6 +242,7 @@ impl Analyzer {
             cfg,
             detectors: HashMap::new(),
             points: Vec::new(),
+            limits: HashMap::new(),
         }
     }
 
@@ -186,8 +272,30 @@ impl Analyzer {
     fn score_points(&mut self, out: &mut AnalyzerOutput) {
         let points = std::mem::take(&mut self.points);
         for p in &points {
+            if self.cfg.mode == DetectorMode::Static && p.signal.kind == SignalKind::MetricSeries {
+                let name = metric_name(&p.signal.name);
+                if [
+                    "container_spec_memory_limit_bytes",
+                    "process_max_fds",
+                    "node_filesystem_size_bytes",
+                ]
+                .contains(&name)
+                {
+                    let place = p
+                        .signal
+                        .container
+                        .clone()
+                        .or_else(|| p.signal.host.clone())
+                        .unwrap_or_default();
+                    self.limits.insert((name.to_string(), place), p.value);
+                }
+            }
             if !self.detectors.contains_key(&p.signal) {
-                match detector_for(&p.signal, &self.cfg.detector) {
+                let det = match self.cfg.mode {
+                    DetectorMode::Dynamic => detector_for(&p.signal, &self.cfg.detector),
+                    DetectorMode::Static => static_rule(&p.signal).map(|r| Det::Threshold(r, 0)),
+                };
+                match det {
                     Some(d) => {
                         self.detectors.insert(p.signal.clone(), (d, false));
                     }
@@ -211,6 +319,36 @@ impl Analyzer {
                         b
                     } else {
                         a
+                    }
+                }
+                Det::Threshold(rule, run) => {
+                    let value = match rule.ratio_of {
+                        Some(limit) => {
+                            let place = p
+                                .signal
+                                .container
+                                .clone()
+                                .or_else(|| p.signal.host.clone())
+                                .unwrap_or_default();
+                            match self.limits.get(&(limit.to_string(), place)) {
+                                Some(l) if *l > 0.0 => p.value / l,
+                                _ => f64::NAN,
+                            }
+                        }
+                        None => p.value,
+                    };
+                    let beyond = value.is_finite()
+                        && if rule.above {
+                            value > rule.level
+                        } else {
+                            value < rule.level
+                        };
+                    *run = if beyond { *run + 1 } else { 0 };
+                    crate::detect::Score {
+                        score: if beyond { 1.0 } else { 0.0 },
+                        alert: *run >= rule.windows,
+                        expected: rule.level,
+                        spread: 0.0,
                     }
                 }
             };
@@ -242,6 +380,7 @@ impl Analyzer {
                         Det::Count(..) => "poisson_count",
                         Det::Series(_) => "robust_series",
                         Det::Resource(..) => "level_and_slope",
+                        Det::Threshold(..) => "static_threshold",
                     }
                     .into(),
                     detail: format!("{:.4} observed, {:.4} expected", p.value, expected),

@@ -22,5 +22,5 @@ pub mod signals;
 
 pub use correlate::{Correlator, CorrelatorConfig};
 pub use detect::{CountDetector, DetectorConfig, LeakDetector, Score, SeriesDetector};
-pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput};
+pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput, DetectorMode};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

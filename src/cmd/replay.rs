@@ -45,6 +45,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
+    /// `dynamic` (learned baselines, the default) or `static` (fixed
+    /// operator thresholds such as memory above 80% of its limit for 5
+    /// minutes), to compare the two on the same data.
+    #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "static"])]
+    pub detectors: String,
+
     /// Service dependencies, JSON `{"caller": ["callee", ...]}`. By default
     /// the `topology` of a `manifest.json` in a replayed directory is used.
     #[arg(long, value_name = "FILE")]
@@ -105,6 +111,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut analyzer = analyze::AnalyzerConfig::default();
     analyzer.correlator.topology = topology;
+    if args.detectors == "static" {
+        analyzer.mode = analyze::DetectorMode::Static;
+    }
     let mut pipeline = Pipeline::new(PipelineConfig {
         format,
         decoder,
