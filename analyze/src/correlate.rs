@@ -6,10 +6,10 @@
 //! container with one of its anomalies, or its service calls (or is called
 //! by), within three calls, one of the incident's services in the topology.
 //! The topology is the configured edges ([`CorrelatorConfig::topology`];
-//! replay reads a generator manifest's) plus any added with
-//! [`Correlator::learn_edge`]; learning edges from call records in the data
-//! is not wired yet. One fault therefore yields one incident, not one per
-//! symptom.
+//! replay reads a generator manifest's) plus those learned from the data
+//! with [`Correlator::learn_edge`] (the engine learns A -> B when a warning
+//! or error of A names service B). One fault therefore yields one incident,
+//! not one per symptom.
 //!
 //! **Resolution.** An incident resolves when none of its signals has been
 //! anomalous for [`CorrelatorConfig::resolve_after_secs`]: the detectors'

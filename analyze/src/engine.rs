@@ -137,6 +137,8 @@ pub struct Analyzer {
     detectors: HashMap<Signal, (Det, bool)>,
     correlator: Correlator,
     points: Vec<SignalPoint>,
+    /// Services seen in logs, for learning calls from messages.
+    services: std::collections::HashSet<String>,
     /// Latest value of limit series (by metric name and container or host),
     /// for static ratio rules.
     limits: HashMap<(String, String), f64>,
@@ -243,6 +245,7 @@ impl Analyzer {
             detectors: HashMap::new(),
             points: Vec::new(),
             limits: HashMap::new(),
+            services: Default::default(),
         }
     }
 
@@ -253,12 +256,37 @@ impl Analyzer {
 
     /// Fold in one event.
     pub fn push(&mut self, event: &Event, out: &mut AnalyzerOutput) {
-        if let Event::Change(c) = event {
-            self.correlator.observe_change(c);
+        match event {
+            Event::Change(c) => self.correlator.observe_change(c),
+            Event::Log(r) => self.learn_calls(r),
+            Event::Metric(_) => {}
         }
         self.points.clear();
         self.agg.push(event, &mut self.points);
         self.score_points(out);
+    }
+
+    /// Learn the call graph from the data: a warning or error of service A
+    /// that names another known service B ("upstream checkout returned
+    /// 502", "payment call failed: upstream payments timed out",
+    /// `event=database_timeout`: `_` separates words) means A calls B. Only words that are service names seen in the data count,
+    /// and the known set is capped, so hostile text cannot grow it.
+    fn learn_calls(&mut self, r: &models::LogRecord) {
+        let Some(svc) = &r.service else { return };
+        if !self.services.contains(svc) && self.services.len() < 1000 {
+            self.services.insert(svc.clone());
+        }
+        if !r.level.is_some_and(|l| l >= models::Level::Warn) {
+            return;
+        }
+        for word in r
+            .message
+            .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        {
+            if word != svc && self.services.contains(word) {
+                self.correlator.learn_edge(svc, word);
+            }
+        }
     }
 
     /// End of input: close every window and return open incidents as they stand.
@@ -434,5 +462,51 @@ mod tests {
             "open while the errors last"
         );
         assert_eq!(inc.root_causes[0].target.service.as_deref(), Some("api"));
+    }
+
+    #[test]
+    fn calls_named_in_error_messages_join_incidents() {
+        let run = |mention: bool| {
+            let mut a = Analyzer::new(AnalyzerConfig::default());
+            let mut out = AnalyzerOutput::default();
+            for s in 0..(3 * 3600) {
+                let mut r = LogRecord::new(Timestamp::from_millis(s * 1000), "ok");
+                r.service = Some(if s % 2 == 0 { "payments" } else { "gateway" }.into());
+                r.level = Some(Level::Info);
+                let burst = (7200..7800).contains(&s);
+                if burst && s % 2 == 1 {
+                    r.level = Some(Level::Error);
+                    r.message = if mention {
+                        "upstream payments timed out"
+                    } else {
+                        "request failed"
+                    }
+                    .into();
+                }
+                if burst && s % 4 == 0 && s >= 7260 {
+                    r.level = Some(Level::Error);
+                    r.message = "connection pool exhausted".into();
+                }
+                a.push(&Event::Log(r), &mut out);
+            }
+            a.finish(&mut out);
+            out.incidents
+        };
+        assert_eq!(
+            run(true).len(),
+            1,
+            "gateway names payments: one fault, one incident"
+        );
+        let top = &run(true)[0].root_causes[0];
+        assert_eq!(
+            top.target.service.as_deref(),
+            Some("payments"),
+            "the callee is the cause"
+        );
+        assert_eq!(
+            run(false).len(),
+            2,
+            "without a known call the two stay apart"
+        );
     }
 }
