@@ -276,7 +276,7 @@ impl Analyzer {
         if !self.services.contains(svc) && self.services.len() < 1000 {
             self.services.insert(svc.clone());
         }
-        if !r.level.is_some_and(|l| l >= models::Level::Warn) {
+        if r.level.is_none_or(|l| l < models::Level::Warn) {
             return;
         }
         for word in r
