@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// Kafka headers as the source hands them on.
+type Headers = Vec<(String, Vec<u8>)>;
+
 fn bootstrap() -> String {
     std::env::var("REMEDY_KAFKA_BOOTSTRAP").expect(
         "REMEDY_KAFKA_BOOTSTRAP is not set: run scripts/test.sh, which starts Kafka and sets it",
@@ -84,7 +87,7 @@ async fn a_round_trip_through_the_broker_keeps_bytes_keys_headers_and_commits() 
     let topic = unique("remedy-roundtrip");
     create_topic(&topic, 3).await;
     let p = producer();
-    let mut sent: BTreeMap<Vec<u8>, (Option<Vec<u8>>, Vec<(String, Vec<u8>)>)> = BTreeMap::new();
+    let mut sent: BTreeMap<Vec<u8>, (Option<Vec<u8>>, Headers)> = BTreeMap::new();
     for i in 0..40u32 {
         let mut payload =
             format!("ts=2026-01-05T10:00:{:02}Z level=info msg=m{i}", i % 60).into_bytes();
@@ -96,7 +99,7 @@ async fn a_round_trip_through_the_broker_keeps_bytes_keys_headers_and_commits() 
             payload.extend_from_slice(format!("{i}").as_bytes());
         }
         let key = (i % 2 == 0).then(|| format!("service-{}", i % 5).into_bytes());
-        let headers: Vec<(String, Vec<u8>)> = if i % 3 == 0 {
+        let headers: Headers = if i % 3 == 0 {
             vec![
                 ("source".into(), b"it".to_vec()),
                 ("n".into(), i.to_be_bytes().to_vec()),
@@ -169,7 +172,7 @@ async fn a_round_trip_through_the_broker_keeps_bytes_keys_headers_and_commits() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_through_kafka_parse_like_records_from_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/mixed");
-    let files = FileSource::open(&[dir.clone()], 1 << 20)
+    let files = FileSource::open(std::slice::from_ref(&dir), 1 << 20)
         .unwrap()
         .readers()
         .unwrap();
