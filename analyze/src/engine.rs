@@ -101,6 +101,14 @@ fn static_rule(s: &Signal) -> Option<ThresholdRule> {
     }
 }
 
+/// Where a limit applies: the container, else the host.
+fn limit_place(s: &Signal) -> String {
+    s.container
+        .clone()
+        .or_else(|| s.host.clone())
+        .unwrap_or_default()
+}
+
 /// The metric name of a series key such as `up{job="api"}`.
 fn metric_name(series: &str) -> &str {
     series.split('{').next().unwrap_or(series)
@@ -309,12 +317,7 @@ impl Analyzer {
                 ]
                 .contains(&name)
                 {
-                    let place = p
-                        .signal
-                        .container
-                        .clone()
-                        .or_else(|| p.signal.host.clone())
-                        .unwrap_or_default();
+                    let place = limit_place(&p.signal);
                     self.limits.insert((name.to_string(), place), p.value);
                 }
             }
@@ -352,12 +355,7 @@ impl Analyzer {
                 Det::Threshold(rule, run) => {
                     let value = match rule.ratio_of {
                         Some(limit) => {
-                            let place = p
-                                .signal
-                                .container
-                                .clone()
-                                .or_else(|| p.signal.host.clone())
-                                .unwrap_or_default();
+                            let place = limit_place(&p.signal);
                             match self.limits.get(&(limit.to_string(), place)) {
                                 Some(l) if *l > 0.0 => p.value / l,
                                 _ => f64::NAN,
