@@ -484,6 +484,9 @@ pub fn generate(
             harmless_next += rng.gen_range(60..150) * 60_000;
         }
         lines.sort_by_key(|l| (l.service, l.ts, l.replica));
+        // A fault's deploy and a routine change can fall in the same step;
+        // the changes file must still be in time order.
+        changes.sort_by_key(|c| c.0);
         w.write_logs(&services, &lines, &kernel, &changes)?;
         // --- metrics ---
         w.write_scrape(t, &services, &faults, &mut st, &mut rng, step)?;
