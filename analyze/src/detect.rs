@@ -74,14 +74,20 @@ impl Default for DetectorConfig {
 /// after `open_after` consecutive triggering points and closes after
 /// `close_after` consecutive calm ones, so one episode is one alert.
 #[derive(Debug, Clone, Default)]
-struct Hysteresis {
-    in_alert: bool,
+pub(crate) struct Hysteresis {
+    pub(crate) in_alert: bool,
     streak: usize,
     quiet: usize,
 }
 
 impl Hysteresis {
-    fn update(&mut self, trigger: bool, calm: bool, open_after: usize, close_after: usize) -> bool {
+    pub(crate) fn update(
+        &mut self,
+        trigger: bool,
+        calm: bool,
+        open_after: usize,
+        close_after: usize,
+    ) -> bool {
         if self.in_alert {
             if calm {
                 self.quiet += 1;

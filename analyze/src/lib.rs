@@ -15,11 +15,15 @@
 
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod correlate;
 pub mod detect;
 pub mod engine;
 pub mod signals;
 
+pub use baseline::{
+    BaselineConfig, BaselineDetector, BaselineDetectorConfig, Expectation, SeasonalBaseline,
+};
 pub use correlate::{Correlator, CorrelatorConfig};
 pub use detect::{CountDetector, DetectorConfig, LeakDetector, Score, SeriesDetector};
 pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput, DetectorMode};

@@ -1,7 +1,7 @@
 //! `remedy detect`: score one metric series with the causal detector.
 
 use crate::output::AtomicFile;
-use analyze::{DetectorConfig, SeriesDetector};
+use analyze::{BaselineDetector, BaselineDetectorConfig, DetectorConfig, Score, SeriesDetector};
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -13,18 +13,55 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
+    /// Which detector scores the series: `baseline` (the seasonal dynamic
+    /// baseline, the default) or `window` (robust median/MAD over a
+    /// trailing window).
+    #[arg(long, value_enum, default_value_t = Method::Baseline)]
+    pub method: Method,
+
     /// CSV with header `timestamp,value` (timestamps as `YYYY-MM-DD
     /// HH:MM:SS`, RFC 3339 or Unix seconds).
     #[arg(value_name = "SERIES.csv")]
     pub series: PathBuf,
 }
 
-fn valid_time(s: &str) -> bool {
+/// Detectors `remedy detect` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Seasonal dynamic baseline (level, trend, daily and weekly cycles).
+    Baseline,
+    /// Robust z-score against a trailing window.
+    Window,
+}
+
+/// Seconds since the Unix epoch of a timestamp in one of the accepted forms.
+fn parse_time(s: &str) -> Option<f64> {
     let s = s.trim();
-    s.parse::<f64>().is_ok()
-        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").is_ok()
-        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").is_ok()
-        || chrono::DateTime::parse_from_rfc3339(s).is_ok()
+    if let Ok(x) = s.parse::<f64>() {
+        return x.is_finite().then_some(x);
+    }
+    let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f"))
+        .map(|n| n.and_utc());
+    let t = match naive {
+        Ok(t) => t,
+        Err(_) => chrono::DateTime::parse_from_rfc3339(s).ok()?.to_utc(),
+    };
+    Some(t.timestamp_micros() as f64 / 1e6)
+}
+
+enum Detector {
+    Baseline(Box<BaselineDetector>),
+    Window(Box<SeriesDetector>),
+}
+
+impl Detector {
+    fn observe(&mut self, t: f64, x: f64) -> Score {
+        match self {
+            Detector::Baseline(d) => d.observe(t, x),
+            Detector::Window(d) => d.observe(x),
+        }
+    }
 }
 
 /// Run `remedy detect`.
@@ -59,7 +96,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let mut text = String::new();
-    let mut detector = SeriesDetector::new(DetectorConfig::default());
+    let mut detector = match args.method {
+        Method::Baseline => Detector::Baseline(Box::new(BaselineDetector::new(
+            BaselineDetectorConfig::default(),
+        ))),
+        Method::Window => {
+            Detector::Window(Box::new(SeriesDetector::new(DetectorConfig::default())))
+        }
+    };
+    // A row with an unreadable timestamp is scored at the last good time.
+    let mut last_t = 0.0;
     let mut bad_rows = Vec::new();
     text.push_str("timestamp,value,anomaly_score,label\n");
     for (i, line) in lines.enumerate() {
@@ -73,10 +119,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // A row whose value is not a number is scored as missing (score 0)
         // but kept, so the output has one row per input row.
         let value = raw.parse::<f64>().unwrap_or(f64::NAN);
-        if !value.is_finite() || !valid_time(ts) {
+        let t = parse_time(ts);
+        if !value.is_finite() || t.is_none() {
             bad_rows.push(i + 2);
         }
-        let s = detector.observe(value);
+        if let Some(t) = t {
+            last_t = t;
+        }
+        let s = detector.observe(last_t, value);
         text.push_str(&format!(
             "{ts},{raw},{:.6},{}\n",
             s.score,
