@@ -83,7 +83,13 @@ pub struct Correlator {
     edges: BTreeSet<(String, String)>,
     open: Vec<Open>,
     changes: VecDeque<ChangeEvent>,
+    /// service -> hosts it runs on, learned from the data.
+    placement: BTreeMap<String, BTreeSet<String>>,
+    placement_len: usize,
 }
+
+/// Cap on learned (service, host) pairs: hostile input cannot grow it.
+const MAX_PLACEMENTS: usize = 10_000;
 
 impl Correlator {
     /// A correlator with the configured topology.
@@ -98,7 +104,34 @@ impl Correlator {
             edges,
             open: Vec::new(),
             changes: VecDeque::new(),
+            placement: BTreeMap::new(),
+            placement_len: 0,
         }
+    }
+
+    /// Learn that `service` runs on `host` (a log line or a series labelled
+    /// with both). A host-level anomaly (CPU steal, a full disk) and a
+    /// symptom of a service on that host are then one incident.
+    pub fn learn_placement(&mut self, service: &str, host: &str) {
+        if self
+            .placement
+            .get(service)
+            .is_some_and(|hs| hs.contains(host))
+            || self.placement_len >= MAX_PLACEMENTS
+        {
+            return;
+        }
+        self.placement
+            .entry(service.to_string())
+            .or_default()
+            .insert(host.to_string());
+        self.placement_len += 1;
+    }
+
+    fn runs_on(&self, service: &str, host: &str) -> bool {
+        self.placement
+            .get(service)
+            .is_some_and(|hs| hs.contains(host))
     }
 
     /// Learn that `caller` depends on `callee` (seen in the data).
@@ -225,6 +258,12 @@ impl Correlator {
             || s.container
                 .as_ref()
                 .is_some_and(|x| o.containers.contains(x))
+            || s.service
+                .as_ref()
+                .is_some_and(|svc| o.hosts.iter().any(|h| self.runs_on(svc, h)))
+            || s.host
+                .as_ref()
+                .is_some_and(|h| o.services.iter().any(|svc| self.runs_on(svc, h)))
     }
 
     fn related(&self, o: &Open, a: &Anomaly) -> bool {
@@ -589,6 +628,43 @@ mod tests {
         assert_eq!(top.class, RootCauseClass::MemoryLeak);
         assert_eq!(top.target.container.as_deref(), Some("checkout-1"));
         assert!(top.confidence > inc.root_causes[1].confidence);
+    }
+
+    #[test]
+    fn a_host_anomaly_joins_the_symptoms_of_services_placed_on_it() {
+        // CPU steal on node-1 (host only) and, a minute later, latency of
+        // gateway (service only): one incident once gateway is known to run
+        // on node-1, two without that knowledge.
+        let steal = |c: &mut Correlator| {
+            let mut a = anomaly(
+                0,
+                SignalKind::CounterRate,
+                "node_cpu_seconds_total{mode=\"steal\"}",
+                "",
+                "node-1",
+                None,
+                AnomalyKind::LevelShift,
+            );
+            a.signal.service = None;
+            c.observe(a);
+            let mut b = anomaly(
+                60,
+                SignalKind::LatencyQuantile,
+                "p99",
+                "gateway",
+                "",
+                None,
+                AnomalyKind::LatencySpike,
+            );
+            b.signal.host = None;
+            c.observe(b);
+            c.finish().len()
+        };
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        assert_eq!(steal(&mut c), 2);
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.learn_placement("gateway", "node-1");
+        assert_eq!(steal(&mut c), 1);
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //! incident stays open, so an incident resolves only once its signals are
 //! back inside their bands.
 
+use crate::baseline::{BaselineDetector, BaselineDetectorConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::detect::{CountDetector, DetectorConfig, LeakDetector, SeriesDetector};
+use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
 use std::collections::HashMap;
@@ -122,9 +123,9 @@ const COUNT_SPAN: usize = 4;
 enum Det {
     /// The count test, over a sliding sum of the last [`COUNT_SPAN`] windows.
     Count(CountDetector, std::collections::VecDeque<f64>),
-    Series(Box<SeriesDetector>),
+    Series(Box<BaselineDetector>),
     /// Resource gauges: level and slope; either alerts.
-    Resource(Box<SeriesDetector>, LeakDetector),
+    Resource(Box<BaselineDetector>, LeakDetector),
     /// A static rule: the rule, consecutive windows beyond it.
     Threshold(ThresholdRule, usize),
 }
@@ -162,26 +163,33 @@ fn detector_for(s: &Signal, cfg: &DetectorConfig) -> Option<Det> {
             Some(Det::Count(CountDetector::default(), Default::default()))
         }
         SignalKind::LatencyQuantile if s.name.starts_with("p99") => {
-            Some(Det::Series(Box::new(SeriesDetector::new(DetectorConfig {
+            Some(Det::Series(Box::new(BaselineDetector::new(
+                BaselineDetectorConfig {
+                    upward_only: true,
+                    // A quantile interpolated inside histogram buckets
+                    // jumps by a bucket's width whenever a few slow
+                    // requests land in the next bucket: it must stay high
+                    // for a minute, not 30 s.
+                    min_consecutive: if s.name.contains(':') { 4 } else { 2 },
+                    ..service(cfg)
+                },
+            ))))
+        }
+        SignalKind::CounterRate if is_error_name(&s.name) => Some(Det::Series(Box::new(
+            BaselineDetector::new(BaselineDetectorConfig {
                 upward_only: true,
                 ..service(cfg)
-            }))))
-        }
-        SignalKind::CounterRate if is_error_name(&s.name) => {
-            Some(Det::Series(Box::new(SeriesDetector::new(DetectorConfig {
-                upward_only: true,
-                ..service(cfg)
-            }))))
-        }
+            }),
+        ))),
         // Request counters measure load, not health: traffic follows the
         // day and is not a fault by itself.
         SignalKind::CounterRate if s.name.contains("requests") => None,
         SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(Det::Resource(
-            Box::new(SeriesDetector::new(service(cfg))),
+            Box::new(BaselineDetector::new(service(cfg))),
             LeakDetector::default(),
         )),
         SignalKind::MetricSeries | SignalKind::CounterRate => {
-            Some(Det::Series(Box::new(SeriesDetector::new(service(cfg)))))
+            Some(Det::Series(Box::new(BaselineDetector::new(service(cfg)))))
         }
         _ => None,
     }
@@ -189,10 +197,15 @@ fn detector_for(s: &Signal, cfg: &DetectorConfig) -> Option<Det> {
 
 /// Service signals need two anomalous windows in a row: a fault lasts
 /// minutes, a one-window blip is noise.
-fn service(cfg: &DetectorConfig) -> DetectorConfig {
-    DetectorConfig {
+fn service(cfg: &DetectorConfig) -> BaselineDetectorConfig {
+    BaselineDetectorConfig {
+        short: cfg.short,
+        alert_on: cfg.alert_on,
+        alert_off: cfg.alert_off,
+        cooldown: cfg.cooldown,
+        upward_only: cfg.upward_only,
         min_consecutive: 2,
-        ..cfg.clone()
+        ..BaselineDetectorConfig::default()
     }
 }
 
@@ -266,8 +279,17 @@ impl Analyzer {
     pub fn push(&mut self, event: &Event, out: &mut AnalyzerOutput) {
         match event {
             Event::Change(c) => self.correlator.observe_change(c),
-            Event::Log(r) => self.learn_calls(r),
-            Event::Metric(_) => {}
+            Event::Log(r) => {
+                if let (Some(svc), Some(host)) = (&r.service, &r.host) {
+                    self.correlator.learn_placement(svc, host);
+                }
+                self.learn_calls(r)
+            }
+            Event::Metric(m) => {
+                if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
+                    self.correlator.learn_placement(svc, host);
+                }
+            }
         }
         self.points.clear();
         self.agg.push(event, &mut self.points);
@@ -342,9 +364,9 @@ impl Analyzer {
                     }
                     d.observe(recent.iter().sum())
                 }
-                Det::Series(d) => d.observe(p.value),
+                Det::Series(d) => d.observe(p.timestamp.as_millis() as f64 / 1000.0, p.value),
                 Det::Resource(level, slope) => {
-                    let a = level.observe(p.value);
+                    let a = level.observe(p.timestamp.as_millis() as f64 / 1000.0, p.value);
                     let b = slope.observe(p.value);
                     if b.alert && !a.alert {
                         b
@@ -404,7 +426,7 @@ impl Analyzer {
                     kind: kind_of(&p.signal, p.value > expected),
                     detector: match det {
                         Det::Count(..) => "poisson_count",
-                        Det::Series(_) => "robust_series",
+                        Det::Series(_) => "seasonal_baseline",
                         Det::Resource(..) => "level_and_slope",
                         Det::Threshold(..) => "static_threshold",
                     }
