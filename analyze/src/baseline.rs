@@ -37,6 +37,7 @@
 
 use crate::detect::{log10_normal_tail, Score};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Regression features: an intercept, then Fourier terms of the day (two
 /// harmonics) and of the week (one), sine and cosine.
@@ -87,14 +88,48 @@ pub struct Expectation {
     pub spread: f64,
 }
 
+/// Entries of the packed upper triangle of a symmetric P x P matrix.
+const PACKED: usize = P * (P + 1) / 2;
+
+/// Index of (i, j) in the packed upper triangle.
+const fn packed_index(i: usize, j: usize) -> usize {
+    let (i, j) = if i <= j { (i, j) } else { (j, i) };
+    i * P - i * (i + 1) / 2 + j
+}
+
+/// [`packed_index`] for every (i, j), computed at compile time: the update
+/// runs for every point of every signal, so it should be table lookups.
+const INDEX: [[usize; P]; P] = {
+    let mut t = [[0; P]; P];
+    let mut i = 0;
+    while i < P {
+        let mut j = 0;
+        while j < P {
+            t[i][j] = packed_index(i, j);
+            j += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+#[inline]
+fn at(i: usize, j: usize) -> usize {
+    INDEX[i][j]
+}
+
 /// Online seasonal baseline of one signal. See the module docs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeasonalBaseline {
-    cfg: BaselineConfig,
+    /// Shared by every signal with the same settings: a million signals
+    /// must not hold a million copies.
+    cfg: Arc<BaselineConfig>,
     /// Seasonal coefficients.
     theta: [f64; P],
-    /// Inverse information matrix of the recursive least squares.
-    p: [[f64; P]; P],
+    /// Inverse information matrix of the recursive least squares,
+    /// symmetric, so only its upper triangle is kept.
+    #[serde(with = "packed")]
+    p: [f64; PACKED],
     level: f64,
     /// Trend in value units per second.
     trend: f64,
@@ -105,8 +140,29 @@ pub struct SeasonalBaseline {
     last_t: f64,
     last_x: f64,
     n: u64,
-    /// Cold-start buffer of (time, value); empty once fitted.
-    warm: Vec<(f64, f64)>,
+    /// Whether the cold start is over.
+    fitted: bool,
+    /// Time of the first point; cold-start times are kept relative to it.
+    t0: f64,
+    /// Cold-start buffer of (seconds after `t0`, value), in single
+    /// precision (a level estimate needs no more); freed once fitted.
+    warm: Vec<[f32; 2]>,
+}
+
+/// serde for the packed matrix (serde derives arrays only up to 32).
+mod packed {
+    use super::PACKED;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(p: &[f64; PACKED], s: S) -> Result<S::Ok, S::Error> {
+        p.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[f64; PACKED], D::Error> {
+        let v = Vec::<f64>::deserialize(d)?;
+        v.try_into()
+            .map_err(|v: Vec<f64>| serde::de::Error::invalid_length(v.len(), &"28 entries"))
+    }
 }
 
 /// Prior variance of a seasonal coefficient before any data: wide, so the
@@ -123,14 +179,16 @@ fn features(t: f64) -> [f64; P] {
 
 impl SeasonalBaseline {
     /// A baseline with no history.
-    pub fn new(cfg: BaselineConfig) -> Self {
-        let mut p = [[0.0; P]; P];
-        for (i, row) in p.iter_mut().enumerate() {
-            row[i] = PRIOR;
+    pub fn new(cfg: impl Into<Arc<BaselineConfig>>) -> Self {
+        let mut p = [0.0; PACKED];
+        for i in 0..P {
+            p[at(i, i)] = PRIOR;
         }
         SeasonalBaseline {
-            warm: Vec::with_capacity(cfg.warmup),
-            cfg,
+            warm: Vec::new(),
+            fitted: false,
+            t0: f64::NAN,
+            cfg: cfg.into(),
             theta: [0.0; P],
             p,
             level: 0.0,
@@ -150,12 +208,12 @@ impl SeasonalBaseline {
 
     /// Whether the cold start is over and expectations are meaningful.
     pub fn ready(&self) -> bool {
-        self.warm.is_empty() && self.n > 0
+        self.fitted
     }
 
     /// Bytes this baseline occupies in memory, heap included.
     pub fn state_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.warm.capacity() * std::mem::size_of::<(f64, f64)>()
+        std::mem::size_of::<Self>() + self.warm.capacity() * std::mem::size_of::<[f32; 2]>()
     }
 
     fn seasonal(&self, x: &[f64; P]) -> f64 {
@@ -198,8 +256,12 @@ impl SeasonalBaseline {
             self.step = self.step.min((x - self.last_x).abs());
         }
         self.n += 1;
-        if self.warm.capacity() > 0 {
-            self.warm.push((t, x));
+        if !self.fitted {
+            if self.warm.is_empty() {
+                self.t0 = t;
+                self.warm.reserve_exact(self.cfg.warmup.max(2));
+            }
+            self.warm.push([(t - self.t0) as f32, x as f32]);
             if self.warm.len() >= self.cfg.warmup.max(2) {
                 self.cold_start();
             }
@@ -224,7 +286,9 @@ impl SeasonalBaseline {
         // The regression (intercept and seasonality) learns the value
         // itself, jointly, so its terms cannot trade level for a slow
         // harmonic; it forgets by event time.
-        let lambda = (-dt / self.cfg.seasonal_horizon_secs).exp().clamp(0.5, 1.0);
+        // exp(-dt/H) to first order: dt/H is around 1e-5, and this runs for
+        // every point.
+        let lambda = (1.0 - dt / self.cfg.seasonal_horizon_secs).clamp(0.5, 1.0);
         self.rls(&feats, target - seasonal, lambda);
 
         // The regression moves slowly; a damped Holt smoother on what it
@@ -254,8 +318,8 @@ impl SeasonalBaseline {
     /// for the prediction error `e` at features `x`.
     fn rls(&mut self, x: &[f64; P], e: f64, lambda: f64) {
         let mut px = [0.0; P];
-        for (i, row) in self.p.iter().enumerate() {
-            px[i] = row.iter().zip(x).map(|(a, b)| a * b).sum();
+        for (i, v) in px.iter_mut().enumerate() {
+            *v = (0..P).map(|j| self.p[at(i, j)] * x[j]).sum();
         }
         let denom = lambda + x.iter().zip(&px).map(|(a, b)| a * b).sum::<f64>();
         if denom <= 0.0 || !denom.is_finite() {
@@ -264,8 +328,9 @@ impl SeasonalBaseline {
         for (th, g) in self.theta.iter_mut().zip(&px) {
             *th += g / denom * e;
         }
-        for (i, row) in self.p.iter_mut().enumerate() {
-            for (j, v) in row.iter_mut().enumerate() {
+        for i in 0..P {
+            for j in i..P {
+                let v = &mut self.p[at(i, j)];
                 *v = (*v - px[i] * px[j] / denom) / lambda;
             }
         }
@@ -274,13 +339,11 @@ impl SeasonalBaseline {
         // Scaling row and column i by the same factor keeps P symmetric and
         // positive definite.
         for i in 0..P {
-            if self.p[i][i] > PRIOR {
-                let k = (PRIOR / self.p[i][i]).sqrt();
-                for v in self.p[i].iter_mut() {
-                    *v *= k;
-                }
-                for r in self.p.iter_mut() {
-                    r[i] *= k;
+            if self.p[at(i, i)] > PRIOR {
+                let k = (PRIOR / self.p[at(i, i)]).sqrt();
+                for j in 0..P {
+                    // The diagonal entry is in its row and its column.
+                    self.p[at(i, j)] *= if i == j { k * k } else { k };
                 }
             }
         }
@@ -291,12 +354,16 @@ impl SeasonalBaseline {
     fn cold_start(&mut self) {
         use linfa::traits::Fit;
         let warm = std::mem::take(&mut self.warm);
-        self.warm.shrink_to_fit();
-        let t0 = warm[0].0;
-        let xs = ndarray::Array2::from_shape_fn((warm.len(), 1), |(i, _)| warm[i].0 - t0);
+        self.fitted = true;
+        let t0 = 0.0;
+        let warm: Vec<(f64, f64)> = warm
+            .iter()
+            .map(|w| (f64::from(w[0]), f64::from(w[1])))
+            .collect();
+        let xs = ndarray::Array2::from_shape_fn((warm.len(), 1), |(i, _)| warm[i].0);
         let ys = ndarray::Array1::from_iter(warm.iter().map(|w| w.1));
         let mean = ys.mean().unwrap_or(0.0);
-        let span = warm[warm.len() - 1].0 - t0;
+        let span = warm[warm.len() - 1].0;
         let (intercept, slope) = if span > 0.0 {
             let data = linfa::Dataset::new(xs, ys.clone());
             match linfa_linear::LinearRegression::new().fit(&data) {
@@ -312,7 +379,7 @@ impl SeasonalBaseline {
         let mae = warm.iter().map(|&(t, x)| (x - fit(t)).abs()).sum::<f64>() / warm.len() as f64;
         let last_t = warm[warm.len() - 1].0;
         self.theta[0] = fit(last_t);
-        self.p[0][0] = 1.0 / warm.len() as f64;
+        self.p[at(0, 0)] = 1.0 / warm.len() as f64;
         self.level = 0.0;
         self.trend = slope * 0.5;
         self.mae = mae;
@@ -322,8 +389,9 @@ impl SeasonalBaseline {
 /// Settings of [`BaselineDetector`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineDetectorConfig {
-    /// The baseline's settings.
-    pub baseline: BaselineConfig,
+    /// The baseline's settings (shared by the baselines of every detector
+    /// made from this configuration).
+    pub baseline: Arc<BaselineConfig>,
     /// Points averaged for the short-term raw score.
     pub short: usize,
     /// Points over which the long-term distribution of raw scores is
@@ -352,7 +420,7 @@ pub struct BaselineDetectorConfig {
 impl Default for BaselineDetectorConfig {
     fn default() -> Self {
         BaselineDetectorConfig {
-            baseline: BaselineConfig::default(),
+            baseline: Arc::new(BaselineConfig::default()),
             short: 6,
             long: 2000.0,
             alert_on: 0.5,
@@ -372,7 +440,7 @@ const SHORT_MAX: usize = 8;
 /// Causal detector on a [`SeasonalBaseline`], O(1) per point.
 #[derive(Debug, Clone)]
 pub struct BaselineDetector {
-    cfg: BaselineDetectorConfig,
+    cfg: Arc<BaselineDetectorConfig>,
     base: SeasonalBaseline,
     short: [f64; SHORT_MAX],
     short_len: usize,
@@ -385,8 +453,10 @@ pub struct BaselineDetector {
 }
 
 impl BaselineDetector {
-    /// A detector with no history.
-    pub fn new(cfg: BaselineDetectorConfig) -> Self {
+    /// A detector with no history. Pass an `Arc` to share one
+    /// configuration between many signals.
+    pub fn new(cfg: impl Into<Arc<BaselineDetectorConfig>>) -> Self {
+        let cfg = cfg.into();
         BaselineDetector {
             base: SeasonalBaseline::new(cfg.baseline.clone()),
             cfg,
@@ -446,7 +516,9 @@ impl BaselineDetector {
         self.short_len = (self.short_len + 1).min(k);
         let short_mean = self.short[..self.short_len].iter().sum::<f64>() / self.short_len as f64;
 
-        let score = if self.raw_n < 10 {
+        let score = if self.raw_n < 10 || short_mean <= self.raw_mean {
+            // At or below its usual level a deviation is not news (and the
+            // tail computation is the dearest step of the point).
             0.0
         } else {
             let z = (short_mean - self.raw_mean) / self.raw_var.max(1e-6).sqrt();

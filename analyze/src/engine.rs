@@ -15,6 +15,7 @@ use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
@@ -151,10 +152,45 @@ pub struct Analyzer {
     /// Latest value of limit series (by metric name and container or host),
     /// for static ratio rules.
     limits: HashMap<(String, String), f64>,
+    shared: Shared,
 }
 
 /// Which signals are watched, and how.
-fn detector_for(s: &Signal, cfg: &DetectorConfig) -> Option<Det> {
+/// The detector settings in use, built once and shared by every signal of
+/// a kind: each signal then holds a pointer, not a copy.
+struct Shared {
+    /// Service signals: two anomalous windows in a row.
+    level: Arc<BaselineDetectorConfig>,
+    /// Only rises count (latency, error counters).
+    upward: Arc<BaselineDetectorConfig>,
+    /// Histogram quantiles: a quantile interpolated inside histogram
+    /// buckets jumps by a bucket's width whenever a few slow requests land
+    /// in the next bucket, so it must stay high for a minute, not 30 s.
+    bucketed: Arc<BaselineDetectorConfig>,
+}
+
+impl Shared {
+    fn new(cfg: &DetectorConfig) -> Self {
+        let level = service(cfg);
+        let upward = BaselineDetectorConfig {
+            upward_only: true,
+            ..level.clone()
+        };
+        let bucketed = BaselineDetectorConfig {
+            min_consecutive: 4,
+            ..upward.clone()
+        };
+        Shared {
+            level: Arc::new(level),
+            upward: Arc::new(upward),
+            bucketed: Arc::new(bucketed),
+        }
+    }
+}
+
+/// Which signals are watched, and how.
+fn detector_for(s: &Signal, shared: &Shared) -> Option<Det> {
+    let series = |cfg: &Arc<BaselineDetectorConfig>| Box::new(BaselineDetector::new(cfg.clone()));
     match s.kind {
         SignalKind::ErrorRate | SignalKind::WarnRate => {
             Some(Det::Count(CountDetector::default(), Default::default()))
@@ -162,34 +198,25 @@ fn detector_for(s: &Signal, cfg: &DetectorConfig) -> Option<Det> {
         SignalKind::StatusClass if s.name == "5xx" => {
             Some(Det::Count(CountDetector::default(), Default::default()))
         }
-        SignalKind::LatencyQuantile if s.name.starts_with("p99") => {
-            Some(Det::Series(Box::new(BaselineDetector::new(
-                BaselineDetectorConfig {
-                    upward_only: true,
-                    // A quantile interpolated inside histogram buckets
-                    // jumps by a bucket's width whenever a few slow
-                    // requests land in the next bucket: it must stay high
-                    // for a minute, not 30 s.
-                    min_consecutive: if s.name.contains(':') { 4 } else { 2 },
-                    ..service(cfg)
-                },
-            ))))
+        // Quantiles from histograms are named `p99:<histogram>`.
+        SignalKind::LatencyQuantile if s.name.starts_with("p99:") => {
+            Some(Det::Series(series(&shared.bucketed)))
         }
-        SignalKind::CounterRate if is_error_name(&s.name) => Some(Det::Series(Box::new(
-            BaselineDetector::new(BaselineDetectorConfig {
-                upward_only: true,
-                ..service(cfg)
-            }),
-        ))),
+        SignalKind::LatencyQuantile if s.name.starts_with("p99") => {
+            Some(Det::Series(series(&shared.upward)))
+        }
+        SignalKind::CounterRate if is_error_name(&s.name) => {
+            Some(Det::Series(series(&shared.upward)))
+        }
         // Request counters measure load, not health: traffic follows the
         // day and is not a fault by itself.
         SignalKind::CounterRate if s.name.contains("requests") => None,
         SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(Det::Resource(
-            Box::new(BaselineDetector::new(service(cfg))),
+            series(&shared.level),
             LeakDetector::default(),
         )),
         SignalKind::MetricSeries | SignalKind::CounterRate => {
-            Some(Det::Series(Box::new(BaselineDetector::new(service(cfg)))))
+            Some(Det::Series(series(&shared.level)))
         }
         _ => None,
     }
@@ -262,6 +289,7 @@ impl Analyzer {
         Analyzer {
             agg: SignalAggregator::new(cfg.signals.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
+            shared: Shared::new(&cfg.detector),
             cfg,
             detectors: HashMap::new(),
             points: Vec::new(),
@@ -345,7 +373,7 @@ impl Analyzer {
             }
             if !self.detectors.contains_key(&p.signal) {
                 let det = match self.cfg.mode {
-                    DetectorMode::Dynamic => detector_for(&p.signal, &self.cfg.detector),
+                    DetectorMode::Dynamic => detector_for(&p.signal, &self.shared),
                     DetectorMode::Static => static_rule(&p.signal).map(|r| Det::Threshold(r, 0)),
                 };
                 match det {
