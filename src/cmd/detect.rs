@@ -14,8 +14,9 @@ pub struct Args {
     pub out: Option<PathBuf>,
 
     /// Which detector scores the series: `baseline` (the seasonal dynamic
-    /// baseline, the default) or `window` (robust median/MAD over a
-    /// trailing window).
+    /// baseline, the default), `window` (robust median/MAD over a trailing
+    /// window) or `static` (mean +/- 3 sd of the first 500 rows, the
+    /// comparison point).
     #[arg(long, value_enum, default_value_t = Method::Baseline)]
     pub method: Method,
 
@@ -32,6 +33,44 @@ pub enum Method {
     Baseline,
     /// Robust z-score against a trailing window.
     Window,
+    /// A static threshold, the comparison point: mean +/- 3 standard
+    /// deviations of the first [`STATIC_LEARN`] rows, fixed afterwards.
+    Static,
+}
+
+/// Rows a static threshold is learned from.
+const STATIC_LEARN: usize = 500;
+
+/// The classic static rule: learn a band once, alert whenever outside it.
+#[derive(Default)]
+struct StaticBand {
+    seen: Vec<f64>,
+    band: Option<(f64, f64)>,
+}
+
+impl StaticBand {
+    fn observe(&mut self, x: f64) -> Score {
+        let score = match self.band {
+            Some((lo, hi)) if x.is_finite() && (x < lo || x > hi) => 1.0,
+            _ => 0.0,
+        };
+        if self.band.is_none() && x.is_finite() {
+            self.seen.push(x);
+            if self.seen.len() >= STATIC_LEARN {
+                let n = self.seen.len() as f64;
+                let mean = self.seen.iter().sum::<f64>() / n;
+                let sd = (self.seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                self.band = Some((mean - 3.0 * sd, mean + 3.0 * sd));
+                self.seen = Vec::new();
+            }
+        }
+        Score {
+            score,
+            alert: score > 0.0,
+            expected: f64::NAN,
+            spread: f64::NAN,
+        }
+    }
 }
 
 /// Seconds since the Unix epoch of a timestamp in one of the accepted forms.
@@ -53,6 +92,7 @@ fn parse_time(s: &str) -> Option<f64> {
 enum Detector {
     Baseline(Box<BaselineDetector>),
     Window(Box<SeriesDetector>),
+    Static(StaticBand),
 }
 
 impl Detector {
@@ -60,6 +100,7 @@ impl Detector {
         match self {
             Detector::Baseline(d) => d.observe(t, x),
             Detector::Window(d) => d.observe(x),
+            Detector::Static(d) => d.observe(x),
         }
     }
 }
@@ -103,6 +144,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Method::Window => {
             Detector::Window(Box::new(SeriesDetector::new(DetectorConfig::default())))
         }
+        Method::Static => Detector::Static(StaticBand::default()),
     };
     // A row with an unreadable timestamp is scored at the last good time.
     let mut last_t = 0.0;
