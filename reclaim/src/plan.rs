@@ -3,7 +3,9 @@
 use crate::audit::{AuditEntry, AuditLog};
 use crate::ident::is_valid_identifier;
 use crate::policy::Policy;
-use models::{Action, ActionKind, ActionStatus, Incident, RootCause, Target, Timestamp};
+use models::{
+    Action, ActionKind, ActionStatus, Incident, IncidentStatus, RootCause, Target, Timestamp,
+};
 use std::collections::{BTreeMap, VecDeque};
 
 /// What the planner knows about the estate: replicas per service (for the
@@ -120,6 +122,73 @@ impl Planner {
             dry_run: action.dry_run,
         })?;
         Ok(vec![action])
+    }
+
+    /// Verification: did the signals behind `action` return inside their
+    /// bands within the policy's `verify_after_secs` of it? `incident` is
+    /// the action's incident as it stands at event time `now` (its end is
+    /// when its signals went back inside their bands). Records the answer
+    /// on the action and in the audit log: `Some(true)` when the incident
+    /// resolved in time, `Some(false)` when it resolved later or is still
+    /// open past the deadline, `None` (nothing recorded) while the deadline
+    /// has not passed. Skipped actions are not verified: nothing was done.
+    ///
+    /// In dry-run nothing was executed either, so a `true` says the anomaly
+    /// cleared after the (simulated) action, not that the action cleared
+    /// it; the audit reason says which.
+    pub fn verify(
+        &self,
+        action: &mut Action,
+        incident: &Incident,
+        now: Timestamp,
+        audit: &mut dyn AuditLog,
+    ) -> crate::Result<Option<bool>> {
+        if matches!(action.status, ActionStatus::Skipped { .. }) || action.verified.is_some() {
+            return Ok(action.verified);
+        }
+        let deadline = action.planned_at.as_millis() + self.policy.verify_after_secs as i64 * 1000;
+        let cleared_at = incident
+            .end
+            .filter(|_| incident.status == IncidentStatus::Resolved);
+        let verdict = match cleared_at {
+            Some(end) if end.as_millis() <= deadline => Some(true),
+            Some(_) => Some(false),
+            None if now.as_millis() > deadline => Some(false),
+            None => None,
+        };
+        let Some(ok) = verdict else {
+            return Ok(None);
+        };
+        let after = |t: Timestamp| (t.as_millis() - action.planned_at.as_millis()).max(0) / 1000;
+        let reason = match (ok, cleared_at) {
+            (true, Some(end)) => format!(
+                "signals back inside their bands {} s after the {}action",
+                after(end),
+                if action.dry_run { "simulated " } else { "" }
+            ),
+            (_, Some(end)) => format!(
+                "signals back inside their bands only after {} s (limit {} s)",
+                after(end),
+                self.policy.verify_after_secs
+            ),
+            _ => format!(
+                "signals still outside their bands {} s after the action",
+                after(now)
+            ),
+        };
+        action.verified = Some(ok);
+        audit.append(&AuditEntry {
+            timestamp: Timestamp::from_millis(deadline.min(now.as_millis())),
+            action_id: action.id.clone(),
+            incident_id: action.incident_id.clone(),
+            class: action.class,
+            action: action.kind.name().to_string(),
+            target: action.target.clone(),
+            decision: if ok { "verified" } else { "not_verified" }.to_string(),
+            reason,
+            dry_run: action.dry_run,
+        })?;
+        Ok(Some(ok))
     }
 
     /// The safety rules, in the order a person would ask them. `Err` names

@@ -11,6 +11,7 @@
 //! deny_services = ["database"]
 //! deny_labels = { "remedy.io/protected" = "true" }
 //! require_approval = ["restart", "prune", "offload"]
+//! verify_after_secs = 900          # the signals must be back within this
 //!
 //! [[rules]]
 //! class = "disk_pressure"
@@ -60,6 +61,9 @@ pub struct Policy {
     pub deny_labels: BTreeMap<String, String>,
     /// Action names (`prune`, `offload`, `restart`) that wait for a person.
     pub require_approval: Vec<String>,
+    /// Seconds after an action within which its incident's signals must be
+    /// back inside their bands for the action to count as verified.
+    pub verify_after_secs: u64,
     /// Class-to-action mappings; the first rule for a class wins.
     pub rules: Vec<Rule>,
 }
@@ -90,6 +94,7 @@ impl Default for Policy {
             deny_services: vec![],
             deny_labels: BTreeMap::new(),
             require_approval: vec!["restart".into(), "offload".into()],
+            verify_after_secs: 900,
             rules: vec![
                 rule(
                     RootCauseClass::DiskPressure,

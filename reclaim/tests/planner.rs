@@ -323,3 +323,97 @@ fn audit_lines_are_json() {
     assert_eq!(entry.action_id, "i1-restart");
     assert!(text.ends_with('\n'));
 }
+
+#[test]
+fn verification_asks_whether_the_signals_cleared_in_time() {
+    let p = Planner::new(Policy::default()); // verify_after_secs = 900
+    let mut planner = Planner::new(Policy::default());
+    let inv = inventory(4);
+    let plan = |planner: &mut Planner, id: &str| {
+        let mut audit = Vec::new();
+        let inc = incident(
+            id,
+            RootCauseClass::MemoryLeak,
+            "checkout",
+            "checkout-1",
+            0.9,
+        );
+        planner
+            .plan(&inc, at(0), &inv, &mut audit)
+            .unwrap()
+            .remove(0)
+    };
+    let resolved = |id: &str, end_min: i64| {
+        let mut inc = incident(
+            id,
+            RootCauseClass::MemoryLeak,
+            "checkout",
+            "checkout-1",
+            0.9,
+        );
+        inc.status = IncidentStatus::Resolved;
+        inc.end = Some(at(end_min));
+        inc
+    };
+
+    // Back inside the bands 10 minutes after the action: verified.
+    let mut audit = Vec::new();
+    let mut a = plan(&mut planner, "a");
+    let ok = p
+        .verify(&mut a, &resolved("a", 10), at(60), &mut audit)
+        .unwrap();
+    assert_eq!((ok, a.verified), (Some(true), Some(true)));
+    assert_eq!(audit[0].decision, "verified");
+    assert!(audit[0].reason.contains("600 s"), "{}", audit[0].reason);
+
+    // Back only after 20 minutes: not verified.
+    let mut planner = Planner::new(Policy::default());
+    let mut a = plan(&mut planner, "b");
+    let ok = p
+        .verify(&mut a, &resolved("b", 20), at(60), &mut audit)
+        .unwrap();
+    assert_eq!(ok, Some(false));
+    assert_eq!(audit[1].decision, "not_verified");
+
+    // Still open: undecided before the deadline, not verified after it.
+    let mut planner = Planner::new(Policy::default());
+    let mut a = plan(&mut planner, "c");
+    let open = incident(
+        "c",
+        RootCauseClass::MemoryLeak,
+        "checkout",
+        "checkout-1",
+        0.9,
+    );
+    assert_eq!(p.verify(&mut a, &open, at(5), &mut audit).unwrap(), None);
+    assert_eq!(a.verified, None);
+    assert_eq!(audit.len(), 2, "nothing recorded while undecided");
+    assert_eq!(
+        p.verify(&mut a, &open, at(16), &mut audit).unwrap(),
+        Some(false)
+    );
+    assert!(
+        audit[2].reason.contains("still outside"),
+        "{}",
+        audit[2].reason
+    );
+
+    // A skipped action is not verified: nothing was done.
+    let mut planner = Planner::new(Policy::default());
+    let low = incident(
+        "d",
+        RootCauseClass::MemoryLeak,
+        "checkout",
+        "checkout-1",
+        0.1,
+    );
+    let mut a = planner
+        .plan(&low, at(0), &inv, &mut Vec::new())
+        .unwrap()
+        .remove(0);
+    assert!(matches!(a.status, ActionStatus::Skipped { .. }));
+    let mut done = resolved("d", 1);
+    done.root_causes[0].confidence = 0.1;
+    assert_eq!(p.verify(&mut a, &done, at(60), &mut audit).unwrap(), None);
+    assert_eq!(audit.len(), 3);
+}

@@ -177,8 +177,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
         actions.extend(planner.plan(inc, now, &inventory, &mut audit)?);
     }
-
     let mut summary = pipeline.summary();
+    // Verification at the end of the data: did each incident's signals
+    // return inside their bands within the policy's window of its action?
+    if let Some(end) = summary.last_event {
+        for action in &mut actions {
+            if let Some(inc) = incidents.iter().find(|i| i.id == action.incident_id) {
+                planner.verify(action, inc, end, &mut audit)?;
+            }
+        }
+    }
+
     let evaluation = labels
         .as_ref()
         .map(|l| crate::evaluate::evaluate(l, &incidents, &actions));
@@ -332,13 +341,21 @@ fn print_incidents(
             };
             writeln!(
                 w,
-                "    action: {}{}{} -> {status}",
+                "    action: {}{}{} -> {status}{}",
                 a.kind.name(),
                 if a.dry_run { " [dry-run]" } else { "" },
                 if a.requires_approval {
                     " [needs approval]"
                 } else {
                     ""
+                },
+                match (a.verified, a.dry_run) {
+                    (Some(true), _) => ", verified: its signals cleared in time",
+                    (Some(false), true) => {
+                        ", not verified: its signals had not cleared in time (dry-run: nothing was done)"
+                    }
+                    (Some(false), false) => ", not verified: its signals had not cleared in time",
+                    (None, _) => "",
                 }
             )?;
         }
