@@ -79,7 +79,8 @@ pub fn mine_file_with(
         tokens.extend_from_slice(miner.last_tokens());
         ends.push(tokens.len());
     }
-    let mut cache: HashMap<(u32, &[u32]), (String, String)> = HashMap::new();
+    let mut cache: HashMap<(u32, &[u32]), (String, String), rustc_hash::FxBuildHasher> =
+        HashMap::default();
     let mut start = 0;
     for (t, end) in templates.into_iter().zip(ends) {
         let ids = &tokens[start..end];

@@ -124,7 +124,7 @@ pub struct MinerStats {
 /// Token table.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32>,
+    ids: HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     strs: Vec<Box<str>>,
 }
 
@@ -158,10 +158,14 @@ impl Interner {
 pub struct TemplateMiner {
     cfg: MinerConfig,
     masks: Vec<Regex>,
+    /// Every mask acts within a token (see [`is_token_local`]).
+    token_local: bool,
+    /// Raw token -> id of its masked form, when `token_local`.
+    token_cache: HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     interner: Interner,
     clusters: Vec<Cluster>,
     /// (token count << 32 | first token id) -> live cluster indexes.
-    groups: HashMap<u64, Vec<usize>>,
+    groups: HashMap<u64, Vec<usize>, rustc_hash::FxBuildHasher>,
     ids: HashMap<String, usize>,
     stats: MinerStats,
     /// Token ids of the last message (provisional ids for unknown tokens
@@ -204,16 +208,87 @@ enum Tok<'a> {
     Lit(&'a str),
     Wild,
     Owned(String),
+    /// A token whose masked form is already interned (from the token cache).
+    Id(u32),
 }
 
 impl Tok<'_> {
-    fn as_str(&self) -> &str {
+    /// The text of a token fresh from [`mask_token`], which never yields an
+    /// `Id`.
+    fn plain(&self) -> &str {
         match self {
             Tok::Lit(s) => s,
             Tok::Wild => WILDCARD,
             Tok::Owned(s) => s,
+            Tok::Id(_) => unreachable!("mask_token never yields an interned id"),
         }
     }
+
+    /// The token's text; `Id` tokens are looked up in `interner`.
+    fn text<'s>(&'s self, interner: &'s Interner) -> &'s str {
+        match self {
+            Tok::Lit(s) => s,
+            Tok::Wild => WILDCARD,
+            Tok::Owned(s) => s,
+            Tok::Id(id) => interner.str(*id),
+        }
+    }
+}
+
+/// Entries in the raw-token cache before it is emptied and refilled:
+/// bounded memory whatever the input.
+const TOKEN_CACHE_CAP: usize = 1 << 16;
+
+/// Whether a mask acts within one token, so masking each whitespace-split
+/// token gives the same tokens as masking the whole message: it cannot
+/// match whitespace or the empty string, and looks only at word boundaries
+/// (which see a token's edge as a message does the space beside it), not
+/// at the start or end of the text.
+fn is_token_local(pattern: &str) -> bool {
+    use regex_syntax::hir::{Class, Hir, HirKind, Look};
+    fn spaces(h: &Hir) -> bool {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => false,
+            HirKind::Literal(l) => String::from_utf8_lossy(&l.0)
+                .chars()
+                .any(char::is_whitespace),
+            HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| {
+                // Every Unicode White_Space code point lies in one of these.
+                [
+                    (0x09, 0x0d),
+                    (0x20, 0x20),
+                    (0x85, 0x85),
+                    (0xa0, 0xa0),
+                    (0x1680, 0x1680),
+                    (0x2000, 0x200a),
+                    (0x2028, 0x2029),
+                    (0x202f, 0x202f),
+                    (0x205f, 0x205f),
+                    (0x3000, 0x3000),
+                ]
+                .iter()
+                .any(|&(lo, hi)| (r.start() as u32) <= hi && (r.end() as u32) >= lo)
+            }),
+            HirKind::Class(Class::Bytes(c)) => c
+                .ranges()
+                .iter()
+                .any(|r| (r.start()..=r.end()).any(|b| b.is_ascii_whitespace() || b >= 0x80)),
+            HirKind::Repetition(r) => spaces(&r.sub),
+            HirKind::Capture(c) => spaces(&c.sub),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(spaces),
+        }
+    }
+    let Ok(hir) = regex_syntax::parse(pattern) else {
+        return false;
+    };
+    let props = hir.properties();
+    let looks_ok = props.look_set().iter().all(|l| {
+        matches!(
+            l,
+            Look::WordAscii | Look::WordAsciiNegate | Look::WordUnicode | Look::WordUnicodeNegate
+        )
+    });
+    looks_ok && props.minimum_len().is_some_and(|n| n > 0) && !spaces(&hir)
 }
 
 /// Month and weekday names: the words of a date printed inside a message
@@ -237,7 +312,7 @@ fn mask_token(tok: &str) -> Tok<'_> {
     }
     if let Some((k, v)) = tok.split_once('=') {
         if !k.is_empty() && !k.bytes().any(|b| b.is_ascii_digit()) {
-            return Tok::Owned(format!("{k}={}", mask_token(v).as_str()));
+            return Tok::Owned(format!("{k}={}", mask_token(v).plain()));
         }
     }
     let lead = tok.len() - tok.trim_start_matches(['(', '[', '{', '"', '\'']).len();
@@ -284,12 +359,15 @@ impl TemplateMiner {
             })
             .collect::<Result<Vec<_>>>()?;
         let max = cfg.max_templates.max(1);
+        let token_local = cfg.masks.iter().all(|m| is_token_local(m));
         Ok(TemplateMiner {
             cfg,
             masks,
+            token_local,
+            token_cache: HashMap::default(),
             interner: Interner::new(),
             clusters: Vec::new(),
-            groups: HashMap::new(),
+            groups: HashMap::default(),
             ids: HashMap::new(),
             stats: MinerStats {
                 max_templates: max,
@@ -306,6 +384,17 @@ impl TemplateMiner {
         self.intern_all = on;
     }
 
+    /// One token through the masks, in order.
+    fn masked_token<'a>(&self, token: &'a str) -> Cow<'a, str> {
+        let mut text = Cow::Borrowed(token);
+        for m in &self.masks {
+            if let Cow::Owned(s) = m.replace_all(&text, WILDCARD) {
+                text = Cow::Owned(s);
+            }
+        }
+        text
+    }
+
     fn masked<'a>(&self, message: &'a str) -> Cow<'a, str> {
         let mut text = Cow::Borrowed(message);
         for m in &self.masks {
@@ -320,12 +409,15 @@ impl TemplateMiner {
     pub fn tokens(&self, message: &str) -> Vec<String> {
         let text = self.masked(message);
         text.split_whitespace()
-            .map(|t| mask_token(t).as_str().to_string())
+            .map(|t| mask_token(t).plain().to_string())
             .collect()
     }
 
     /// Match a message to a template, creating or widening one.
     pub fn add(&mut self, message: &str) -> TemplateMatch {
+        if self.token_local {
+            return self.add_by_token(message);
+        }
         let text = self.masked(message);
         let toks: Vec<Tok> = text.split_whitespace().map(mask_token).collect();
         let mut last = std::mem::take(&mut self.last);
@@ -333,12 +425,56 @@ impl TemplateMiner {
         for (i, t) in toks.iter().enumerate() {
             let id = match t {
                 Tok::Wild => WILD,
-                _ if self.intern_all => self.interner.intern(t.as_str()),
+                _ if self.intern_all => self.interner.intern(t.plain()),
                 _ => self
                     .interner
-                    .get(t.as_str())
+                    .get(t.plain())
                     .unwrap_or(PROVISIONAL + (i as u32).min((1 << 20) - 1)),
             };
+            last.push(id);
+        }
+        let result = self.place(&toks, &last);
+        self.last = last;
+        result
+    }
+
+    /// [`TemplateMiner::add`] when every mask acts within a token: each
+    /// whitespace-split token is masked on its own, and a token seen before
+    /// is answered from a cache of raw token -> id of its masked form. Words
+    /// repeat across messages far more than messages do, so most tokens
+    /// skip the regular expressions and the interner's string hashing.
+    fn add_by_token(&mut self, message: &str) -> TemplateMatch {
+        let mut toks: Vec<Tok> = Vec::new();
+        let mut last = std::mem::take(&mut self.last);
+        last.clear();
+        for (i, raw) in message.split_whitespace().enumerate() {
+            if let Some(&id) = self.token_cache.get(raw) {
+                toks.push(if id == WILD { Tok::Wild } else { Tok::Id(id) });
+                last.push(id);
+                continue;
+            }
+            let tok = match self.masked_token(raw) {
+                Cow::Borrowed(t) => mask_token(t),
+                Cow::Owned(t) => match mask_token(&t) {
+                    Tok::Wild => Tok::Wild,
+                    other => Tok::Owned(other.plain().to_string()),
+                },
+            };
+            let id = match &tok {
+                Tok::Wild => WILD,
+                t if self.intern_all => self.interner.intern(t.plain()),
+                t => self
+                    .interner
+                    .get(t.plain())
+                    .unwrap_or(PROVISIONAL + (i as u32).min((1 << 20) - 1)),
+            };
+            if id < PROVISIONAL {
+                if self.token_cache.len() >= TOKEN_CACHE_CAP {
+                    self.token_cache.clear();
+                }
+                self.token_cache.insert(raw.into(), id);
+            }
+            toks.push(tok);
             last.push(id);
         }
         let result = self.place(&toks, &last);
@@ -388,7 +524,7 @@ impl TemplateMiner {
         for (pos, &b) in ids.iter().enumerate() {
             let a = self.clusters[ci].tokens[pos];
             if a != b && a != WILD {
-                let w = widen(self.interner.str(a), toks[pos].as_str());
+                let w = widen(self.interner.str(a), toks[pos].text(&self.interner));
                 let new = match w {
                     Some(s) => self.interner.intern(&s),
                     None => WILD,
@@ -409,7 +545,7 @@ impl TemplateMiner {
                 continue;
             }
             let b = if b >= PROVISIONAL {
-                self.interner.intern(toks[pos].as_str())
+                self.interner.intern(toks[pos].plain())
             } else {
                 b
             };
@@ -442,13 +578,13 @@ impl TemplateMiner {
             .zip(toks)
             .map(|(&id, t)| {
                 if id >= PROVISIONAL {
-                    self.interner.intern(t.as_str())
+                    self.interner.intern(t.plain())
                 } else {
                     id
                 }
             })
             .collect();
-        let text: Vec<&str> = toks.iter().map(Tok::as_str).collect();
+        let text: Vec<&str> = toks.iter().map(|t| t.text(&self.interner)).collect();
         let mut id = format!("T{:012x}", fnv(&text.join(" ")) & 0xffff_ffff_ffff);
         while self.ids.contains_key(&id) {
             id = format!("T{:012x}", fnv(&id) & 0xffff_ffff_ffff);
@@ -626,6 +762,7 @@ impl TemplateMiner {
 
     fn load_clusters(&mut self, stored: Vec<StoredCluster>) {
         self.interner = Interner::new();
+        self.token_cache.clear();
         self.groups.clear();
         self.ids.clear();
         self.clusters = stored
