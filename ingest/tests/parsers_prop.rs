@@ -67,6 +67,8 @@ proptest! {
             "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
             "\\[<Time>\\] \\[<Level>\\] <Content>",
             "<A> <B>: <Content>",
+            "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>",
+            "<A>(\\[<B>\\])? (<C>:)?<Content>",
         ] {
             let h = HeaderFormat::new(f).unwrap();
             let mut locs = h.locations();

@@ -23,11 +23,11 @@ pub struct HeaderFormat {
     content_group: Option<usize>,
     /// The format is just `<Content>`: every line is its own message.
     whole_line: bool,
-    /// The format as literal separators between fields, when it uses no
-    /// regular-expression construct beyond `\[`-style escapes and spaces:
-    /// then a small backtracking matcher replaces the regex (several times
+    /// The format as a small program of literal separators, fields and
+    /// optional groups, when it uses no other regular-expression construct:
+    /// then a backtracking matcher replaces the regex (several times
     /// faster, and it is the hot path of template mining).
-    plain: Option<Vec<Vec<SepItem>>>,
+    plain: Option<Program>,
 }
 
 impl HeaderFormat {
@@ -73,7 +73,7 @@ impl HeaderFormat {
         Ok(HeaderFormat {
             source: format.to_string(),
             whole_line: format == "<Content>",
-            plain: plain_separators(format, &placeholder),
+            plain: plain_program(format, &placeholder).filter(|_| fields.len() <= 32),
             regex,
             fields,
             has_content,
@@ -100,20 +100,20 @@ impl HeaderFormat {
         let Some(group) = self.content_group else {
             return line;
         };
-        if let Some(seps) = self.plain.as_deref().filter(|s| s.len() <= 32) {
+        if let Some(prog) = &self.plain {
             let content = self
                 .fields
                 .iter()
                 .position(|f| f == "Content")
                 .expect("has content");
             let mut m = Plain {
-                seps,
+                prog,
                 line: line.as_bytes(),
                 starts: [0; 32],
                 stops: [0; 32],
                 steps: 0,
             };
-            match m.sep(0, 0, 0) {
+            match m.go(0, 0) {
                 Some(true) => return &line[m.starts[content]..m.stops[content]],
                 Some(false) => return line,
                 None => {} // too much backtracking: let the regex decide
@@ -166,14 +166,49 @@ enum SepItem {
     Space,
 }
 
-/// Split a format into the separators around its fields, if every
-/// separator is literal text (escapes like `\[` allowed) and spaces.
-fn plain_separators(format: &str, placeholder: &Regex) -> Option<Vec<Vec<SepItem>>> {
-    let mut seps = Vec::new();
-    let mut last = 0;
-    let parse = |text: &str| -> Option<Vec<SepItem>> {
+/// The format as a flat program for the fast matcher.
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    /// A lazy field (index into the field names).
+    Field(usize),
+    /// Literal separator items.
+    Lit(Vec<SepItem>),
+    /// Start of an optional group `( ... )?`; the index is the node after
+    /// the group. The group is tried first (the regex's `?` is greedy).
+    Opt(usize),
+    /// End of the line.
+    End,
+}
+
+/// Where a node can begin: which bytes, whitespace, anything, or only at the
+/// end of the line. A lazy field before it tries only such positions.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Firsts {
+    bytes: Vec<u8>,
+    space: bool,
+    any: bool,
+}
+
+/// The fast path: the format's nodes and, per node, where it can begin.
+#[derive(Debug, Clone)]
+struct Program {
+    nodes: Vec<Node>,
+    firsts: Vec<Firsts>,
+}
+
+/// Compile a format into a [`Program`], if its separators are literal text
+/// (escapes like `\[` allowed), spaces, and optional groups `(...)?` that
+/// do not nest; anything else (`\d`, classes, alternation) is left to the
+/// regex.
+fn plain_program(format: &str, placeholder: &Regex) -> Option<Program> {
+    let parse = |text: &str, nodes: &mut Vec<Node>, open: &mut Option<usize>| -> Option<()> {
         let mut out = Vec::new();
         let mut bytes = text.bytes().peekable();
+        let flush = |out: &mut Vec<SepItem>, nodes: &mut Vec<Node>| {
+            if !out.is_empty() {
+                nodes.push(Node::Lit(std::mem::take(out)));
+            }
+        };
         while let Some(b) = bytes.next() {
             match b {
                 b' ' => {
@@ -189,27 +224,91 @@ fn plain_separators(format: &str, placeholder: &Regex) -> Option<Vec<Vec<SepItem
                     }
                     out.push(SepItem::Byte(e));
                 }
-                b'(' | b')' | b'?' | b'*' | b'+' | b'.' | b'[' | b']' | b'{' | b'}' | b'|'
-                | b'^' | b'$' => return None,
+                b'(' => {
+                    if open.is_some() {
+                        return None; // nested groups
+                    }
+                    flush(&mut out, nodes);
+                    *open = Some(nodes.len());
+                    nodes.push(Node::Opt(0));
+                }
+                b')' => {
+                    // Only an optional group: `)?`.
+                    if bytes.next() != Some(b'?') {
+                        return None;
+                    }
+                    flush(&mut out, nodes);
+                    let at = open.take()?;
+                    nodes[at] = Node::Opt(nodes.len());
+                }
+                b'?' | b'*' | b'+' | b'.' | b'[' | b']' | b'{' | b'}' | b'|' | b'^' | b'$' => {
+                    return None
+                }
                 b => out.push(SepItem::Byte(b)),
             }
         }
-        Some(out)
+        flush(&mut out, nodes);
+        Some(())
     };
-    for m in placeholder.find_iter(format) {
-        seps.push(parse(&format[last..m.start()])?);
+    let mut nodes = Vec::new();
+    let mut open = None;
+    let mut last = 0;
+    for (k, m) in placeholder.find_iter(format).enumerate() {
+        parse(&format[last..m.start()], &mut nodes, &mut open)?;
+        nodes.push(Node::Field(k));
         last = m.end();
     }
-    seps.push(parse(&format[last..])?);
-    Some(seps)
+    parse(&format[last..], &mut nodes, &mut open)?;
+    if open.is_some() {
+        return None;
+    }
+    nodes.push(Node::End);
+    let firsts = (0..nodes.len()).map(|i| firsts(&nodes, i)).collect();
+    Some(Program { nodes, firsts })
 }
 
-/// A backtracking matcher for lazy fields between literal separators,
-/// exploring in the regex's preference order (each field as short as
-/// possible, each whitespace run as long as possible) so it finds the same
-/// match. `steps` bounds the work; past it the caller uses the regex.
+fn firsts(nodes: &[Node], i: usize) -> Firsts {
+    match &nodes[i] {
+        Node::End => Firsts::default(),
+        Node::Field(_) => Firsts {
+            any: true,
+            ..Default::default()
+        },
+        Node::Lit(items) => match items.first() {
+            Some(SepItem::Byte(b)) => Firsts {
+                bytes: vec![*b],
+                ..Default::default()
+            },
+            Some(SepItem::Space) => Firsts {
+                space: true,
+                ..Default::default()
+            },
+            None => firsts(nodes, i + 1),
+        },
+        Node::Opt(after) => {
+            let (a, b) = (firsts(nodes, i + 1), firsts(nodes, *after));
+            let mut bytes = a.bytes;
+            for x in b.bytes {
+                if !bytes.contains(&x) {
+                    bytes.push(x);
+                }
+            }
+            Firsts {
+                bytes,
+                space: a.space || b.space,
+                any: a.any || b.any,
+            }
+        }
+    }
+}
+
+/// A backtracking matcher for the [`Program`] of a format, exploring in
+/// the regex's preference order (each field as short as possible, each
+/// whitespace run as long as possible, an optional group before its
+/// absence) so it finds the same match. `steps` bounds the work; past it
+/// the caller uses the regex.
 struct Plain<'a> {
-    seps: &'a [Vec<SepItem>],
+    prog: &'a Program,
     line: &'a [u8],
     starts: [usize; 32],
     stops: [usize; 32],
@@ -220,48 +319,73 @@ struct Plain<'a> {
 const MAX_STEPS: u32 = 4096;
 
 impl Plain<'_> {
-    /// Some(true/false) when decided, None when it gave up.
-    fn field(&mut self, f: usize, start: usize) -> Option<bool> {
+    /// Match from node `i` at byte `at`: Some(true/false) when decided,
+    /// None when it gave up.
+    fn go(&mut self, i: usize, at: usize) -> Option<bool> {
+        match &self.prog.nodes[i] {
+            Node::End => Some(at == self.line.len()),
+            Node::Lit(_) => self.lit(i, 0, at),
+            Node::Opt(after) => {
+                let after = *after;
+                if self.go(i + 1, at)? {
+                    return Some(true);
+                }
+                self.go(after, at)
+            }
+            Node::Field(f) => self.field(i, *f, at),
+        }
+    }
+
+    fn field(&mut self, i: usize, f: usize, start: usize) -> Option<bool> {
         self.starts[f] = start;
-        let next = &self.seps[f + 1];
-        // The last field before an empty final separator runs to the end.
-        if next.is_empty() && f + 1 == self.seps.len() - 1 {
+        // The last field before the end of the line runs to it.
+        if self.prog.nodes[i + 1] == Node::End {
             self.stops[f] = self.line.len();
             return Some(true);
         }
-        let first = next.first().cloned();
-        for end in start..=self.line.len() {
-            // Only positions where the separator can begin are worth a try.
-            match (&first, self.line.get(end)) {
-                (Some(SepItem::Byte(b)), Some(c)) if c != b => continue,
-                (Some(SepItem::Space), Some(c)) if !c.is_ascii_whitespace() => continue,
-                _ => {}
-            }
+        let firsts = &self.prog.firsts[i + 1];
+        let mut end = start;
+        while end <= self.line.len() {
+            // Only positions where what follows can begin are worth a try:
+            // jump straight to the next one (memchr for one or two bytes).
+            let rest = &self.line[end..];
+            let skip = if firsts.any {
+                Some(0)
+            } else {
+                match (firsts.bytes.as_slice(), firsts.space) {
+                    ([b], false) => memchr::memchr(*b, rest),
+                    ([a, b], false) => memchr::memchr2(*a, *b, rest),
+                    (bytes, space) => rest
+                        .iter()
+                        .position(|c| bytes.contains(c) || (space && c.is_ascii_whitespace())),
+                }
+            };
+            // Nowhere further: only the end of the line is left to try.
+            end += skip.unwrap_or(rest.len());
             self.steps += 1;
             if self.steps > MAX_STEPS {
                 return None;
             }
             self.stops[f] = end;
-            if self.sep(f + 1, 0, end)? {
+            if self.go(i + 1, end)? {
                 return Some(true);
             }
+            end += 1;
         }
         Some(false)
     }
 
-    fn sep(&mut self, s: usize, item: usize, at: usize) -> Option<bool> {
-        let sep = &self.seps[s];
-        if item == sep.len() {
-            return if s == self.seps.len() - 1 {
-                Some(at == self.line.len())
-            } else {
-                self.field(s, at)
-            };
+    fn lit(&mut self, i: usize, item: usize, at: usize) -> Option<bool> {
+        let Node::Lit(items) = &self.prog.nodes[i] else {
+            unreachable!("lit on a literal node")
+        };
+        if item == items.len() {
+            return self.go(i + 1, at);
         }
-        match sep[item] {
+        match items[item] {
             SepItem::Byte(b) => {
                 if self.line.get(at) == Some(&b) {
-                    self.sep(s, item + 1, at + 1)
+                    self.lit(i, item + 1, at + 1)
                 } else {
                     Some(false)
                 }
@@ -276,7 +400,7 @@ impl Plain<'_> {
                     run += 1;
                 }
                 for k in (1..=run).rev() {
-                    if self.sep(s, item + 1, at + k)? {
+                    if self.lit(i, item + 1, at + k)? {
                         return Some(true);
                     }
                 }
@@ -335,6 +459,8 @@ mod tests {
             "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
             "<Content>",
             "<Label> <Timestamp> <Date> <Node> <Time> <NodeRepeat> <Type> <Component> <Level> <Content>",
+            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+            r"<Date>(\[<A>\])? (<B>:)?<Content>",
         ];
         let lines = [
             "081109 203615 148 INFO dfs.DataNode$PacketResponder: PacketResponder 1 for block terminating",
@@ -345,6 +471,16 @@ mod tests {
             "",
             "no match here",
             "x  y   z: w",
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; logname= uid=0",
+            "Jun 15 04:06:18 combo su(pam_unix)[21416]: session opened for user cyrus by (uid=0)",
+            "Jul  1 09:00:55 combo kernel: Linux version 2.6.5-1.358",
+            "Jun 19 04:08:57 combo logrotate: ALERT exited abnormally with [1]",
+            "Jun 20 03:40:59 combo ftpd[8829]: connection from 222.33.90.199 () at Mon Jun 20 03:40:59 2005",
+            "a b c foo: bar[1]: baz",
+            "a b c d[x]: e[2]: f",
+            "a[1] b:c",
+            "a b:c",
+            "a[ b: c",
         ];
         for f in formats {
             let h = HeaderFormat::new(f).unwrap();
@@ -361,12 +497,10 @@ mod tests {
                 assert_eq!(h.content_with(l, &mut locs), slow, "{f} on {l:?}");
             }
         }
-        assert!(HeaderFormat::new(
-            r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>"
-        )
-        .unwrap()
-        .plain
-        .is_none());
+        assert!(HeaderFormat::new(r"<Date> (\d+|x) <Content>")
+            .unwrap()
+            .plain
+            .is_none());
     }
 
     #[test]
