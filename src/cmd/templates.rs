@@ -106,23 +106,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         masks: args.masks.clone(),
         ..MinerConfig::default()
     })?;
-    let mut text = String::with_capacity(1 << 20);
+    // Rows are written in 64 KiB chunks as they come: a 10 MB CSV never
+    // sits in memory whole, and the page faults of growing it are saved.
+    let mut file = args.out.as_ref().map(AtomicFile::create).transpose()?;
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write = |bytes: &[u8]| -> anyhow::Result<()> {
+        match file.as_mut() {
+            Some(f) => f.write_all(bytes),
+            None => stdout.write_all(bytes),
+        }
+        .context("cannot write the templates CSV")
+    };
+    let mut text = String::with_capacity(1 << 17);
     text.push_str("LineId,EventId,EventTemplate\n");
     let mut line_id = 0u64;
+    let mut digits = itoa::Buffer::new();
     mine_file_with(&args.logfile, &format, &args.masks, |id, template| {
         line_id += 1;
-        use std::fmt::Write as _;
-        let _ = writeln!(text, "{line_id},{id},{}", csv_field(template));
+        text.push_str(digits.format(line_id));
+        text.push(',');
+        text.push_str(id);
+        text.push(',');
+        text.push_str(&csv_field(template));
+        text.push('\n');
+        if text.len() >= 1 << 16 {
+            write(text.as_bytes())?;
+            text.clear();
+        }
         Ok(())
     })?;
-    match &args.out {
-        Some(path) => {
-            let mut f = AtomicFile::create(path)?;
-            f.write_all(text.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            f.commit()?;
-        }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    write(text.as_bytes())?;
+    match file {
+        Some(f) => f.commit()?,
+        None => stdout.flush()?,
     }
     Ok(())
 }

@@ -235,6 +235,49 @@ impl Tok<'_> {
     }
 }
 
+/// The whitespace-separated words of a message, as `str::split_whitespace`
+/// gives them, but byte by byte when the message is ASCII (nearly always,
+/// and several times faster than decoding characters).
+fn words(message: &str) -> Words<'_> {
+    Words {
+        message,
+        at: 0,
+        ascii: message.is_ascii(),
+        slow: None,
+    }
+}
+
+struct Words<'a> {
+    message: &'a str,
+    at: usize,
+    ascii: bool,
+    slow: Option<std::str::SplitWhitespace<'a>>,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if !self.ascii {
+            return self
+                .slow
+                .get_or_insert_with(|| self.message.split_whitespace())
+                .next();
+        }
+        // ASCII whitespace as `char::is_whitespace` sees it: \t \n \x0B
+        // \x0C \r and space (`u8::is_ascii_whitespace` leaves out \x0B).
+        let space = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
+        let bytes = self.message.as_bytes();
+        let start = self.at + bytes[self.at..].iter().position(|b| !space(b))?;
+        let end = bytes[start..]
+            .iter()
+            .position(space)
+            .map_or(bytes.len(), |k| start + k);
+        self.at = end;
+        Some(&self.message[start..end])
+    }
+}
+
 /// Entries in the raw-token cache before it is emptied and refilled:
 /// bounded memory whatever the input.
 const TOKEN_CACHE_CAP: usize = 1 << 16;
@@ -447,7 +490,7 @@ impl TemplateMiner {
         let mut toks: Vec<Tok> = Vec::new();
         let mut last = std::mem::take(&mut self.last);
         last.clear();
-        for (i, raw) in message.split_whitespace().enumerate() {
+        for (i, raw) in words(message).enumerate() {
             if let Some(&id) = self.token_cache.get(raw) {
                 toks.push(if id == WILD { Tok::Wild } else { Tok::Id(id) });
                 last.push(id);
