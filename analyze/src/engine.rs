@@ -28,6 +28,10 @@ pub struct AnalyzerConfig {
     pub correlator: CorrelatorConfig,
     /// Dynamic baselines (the default) or static threshold rules.
     pub mode: DetectorMode,
+    /// Keep up to this many scored points (observed value and band) for
+    /// plotting, in [`AnalyzerOutput::trace`]; 0, the default, keeps none.
+    /// Points beyond the cap are counted in `trace_dropped`, never held.
+    pub trace_limit: usize,
 }
 
 /// How signals are judged.
@@ -138,6 +142,28 @@ pub struct AnalyzerOutput {
     pub anomalies: Vec<Anomaly>,
     /// Incidents that resolved.
     pub incidents: Vec<Incident>,
+    /// Scored points, when `trace_limit` asks for them.
+    pub trace: Vec<TracePoint>,
+    /// Points not traced because the cap was reached.
+    pub trace_dropped: u64,
+}
+
+/// One scored window of one signal: what a plot of the signal against its
+/// baseline band draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePoint {
+    /// The signal.
+    pub signal: Signal,
+    /// Window time.
+    pub timestamp: models::Timestamp,
+    /// Value in the window.
+    pub observed: f64,
+    /// The baseline band at that time (expected +/- 3 spreads).
+    pub band: Band,
+    /// Anomaly score in [0, 1].
+    pub score: f64,
+    /// Whether the detector was in alert.
+    pub alert: bool,
 }
 
 /// The engine. See the module docs.
@@ -430,28 +456,46 @@ impl Analyzer {
             };
             let opened = s.alert && !*was_alert;
             *was_alert = s.alert;
-            out.incidents.extend(self.correlator.advance(p.timestamp));
-            if s.alert {
-                self.correlator.touch(&p.signal, p.timestamp);
-            }
-            if opened {
+            let band = || {
                 let spread = if s.spread.is_finite() { s.spread } else { 0.0 };
                 let expected = if s.expected.is_finite() {
                     s.expected
                 } else {
                     0.0
                 };
+                Band {
+                    lower: expected - 3.0 * spread,
+                    expected,
+                    upper: expected + 3.0 * spread,
+                }
+            };
+            if self.cfg.trace_limit > 0 && p.value.is_finite() {
+                if out.trace.len() < self.cfg.trace_limit {
+                    out.trace.push(TracePoint {
+                        signal: p.signal.clone(),
+                        timestamp: p.timestamp,
+                        observed: p.value,
+                        band: band(),
+                        score: if s.score.is_finite() { s.score } else { 0.0 },
+                        alert: s.alert,
+                    });
+                } else {
+                    out.trace_dropped += 1;
+                }
+            }
+            out.incidents.extend(self.correlator.advance(p.timestamp));
+            if s.alert {
+                self.correlator.touch(&p.signal, p.timestamp);
+            }
+            if opened {
+                let expected = band();
                 let a = Anomaly {
                     signal: p.signal.clone(),
                     timestamp: p.timestamp,
                     observed: p.value,
-                    expected: Band {
-                        lower: expected - 3.0 * spread,
-                        expected,
-                        upper: expected + 3.0 * spread,
-                    },
+                    expected,
                     score: s.score.max(0.5),
-                    kind: kind_of(&p.signal, p.value > expected),
+                    kind: kind_of(&p.signal, p.value > expected.expected),
                     detector: match det {
                         Det::Count(..) => "poisson_count",
                         Det::Series(_) => "seasonal_baseline",
@@ -459,7 +503,7 @@ impl Analyzer {
                         Det::Threshold(..) => "static_threshold",
                     }
                     .into(),
-                    detail: format!("{:.4} observed, {:.4} expected", p.value, expected),
+                    detail: format!("{:.4} observed, {:.4} expected", p.value, expected.expected),
                 };
                 out.incidents.extend(self.correlator.observe(a.clone()));
                 out.anomalies.push(a);

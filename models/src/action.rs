@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 /// What a prune may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PruneScope {
     /// Images with no tag and no child.
@@ -22,6 +23,7 @@ pub enum PruneScope {
 
 /// Filters narrowing a prune, in the Docker Engine API's sense.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PruneFilters {
     /// Only objects older than this many seconds (`until`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -36,6 +38,7 @@ pub struct PruneFilters {
 
 /// How an offload relieves pressure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OffloadMode {
     /// Move cold data to another storage tier.
@@ -46,6 +49,7 @@ pub enum OffloadMode {
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ActionKind {
     /// Remove unused objects from a container engine.
@@ -100,6 +104,7 @@ impl ActionKind {
 
 /// Where an action stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ActionStatus {
     /// Planned; waiting for execution (or approval).
@@ -122,6 +127,7 @@ pub enum ActionStatus {
 
 /// One remediation step for one incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     /// Deterministic id (incident id + action name).
     pub id: String,

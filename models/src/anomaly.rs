@@ -6,6 +6,7 @@ use std::fmt;
 
 /// What a signal measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignalKind {
     /// Error-level records per window.
@@ -31,6 +32,7 @@ pub enum SignalKind {
 
 /// One measured quantity over time, scoped to where it was observed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signal {
     /// What it measures.
     pub kind: SignalKind,
@@ -85,6 +87,7 @@ impl fmt::Display for Signal {
 
 /// The expected range of a signal at one time, from its baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Band {
     /// Lower edge of the normal range.
     pub lower: f64,
@@ -103,6 +106,7 @@ impl Band {
 
 /// Which detector pattern an anomaly matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     /// Error rate far above its baseline.
@@ -123,6 +127,7 @@ pub enum AnomalyKind {
 
 /// One anomalous observation of one signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Anomaly {
     /// The signal that misbehaved.
     pub signal: Signal,

@@ -299,6 +299,7 @@ pub struct MetricSample {
 
 /// What kind of change an operator or a pipeline made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// A new version rolled out.
@@ -311,6 +312,7 @@ pub enum ChangeKind {
 
 /// A change event: the prime suspect when errors start right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeEvent {
     /// When the change took effect.
     pub timestamp: Timestamp,

@@ -7,6 +7,7 @@ use std::fmt;
 /// The classes of root cause Remedy can name. Each maps to a remediation in
 /// the reclaim policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RootCauseClass {
     /// Disk filling with unused images, exited containers, unused volumes or
@@ -68,6 +69,7 @@ impl fmt::Display for RootCauseClass {
 
 /// Where a root cause lies. At least one field is set.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Target {
     /// Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,6 +84,7 @@ pub struct Target {
 
 /// Why Remedy believes a root cause: what a person needs to trust it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Evidence {
     /// An anomalous signal, with observed against expected.
@@ -114,6 +117,7 @@ pub enum Evidence {
 
 /// One candidate root cause.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RootCause {
     /// Class.
     pub class: RootCauseClass,
@@ -128,6 +132,7 @@ pub struct RootCause {
 
 /// Lifecycle of an incident in event time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     /// Signals still outside their bands.
@@ -138,6 +143,7 @@ pub enum IncidentStatus {
 
 /// A group of anomalies that share one fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
     /// Deterministic id (derived from onset and root target) so that a
     /// replayed or re-consumed input yields the same id: downstream

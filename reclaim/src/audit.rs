@@ -6,6 +6,7 @@ use std::io::Write;
 
 /// One decision about one action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Event time of the decision.
     pub timestamp: Timestamp,
