@@ -174,6 +174,16 @@ impl Pipeline {
         })
     }
 
+    /// Read records of `origin` as `format`, whatever the run's default:
+    /// inputs of one run may differ in format (the API's inputs).
+    pub fn set_origin_format(&mut self, origin: Arc<str>, format: Format) -> anyhow::Result<()> {
+        let d = Decoder::new(format, self.config.decoder.clone())?;
+        if self.decoders.insert(origin.clone(), d).is_none() {
+            self.origins.push(origin);
+        }
+        Ok(())
+    }
+
     /// Decode one raw record and fold it into the summary (template ids
     /// filled in), appending its events to `out`. Bad records go to `dead`.
     pub fn decode(
@@ -272,6 +282,22 @@ impl Pipeline {
             .collect()
     }
 
+    /// Every template mined so far (up to the miner's cap), most frequent
+    /// first, ties by id.
+    pub fn templates(&self) -> Vec<TemplateSummary> {
+        let mut all: Vec<TemplateSummary> = self
+            .miner
+            .templates()
+            .map(|t| TemplateSummary {
+                id: t.id,
+                template: t.template,
+                count: t.count,
+            })
+            .collect();
+        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        all
+    }
+
     /// The summary of everything pushed so far.
     pub fn summary(&self) -> Summary {
         let mut ingest = IngestStats::default();
@@ -288,17 +314,7 @@ impl Pipeline {
                 }
             })
             .collect();
-        let mut top: Vec<TemplateSummary> = self
-            .miner
-            .templates()
-            .map(|t| TemplateSummary {
-                id: t.id,
-                template: t.template,
-                count: t.count,
-            })
-            .collect();
-        // Ties broken by id so the order never depends on hash iteration.
-        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.id.cmp(&b.id)));
+        let mut top = self.templates();
         let templates = top.len();
         top.truncate(TOP_TEMPLATES);
         Summary {

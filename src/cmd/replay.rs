@@ -5,11 +5,9 @@ use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig, Summary};
 use anyhow::Context;
 use ingest::decode::DecoderConfig;
 use ingest::mining::MinerConfig;
-use ingest::source::file::{stdin_lines, FileSource, LineReader};
+use ingest::source::file::{stdin_lines, FileSource};
 use ingest::{DeadLetter, Format};
-use models::{Action, ActionStatus, Event, Evidence, Incident};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use models::{Action, ActionStatus, Evidence, Incident};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -51,6 +49,12 @@ pub struct Args {
     #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "static"])]
     pub detectors: String,
 
+    /// Also write incidents, anomalies, actions, the audit trail, templates
+    /// and the signals behind each anomaly (for plotting) to this SQLite
+    /// database, created if missing; `remedy serve --db` serves it.
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+
     /// Service dependencies, JSON `{"caller": ["callee", ...]}`. By default
     /// the `topology` of a `manifest.json` in a replayed directory is used.
     #[arg(long, value_name = "FILE")]
@@ -64,13 +68,6 @@ impl DeadLetterSink for FileSink {
     fn put(&mut self, letter: &DeadLetter) -> anyhow::Result<()> {
         self.0.write(letter)
     }
-}
-
-/// One input file (or stdin) during the event-time merge.
-struct Lane {
-    reader: LineReader,
-    buf: VecDeque<Event>,
-    done: bool,
 }
 
 /// Run `remedy replay`.
@@ -100,6 +97,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let topology = crate::evaluate::load_topology(args.topology.as_deref(), &args.paths)?;
+    let mut store = args
+        .db
+        .as_deref()
+        .map(crate::store::Store::open)
+        .transpose()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let decoder = DecoderConfig {
@@ -111,6 +113,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut analyzer = analyze::AnalyzerConfig::default();
     analyzer.correlator.topology = topology;
+    if args.db.is_some() {
+        analyzer.trace_limit = crate::store::TRACE_LIMIT;
+    }
     if args.detectors == "static" {
         analyzer.mode = analyze::DetectorMode::Static;
     }
@@ -124,83 +129,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
 
-    // Merge the inputs by event time: each file is read lazily and the
-    // earliest pending event of any file goes next (ties by file order), so
-    // the analysis sees one estate-wide timeline, as a consumer of a topic
-    // would.
-    let mut lanes: Vec<Lane> = readers
+    let mut sources: Vec<Box<dyn crate::run::Records>> = readers
         .into_iter()
-        .map(|reader| Lane {
-            reader,
-            buf: VecDeque::new(),
-            done: false,
-        })
+        .map(|r| Box::new(r) as Box<dyn crate::run::Records>)
         .collect();
-    let mut heap = BinaryHeap::new();
-    let mut scratch = Vec::new();
-    for (i, lane) in lanes.iter_mut().enumerate() {
-        if fill(lane, &mut pipeline, &mut dead, &mut scratch, &progress)? {
-            heap.push(Reverse((lane.buf[0].timestamp(), i)));
-        }
-    }
-    while let Some(Reverse((_, i))) = heap.pop() {
-        let event = lanes[i]
-            .buf
-            .pop_front()
-            .expect("a lane in the heap has events");
-        pipeline.analyze(&event);
-        if fill(
-            &mut lanes[i],
-            &mut pipeline,
-            &mut dead,
-            &mut scratch,
-            &progress,
-        )? {
-            heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
-        }
-    }
+    crate::run::merge(&mut sources, &mut pipeline, &mut dead, &|| progress.inc(1))?;
     progress.finish_and_clear();
     dead.0.commit()?;
-    let output = pipeline.finish();
-    let mut incidents = output.incidents;
-    incidents.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-
-    // Plan remediation for each incident, under the policy's safety rules.
-    let mut planner = reclaim::Planner::new(policy);
-    let inventory = reclaim::TargetInventory {
-        replicas: pipeline.replicas(),
-        labels: Default::default(),
-    };
-    let mut audit = Vec::new();
-    let mut actions = Vec::new();
-    for inc in &incidents {
-        let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
-        actions.extend(planner.plan(inc, now, &inventory, &mut audit)?);
-    }
-    let mut summary = pipeline.summary();
-    // Verification at the end of the data: did each incident's signals
-    // return inside their bands within the policy's window of its action?
-    if let Some(end) = summary.last_event {
-        for action in &mut actions {
-            if let Some(inc) = incidents.iter().find(|i| i.id == action.incident_id) {
-                planner.verify(action, inc, end, &mut audit)?;
-            }
-        }
-    }
-
-    let evaluation = labels
+    let mut run = crate::run::conclude(&mut pipeline, policy)?;
+    run.summary.evaluation = labels
         .as_ref()
-        .map(|l| crate::evaluate::evaluate(l, &incidents, &actions));
-    summary.anomalies = output.anomalies.len();
-    summary.incidents = incidents.len();
-    summary.actions = actions.len();
-    summary.evaluation = evaluation.clone();
+        .map(|l| crate::evaluate::evaluate(l, &run.incidents, &run.actions));
+    if let (Some(store), Some(db)) = (store.as_mut(), &args.db) {
+        // One transaction: a crash mid-write leaves the previous contents.
+        store
+            .write_run(&run)
+            .with_context(|| format!("cannot write the results to {}", db.display()))?;
+    }
+    let crate::run::RunResult {
+        summary,
+        anomalies,
+        incidents,
+        actions,
+        audit,
+        ..
+    } = &run;
+    let evaluation = &summary.evaluation;
 
     for (name, rows) in [
         (
             "anomalies.jsonl",
-            output
-                .anomalies
+            anomalies
                 .iter()
                 .map(serde_json::to_value)
                 .collect::<Result<Vec<_>, _>>()?,
@@ -239,36 +198,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     file.commit()?;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    print_report(&mut w, &summary, &args.out)?;
-    print_incidents(&mut w, &incidents, &actions)?;
+    print_report(&mut w, summary, &args.out)?;
+    print_incidents(&mut w, incidents, actions)?;
     if let Some(e) = &evaluation {
         crate::evaluate::print(&mut w, e)?;
     }
     Ok(())
-}
-
-/// Read from a lane until it has an event buffered or ends. Returns whether
-/// it has one.
-fn fill(
-    lane: &mut Lane,
-    pipeline: &mut Pipeline,
-    dead: &mut FileSink,
-    scratch: &mut Vec<Event>,
-    progress: &indicatif::ProgressBar,
-) -> anyhow::Result<bool> {
-    while lane.buf.is_empty() && !lane.done {
-        match lane.reader.next_record() {
-            None => lane.done = true,
-            Some(raw) => {
-                let raw = raw?;
-                scratch.clear();
-                pipeline.decode(&raw, dead, scratch)?;
-                lane.buf.extend(scratch.drain(..));
-                progress.inc(1);
-            }
-        }
-    }
-    Ok(!lane.buf.is_empty())
 }
 
 /// Incidents in time order with their root causes, evidence and actions.

@@ -1,0 +1,917 @@
+//! The store: incidents, anomalies, actions, the audit trail, templates and
+//! signal traces in one SQLite file.
+//!
+//! `remedy replay --db` writes a whole run in one transaction, so a crash
+//! leaves the previous contents and never a half-written incident; `remedy
+//! serve` reads it through a small pool of connections (SQLite in WAL mode
+//! lets readers proceed while one writer commits). Rows carry the full JSON
+//! of the domain object beside the columns that queries filter on, so the
+//! API returns exactly what the engine produced.
+
+use crate::run::RunResult;
+use anyhow::Context;
+use models::{Action, ActionStatus, Anomaly, Incident, Signal, Timestamp};
+use reclaim::AuditEntry;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Versioned migrations, applied in order; `PRAGMA user_version` is the
+/// number of the last one applied.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+
+/// Most signal points a replay keeps for plotting. A week of the demo at
+/// its 10-second windows is well under this; beyond it points are counted
+/// in the summary as dropped rather than held in memory.
+pub const TRACE_LIMIT: usize = 5_000_000;
+
+/// Open `path`, creating it and applying pending migrations.
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "wal")
+        .with_context(|| format!("{} is not a SQLite database", path.display()))?;
+    conn.pragma_update(None, "synchronous", "normal")?;
+    conn.pragma_update(None, "foreign_keys", "on")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> anyhow::Result<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > MIGRATIONS.len() {
+        anyhow::bail!(
+            "{} was written by a newer Remedy (schema version {version}, this one knows {}): \
+             upgrade remedy or use another --db",
+            path.display(),
+            MIGRATIONS.len()
+        );
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration {} failed on {}", i + 1, path.display()))?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A writable store (replay).
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Open or create the database at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let mut conn = connect(path)?;
+        migrate(&mut conn, path)?;
+        Ok(Store { conn })
+    }
+
+    /// Write one run in a single transaction.
+    pub fn write_run(&mut self, run: &RunResult) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        write_run(&tx, run)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT INTO runs (written_at, first_event_ms, last_event_ms, summary) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            chrono::Utc::now().to_rfc3339(),
+            run.summary.first_event.map(Timestamp::as_millis),
+            run.summary.last_event.map(Timestamp::as_millis),
+            serde_json::to_string(&run.summary)?
+        ],
+    )?;
+    let run_id = tx.last_insert_rowid();
+
+    // Which incident each anomaly belongs to.
+    let mut owner: HashMap<(String, i64), &str> = HashMap::new();
+    for inc in &run.incidents {
+        // Replace, not merge: the same input gives the same incident id,
+        // and the newest analysis of it is the one to serve.
+        tx.execute("DELETE FROM incidents WHERE id = ?1", [&inc.id])?;
+        let top = inc.root_causes.first();
+        tx.execute(
+            "INSERT INTO incidents (id, run_id, start_ms, end_ms, status, class, confidence, summary, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                inc.id,
+                run_id,
+                inc.start.as_millis(),
+                inc.end.map(Timestamp::as_millis),
+                enum_str(&inc.status)?,
+                top.map(|r| r.class.as_str()),
+                top.map(|r| r.confidence),
+                serde_json::to_string(&IncidentSummary::of(inc.clone()))?,
+                serde_json::to_string(inc)?
+            ],
+        )?;
+        for s in services_of(inc) {
+            tx.execute(
+                "INSERT OR IGNORE INTO incident_services (incident_id, service, start_ms)
+                 VALUES (?1, ?2, ?3)",
+                params![inc.id, s, inc.start.as_millis()],
+            )?;
+        }
+        for a in &inc.anomalies {
+            owner.insert((a.signal.to_string(), a.timestamp.as_millis()), &inc.id);
+        }
+    }
+    {
+        let mut put = tx.prepare(
+            "INSERT INTO anomalies (signal, ts_ms, incident_id, service, kind, score, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (signal, ts_ms) DO UPDATE SET incident_id = excluded.incident_id,
+                 service = excluded.service, kind = excluded.kind, score = excluded.score,
+                 body = excluded.body",
+        )?;
+        for a in &run.anomalies {
+            let key = a.signal.to_string();
+            let ts = a.timestamp.as_millis();
+            let inc = owner.get(&(key.clone(), ts)).copied();
+            put.execute(params![
+                key,
+                ts,
+                inc,
+                a.signal.service,
+                enum_str(&a.kind)?,
+                a.score,
+                serde_json::to_string(a)?
+            ])?;
+        }
+    }
+    for action in &run.actions {
+        tx.execute(
+            "INSERT INTO actions (id, incident_id, status, requires_approval, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body
+             WHERE actions.decided = 0",
+            params![
+                action.id,
+                action.incident_id,
+                status_str(&action.status),
+                action.requires_approval,
+                serde_json::to_string(action)?
+            ],
+        )?;
+    }
+    for entry in &run.audit {
+        append_audit(tx, entry)?;
+    }
+    {
+        let mut put = tx.prepare(
+            "INSERT INTO templates (id, template, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET template = excluded.template, count = excluded.count",
+        )?;
+        for t in &run.templates {
+            put.execute(params![t.id, t.template, t.count as i64])?;
+        }
+    }
+    {
+        let mut sig = tx.prepare(
+            "INSERT OR IGNORE INTO signals (key, kind, name, service, host, container)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut point = tx.prepare(
+            "INSERT OR REPLACE INTO signal_points
+             (signal, ts_ms, observed, lower, expected, upper, score, alert)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?;
+        let mut keys: HashMap<&Signal, String> = HashMap::new();
+        for p in &run.trace {
+            let key = match keys.get(&p.signal) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = p.signal.to_string();
+                    sig.execute(params![
+                        k,
+                        enum_str(&p.signal.kind)?,
+                        p.signal.name,
+                        p.signal.service,
+                        p.signal.host,
+                        p.signal.container
+                    ])?;
+                    keys.insert(&p.signal, k.clone());
+                    k
+                }
+            };
+            point.execute(params![
+                key,
+                p.timestamp.as_millis(),
+                p.observed,
+                p.band.lower,
+                p.band.expected,
+                p.band.upper,
+                p.score,
+                p.alert
+            ])?;
+        }
+    }
+    let ingest = &run.summary.ingest;
+    let mut counters: Vec<(&str, String, u64)> = vec![
+        ("records_read", String::new(), ingest.read),
+        ("records_parsed", String::new(), ingest.parsed),
+        ("records_dead_lettered", String::new(), ingest.dead_lettered),
+    ];
+    for (reason, n) in &ingest.by_reason {
+        counters.push(("dead_letters", reason.as_str().to_string(), *n));
+    }
+    for (format, n) in &ingest.by_format {
+        counters.push(("records_parsed_by_format", format.clone(), *n));
+    }
+    for (name, label, value) in counters {
+        tx.execute(
+            "INSERT INTO counters (name, label, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name, label) DO UPDATE SET value = value + excluded.value",
+            params![name, label, value as i64],
+        )?;
+    }
+    Ok(())
+}
+
+fn append_audit(tx: &Connection, entry: &AuditEntry) -> anyhow::Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO audit (action_id, incident_id, ts_ms, decision, reason, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            entry.action_id,
+            entry.incident_id,
+            entry.timestamp.as_millis(),
+            entry.decision,
+            entry.reason,
+            serde_json::to_string(entry)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Services an incident touches: its root-cause targets and the services
+/// of its anomalous signals.
+fn services_of(inc: &Incident) -> BTreeSet<&str> {
+    inc.root_causes
+        .iter()
+        .filter_map(|r| r.target.service.as_deref())
+        .chain(
+            inc.anomalies
+                .iter()
+                .filter_map(|a| a.signal.service.as_deref()),
+        )
+        .collect()
+}
+
+/// The serde name of a unit enum variant (`open`, `error_burst`...).
+fn enum_str<T: Serialize>(v: &T) -> anyhow::Result<String> {
+    match serde_json::to_value(v)? {
+        serde_json::Value::String(s) => Ok(s),
+        other => anyhow::bail!("expected a string enum, got {other}"),
+    }
+}
+
+/// `planned`, `approved`, `executed`, `failed`, `skipped`.
+pub fn status_str(s: &ActionStatus) -> &'static str {
+    match s {
+        ActionStatus::Planned => "planned",
+        ActionStatus::Approved => "approved",
+        ActionStatus::Executed => "executed",
+        ActionStatus::Failed { .. } => "failed",
+        ActionStatus::Skipped { .. } => "skipped",
+    }
+}
+
+/// Read access for the API: a few connections, each behind its own lock, so
+/// concurrent requests rarely wait for one another.
+pub struct Db {
+    path: PathBuf,
+    conns: Vec<Mutex<Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Db {
+    /// Open (creating and migrating if needed) with `size` connections.
+    pub fn open(path: &Path, size: usize) -> anyhow::Result<Db> {
+        let mut first = connect(path)?;
+        migrate(&mut first, path)?;
+        let mut conns = vec![Mutex::new(first)];
+        for _ in 1..size.max(1) {
+            conns.push(Mutex::new(connect(path)?));
+        }
+        Ok(Db {
+            path: path.to_path_buf(),
+            conns,
+            next: Default::default(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Run `f` on a free connection (or wait for the next in turn).
+    pub fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        for c in &self.conns {
+            if let Ok(mut conn) = c.try_lock() {
+                return f(&mut conn);
+            }
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.conns.len();
+        let mut conn = self.conns[i]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut conn)
+    }
+}
+
+/// Filters of `GET /incidents`.
+#[derive(Debug, Default, Clone)]
+pub struct IncidentFilter {
+    /// Incidents still open at or after this time.
+    pub from: Option<Timestamp>,
+    /// Incidents that started at or before this time.
+    pub to: Option<Timestamp>,
+    /// Touching this service.
+    pub service: Option<String>,
+    /// Top root-cause class.
+    pub class: Option<String>,
+    /// `open` or `resolved`.
+    pub status: Option<String>,
+}
+
+/// Position after the last item of a page: the sort key of that item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    /// Milliseconds of the last item.
+    pub ms: i64,
+    /// Id of the last item (ties).
+    pub id: String,
+}
+
+impl Cursor {
+    /// The opaque text form handed to clients.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.ms, self.id)
+    }
+
+    /// Parse what [`Cursor::encode`] produced.
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let (ms, id) = s.split_once('.')?;
+        Some(Cursor {
+            ms: ms.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// One line of the incident list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct IncidentSummary {
+    /// Incident id.
+    pub id: String,
+    /// First anomaly.
+    pub start: Timestamp,
+    /// When it resolved; absent while open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<Timestamp>,
+    /// `open` or `resolved`.
+    pub status: models::IncidentStatus,
+    /// Most likely root cause.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<models::RootCause>,
+    /// Services touched.
+    pub services: Vec<String>,
+    /// Anomalies grouped in it.
+    pub anomalies: u64,
+}
+
+impl IncidentSummary {
+    fn of(inc: Incident) -> IncidentSummary {
+        let services = services_of(&inc).into_iter().map(str::to_string).collect();
+        let mut root = inc.root_causes.into_iter().next();
+        if let Some(r) = root.as_mut() {
+            // The list is a list: evidence is on the detail page.
+            r.evidence.clear();
+        }
+        IncidentSummary {
+            id: inc.id,
+            start: inc.start,
+            end: inc.end,
+            status: inc.status,
+            root_cause: root,
+            services,
+            anomalies: inc.anomalies.len() as u64,
+        }
+    }
+}
+
+/// Incidents matching `filter`, newest first, after `cursor`, at most
+/// `limit`; and the cursor of the next page when there is one.
+///
+/// Entries come as the JSON stored at write time ([`IncidentSummary`]),
+/// passed through undecoded: the list is the API's hottest read.
+pub fn list_incidents(
+    conn: &Connection,
+    filter: &IncidentFilter,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> anyhow::Result<(Vec<Box<serde_json::value::RawValue>>, Option<Cursor>)> {
+    // With a service, walk that service's index entries in start order and
+    // join; without, walk the incidents' own start index.
+    let (mut sql, start, id) = match &filter.service {
+        Some(_) => (
+            String::from(
+                "SELECT i.summary, i.start_ms, i.id FROM incident_services s \
+                 JOIN incidents i ON i.id = s.incident_id WHERE s.service = ?",
+            ),
+            "s.start_ms",
+            "s.incident_id",
+        ),
+        None => (
+            String::from("SELECT i.summary, i.start_ms, i.id FROM incidents i WHERE 1 = 1"),
+            "i.start_ms",
+            "i.id",
+        ),
+    };
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(s) = &filter.service {
+        args.push(s.clone().into());
+    }
+    if let Some(c) = cursor {
+        sql.push_str(&format!(" AND ({start}, {id}) < (?, ?)"));
+        args.push(c.ms.into());
+        args.push(c.id.clone().into());
+    }
+    if let Some(from) = filter.from {
+        sql.push_str(" AND (i.end_ms IS NULL OR i.end_ms >= ?)");
+        args.push(from.as_millis().into());
+    }
+    if let Some(to) = filter.to {
+        sql.push_str(&format!(" AND {start} <= ?"));
+        args.push(to.as_millis().into());
+    }
+    if let Some(c) = &filter.class {
+        sql.push_str(" AND i.class = ?");
+        args.push(c.clone().into());
+    }
+    if let Some(s) = &filter.status {
+        sql.push_str(" AND i.status = ?");
+        args.push(s.clone().into());
+    }
+    sql.push_str(&format!(" ORDER BY {start} DESC, {id} DESC LIMIT ?"));
+    args.push(((limit + 1) as i64).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut items = Vec::new();
+    let mut keys = Vec::new();
+    for row in stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })? {
+        let (summary, ms, id) = row?;
+        items.push(serde_json::value::RawValue::from_string(summary)?);
+        keys.push(Cursor { ms, id });
+    }
+    // One row more than the page was asked for: its presence means there
+    // is a next page, which starts after the page's last item.
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        keys.truncate(limit);
+        keys.pop()
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// An incident with its actions and audit trail.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct IncidentDetail {
+    /// The incident: anomalies and ranked root causes with their evidence.
+    pub incident: Incident,
+    /// Actions planned for it, with their safety decisions and verification.
+    pub actions: Vec<Action>,
+    /// Every decision about its actions, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One incident by id.
+pub fn get_incident(conn: &Connection, id: &str) -> anyhow::Result<Option<IncidentDetail>> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM incidents WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    let Some(body) = body else { return Ok(None) };
+    let incident: Incident = serde_json::from_str(&body)?;
+    let mut actions = Vec::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM actions WHERE incident_id = ?1 ORDER BY id")?;
+    for b in stmt.query_map([id], |r| r.get::<_, String>(0))? {
+        actions.push(serde_json::from_str(&b?)?);
+    }
+    let mut audit = Vec::new();
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM audit WHERE incident_id = ?1 ORDER BY seq")?;
+    for b in stmt.query_map([id], |r| r.get::<_, String>(0))? {
+        audit.push(serde_json::from_str(&b?)?);
+    }
+    Ok(Some(IncidentDetail {
+        incident,
+        actions,
+        audit,
+    }))
+}
+
+/// One stored anomaly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StoredAnomaly {
+    /// Store id.
+    pub id: i64,
+    /// Signal key (`error_rate{service=checkout}`), usable with
+    /// `/signals/{key}`.
+    pub signal_key: String,
+    /// The incident it was grouped into, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
+    /// The anomaly.
+    pub anomaly: Anomaly,
+}
+
+/// Filters of `GET /anomalies`.
+#[derive(Debug, Default, Clone)]
+pub struct AnomalyFilter {
+    /// At or after.
+    pub from: Option<Timestamp>,
+    /// At or before.
+    pub to: Option<Timestamp>,
+    /// Signal's service.
+    pub service: Option<String>,
+    /// Anomaly kind.
+    pub kind: Option<String>,
+    /// Grouped into this incident.
+    pub incident: Option<String>,
+}
+
+/// Anomalies newest first.
+pub fn list_anomalies(
+    conn: &Connection,
+    filter: &AnomalyFilter,
+    cursor: Option<&Cursor>,
+    limit: usize,
+) -> anyhow::Result<(Vec<StoredAnomaly>, Option<Cursor>)> {
+    let mut sql = String::from("SELECT id, signal, incident_id, body FROM anomalies WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(c) = cursor {
+        let Ok(id) = c.id.parse::<i64>() else {
+            return Ok((Vec::new(), None));
+        };
+        sql.push_str(" AND (ts_ms, id) < (?, ?)");
+        args.push(c.ms.into());
+        args.push(id.into());
+    }
+    for (col, op, v) in [
+        ("ts_ms", ">=", filter.from.map(|t| t.as_millis().into())),
+        ("ts_ms", "<=", filter.to.map(|t| t.as_millis().into())),
+        ("service", "=", filter.service.clone().map(Into::into)),
+        ("kind", "=", filter.kind.clone().map(Into::into)),
+        ("incident_id", "=", filter.incident.clone().map(Into::into)),
+    ] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} {op} ?"));
+            args.push(v);
+        }
+    }
+    sql.push_str(" ORDER BY ts_ms DESC, id DESC LIMIT ?");
+    args.push(((limit + 1) as i64).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut items = Vec::new();
+    for row in stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })? {
+        let (id, signal_key, incident_id, body) = row?;
+        items.push(StoredAnomaly {
+            id,
+            signal_key,
+            incident_id,
+            anomaly: serde_json::from_str(&body)?,
+        });
+    }
+    // One row more than the page was asked for: its presence means there
+    // is a next page, which starts after the page's last item.
+    let next = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|a| Cursor {
+            ms: a.anomaly.timestamp.as_millis(),
+            id: a.id.to_string(),
+        })
+    } else {
+        None
+    };
+    Ok((items, next))
+}
+
+/// One template.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StoredTemplate {
+    /// Stable template id.
+    pub id: String,
+    /// Template text, variables as `<*>`.
+    pub template: String,
+    /// Records that matched.
+    pub count: u64,
+}
+
+/// Templates, most frequent first; `offset` is the cursor.
+pub fn list_templates(
+    conn: &Connection,
+    contains: Option<&str>,
+    offset: u64,
+    limit: usize,
+) -> anyhow::Result<(Vec<StoredTemplate>, bool)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, template, count FROM templates
+         WHERE ?1 IS NULL OR instr(template, ?1) > 0
+         ORDER BY count DESC, id LIMIT ?2 OFFSET ?3",
+    )?;
+    let mut items = Vec::new();
+    for row in stmt.query_map(params![contains, (limit + 1) as i64, offset as i64], |r| {
+        Ok(StoredTemplate {
+            id: r.get(0)?,
+            template: r.get(1)?,
+            count: r.get::<_, i64>(2)?.max(0) as u64,
+        })
+    })? {
+        items.push(row?);
+    }
+    let more = items.len() > limit;
+    items.truncate(limit);
+    Ok((items, more))
+}
+
+/// One scored window of a signal.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct StoredPoint {
+    /// Window time.
+    pub timestamp: Timestamp,
+    /// Observed value.
+    pub observed: f64,
+    /// Lower edge of the baseline band.
+    pub lower: f64,
+    /// Baseline expectation.
+    pub expected: f64,
+    /// Upper edge of the band.
+    pub upper: f64,
+    /// Anomaly score in [0, 1].
+    pub score: f64,
+    /// Whether the detector was in alert.
+    pub alert: bool,
+}
+
+/// A signal with its band over a range, ready to plot.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct SignalSeries {
+    /// Signal key.
+    pub key: String,
+    /// Signal kind.
+    pub kind: String,
+    /// Name (metric series, template id...), empty when the kind says all.
+    pub name: String,
+    /// Service scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Host scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Container scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// Points in time order.
+    pub points: Vec<StoredPoint>,
+    /// True when the range held more points than the limit and the rest
+    /// were left out (ask for a narrower range).
+    pub truncated: bool,
+    /// Anomalies of this signal in the range, to mark on the plot.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// One signal over `[from, to]`, at most `limit` points.
+pub fn get_signal(
+    conn: &Connection,
+    key: &str,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    limit: usize,
+) -> anyhow::Result<Option<SignalSeries>> {
+    let head = conn
+        .prepare_cached("SELECT kind, name, service, host, container FROM signals WHERE key = ?1")?
+        .query_row([key], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((kind, name, service, host, container)) = head else {
+        return Ok(None);
+    };
+    let lo = from.map_or(i64::MIN, Timestamp::as_millis);
+    let hi = to.map_or(i64::MAX, Timestamp::as_millis);
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts_ms, observed, lower, expected, upper, score, alert FROM signal_points
+         WHERE signal = ?1 AND ts_ms BETWEEN ?2 AND ?3 ORDER BY ts_ms LIMIT ?4",
+    )?;
+    let mut points = Vec::new();
+    for p in stmt.query_map(params![key, lo, hi, (limit + 1) as i64], |r| {
+        Ok(StoredPoint {
+            timestamp: Timestamp::from_millis(r.get(0)?),
+            observed: r.get(1)?,
+            lower: r.get(2)?,
+            expected: r.get(3)?,
+            upper: r.get(4)?,
+            score: r.get(5)?,
+            alert: r.get(6)?,
+        })
+    })? {
+        points.push(p?);
+    }
+    let truncated = points.len() > limit;
+    points.truncate(limit);
+    let mut anomalies = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM anomalies WHERE signal = ?1 AND ts_ms BETWEEN ?2 AND ?3 ORDER BY ts_ms",
+    )?;
+    for b in stmt.query_map(params![key, lo, hi], |r| r.get::<_, String>(0))? {
+        anomalies.push(serde_json::from_str(&b?)?);
+    }
+    Ok(Some(SignalSeries {
+        key: key.to_string(),
+        kind,
+        name,
+        service,
+        host,
+        container,
+        points,
+        truncated,
+        anomalies,
+    }))
+}
+
+/// Why an approval or rejection did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// No such action.
+    #[error("no action with id {0}")]
+    NotFound(String),
+    /// The action is not waiting for a decision.
+    #[error("action {id} is {status}, not waiting for approval")]
+    NotPending {
+        /// Action id.
+        id: String,
+        /// Its status now.
+        status: String,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for DecideError {
+    fn from(e: rusqlite::Error) -> Self {
+        DecideError::Db(e.into())
+    }
+}
+
+/// Approve (or reject) an action that requires approval and is still
+/// planned, recording who and why in the audit trail: one transaction, so
+/// the status and its audit entry land together or not at all.
+pub fn decide(
+    conn: &mut Connection,
+    id: &str,
+    approve: bool,
+    reason: &str,
+    now: Timestamp,
+) -> Result<Action, DecideError> {
+    let tx = conn.transaction()?;
+    let row: Option<(String, bool, String)> = tx
+        .query_row(
+            "SELECT status, requires_approval, body FROM actions WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let Some((status, requires_approval, body)) = row else {
+        return Err(DecideError::NotFound(id.to_string()));
+    };
+    if status != "planned" || !requires_approval {
+        return Err(DecideError::NotPending {
+            id: id.to_string(),
+            status: if status == "planned" {
+                "planned without needing approval".into()
+            } else {
+                status
+            },
+        });
+    }
+    let mut action: Action = serde_json::from_str(&body).map_err(anyhow::Error::from)?;
+    action.status = if approve {
+        ActionStatus::Approved
+    } else {
+        ActionStatus::Skipped {
+            reason: format!("rejected: {reason}"),
+        }
+    };
+    tx.execute(
+        "UPDATE actions SET status = ?2, body = ?3, decided = 1 WHERE id = ?1",
+        params![
+            id,
+            status_str(&action.status),
+            serde_json::to_string(&action).map_err(anyhow::Error::from)?
+        ],
+    )?;
+    append_audit(
+        &tx,
+        &AuditEntry {
+            timestamp: now,
+            action_id: action.id.clone(),
+            incident_id: action.incident_id.clone(),
+            class: action.class,
+            action: action.kind.name().to_string(),
+            target: action.target.clone(),
+            decision: if approve { "approved" } else { "rejected" }.into(),
+            reason: reason.to_string(),
+            dry_run: action.dry_run,
+        },
+    )?;
+    tx.commit()?;
+    Ok(action)
+}
+
+/// Totals for `/metrics`.
+#[derive(Debug, Default, Clone)]
+pub struct Totals {
+    /// `counters` rows: (name, label, value).
+    pub counters: Vec<(String, String, u64)>,
+    /// Anomalies by kind.
+    pub anomalies: Vec<(String, u64)>,
+    /// Incidents by (top root-cause class, status).
+    pub incidents: Vec<(String, String, u64)>,
+    /// Actions by status.
+    pub actions: Vec<(String, u64)>,
+}
+
+/// Everything `/metrics` reports from the store.
+pub fn totals(conn: &Connection) -> anyhow::Result<Totals> {
+    let mut t = Totals::default();
+    let mut stmt =
+        conn.prepare_cached("SELECT name, label, value FROM counters ORDER BY name, label")?;
+    for r in stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
+    })? {
+        t.counters.push(r?);
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT kind, count(*) FROM anomalies GROUP BY kind ORDER BY kind")?;
+    for r in stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))? {
+        t.anomalies.push(r?);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT coalesce(class, 'unknown'), status, count(*) FROM incidents GROUP BY 1, 2 ORDER BY 1, 2",
+    )?;
+    for r in stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+    })? {
+        t.incidents.push(r?);
+    }
+    let mut stmt = conn
+        .prepare_cached("SELECT status, count(*) FROM actions GROUP BY status ORDER BY status")?;
+    for r in stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))? {
+        t.actions.push(r?);
+    }
+    Ok(t)
+}
+
+/// Whether the store answers (for `/readyz`).
+pub fn ping(conn: &Connection) -> anyhow::Result<()> {
+    conn.query_row("SELECT count(*) FROM runs", [], |_| Ok(()))?;
+    Ok(())
+}
