@@ -21,3 +21,6 @@ cargo test --workspace --all-targets --no-run
 scripts/kafka.sh start
 export REMEDY_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 cargo test --workspace --all-targets "$@"
+
+# The API against its own OpenAPI document, over a real socket.
+scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/remedy"

@@ -2,11 +2,14 @@
 //! tracing subscriber, runs one subcommand and turns its error into an exit
 //! code. All real work lives in the library crates and in `cmd/`.
 
+mod api;
 mod cmd;
 mod evaluate;
 mod generate;
 mod output;
 mod pipeline;
+mod run;
+mod store;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,6 +42,9 @@ enum Command {
     /// Score one metric series (CSV `timestamp,value`) and write
     /// `timestamp,value,anomaly_score,label` CSV.
     Detect(cmd::detect::Args),
+    /// Serve the root-cause HTTP API (incidents, evidence, approvals,
+    /// /metrics) over a database written by `remedy replay --db`.
+    Serve(cmd::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cmd::replay::run(a),
         Command::Templates(a) => cmd::templates::run(a),
         Command::Detect(a) => cmd::detect::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,4 +3,5 @@
 pub mod detect;
 pub mod generate;
 pub mod replay;
+pub mod serve;
 pub mod templates;

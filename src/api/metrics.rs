@@ -1,0 +1,194 @@
+//! `/metrics`: Remedy's own health in the Prometheus exposition format.
+//!
+//! Request durations are measured live in a histogram. What the pipeline
+//! did (records read, parsed, dead-lettered; anomalies, incidents, actions)
+//! lives in the store, possibly written by another process (`remedy replay
+//! --db`), so a collector reads it at scrape time instead of mirroring it in
+//! memory: the numbers can never drift from what the API serves.
+
+use crate::store::{self, Db};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+
+/// Labels of one request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// HTTP method.
+    pub method: String,
+    /// Route template (`/api/v1/incidents/{id}`), never the raw path: raw
+    /// paths would make one series per incident id.
+    pub route: String,
+    /// Status code.
+    pub status: String,
+}
+
+/// The registry and the live metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// `remedy_http_request_duration_seconds`.
+    pub requests: Family<RequestLabels, Histogram>,
+}
+
+impl Metrics {
+    /// Metrics for a server over `db`.
+    pub fn new(db: Arc<Db>) -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            // 100 µs .. 10 s: a cached read answers in well under a
+            // millisecond, POST /analyze can take seconds.
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 10.0,
+            ])
+        });
+        registry.register(
+            "remedy_http_request_duration_seconds",
+            "Time to answer an API request, by method, route and status",
+            requests.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector { db }));
+        Metrics { registry, requests }
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// Reads the store's totals on each scrape.
+#[derive(Debug)]
+struct StoreCollector {
+    db: Arc<Db>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path()).finish()
+    }
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let totals = match self.db.with(|c| store::totals(c)) {
+            Ok(t) => t,
+            Err(e) => {
+                // A scrape still answers (with the request metrics); the
+                // failure is in the log and in `remedy_store_up`.
+                tracing::warn!(error = format!("{e:#}"), "cannot read totals for /metrics");
+                let g = ConstGauge::new(0i64);
+                g.encode(encoder.encode_descriptor(
+                    "remedy_store_up",
+                    "Whether the store could be read at this scrape",
+                    None,
+                    g.metric_type(),
+                )?)?;
+                return Ok(());
+            }
+        };
+        let g = ConstGauge::new(1i64);
+        g.encode(encoder.encode_descriptor(
+            "remedy_store_up",
+            "Whether the store could be read at this scrape",
+            None,
+            g.metric_type(),
+        )?)?;
+        let counter = |name: &str| -> Vec<(&str, u64)> {
+            totals
+                .counters
+                .iter()
+                .filter(|(n, _, _)| n == name)
+                .map(|(_, l, v)| (l.as_str(), *v))
+                .collect()
+        };
+        let read: u64 = counter("records_read").iter().map(|(_, v)| v).sum();
+        let c = ConstCounter::new(read);
+        c.encode(encoder.encode_descriptor(
+            "remedy_records_read",
+            "Records (lines, messages) read",
+            None,
+            MetricType::Counter,
+        )?)?;
+        family(
+            &mut encoder,
+            "remedy_records_parsed",
+            "Records parsed, by input format",
+            "format",
+            counter("records_parsed_by_format"),
+            MetricType::Counter,
+        )?;
+        family(
+            &mut encoder,
+            "remedy_records_dead_lettered",
+            "Records dead-lettered (kept with their reason, not analysed), by reason",
+            "reason",
+            counter("dead_letters"),
+            MetricType::Counter,
+        )?;
+        family(
+            &mut encoder,
+            "remedy_anomalies",
+            "Anomalies found, by kind",
+            "kind",
+            totals
+                .anomalies
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            MetricType::Counter,
+        )?;
+        let mut e = encoder.encode_descriptor(
+            "remedy_incidents",
+            "Incidents stored, by top root-cause class and status",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (class, status, n) in &totals.incidents {
+            let labels = [("class", class.as_str()), ("status", status.as_str())];
+            ConstGauge::new(*n as i64).encode(e.encode_family(&labels)?)?;
+        }
+        family(
+            &mut encoder,
+            "remedy_actions",
+            "Remediation actions stored, by status",
+            "status",
+            totals
+                .actions
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect(),
+            MetricType::Gauge,
+        )?;
+        Ok(())
+    }
+}
+
+/// One metric with one label.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: Vec<(&str, u64)>,
+    kind: MetricType,
+) -> Result<(), std::fmt::Error> {
+    let mut e = encoder.encode_descriptor(name, help, None, kind)?;
+    for (value, n) in values {
+        let labels = [(label, value)];
+        let fe = e.encode_family(&labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(n).encode(fe)?,
+            _ => ConstGauge::new(n as i64).encode(fe)?,
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! Errors as RFC 9457 problem details, in one place.
+//!
+//! Every handler returns `Result<_, Problem>`; extractor rejections (bad
+//! JSON, a body over the limit, a query that does not parse) are turned
+//! into problems too, so a client only ever has to read one error shape.
+//! The `code` is stable and meant for programs; `detail` is for people and
+//! never carries internals: a database error is logged on the server and
+//! answered with a plain "internal error".
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:remedy:problem:<code>`).
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, and what to do about it.
+    pub detail: String,
+    /// Stable machine-readable code (`not_found`, `unauthorized`...).
+    pub code: String,
+}
+
+impl Problem {
+    /// A problem with `status`, stable `code` and a `detail` for people.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: format!("urn:remedy:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.to_string(),
+        }
+    }
+
+    /// 400 `bad_request`.
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    /// 500 `internal`, with the cause logged here and not sent.
+    pub fn internal(err: &anyhow::Error) -> Problem {
+        tracing::error!(error = format!("{err:#}"), "request failed");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not answer; the cause is in its log",
+        )
+    }
+}
+
+impl From<anyhow::Error> for Problem {
+    fn from(err: anyhow::Error) -> Problem {
+        Problem::internal(&err)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut res = (status, body).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"remedy\""),
+            );
+        }
+        res
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for Problem {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Problem {
+        let status = r.status();
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            _ => "bad_request",
+        };
+        // The rejection's text says what was wrong ("missing field
+        // `lines`", "length limit exceeded"); it names no internals.
+        Problem::new(status, code, r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for Problem {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Problem {
+        Problem::bad_request(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for Problem {
+    fn from(r: axum::extract::rejection::PathRejection) -> Problem {
+        Problem::bad_request(r.body_text())
+    }
+}

@@ -1,0 +1,792 @@
+//! Router tests without a socket: each request goes through the whole
+//! router (auth, limits, problem documents) with `tower::ServiceExt::oneshot`,
+//! over a store written by a real replay of a generated scenario.
+
+use super::*;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request};
+use clap::Parser;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tower::ServiceExt;
+
+#[derive(Parser)]
+struct GenerateCli {
+    #[command(flatten)]
+    args: crate::cmd::generate::Args,
+}
+
+#[derive(Parser)]
+struct ReplayCli {
+    #[command(flatten)]
+    args: crate::cmd::replay::Args,
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    scenario: PathBuf,
+    db: PathBuf,
+}
+
+/// A four-hour, three-service scenario with a memory leak (whose restart
+/// needs approval under the default policy), replayed into a database once
+/// for every test here.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let scenario = dir.path().join("scenario");
+        let db = dir.path().join("remedy.db");
+        let g = GenerateCli::parse_from([
+            "generate",
+            "--out",
+            scenario.to_str().unwrap(),
+            "--duration",
+            "4h",
+            "--services",
+            "3",
+            "--scenario",
+            "memory_leak",
+            "--rate",
+            "1",
+        ]);
+        crate::cmd::generate::run(g.args).unwrap();
+        let r = ReplayCli::parse_from([
+            "replay",
+            scenario.to_str().unwrap(),
+            "--out",
+            dir.path().join("out").to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ]);
+        crate::cmd::replay::run(r.args).unwrap();
+        Fixture {
+            _dir: dir,
+            scenario,
+            db,
+        }
+    })
+}
+
+/// A private copy of the fixture database, for tests that write.
+fn copy_db() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.db");
+    std::fs::copy(&fixture().db, &path).unwrap();
+    (dir, path)
+}
+
+fn app_with(db: &Path, config: ApiConfig) -> Router {
+    let db = Arc::new(Db::open(db, 2).unwrap());
+    router(AppState {
+        metrics: metrics::Metrics::new(db.clone()),
+        db,
+        config,
+        policy: reclaim::Policy::default(),
+    })
+}
+
+fn app() -> Router {
+    app_with(
+        &fixture().db,
+        ApiConfig {
+            tokens: vec!["t0ken".into()],
+            ..ApiConfig::default()
+        },
+    )
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, headers, body)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, HeaderMap, Value) {
+    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+fn post(uri: &str, token: Option<&str>, body: Value) -> Request<Body> {
+    let mut b = Request::post(uri).header("content-type", "application/json");
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+/// A problem document with this status and code.
+fn assert_problem(res: &(StatusCode, HeaderMap, Value), status: u16, code: &str) {
+    assert_eq!(res.0.as_u16(), status, "{:?}", res.2);
+    assert_eq!(
+        res.1.get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(res.2["status"], status);
+    assert_eq!(res.2["code"], code);
+    assert!(res.2["type"].as_str().unwrap().ends_with(code));
+    assert!(!res.2["detail"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn probes_answer() {
+    let app = app();
+    let (s, _, b) = get(&app, "/healthz").await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, _, b) = get(&app, "/readyz").await;
+    assert_eq!((s, b["status"].as_str()), (StatusCode::OK, Some("ready")));
+}
+
+#[tokio::test]
+async fn the_incident_list_finds_the_leak_and_filters() {
+    let app = app();
+    let (s, _, b) = get(&app, "/api/v1/incidents").await;
+    assert_eq!(s, StatusCode::OK);
+    let items = b["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    let leak = items
+        .iter()
+        .find(|i| i["root_cause"]["class"] == "memory_leak")
+        .expect("the injected memory leak is an incident");
+    assert_eq!(leak["root_cause"]["target"]["service"], "checkout");
+    assert!(b.get("next_cursor").is_none(), "one page holds them all");
+
+    for (query, expect_leak) in [
+        ("service=checkout", true),
+        ("service=no-such-service", false),
+        ("class=memory_leak", true),
+        ("class=disk_pressure", false),
+        ("status=resolved", leak["status"] == "resolved"),
+        ("status=open", leak["status"] == "open"),
+        ("to=2026-01-05T00:10:00Z", false),
+        ("from=2026-01-05T00:00:00Z&to=2026-01-06T00:00:00Z", true),
+        ("from=2026-01-06T00:00:00Z", leak["status"] == "open"),
+    ] {
+        let (s, _, b) = get(&app, &format!("/api/v1/incidents?{query}")).await;
+        assert_eq!(s, StatusCode::OK, "{query}");
+        let found = b["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == leak["id"]);
+        assert_eq!(found, expect_leak, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn an_incident_carries_evidence_actions_and_audit() {
+    let app = app();
+    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, _, b) = get(&app, &format!("/api/v1/incidents/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["incident"]["id"], id.as_str());
+    let top = &b["incident"]["root_causes"][0];
+    let signal = top["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "signal")
+        .expect("signal evidence");
+    let a = &signal["anomaly"];
+    assert!(a["observed"].as_f64().unwrap() > a["expected"]["upper"].as_f64().unwrap());
+    let action = &b["actions"][0];
+    assert_eq!(action["kind"]["type"], "restart");
+    assert_eq!(action["requires_approval"], true);
+    assert_eq!(action["status"]["state"], "planned");
+    assert!(b["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action_id"] == action["id"] && e["decision"] == "planned"));
+
+    let res = get(&app, "/api/v1/incidents/inc-0-nothing").await;
+    assert_problem(&res, 404, "not_found");
+}
+
+#[tokio::test]
+async fn anomalies_link_to_signals_with_their_band() {
+    let app = app();
+    let (s, _, b) = get(&app, "/api/v1/anomalies?kind=resource_leak").await;
+    assert_eq!(s, StatusCode::OK);
+    let a = &b["items"][0];
+    assert_eq!(a["anomaly"]["kind"], "resource_leak");
+    let key = a["signal_key"].as_str().unwrap();
+    let enc: String = key
+        .bytes()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                (c as char).to_string()
+            } else {
+                format!("%{c:02X}")
+            }
+        })
+        .collect();
+    let (s, _, sig) = get(&app, &format!("/api/v1/signals/{enc}?limit=20000")).await;
+    assert_eq!(s, StatusCode::OK, "{sig}");
+    assert_eq!(sig["key"], key);
+    let points = sig["points"].as_array().unwrap();
+    assert!(points.len() > 100, "hours of windows, got {}", points.len());
+    for p in points {
+        let (lo, mid, hi) = (
+            p["lower"].as_f64().unwrap(),
+            p["expected"].as_f64().unwrap(),
+            p["upper"].as_f64().unwrap(),
+        );
+        assert!(lo <= mid && mid <= hi, "{p}");
+    }
+    let ts: Vec<&str> = points
+        .iter()
+        .map(|p| p["timestamp"].as_str().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[0] < w[1]), "time order");
+    assert!(points.iter().any(|p| p["alert"] == true));
+    assert_eq!(sig["anomalies"][0]["timestamp"], a["anomaly"]["timestamp"]);
+
+    // A range narrows it.
+    let (_, _, narrow) = get(
+        &app,
+        &format!("/api/v1/signals/{enc}?from=2026-01-05T01:00:00Z&to=2026-01-05T01:10:00Z"),
+    )
+    .await;
+    let n = narrow["points"].as_array().unwrap();
+    assert!(!n.is_empty() && n.len() < points.len());
+    assert!(n.iter().all(
+        |p| p["timestamp"].as_str().unwrap() >= "2026-01-05T01:00:00"
+            && p["timestamp"].as_str().unwrap() <= "2026-01-05T01:10:00.000Z"
+    ));
+
+    let res = get(&app, "/api/v1/signals/no_such_signal").await;
+    assert_problem(&res, 404, "not_found");
+}
+
+#[tokio::test]
+async fn templates_page_by_count() {
+    let app = app();
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/templates?limit=7".to_string();
+    loop {
+        let (s, _, b) = get(&app, &uri).await;
+        assert_eq!(s, StatusCode::OK);
+        let items = b["items"].as_array().unwrap();
+        assert!(items.len() <= 7);
+        seen.extend(items.iter().cloned());
+        match b["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/v1/templates?limit=7&cursor={c}"),
+            None => break,
+        }
+    }
+    assert!(seen.len() > 7, "more than one page");
+    let counts: Vec<u64> = seen.iter().map(|t| t["count"].as_u64().unwrap()).collect();
+    assert!(
+        counts.windows(2).all(|w| w[0] >= w[1]),
+        "most frequent first"
+    );
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), seen.len(), "no template twice across pages");
+}
+
+#[tokio::test]
+async fn incident_pages_cover_every_incident_once() {
+    // A store with many incidents: the fixture's, cloned at other times.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.db");
+    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let base: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
+    let mut incidents = Vec::new();
+    for i in 0..23 {
+        let mut inc = base.clone();
+        inc.id = format!("inc-{i:03}");
+        // Pairs share a start, so ties are broken by id.
+        inc.start = inc.start.add_millis((i / 2) * 60_000);
+        incidents.push(inc);
+    }
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        format: ingest::Format::Auto,
+        decoder: Default::default(),
+        miner: Default::default(),
+        max_series: 10,
+        analyzer: Default::default(),
+    })
+    .unwrap();
+    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    run.incidents = incidents;
+    crate::store::Store::open(&path)
+        .unwrap()
+        .write_run(&run)
+        .unwrap();
+
+    let app = app_with(&path, ApiConfig::default());
+    let mut seen = Vec::new();
+    let mut uri = "/api/v1/incidents?limit=5".to_string();
+    loop {
+        let (s, _, b) = get(&app, &uri).await;
+        assert_eq!(s, StatusCode::OK);
+        seen.extend(b["items"].as_array().unwrap().iter().map(|i| {
+            (
+                i["start"].as_str().unwrap().to_string(),
+                i["id"].as_str().unwrap().to_string(),
+            )
+        }));
+        match b["next_cursor"].as_str() {
+            Some(c) => uri = format!("/api/v1/incidents?limit=5&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 23);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted, "newest first, ties by id");
+    sorted.dedup();
+    assert_eq!(sorted.len(), 23, "no incident twice");
+}
+
+#[tokio::test]
+async fn bad_parameters_are_problems_not_crashes() {
+    let app = app();
+    for uri in [
+        "/api/v1/incidents?limit=0",
+        "/api/v1/incidents?limit=501",
+        "/api/v1/incidents?limit=many",
+        "/api/v1/incidents?from=yesterday",
+        "/api/v1/incidents?cursor=garbage",
+        "/api/v1/incidents?class=gremlins",
+        "/api/v1/anomalies?to=2026-13-45T00:00:00Z",
+        "/api/v1/templates?cursor=t.x",
+        "/api/v1/signals/x?limit=0",
+    ] {
+        let res = get(&app, uri).await;
+        assert_problem(&res, 400, "bad_request");
+    }
+    assert_problem(&get(&app, "/nowhere").await, 404, "not_found");
+    let res = send(
+        &app,
+        Request::delete("/api/v1/incidents")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_problem(&res, 405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn approving_needs_a_valid_token_and_is_audited() {
+    let (_dir, path) = copy_db();
+    let app = app_with(
+        &path,
+        ApiConfig {
+            tokens: vec!["first".into(), "s3cret".into()],
+            ..ApiConfig::default()
+        },
+    );
+    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
+    let inc = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    let action = detail["actions"][0]["id"].as_str().unwrap().to_string();
+    let uri = format!("/api/v1/actions/{action}/approve");
+
+    let res = send(&app, post(&uri, None, json!({}))).await;
+    assert_problem(&res, 401, "unauthorized");
+    assert!(res.1.get("www-authenticate").is_some());
+    for wrong in ["s3cre", "s3cretx", "S3CRET", ""] {
+        let res = send(&app, post(&uri, Some(wrong), json!({}))).await;
+        assert_problem(&res, 401, "unauthorized");
+    }
+
+    let (s, _, b) = send(
+        &app,
+        post(&uri, Some("s3cret"), json!({"reason": "on-call agrees"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"]["state"], "approved");
+
+    // Once decided, it is no longer pending.
+    let res = send(&app, post(&uri, Some("s3cret"), json!({}))).await;
+    assert_problem(&res, 409, "not_pending");
+    let res = send(
+        &app,
+        post(
+            &format!("/api/v1/actions/{action}/reject"),
+            Some("s3cret"),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_problem(&res, 409, "not_pending");
+
+    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    assert_eq!(detail["actions"][0]["status"]["state"], "approved");
+    let approved: Vec<&Value> = detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"] == "approved")
+        .collect();
+    assert_eq!(approved.len(), 1);
+    assert_eq!(approved[0]["reason"], "on-call agrees");
+
+    let res = send(
+        &app,
+        post(
+            "/api/v1/actions/no-such-action/approve",
+            Some("first"),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_problem(&res, 404, "not_found");
+}
+
+#[tokio::test]
+async fn rejecting_skips_the_action_with_the_reason() {
+    let (_dir, path) = copy_db();
+    let app = app_with(
+        &path,
+        ApiConfig {
+            tokens: vec!["s3cret".into()],
+            ..ApiConfig::default()
+        },
+    );
+    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
+    let inc = list["items"][0]["id"].as_str().unwrap().to_string();
+    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    let action = detail["actions"][0]["id"].as_str().unwrap().to_string();
+    let req = Request::post(format!("/api/v1/actions/{action}/reject"))
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    let (s, _, b) = send(&app, req).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"]["state"], "skipped");
+    assert_eq!(b["status"]["reason"], "rejected: rejected via the API");
+    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    assert!(detail["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["decision"] == "rejected"));
+}
+
+#[tokio::test]
+async fn with_no_tokens_configured_nothing_can_be_approved() {
+    let (_dir, path) = copy_db();
+    let app = app_with(&path, ApiConfig::default());
+    let res = send(
+        &app,
+        post("/api/v1/actions/x/approve", Some("anything"), json!({})),
+    )
+    .await;
+    assert_problem(&res, 401, "unauthorized");
+}
+
+#[tokio::test]
+async fn reads_can_require_a_token_but_probes_never_do() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            tokens: vec!["s3cret".into()],
+            auth_reads: true,
+            ..ApiConfig::default()
+        },
+    );
+    for uri in ["/api/v1/incidents", "/api/v1/templates", "/metrics"] {
+        assert_problem(&get(&app, uri).await, 401, "unauthorized");
+        let req = Request::get(uri)
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.0, StatusCode::OK, "{uri}");
+    }
+    for uri in ["/healthz", "/readyz", "/api/v1/openapi.json"] {
+        assert_eq!(get(&app, uri).await.0, StatusCode::OK, "{uri}");
+    }
+}
+
+#[test]
+fn tokens_compare_whole() {
+    let tokens = vec!["abc".to_string(), "".to_string()];
+    assert!(token_matches(&tokens, "abc"));
+    for t in ["", "ab", "abcd", "ABC"] {
+        assert!(!token_matches(&tokens, t), "{t:?}");
+    }
+}
+
+#[tokio::test]
+async fn analyze_gives_the_incidents_replay_gives() {
+    let f = fixture();
+    // Every file of the scenario as one input each, in replay's order.
+    let mut files = Vec::new();
+    for sub in ["logs", "metrics"] {
+        let mut dir: Vec<PathBuf> = std::fs::read_dir(f.scenario.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dir.sort();
+        files.extend(dir);
+    }
+    let mut inputs = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        inputs.push(json!({
+            "name": path.file_name().unwrap().to_str().unwrap(),
+            "lines": text.lines().collect::<Vec<_>>(),
+        }));
+    }
+    let app = app_with(
+        &f.db,
+        ApiConfig {
+            body_limit: 200 << 20,
+            max_analyze_lines: 1_000_000,
+            ..ApiConfig::default()
+        },
+    );
+    let (s, _, b) = send(
+        &app,
+        post("/api/v1/analyze", None, json!({ "inputs": inputs })),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["read"], b["parsed"]);
+    let (_, _, stored) = get(&app, "/api/v1/incidents?limit=500").await;
+    let mut from_api: Vec<(String, String)> = b["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().into(),
+                i["root_causes"][0]["class"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut from_replay: Vec<(String, String)> = stored["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["id"].as_str().unwrap().into(),
+                i["root_cause"]["class"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    from_api.sort();
+    from_replay.sort();
+    assert!(!from_api.is_empty());
+    assert_eq!(from_api, from_replay);
+    assert_eq!(b["actions"][0]["kind"]["type"], "restart");
+}
+
+#[tokio::test]
+async fn analyze_keeps_bad_records_and_refuses_bad_requests() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            body_limit: 4096,
+            max_analyze_lines: 10,
+            ..ApiConfig::default()
+        },
+    );
+    let (s, _, b) = send(
+        &app,
+        post(
+            "/api/v1/analyze",
+            None,
+            json!({"inputs": [{"name": "app", "format": "json", "lines": [
+                r#"{"timestamp":"2026-01-05T00:00:00Z","level":"error","message":"boom","service":"api"}"#,
+                "{not json",
+            ]}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["read"].as_u64(), b["parsed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(b["dead_letters"][0]["input"], "app");
+    assert_eq!(b["dead_letters"][0]["line"], 2);
+    assert_eq!(b["dead_letters"][0]["reason"], "invalid_json");
+
+    let big = "x".repeat(5000);
+    let res = send(
+        &app,
+        post(
+            "/api/v1/analyze",
+            None,
+            json!({"inputs": [{"lines": [big]}]}),
+        ),
+    )
+    .await;
+    assert_problem(&res, 413, "payload_too_large");
+    let res = send(
+        &app,
+        post(
+            "/api/v1/analyze",
+            None,
+            json!({"inputs": [{"lines": vec!["a"; 11]}]}),
+        ),
+    )
+    .await;
+    assert_problem(&res, 413, "payload_too_large");
+    let res = send(
+        &app,
+        post(
+            "/api/v1/analyze",
+            None,
+            json!({"inputs": [{"format": "klingon", "lines": ["a"]}]}),
+        ),
+    )
+    .await;
+    assert_problem(&res, 400, "bad_request");
+    let res = send(&app, post("/api/v1/analyze", None, json!({"lines": ["a"]}))).await;
+    assert_problem(&res, 422, "bad_request");
+    let req = Request::post("/api/v1/analyze")
+        .header("content-type", "application/json")
+        .body(Body::from("{\"inputs\": ["))
+        .unwrap();
+    assert_problem(&send(&app, req).await, 400, "bad_request");
+    let req = Request::post("/api/v1/analyze")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_problem(&send(&app, req).await, 415, "unsupported_media_type");
+}
+
+#[tokio::test]
+async fn metrics_follow_prometheus_conventions() {
+    let app = app();
+    // One request first, so the histogram has a series.
+    let _ = get(&app, "/api/v1/incidents").await;
+    let (s, h, body) = get(&app, "/metrics").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = body.as_str().unwrap();
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture().db.parent().unwrap().join("out/summary.json")).unwrap(),
+    )
+    .unwrap();
+    let read = summary["ingest"]["read"].as_u64().unwrap();
+    assert!(
+        text.contains(&format!("remedy_records_read_total {read}\n")),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE remedy_records_dead_lettered counter"));
+    assert!(text.contains("remedy_anomalies_total{kind=\"resource_leak\"}"));
+    assert!(text.contains("remedy_incidents{class=\"memory_leak\""));
+    assert!(text.contains("remedy_actions{status=\"planned\"}"));
+    assert!(text.contains("# TYPE remedy_http_request_duration_seconds histogram"));
+    assert!(text.contains(
+        "remedy_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/incidents\",status=\"200\"} 1"
+    ));
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let (s, _, doc) = get(&app(), "/api/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/v1/incidents",
+        "/api/v1/incidents/{id}",
+        "/api/v1/anomalies",
+        "/api/v1/templates",
+        "/api/v1/signals/{key}",
+        "/api/v1/analyze",
+        "/api/v1/actions/{id}/approve",
+        "/api/v1/actions/{id}/reject",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+    for schema in [
+        "Incident",
+        "Anomaly",
+        "Action",
+        "AuditEntry",
+        "Problem",
+        "Evidence",
+    ] {
+        assert!(
+            doc["components"]["schemas"].get(schema).is_some(),
+            "{schema}"
+        );
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+fn slow_analysis(lines: usize) -> Request<Body> {
+    let lines: Vec<String> = (0..lines)
+        .map(|i| {
+            format!(
+                "<13>Jan  5 00:{:02}:{:02} host app[1]: request {i} took {}ms",
+                (i / 60) % 60,
+                i % 60,
+                i % 977
+            )
+        })
+        .collect();
+    post(
+        "/api/v1/analyze",
+        None,
+        json!({"inputs": [{"format": "syslog", "lines": lines}]}),
+    )
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_gets_a_problem() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            timeout: Duration::from_millis(1),
+            body_limit: 64 << 20,
+            ..ApiConfig::default()
+        },
+    );
+    let res = send(&app, slow_analysis(20_000)).await;
+    assert_problem(&res, 503, "timeout");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_refused_at_once_with_a_problem() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            concurrency: 1,
+            body_limit: 64 << 20,
+            max_analyze_lines: 1_000_000,
+            ..ApiConfig::default()
+        },
+    );
+    // One slow request holds the only slot...
+    // (The request is built first: only sending it is in the task.)
+    let req = slow_analysis(200_000);
+    let slow = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, req).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ...so the next is shed at once rather than queued.
+    let res = get(&app, "/healthz").await;
+    assert_problem(&res, 503, "overloaded");
+    let done = slow.await.unwrap();
+    assert_eq!(done.0, StatusCode::OK, "{}", done.2);
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+}

@@ -1,0 +1,138 @@
+//! `remedy serve`: the root-cause HTTP API over a store written by
+//! `remedy replay --db`.
+
+use crate::api::{self, ApiConfig, AppState};
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Flags of `remedy serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// SQLite database written by `remedy replay --db` (created empty if
+    /// missing).
+    #[arg(long, env = "REMEDY_DB", value_name = "FILE")]
+    pub db: PathBuf,
+
+    /// Address to listen on; port 0 picks a free port (printed on stderr).
+    #[arg(
+        long,
+        env = "REMEDY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    /// Bearer tokens accepted, comma-separated. Approve and reject always
+    /// need one; prefer the environment variable to keep tokens out of
+    /// process listings.
+    #[arg(
+        long = "api-token",
+        env = "REMEDY_API_TOKENS",
+        value_delimiter = ',',
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+
+    /// Require a token for reads too (everything but /healthz, /readyz and
+    /// the OpenAPI document).
+    #[arg(long, env = "REMEDY_AUTH_READS")]
+    pub auth_reads: bool,
+
+    /// Remediation policy (TOML) for `POST /analyze` plans.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 2 << 20, value_name = "BYTES")]
+    pub body_limit: usize,
+
+    /// Longest a request may take, in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub timeout: u64,
+
+    /// Requests handled at once; beyond it requests get 503 at once.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub concurrency: usize,
+
+    /// Allow browser calls from this origin (CORS), repeatable. Off by
+    /// default.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
+}
+
+/// Run `remedy serve` until SIGINT or SIGTERM.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let policy = match &args.policy {
+        Some(p) => reclaim::Policy::from_toml(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read policy {}", p.display()))?,
+        )
+        .with_context(|| format!("policy {}", p.display()))?,
+        None => reclaim::Policy::default(),
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
+    let config = ApiConfig {
+        tokens: args
+            .tokens
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .collect(),
+        auth_reads: args.auth_reads,
+        body_limit: args.body_limit,
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        concurrency: args.concurrency.max(1),
+        cors_origins: args.cors_origins,
+        ..ApiConfig::default()
+    };
+    if config.tokens.is_empty() {
+        tracing::warn!("no API tokens configured: approve and reject will refuse every request");
+    }
+    let app = api::router(AppState {
+        metrics: api::metrics::Metrics::new(db.clone()),
+        db,
+        config,
+        policy,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "remedy serve: listening on http://{addr} (database {})",
+            args.db.display()
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .context("the server failed")
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM: in-flight requests finish, then exit.
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
