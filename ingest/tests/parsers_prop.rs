@@ -60,7 +60,24 @@ proptest! {
     }
 
     #[test]
-    fn the_fast_header_matcher_agrees_with_the_regex(line in "[a-z0-9:\\[\\]@ -]{0,60}") {
+    fn the_fast_header_matcher_agrees_with_the_regex(line in "[a-z0-9:\\[\\]@ \t\x0B\x0C\r\u{A0}\u{85}\u{2028}\u{3000}\u{2003}é世-]{0,120}") {
+        use ingest::parse::header::HeaderFormat;
+        for f in [
+            "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+            "<Date> <Time> - <Level>  \\[<Node>:<Component>@<Id>\\] - <Content>",
+            "\\[<Time>\\] \\[<Level>\\] <Content>",
+            "<A> <B>: <Content>",
+            "<Month> <Date> <Time> <Level> <Component>(\\[<PID>\\])?: <Content>",
+            "<A>(\\[<B>\\])? (<C>:)?<Content>",
+        ] {
+            let h = HeaderFormat::new(f).unwrap();
+            let mut locs = h.locations();
+            prop_assert_eq!(h.content_with(&line, &mut locs), h.content(&line), "{}", f);
+        }
+    }
+
+    #[test]
+    fn the_fast_header_matcher_agrees_with_the_regex_on_ascii(line in "[a-z0-9:\\[\\]@ \t\x0C\r-]{0,120}") {
         use ingest::parse::header::HeaderFormat;
         for f in [
             "<Date> <Time> <Pid> <Level> <Component>: <Content>",

@@ -45,20 +45,18 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// in order, with the templates as they stand at the end (a template that
 /// widened later applies to its earlier lines too), refined with each line's
 /// own words where a template position proved to be an enumeration.
-pub fn mine_file_with(
+///
+/// What the caller makes of each distinct row (its id and template) is
+/// made once by `make` and handed to `emit` for every line of that row:
+/// `remedy templates` formats a CSV row suffix once per row, not per line.
+fn mine_file_rows<T>(
     path: &std::path::Path,
     format: &HeaderFormat,
-    masks: &[String],
-    mut emit: impl FnMut(&str, &str) -> anyhow::Result<()>,
+    mut miner: TemplateMiner,
+    mut make: impl FnMut(String, String) -> T,
+    mut emit: impl FnMut(&T) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let mut reader = LineReader::open(path, usize::MAX - 1)?;
-    let mut miner = TemplateMiner::new(MinerConfig {
-        masks: masks.to_vec(),
-        // One file, mined whole: no eviction, so every line keeps its template.
-        max_templates: usize::MAX / 2,
-        ..MinerConfig::default()
-    })?;
-    miner.set_intern_all(true);
     let mut locs = format.locations();
     // Per line: its template and its token ids, so one pass over the file
     // suffices; the refinement needs the final templates. Token ids live in
@@ -74,26 +72,58 @@ pub fn mine_file_with(
             Ok(s) => std::borrow::Cow::Borrowed(s),
             Err(_) => String::from_utf8_lossy(&buf),
         };
-        let m = miner.add(format.content_with(&line, &mut locs));
-        templates.push(m.index as u32);
+        let index = miner.add_index(format.content_with(&line, &mut locs));
+        templates.push(index as u32);
         tokens.extend_from_slice(miner.last_tokens());
         ends.push(tokens.len());
     }
-    let mut cache: HashMap<(u32, &[u32]), (String, String), rustc_hash::FxBuildHasher> =
-        HashMap::default();
+    // A line's refined template depends on its template and on its words
+    // at that template's enumeration positions only, usually none: rows
+    // are cached per template, and per (template, those words) when there
+    // are some, so most lines cost one index into a vector.
+    let mut positions: Vec<Option<Vec<usize>>> = Vec::new();
+    let mut plain: Vec<Option<T>> = Vec::new();
+    // Keyed by [template, words at its positions...].
+    let mut keyed: HashMap<Vec<u32>, T, rustc_hash::FxBuildHasher> = HashMap::default();
+    let mut key = Vec::new();
     let mut start = 0;
     for (t, end) in templates.into_iter().zip(ends) {
         let ids = &tokens[start..end];
         start = end;
-        if let Some((id, template)) = cache.get(&(t, ids)) {
-            emit(id, template)?;
-            continue;
+        let ti = t as usize;
+        if ti >= positions.len() {
+            positions.resize(ti + 1, None);
+            plain.resize_with(ti + 1, || None);
+        }
+        let pos = positions[ti].get_or_insert_with(|| {
+            miner
+                .refine_positions(ti)
+                .expect("no eviction without a cap")
+        });
+        if pos.is_empty() {
+            if let Some(row) = &plain[ti] {
+                emit(row)?;
+                continue;
+            }
+        } else {
+            key.clear();
+            key.push(t);
+            key.extend(pos.iter().map(|&p| ids.get(p).copied().unwrap_or(u32::MAX)));
+            if let Some(row) = keyed.get(key.as_slice()) {
+                emit(row)?;
+                continue;
+            }
         }
         let info = miner
-            .refine_ids(t as usize, ids)
+            .refine_ids(ti, ids)
             .expect("no eviction without a cap");
-        emit(&info.id, &info.template)?;
-        cache.insert((t, ids), (info.id, info.template));
+        let row = make(info.id, info.template);
+        emit(&row)?;
+        if pos.is_empty() {
+            plain[ti] = Some(row);
+        } else {
+            keyed.insert(key.clone(), row);
+        }
     }
     Ok(())
 }
@@ -101,11 +131,14 @@ pub fn mine_file_with(
 /// Run `remedy templates`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let format = HeaderFormat::new(&args.log_format)?;
-    // Check masks before touching any output.
-    TemplateMiner::new(MinerConfig {
+    // Masks are checked (compiled) before any output is touched.
+    let mut miner = TemplateMiner::new(MinerConfig {
         masks: args.masks.clone(),
+        // One file, mined whole: no eviction, so every line keeps its template.
+        max_templates: usize::MAX / 2,
         ..MinerConfig::default()
     })?;
+    miner.set_intern_all(true);
     // Rows are written in 64 KiB chunks as they come: a 10 MB CSV never
     // sits in memory whole, and the page faults of growing it are saved.
     let mut file = args.out.as_ref().map(AtomicFile::create).transpose()?;
@@ -121,20 +154,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     text.push_str("LineId,EventId,EventTemplate\n");
     let mut line_id = 0u64;
     let mut digits = itoa::Buffer::new();
-    mine_file_with(&args.logfile, &format, &args.masks, |id, template| {
-        line_id += 1;
-        text.push_str(digits.format(line_id));
-        text.push(',');
-        text.push_str(id);
-        text.push(',');
-        text.push_str(&csv_field(template));
-        text.push('\n');
-        if text.len() >= 1 << 16 {
-            write(text.as_bytes())?;
-            text.clear();
-        }
-        Ok(())
-    })?;
+    mine_file_rows(
+        &args.logfile,
+        &format,
+        miner,
+        |id, template| format!(",{id},{}\n", csv_field(&template)),
+        |suffix| {
+            line_id += 1;
+            text.push_str(digits.format(line_id));
+            text.push_str(suffix);
+            if text.len() >= 1 << 16 {
+                write(text.as_bytes())?;
+                text.clear();
+            }
+            Ok(())
+        },
+    )?;
     write(text.as_bytes())?;
     match file {
         Some(f) => f.commit()?,

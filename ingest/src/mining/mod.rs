@@ -97,6 +97,15 @@ pub struct TemplateMatch {
     pub is_new: bool,
 }
 
+/// Where a message went, before its id is copied out: the hot path of
+/// `remedy templates` needs only the index, and a `String` per line adds up.
+struct Placed {
+    index: usize,
+    is_new: bool,
+    /// The id when it was just made (no copy needed).
+    id: Option<String>,
+}
+
 /// A template as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateInfo {
@@ -171,6 +180,8 @@ pub struct TemplateMiner {
     /// Token ids of the last message (provisional ids for unknown tokens
     /// unless `intern_all`).
     last: Vec<u32>,
+    /// Empty between calls; its allocation is reused for each message.
+    toks: Vec<Tok<'static>>,
     /// Intern every message token (offline use: `remedy templates` needs
     /// each line's tokens for refinement).
     intern_all: bool,
@@ -201,6 +212,14 @@ fn fnv(s: &str) -> u64 {
         h = h.wrapping_mul(0x100000001b3);
     }
     h
+}
+
+/// An emptied vector of tokens, re-typed for another lifetime: the
+/// allocation is reused (an in-place collect of an empty vector), no token
+/// crosses over.
+fn recycle<'b>(mut v: Vec<Tok<'_>>) -> Vec<Tok<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 /// A token after masking.
@@ -247,6 +266,41 @@ fn words(message: &str) -> Words<'_> {
     }
 }
 
+/// ASCII whitespace as `char::is_whitespace` sees it: \t \n \x0B \x0C \r
+/// and space (`u8::is_ascii_whitespace` leaves out \x0B), as a bit test.
+#[inline]
+fn is_space(b: u8) -> bool {
+    b <= b' ' && (0x1_0000_3E00u64 >> b) & 1 == 1
+}
+
+/// Length of the word at the start of `bytes` (ASCII, not starting with
+/// whitespace): up to the first whitespace byte or the end. Eight bytes at
+/// a time: a word-wide test flags the first byte below `!` (the lowest
+/// flag is exact; borrows only run upward), and only such a byte can be
+/// whitespace.
+#[inline]
+fn word_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut i = 0;
+    while i + 8 <= bytes.len() {
+        let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+        let mut low = x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80);
+        while low != 0 {
+            let k = i + (low.trailing_zeros() / 8) as usize;
+            if is_space(bytes[k]) {
+                return k;
+            }
+            // A control byte that is not whitespace: look further.
+            low &= low - 1;
+        }
+        i += 8;
+    }
+    i + bytes[i..]
+        .iter()
+        .position(|&b| is_space(b))
+        .unwrap_or(bytes.len() - i)
+}
+
 struct Words<'a> {
     message: &'a str,
     at: usize,
@@ -257,6 +311,7 @@ struct Words<'a> {
 impl<'a> Iterator for Words<'a> {
     type Item = &'a str;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a str> {
         if !self.ascii {
             return self
@@ -264,15 +319,9 @@ impl<'a> Iterator for Words<'a> {
                 .get_or_insert_with(|| self.message.split_whitespace())
                 .next();
         }
-        // ASCII whitespace as `char::is_whitespace` sees it: \t \n \x0B
-        // \x0C \r and space (`u8::is_ascii_whitespace` leaves out \x0B).
-        let space = |b: &u8| matches!(b, b'\t'..=b'\r' | b' ');
         let bytes = self.message.as_bytes();
-        let start = self.at + bytes[self.at..].iter().position(|b| !space(b))?;
-        let end = bytes[start..]
-            .iter()
-            .position(space)
-            .map_or(bytes.len(), |k| start + k);
+        let start = self.at + bytes[self.at..].iter().position(|&b| !is_space(b))?;
+        let end = start + word_len(&bytes[start..]);
         self.at = end;
         Some(&self.message[start..end])
     }
@@ -417,6 +466,7 @@ impl TemplateMiner {
                 ..Default::default()
             },
             last: Vec::new(),
+            toks: Vec::new(),
             intern_all: false,
         })
     }
@@ -458,6 +508,22 @@ impl TemplateMiner {
 
     /// Match a message to a template, creating or widening one.
     pub fn add(&mut self, message: &str) -> TemplateMatch {
+        let p = self.add_placed(message);
+        TemplateMatch {
+            id: p.id.unwrap_or_else(|| self.clusters[p.index].id.clone()),
+            index: p.index,
+            is_new: p.is_new,
+        }
+    }
+
+    /// [`TemplateMiner::add`] without copying the template id out: the
+    /// index of the template (resolve later with [`TemplateMiner::resolve`]
+    /// or [`TemplateMiner::refine_ids`]).
+    pub fn add_index(&mut self, message: &str) -> usize {
+        self.add_placed(message).index
+    }
+
+    fn add_placed(&mut self, message: &str) -> Placed {
         if self.token_local {
             return self.add_by_token(message);
         }
@@ -486,8 +552,11 @@ impl TemplateMiner {
     /// is answered from a cache of raw token -> id of its masked form. Words
     /// repeat across messages far more than messages do, so most tokens
     /// skip the regular expressions and the interner's string hashing.
-    fn add_by_token(&mut self, message: &str) -> TemplateMatch {
-        let mut toks: Vec<Tok> = Vec::new();
+    fn add_by_token(&mut self, message: &str) -> Placed {
+        // The token buffer is kept between calls (emptied, so no token of
+        // an earlier message outlives it): one allocation per miner, not
+        // per line.
+        let mut toks: Vec<Tok> = recycle(std::mem::take(&mut self.toks));
         let mut last = std::mem::take(&mut self.last);
         last.clear();
         for (i, raw) in words(message).enumerate() {
@@ -522,6 +591,7 @@ impl TemplateMiner {
         }
         let result = self.place(&toks, &last);
         self.last = last;
+        self.toks = recycle(toks);
         result
     }
 
@@ -530,7 +600,7 @@ impl TemplateMiner {
         &self.last
     }
 
-    fn place(&mut self, toks: &[Tok], ids: &[u32]) -> TemplateMatch {
+    fn place(&mut self, toks: &[Tok], ids: &[u32]) -> Placed {
         let key = group_key(ids);
         let mut best: Option<(usize, usize, usize)> = None;
         if let Some(members) = key.and_then(|k| self.groups.get(&k)) {
@@ -561,7 +631,7 @@ impl TemplateMiner {
         self.create(toks, ids, key)
     }
 
-    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], key: u64) -> TemplateMatch {
+    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], key: u64) -> Placed {
         let mut widened = false;
         self.clusters[ci].count += 1;
         for (pos, &b) in ids.iter().enumerate() {
@@ -608,14 +678,14 @@ impl TemplateMiner {
         } else {
             ci
         };
-        TemplateMatch {
-            id: self.clusters[ci].id.clone(),
+        Placed {
             index: ci,
             is_new: false,
+            id: None,
         }
     }
 
-    fn create(&mut self, toks: &[Tok], ids: &[u32], key: Option<u64>) -> TemplateMatch {
+    fn create(&mut self, toks: &[Tok], ids: &[u32], key: Option<u64>) -> Placed {
         let tokens: Vec<u32> = ids
             .iter()
             .zip(toks)
@@ -653,10 +723,10 @@ impl TemplateMiner {
         if self.stats.templates > self.stats.max_templates {
             self.evict();
         }
-        TemplateMatch {
-            id,
+        Placed {
             index: ci,
             is_new: true,
+            id: Some(id),
         }
     }
 
@@ -910,6 +980,14 @@ impl TemplateMiner {
         Some(self.refined_info(c, &out.join(" "), refined))
     }
 
+    /// The token positions whose words [`TemplateMiner::refine_ids`] may
+    /// keep for template `index`: its refinement of a line depends on the
+    /// line's ids at these positions only (none: every line of the
+    /// template refines alike). None if the template was evicted.
+    pub fn refine_positions(&self, index: usize) -> Option<Vec<usize>> {
+        self.live(index).map(|c| Self::enum_positions(c).collect())
+    }
+
     /// [`TemplateMiner::refine`] for token ids from
     /// [`TemplateMiner::last_tokens`] (with interning of every token on).
     pub fn refine_ids(&self, index: usize, ids: &[u32]) -> Option<TemplateInfo> {
@@ -978,6 +1056,17 @@ impl TemplateMiner {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The fast splitter agrees with the standard library's on any text,
+        /// ASCII with control bytes (the word-at-a-time path) or not.
+        #[test]
+        fn words_split_like_split_whitespace(s in "[ -~\t\n\x0B\x0C\r\x00-\x1F\u{85}\u{A0}\u{3000}é]{0,80}") {
+            let fast: Vec<&str> = super::words(&s).collect();
+            let std: Vec<&str> = s.split_whitespace().collect();
+            proptest::prop_assert_eq!(fast, std);
+        }
+    }
+
     use super::*;
 
     fn miner() -> TemplateMiner {

@@ -113,10 +113,24 @@ impl HeaderFormat {
                 stops: [0; 32],
                 steps: 0,
             };
-            match m.go(0, 0) {
-                Some(true) => return &line[m.starts[content]..m.stops[content]],
-                Some(false) => return line,
-                None => {} // too much backtracking: let the regex decide
+            let found = if m.first_path() {
+                Some(true)
+            } else {
+                m.go(0, 0)
+            };
+            // The fast matcher knows ASCII whitespace only; the regex's `\s`
+            // is Unicode's (vertical tab, no-break space...), which can split
+            // a line differently anywhere in it: with one of those in the
+            // line, the regex decides.
+            match found {
+                Some(found) if !has_unicode_space(line.as_bytes()) => {
+                    return if found {
+                        &line[m.starts[content]..m.stops[content]]
+                    } else {
+                        line
+                    };
+                }
+                _ => {} // too much backtracking, or Unicode spaces: the regex decides
             }
         }
         match self.regex.captures_read(locs, line) {
@@ -302,6 +316,71 @@ fn firsts(nodes: &[Node], i: usize) -> Firsts {
     }
 }
 
+/// Whether `line` (UTF-8) holds whitespace other than ASCII's \t \n \x0C
+/// \r and space: \x0B or a Unicode space (U+0085, U+00A0, U+1680,
+/// U+2000..U+200A, U+2028, U+2029, U+202F, U+205F, U+3000). Searched by
+/// their first bytes, so an ASCII line costs two SIMD passes.
+fn has_unicode_space(line: &[u8]) -> bool {
+    let at = |i: usize| line.get(i).copied().unwrap_or(0);
+    let hit = |i: usize| match line[i] {
+        0x0B => true,
+        0xC2 => matches!(at(i + 1), 0x85 | 0xA0),
+        0xE1 => at(i + 1) == 0x9A && at(i + 2) == 0x80,
+        0xE2 => match at(i + 1) {
+            0x80 => matches!(at(i + 2), 0x80..=0x8A | 0xA8 | 0xA9 | 0xAF),
+            0x81 => at(i + 2) == 0x9F,
+            _ => false,
+        },
+        0xE3 => at(i + 1) == 0x80 && at(i + 2) == 0x80,
+        _ => false,
+    };
+    memchr::memchr3_iter(0x0B, 0xC2, 0xE1, line).any(hit)
+        || memchr::memchr2_iter(0xE2, 0xE3, line).any(hit)
+}
+
+/// The first ASCII whitespace byte (`u8::is_ascii_whitespace`) at or after
+/// `at`, or the end. Eight bytes at a time: a word-wide test flags the
+/// first byte below `!` (the lowest flag is exact; borrows only run
+/// upward, and bytes of multi-byte UTF-8 are never flagged), and only such
+/// a byte can be whitespace.
+#[inline]
+fn until_space(line: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let ws = |b: u8| b <= b' ' && (0x1_0000_3600u64 >> b) & 1 == 1;
+    while at + 8 <= line.len() {
+        let x = u64::from_le_bytes(line[at..at + 8].try_into().expect("eight bytes"));
+        let mut low = x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80);
+        while low != 0 {
+            let k = at + (low.trailing_zeros() / 8) as usize;
+            if ws(line[k]) {
+                return k;
+            }
+            low &= low - 1;
+        }
+        at += 8;
+    }
+    while at < line.len() && !ws(line[at]) {
+        at += 1;
+    }
+    at
+}
+
+/// Where in `rest` the next node can first begin (not for `any`): memchr
+/// for one or two bytes, a scan otherwise.
+#[inline]
+fn next_start(firsts: &Firsts, rest: &[u8]) -> Option<usize> {
+    match (firsts.bytes.as_slice(), firsts.space) {
+        ([b], false) => memchr::memchr(*b, rest),
+        ([a, b], false) => memchr::memchr2(*a, *b, rest),
+        // Fields between whitespace are short: a word-at-a-time scan beats
+        // setting up SIMD searches (measured).
+        ([], true) => Some(until_space(rest, 0)).filter(|&k| k < rest.len()),
+        (bytes, space) => rest
+            .iter()
+            .position(|c| bytes.contains(c) || (space && c.is_ascii_whitespace())),
+    }
+}
+
 /// A backtracking matcher for the [`Program`] of a format, exploring in
 /// the regex's preference order (each field as short as possible, each
 /// whitespace run as long as possible, an optional group before its
@@ -319,6 +398,76 @@ struct Plain<'a> {
 const MAX_STEPS: u32 = 4096;
 
 impl Plain<'_> {
+    /// Follow only the first path the backtracking search would take (each
+    /// field to the first place its separator can start, each whitespace
+    /// run whole), in a loop rather than by recursion. Nearly every line
+    /// matches on it; when it does, the search would have found the same
+    /// match first. False means "not on this path": the caller searches.
+    fn first_path(&mut self) -> bool {
+        // ASCII whitespace as `u8::is_ascii_whitespace` (the search's
+        // notion) sees it, as one bit test: \t \n \x0C \r and space.
+        let ws = |b: u8| b <= b' ' && (0x1_0000_3600u64 >> b) & 1 == 1;
+        let line = self.line;
+        let len = line.len();
+        let nodes = &self.prog.nodes;
+        let mut at = 0;
+        let mut i = 0;
+        loop {
+            match &nodes[i] {
+                Node::End => return at == len,
+                Node::Opt(_) => return false,
+                Node::Lit(items) => {
+                    for item in items {
+                        match *item {
+                            SepItem::Byte(b) => {
+                                if at < len && line[at] == b {
+                                    at += 1;
+                                } else {
+                                    return false;
+                                }
+                            }
+                            SepItem::Space => {
+                                let run_start = at;
+                                while at < len && ws(line[at]) {
+                                    at += 1;
+                                }
+                                if at == run_start {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                }
+                Node::Field(f) => {
+                    let f = *f;
+                    self.starts[f] = at;
+                    match &nodes[i + 1] {
+                        Node::End => {
+                            self.stops[f] = len;
+                            return true;
+                        }
+                        Node::Lit(items) => match items.first() {
+                            Some(SepItem::Space) => {
+                                at = until_space(line, at);
+                                if at == len {
+                                    return false;
+                                }
+                            }
+                            Some(SepItem::Byte(b)) => match memchr::memchr(*b, &line[at..]) {
+                                Some(k) => at += k,
+                                None => return false,
+                            },
+                            None => return false,
+                        },
+                        _ => return false,
+                    }
+                    self.stops[f] = at;
+                }
+            }
+            i += 1;
+        }
+    }
+
     /// Match from node `i` at byte `at`: Some(true/false) when decided,
     /// None when it gave up.
     fn go(&mut self, i: usize, at: usize) -> Option<bool> {
@@ -352,13 +501,7 @@ impl Plain<'_> {
             let skip = if firsts.any {
                 Some(0)
             } else {
-                match (firsts.bytes.as_slice(), firsts.space) {
-                    ([b], false) => memchr::memchr(*b, rest),
-                    ([a, b], false) => memchr::memchr2(*a, *b, rest),
-                    (bytes, space) => rest
-                        .iter()
-                        .position(|c| bytes.contains(c) || (space && c.is_ascii_whitespace())),
-                }
+                next_start(firsts, rest)
             };
             // Nowhere further: only the end of the line is left to try.
             end += skip.unwrap_or(rest.len());
