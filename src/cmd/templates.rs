@@ -61,9 +61,13 @@ fn mine_file_rows<T>(
     // Per line: its template and its token ids, so one pass over the file
     // suffices; the refinement needs the final templates. Token ids live in
     // one flat vector (no allocation per line).
-    let mut templates: Vec<u32> = Vec::new();
-    let mut ends: Vec<usize> = Vec::new();
-    let mut tokens: Vec<u32> = Vec::new();
+    // Sized from the file up front (a line is rarely under 32 bytes, a
+    // token under 4): growing by doubling would copy them over and over.
+    // Untouched capacity costs address space, not memory.
+    let bytes = std::fs::metadata(path).map_or(0, |m| m.len()).min(1 << 34) as usize;
+    let mut templates: Vec<u32> = Vec::with_capacity(bytes / 32);
+    let mut ends: Vec<usize> = Vec::with_capacity(bytes / 32);
+    let mut tokens: Vec<u32> = Vec::with_capacity(bytes / 4);
     let mut buf = Vec::new();
     while let Some(line_no) = reader.next_line_into(&mut buf) {
         line_no?;
