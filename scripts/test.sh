@@ -24,3 +24,7 @@ cargo test --workspace --all-targets "$@"
 
 # The API against its own OpenAPI document, over a real socket.
 scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/remedy"
+# The dashboard in headless Chromium; screenshots in $CARGO_TARGET_DIR/e2e.
+scripts/e2e.sh "${CARGO_TARGET_DIR:-target}/debug/remedy"
+# A real Prometheus scraping a running server with the shipped config.
+scripts/prometheus.sh "${CARGO_TARGET_DIR:-target}/debug/remedy"

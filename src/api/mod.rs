@@ -11,6 +11,7 @@
 
 pub mod metrics;
 pub mod problem;
+pub mod ui;
 
 use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
 use crate::store::{self, Cursor, Db};
@@ -97,6 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi));
     let mut app = Router::new()
         .nest("/api/v1", api)
+        .route("/", get(ui::index))
+        .route("/ui/incidents/{id}", get(ui::incident))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

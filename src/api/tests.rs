@@ -790,3 +790,89 @@ async fn overload_is_refused_at_once_with_a_problem() {
     assert_eq!(done.0, StatusCode::OK, "{}", done.2);
     assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_incidents_and_plots_their_signals() {
+    let app = app();
+    let (s, h, body) = get(&app, "/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = body.as_str().unwrap();
+    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("href=\"/ui/incidents/{id}\"")),
+        "{html}"
+    );
+    assert!(html.contains("memory_leak"));
+    assert!(html.contains("<html lang=\"en\">"));
+    // No asset from the network.
+    assert!(!html.contains("http://") && !html.contains("https://"));
+
+    let (s, _, body) = get(&app, &format!("/ui/incidents/{id}")).await;
+    assert_eq!(s, StatusCode::OK);
+    let page = body.as_str().unwrap();
+    // One plot per anomalous signal, drawn from stored points, with the
+    // anomaly marked and a band.
+    let plots = page.matches("class=\"signal-plot\"").count();
+    assert!(plots >= 1, "{page}");
+    let points: usize = page
+        .split("data-points=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(points > 100, "a plot covers the hour around the incident");
+    assert!(page.contains("class=\"band\""));
+    assert!(page.contains("class=\"observed\""));
+    assert!(page.contains("class=\"anomaly\""));
+    // The leak's restart waits for approval: both buttons are there.
+    assert!(page.contains("data-decide=\"approve\""));
+    assert!(page.contains("data-decide=\"reject\""));
+    assert!(page.contains("<label for=\"token\""));
+
+    let (s, _, body) = get(&app, "/ui/incidents/inc-0-nothing").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(body.as_str().unwrap().contains("No such incident"));
+}
+
+#[tokio::test]
+async fn the_dashboard_escapes_what_came_from_logs() {
+    // An incident whose evidence carries markup from a crafted log line.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.db");
+    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let mut inc: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
+    inc.root_causes[0]
+        .evidence
+        .push(models::Evidence::Template {
+            template_id: "T1".into(),
+            template: "<script>alert(1)</script> <*>".into(),
+            count: 3,
+            examples: vec!["<img src=x onerror=alert(2)>".into()],
+        });
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        format: ingest::Format::Auto,
+        decoder: Default::default(),
+        miner: Default::default(),
+        max_series: 10,
+        analyzer: Default::default(),
+    })
+    .unwrap();
+    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    run.incidents = vec![inc.clone()];
+    crate::store::Store::open(&path)
+        .unwrap()
+        .write_run(&run)
+        .unwrap();
+    let app = app_with(&path, ApiConfig::default());
+    let (s, _, body) = get(&app, &format!("/ui/incidents/{}", inc.id)).await;
+    assert_eq!(s, StatusCode::OK);
+    let page = body.as_str().unwrap();
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!page.contains("<script>alert(1)"));
+    assert!(!page.contains("<img src=x"));
+}
