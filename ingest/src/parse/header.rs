@@ -415,7 +415,23 @@ impl Plain<'_> {
         loop {
             match &nodes[i] {
                 Node::End => return at == len,
-                Node::Opt(_) => return false,
+                Node::Opt(after) => {
+                    // The group is tried first. When its first byte is not
+                    // here it fails at once and the search goes on without
+                    // it, as here; any later failure goes back to the search.
+                    match nodes.get(i + 1) {
+                        Some(Node::Lit(items)) => match items.first() {
+                            Some(SepItem::Byte(b)) => {
+                                if line.get(at) != Some(b) {
+                                    i = *after;
+                                    continue;
+                                }
+                            }
+                            _ => return false,
+                        },
+                        _ => return false,
+                    }
+                }
                 Node::Lit(items) => {
                     for item in items {
                         match *item {
@@ -459,7 +475,16 @@ impl Plain<'_> {
                             },
                             None => return false,
                         },
-                        _ => return false,
+                        _ => {
+                            let firsts = &self.prog.firsts[i + 1];
+                            if firsts.any {
+                                return false;
+                            }
+                            match next_start(firsts, &line[at..]) {
+                                Some(k) => at += k,
+                                None => return false,
+                            }
+                        }
                     }
                     self.stops[f] = at;
                 }
