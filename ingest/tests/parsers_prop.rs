@@ -73,6 +73,7 @@ proptest! {
             let h = HeaderFormat::new(f).unwrap();
             let mut locs = h.locations();
             prop_assert_eq!(h.content_with(&line, &mut locs), h.content(&line), "{}", f);
+            prop_assert_eq!(h.parse(&line), h.parse_with_regex(&line), "{}", f);
         }
     }
 
@@ -90,6 +91,7 @@ proptest! {
             let h = HeaderFormat::new(f).unwrap();
             let mut locs = h.locations();
             prop_assert_eq!(h.content_with(&line, &mut locs), h.content(&line), "{}", f);
+            prop_assert_eq!(h.parse(&line), h.parse_with_regex(&line), "{}", f);
         }
     }
 

@@ -21,6 +21,8 @@ pub struct HeaderFormat {
     has_content: bool,
     /// Capture-group index of `<Content>` (for the allocation-free path).
     content_group: Option<usize>,
+    /// Index of `<Content>` among the fields (for the fast matcher).
+    content_field: Option<usize>,
     /// The format is just `<Content>`: every line is its own message.
     whole_line: bool,
     /// The format as a small program of literal separators, fields and
@@ -70,6 +72,7 @@ impl HeaderFormat {
         let regex = Regex::new(&pattern).map_err(|e| invalid(e.to_string()))?;
         let has_content = fields.iter().any(|f| f == "Content");
         let content_group = regex.capture_names().position(|n| n == Some("Content"));
+        let content_field = fields.iter().position(|f| f == "Content");
         Ok(HeaderFormat {
             source: format.to_string(),
             whole_line: format == "<Content>",
@@ -78,6 +81,7 @@ impl HeaderFormat {
             fields,
             has_content,
             content_group,
+            content_field,
         })
     }
 
@@ -100,43 +104,44 @@ impl HeaderFormat {
         let Some(group) = self.content_group else {
             return line;
         };
-        if let Some(prog) = &self.plain {
-            let content = self
-                .fields
-                .iter()
-                .position(|f| f == "Content")
-                .expect("has content");
-            let mut m = Plain {
-                prog,
-                line: line.as_bytes(),
-                starts: [0; 32],
-                stops: [0; 32],
-                steps: 0,
-            };
-            let found = if m.first_path() {
-                Some(true)
-            } else {
-                m.go(0, 0)
-            };
-            // The fast matcher knows ASCII whitespace only; the regex's `\s`
-            // is Unicode's (vertical tab, no-break space...), which can split
-            // a line differently anywhere in it: with one of those in the
-            // line, the regex decides.
-            match found {
-                Some(found) if !has_unicode_space(line.as_bytes()) => {
-                    return if found {
-                        &line[m.starts[content]..m.stops[content]]
-                    } else {
-                        line
-                    };
+        if let Some(found) = self.fast_match(line) {
+            return match found {
+                Some(m) => {
+                    let content = self.content_field.expect("has content");
+                    &line[m.starts[content]..m.stops[content]]
                 }
-                _ => {} // too much backtracking, or Unicode spaces: the regex decides
-            }
+                None => line,
+            };
         }
         match self.regex.captures_read(locs, line) {
             Some(_) => locs.get(group).map_or(line, |(a, b)| &line[a..b]),
             None => line,
         }
+    }
+
+    /// The fast matcher's answer: `Some(Some(spans))` for a match,
+    /// `Some(None)` for none, `None` when the regex must decide (a format
+    /// it cannot run, too much backtracking, or a line with Unicode
+    /// spaces, which the regex's `\s` sees and the fast matcher does not:
+    /// they can split a line differently anywhere in it).
+    fn fast_match<'p>(&'p self, line: &'p str) -> Option<Option<Plain<'p>>> {
+        let prog = self.plain.as_ref()?;
+        let mut m = Plain {
+            prog,
+            line: line.as_bytes(),
+            starts: [0; 32],
+            stops: [0; 32],
+            steps: 0,
+        };
+        let found = if m.first_path() {
+            Some(true)
+        } else {
+            m.go(0, 0)
+        }?;
+        if has_unicode_space(line.as_bytes()) {
+            return None;
+        }
+        Some(found.then_some(m))
     }
 
     /// Field names in order.
@@ -149,6 +154,22 @@ impl HeaderFormat {
     /// (the template miner keeps the whole line as the message, a strict
     /// parser dead-letters it).
     pub fn parse<'a>(&self, line: &'a str) -> Option<Vec<(&str, &'a str)>> {
+        if let Some(found) = self.fast_match(line) {
+            let m = found?;
+            return Some(
+                self.fields
+                    .iter()
+                    .enumerate()
+                    .map(|(k, name)| (name.as_str(), &line[m.starts[k]..m.stops[k]]))
+                    .collect(),
+            );
+        }
+        self.parse_with_regex(line)
+    }
+
+    /// [`HeaderFormat::parse`] by the regular expression alone: the
+    /// reference the fast matcher is held to (property tests compare them).
+    pub fn parse_with_regex<'a>(&self, line: &'a str) -> Option<Vec<(&str, &'a str)>> {
         let caps = self.regex.captures(line)?;
         Some(
             self.fields
@@ -504,6 +525,14 @@ impl Plain<'_> {
                 if self.go(i + 1, at)? {
                     return Some(true);
                 }
+                // Without the group its fields are empty, as the regex
+                // reports them, whatever a failed attempt left behind.
+                for n in &self.prog.nodes[i + 1..after] {
+                    if let Node::Field(f) = n {
+                        self.starts[*f] = 0;
+                        self.stops[*f] = 0;
+                    }
+                }
                 self.go(after, at)
             }
             Node::Field(f) => self.field(i, *f, at),
@@ -649,6 +678,9 @@ mod tests {
             "a[1] b:c",
             "a b:c",
             "a[ b: c",
+            "a[b c",
+            "a[b] c",
+            "x[1 y[2] z: w",
         ];
         for f in formats {
             let h = HeaderFormat::new(f).unwrap();
@@ -663,6 +695,7 @@ mod tests {
                     None => l,
                 };
                 assert_eq!(h.content_with(l, &mut locs), slow, "{f} on {l:?}");
+                assert_eq!(h.parse(l), h.parse_with_regex(l), "{f} on {l:?}");
             }
         }
         assert!(HeaderFormat::new(r"<Date> (\d+|x) <Content>")
