@@ -24,21 +24,8 @@ shots="${SHOTS:-${CARGO_TARGET_DIR:-target}/e2e}"
 mkdir -p "$shots"
 shots="$(cd "$shots" && pwd)"
 
-work="$(mktemp -d -t remedy-e2e-XXXXXX)"
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-
-"$bin" generate --out "$work/scenario" --duration 4h --services 3 --scenario memory_leak --rate 1 >/dev/null
-"$bin" replay "$work/scenario" --out "$work/out" --db "$work/remedy.db" >/dev/null
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-REMEDY_API_TOKENS=e2e-token "$bin" serve --db "$work/remedy.db" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 100); do
-  grep -q "listening on" "$work/serve.log" 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
+. scripts/lib/serve.sh
+serve_scenario "$bin" memory_leak e2e-token
 
 REMEDY_NODE_DIR="$node_dir" timeout 120 node tests/e2e/dashboard.mjs \
   "http://127.0.0.1:$port" e2e-token "$shots"

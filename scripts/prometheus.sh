@@ -15,22 +15,13 @@ for tool in prometheus promtool; do
   command -v "$tool" >/dev/null || { echo "prometheus.sh: needs $tool (apt-get install prometheus)" >&2; exit 1; }
 done
 
-work="$(mktemp -d -t remedy-prometheus-XXXXXX)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
+. scripts/lib/serve.sh
 promtool check rules compose/prometheus/remedy-alerts.yml >/dev/null
 
-"$bin" generate --out "$work/scenario" --duration 4h --services 3 --scenario all --rate 1 >/dev/null
-printf 'not a record\n{"broken": \n' > "$work/scenario/logs/garbage.log"
-"$bin" replay "$work/scenario" --out "$work/out" --db "$work/remedy.db" >/dev/null
-
-api_port="$(free_port)"
-"$bin" serve --db "$work/remedy.db" --listen "127.0.0.1:$api_port" 2>"$work/serve.log" &
-pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
+# Two records no parser takes, so dead letters have series too.
+add_garbage() { printf 'not a record\n{"broken": \n' > "$1/logs/garbage.log"; }
+serve_scenario "$bin" all "" add_garbage
+api_port="$port"
 # Some traffic, so the request histogram has series.
 for path in /api/v1/incidents /api/v1/incidents/nope /healthz; do
   python3 -c "import urllib.request,sys
@@ -46,7 +37,7 @@ promtool check config "$work/prometheus.yml" >/dev/null
 prom_port="$(free_port)"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" >"$work/prometheus.log" 2>&1 &
-pids+=($!)
+extra_pids+=($!)
 
 python3 - "$prom_port" "$work/out/summary.json" <<'PY'
 import json, sys, time, urllib.parse, urllib.request

@@ -18,22 +18,8 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
   "$venv/bin/pip" install -q "schemathesis==$version"
 fi
 
-work="$(mktemp -d -t remedy-schemathesis-XXXXXX)"
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT INT TERM
-
-"$bin" generate --out "$work/scenario" --duration 4h --services 3 --scenario all --rate 1 >/dev/null
-"$bin" replay "$work/scenario" --out "$work/out" --db "$work/remedy.db" >/dev/null
-
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-REMEDY_API_TOKENS=contract-test "$bin" serve --db "$work/remedy.db" --listen "127.0.0.1:$port" 2>"$work/serve.log" &
-server=$!
-for _ in $(seq 100); do
-  grep -q "listening on" "$work/serve.log" 2>/dev/null && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
-  sleep 0.1
-done
+. scripts/lib/serve.sh
+serve_scenario "$bin" all contract-test
 
 cd "$work"   # schemathesis keeps its example database in the working directory
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \

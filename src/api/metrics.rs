@@ -79,29 +79,24 @@ impl std::fmt::Debug for Db {
 
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let totals = match self.db.with(|c| store::totals(c)) {
-            Ok(t) => t,
-            Err(e) => {
-                // A scrape still answers (with the request metrics); the
-                // failure is in the log and in `remedy_store_up`.
-                tracing::warn!(error = format!("{e:#}"), "cannot read totals for /metrics");
-                let g = ConstGauge::new(0i64);
-                g.encode(encoder.encode_descriptor(
-                    "remedy_store_up",
-                    "Whether the store could be read at this scrape",
-                    None,
-                    g.metric_type(),
-                )?)?;
-                return Ok(());
-            }
-        };
-        let g = ConstGauge::new(1i64);
-        g.encode(encoder.encode_descriptor(
+        let totals = self.db.with(|c| store::totals(c));
+        // A scrape still answers when the store cannot be read (with the
+        // request metrics); the failure is in the log and in
+        // `remedy_store_up`.
+        let up = ConstGauge::new(i64::from(totals.is_ok()));
+        up.encode(encoder.encode_descriptor(
             "remedy_store_up",
             "Whether the store could be read at this scrape",
             None,
-            g.metric_type(),
+            up.metric_type(),
         )?)?;
+        let totals = match totals {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "cannot read totals for /metrics");
+                return Ok(());
+            }
+        };
         let counter = |name: &str| -> Vec<(&str, u64)> {
             totals
                 .counters

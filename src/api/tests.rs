@@ -78,6 +78,25 @@ fn copy_db() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// A store at `path` holding just these incidents (a run of no records
+/// with them put in).
+fn write_incidents(path: &Path, incidents: Vec<Incident>) {
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        format: ingest::Format::Auto,
+        decoder: Default::default(),
+        miner: Default::default(),
+        max_series: 10,
+        analyzer: Default::default(),
+    })
+    .unwrap();
+    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    run.incidents = incidents;
+    crate::store::Store::open(path)
+        .unwrap()
+        .write_run(&run)
+        .unwrap();
+}
+
 fn app_with(db: &Path, config: ApiConfig) -> Router {
     let db = Arc::new(Db::open(db, 2).unwrap());
     router(AppState {
@@ -309,20 +328,7 @@ async fn incident_pages_cover_every_incident_once() {
         inc.start = inc.start.add_millis((i / 2) * 60_000);
         incidents.push(inc);
     }
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format: ingest::Format::Auto,
-        decoder: Default::default(),
-        miner: Default::default(),
-        max_series: 10,
-        analyzer: Default::default(),
-    })
-    .unwrap();
-    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
-    run.incidents = incidents;
-    crate::store::Store::open(&path)
-        .unwrap()
-        .write_run(&run)
-        .unwrap();
+    write_incidents(&path, incidents);
 
     let app = app_with(&path, ApiConfig::default());
     let mut seen = Vec::new();
@@ -854,20 +860,7 @@ async fn the_dashboard_escapes_what_came_from_logs() {
             count: 3,
             examples: vec!["<img src=x onerror=alert(2)>".into()],
         });
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format: ingest::Format::Auto,
-        decoder: Default::default(),
-        miner: Default::default(),
-        max_series: 10,
-        analyzer: Default::default(),
-    })
-    .unwrap();
-    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
-    run.incidents = vec![inc.clone()];
-    crate::store::Store::open(&path)
-        .unwrap()
-        .write_run(&run)
-        .unwrap();
+    write_incidents(&path, vec![inc.clone()]);
     let app = app_with(&path, ApiConfig::default());
     let (s, _, body) = get(&app, &format!("/ui/incidents/{}", inc.id)).await;
     assert_eq!(s, StatusCode::OK);

@@ -5,3 +5,17 @@ pub mod generate;
 pub mod replay;
 pub mod serve;
 pub mod templates;
+
+/// The remediation policy from `--policy FILE`, or the default (dry-run,
+/// nothing destructive) without one.
+pub fn load_policy(path: Option<&std::path::Path>) -> anyhow::Result<reclaim::Policy> {
+    use anyhow::Context;
+    match path {
+        Some(p) => reclaim::Policy::from_toml(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read policy {}", p.display()))?,
+        )
+        .with_context(|| format!("policy {}", p.display())),
+        None => Ok(reclaim::Policy::default()),
+    }
+}

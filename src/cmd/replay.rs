@@ -84,14 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         FileSource::open(&args.paths, args.max_line_bytes)?.readers()?
     };
-    let policy = match &args.policy {
-        Some(p) => reclaim::Policy::from_toml(
-            &std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read policy {}", p.display()))?,
-        )
-        .with_context(|| format!("policy {}", p.display()))?,
-        None => reclaim::Policy::default(),
-    };
+    let policy = super::load_policy(args.policy.as_deref())?;
     let labels = match &args.labels {
         Some(p) => Some(crate::evaluate::Labels::load(p)?),
         None => None,

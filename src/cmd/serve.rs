@@ -66,14 +66,7 @@ pub struct Args {
 
 /// Run `remedy serve` until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let policy = match &args.policy {
-        Some(p) => reclaim::Policy::from_toml(
-            &std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read policy {}", p.display()))?,
-        )
-        .with_context(|| format!("policy {}", p.display()))?,
-        None => reclaim::Policy::default(),
-    };
+    let policy = super::load_policy(args.policy.as_deref())?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
     let config = ApiConfig {
