@@ -39,7 +39,15 @@ pub struct PipelineConfig {
     pub max_series: usize,
     /// Signals, detectors and correlation.
     pub analyzer: AnalyzerConfig,
+    /// Count each template per minute for plotting (the store's
+    /// `template_count` signals), up to this many (template, minute) cells;
+    /// 0 keeps none. Kept beside the analysis, never read by it, so it
+    /// cannot change what is found.
+    pub template_trace: usize,
 }
+
+/// Width of a template-count cell.
+const TEMPLATE_TRACE_MS: i64 = 60_000;
 
 /// How many templates the summary lists.
 const TOP_TEMPLATES: usize = 15;
@@ -57,6 +65,10 @@ pub struct Pipeline {
     analyzer: Analyzer,
     /// Anomalies and resolved incidents not yet taken by the caller.
     output: AnalyzerOutput,
+    /// Records per (template, minute), when `template_trace` asks.
+    template_cells: HashMap<(String, i64), u64>,
+    /// Cells not kept because the cap was reached.
+    template_cells_dropped: u64,
 }
 
 /// Running totals behind the summary.
@@ -171,6 +183,8 @@ impl Pipeline {
             origins: Vec::new(),
             miner,
             acc: Accumulator::default(),
+            template_cells: HashMap::new(),
+            template_cells_dropped: 0,
         })
     }
 
@@ -212,6 +226,17 @@ impl Pipeline {
             match event {
                 Event::Log(r) => {
                     let m = self.miner.add(&r.message);
+                    if self.config.template_trace > 0 {
+                        let cell = (m.id.clone(), ts.as_millis().div_euclid(TEMPLATE_TRACE_MS));
+                        let room = self.template_cells.len() < self.config.template_trace;
+                        match self.template_cells.get_mut(&cell) {
+                            Some(n) => *n += 1,
+                            None if room => {
+                                self.template_cells.insert(cell, 1);
+                            }
+                            None => self.template_cells_dropped += 1,
+                        }
+                    }
                     r.template_id = Some(m.id);
                     self.acc.logs += 1;
                     let level = r.level.map_or("none", Level::as_str);
@@ -271,6 +296,44 @@ impl Pipeline {
     pub fn finish(&mut self) -> AnalyzerOutput {
         self.analyzer.finish(&mut self.output);
         std::mem::take(&mut self.output)
+    }
+
+    /// The per-minute template counts as plottable points (no baseline: the
+    /// band is the count itself), ordered by template and time.
+    pub fn template_trace(&self) -> Vec<analyze::TracePoint> {
+        if self.template_cells_dropped > 0 {
+            tracing::warn!(
+                dropped = self.template_cells_dropped,
+                cap = self.config.template_trace,
+                "template counts over time are incomplete: the cap on (template, minute) cells was reached"
+            );
+        }
+        let mut cells: Vec<(&(String, i64), &u64)> = self.template_cells.iter().collect();
+        cells.sort();
+        cells
+            .into_iter()
+            .map(|((id, minute), n)| {
+                let v = *n as f64;
+                analyze::TracePoint {
+                    signal: models::Signal {
+                        kind: models::SignalKind::TemplateCount,
+                        name: id.clone(),
+                        service: None,
+                        host: None,
+                        container: None,
+                    },
+                    timestamp: Timestamp::from_millis(minute * TEMPLATE_TRACE_MS),
+                    observed: v,
+                    band: models::Band {
+                        lower: v,
+                        expected: v,
+                        upper: v,
+                    },
+                    score: 0.0,
+                    alert: false,
+                }
+            })
+            .collect()
     }
 
     /// Replica counts per service, from the containers seen in metrics.

@@ -122,7 +122,8 @@ pub struct RunResult {
 
 /// Finish `pipeline` and plan under `policy`.
 pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Result<RunResult> {
-    let output = pipeline.finish();
+    let mut output = pipeline.finish();
+    output.trace.extend(pipeline.template_trace());
     let mut incidents = output.incidents;
     incidents.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
 

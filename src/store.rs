@@ -776,6 +776,41 @@ pub fn get_signal(
     }))
 }
 
+/// The templates whose counts rose most during `[start, end]` against the
+/// same length of time just before: at least 5 records and three times as
+/// many as before (plus one), so ordinary traffic wobbling is not shown as
+/// evidence. (signal key, template text, records during, records before),
+/// at most `n`.
+pub fn rising_templates(
+    conn: &Connection,
+    start: Timestamp,
+    end: Timestamp,
+    n: usize,
+) -> anyhow::Result<Vec<(String, String, f64, f64)>> {
+    let (s, e) = (
+        start.as_millis(),
+        end.as_millis().max(start.as_millis() + 60_000),
+    );
+    let before = s - (e - s);
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.signal, coalesce(t.template, ''),
+                sum(CASE WHEN p.ts_ms >= ?1 THEN p.observed ELSE 0 END) AS during,
+                sum(CASE WHEN p.ts_ms < ?1 THEN p.observed ELSE 0 END) AS before
+         FROM signal_points p
+         LEFT JOIN templates t ON t.id = substr(p.signal, length('template_count:') + 1)
+         WHERE p.signal >= 'template_count:' AND p.signal < 'template_count;'
+           AND p.ts_ms >= ?3 AND p.ts_ms <= ?2
+         GROUP BY p.signal
+         HAVING during >= 5 AND during >= 3 * (before + 1)
+         ORDER BY during - before DESC, p.signal
+         LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![s, e, before, n as i64], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Why an approval or rejection did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum DecideError {

@@ -744,6 +744,7 @@ pub fn analyze_inputs(
         miner: ingest::mining::MinerConfig::default(),
         max_series: 100_000,
         analyzer: analyze::AnalyzerConfig::default(),
+        template_trace: 0,
     })?;
     let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::new();
     for (name, format, lines) in inputs {

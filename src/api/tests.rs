@@ -87,6 +87,7 @@ fn write_incidents(path: &Path, incidents: Vec<Incident>) {
         miner: Default::default(),
         max_series: 10,
         analyzer: Default::default(),
+        template_trace: 0,
     })
     .unwrap();
     let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
@@ -868,4 +869,77 @@ async fn the_dashboard_escapes_what_came_from_logs() {
     assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(!page.contains("<script>alert(1)"));
     assert!(!page.contains("<img src=x"));
+}
+
+#[tokio::test]
+async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().unwrap();
+    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let inc: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
+    let end = inc.end.unwrap_or(inc.start.add_millis(30 * 60_000));
+    let minutes = (end.as_millis() - inc.start.as_millis()) / 60_000;
+    let mut pipeline = Pipeline::new(PipelineConfig {
+        format: ingest::Format::Auto,
+        decoder: Default::default(),
+        miner: Default::default(),
+        max_series: 10,
+        analyzer: Default::default(),
+        template_trace: 0,
+    })
+    .unwrap();
+    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    let point = |id: &str, m: i64, n: f64| analyze::TracePoint {
+        signal: models::Signal {
+            kind: models::SignalKind::TemplateCount,
+            name: id.into(),
+            service: None,
+            host: None,
+            container: None,
+        },
+        timestamp: inc.start.add_millis(m * 60_000),
+        observed: n,
+        band: models::Band {
+            lower: n,
+            expected: n,
+            upper: n,
+        },
+        score: 0.0,
+        alert: false,
+    };
+    for m in -minutes..minutes {
+        // T1: one a minute before, ten a minute during; T2: five throughout.
+        run.trace
+            .push(point("T1", m, if m < 0 { 1.0 } else { 10.0 }));
+        run.trace.push(point("T2", m, 5.0));
+    }
+    run.templates = vec![
+        crate::pipeline::TemplateSummary {
+            id: "T1".into(),
+            template: "disk <*> is full".into(),
+            count: 1,
+        },
+        crate::pipeline::TemplateSummary {
+            id: "T2".into(),
+            template: "GET <*> 200".into(),
+            count: 1,
+        },
+    ];
+    run.incidents = vec![inc.clone()];
+    crate::store::Store::open(&path)
+        .unwrap()
+        .write_run(&run)
+        .unwrap();
+    let app = app_with(&path, ApiConfig::default());
+    let (s, _, body) = get(&app, &format!("/ui/incidents/{}", inc.id)).await;
+    assert_eq!(s, StatusCode::OK);
+    let page = body.as_str().unwrap();
+    assert!(page.contains("Templates that rose during the incident"));
+    assert!(page.contains("disk &lt;*&gt; is full"));
+    assert!(
+        !page.contains("GET &lt;*&gt; 200"),
+        "a steady template is not evidence"
+    );
 }

@@ -204,6 +204,32 @@ pub async fn incident(
         }
         Ok(out)
     })?;
+    let templates: Vec<(&String, &String, &u64, &Vec<String>)> = inc
+        .root_causes
+        .first()
+        .into_iter()
+        .flat_map(|r| r.evidence.iter())
+        .filter_map(|e| match e {
+            Evidence::Template {
+                template_id,
+                template,
+                count,
+                examples,
+            } => Some((template_id, template, count, examples)),
+            _ => None,
+        })
+        .collect();
+    // Counts over time of the templates that rose most during the
+    // incident (per minute, stored by replay with --db).
+    let template_series: Vec<(String, SignalSeries)> = state.db.with(|c| {
+        let mut out = Vec::new();
+        for (key, text, ..) in store::rising_templates(c, inc.start, end, 3)? {
+            if let Some(s) = store::get_signal(c, &key, Some(from), Some(to), 2000)? {
+                out.push((text, per_minute(s, from, to)));
+            }
+        }
+        Ok(out)
+    })?;
     let changes: Vec<&models::ChangeEvent> = inc
         .root_causes
         .iter()
@@ -237,10 +263,6 @@ pub async fn incident(
                 figcaption { (s.key) }
             }
         }
-        @let templates: Vec<_> = inc.root_causes.first().into_iter().flat_map(|r| r.evidence.iter()).filter_map(|e| match e {
-            Evidence::Template { template_id, template, count, examples } => Some((template_id, template, count, examples)),
-            _ => None,
-        }).collect();
         @if !templates.is_empty() {
             h2 { "Log templates during the incident" }
             div.scroll { table {
@@ -249,6 +271,15 @@ pub async fn incident(
                     tr { td { (n) } td { code title=(tid) { (t) } } td { code { (ex.first().map(String::as_str).unwrap_or("")) } } }
                 } }
             } }
+        }
+        @if !template_series.is_empty() {
+            h2 { "Templates that rose during the incident" }
+            @for (text, ts) in &template_series {
+                figure {
+                    (plot(ts, &changes, from, to))
+                    figcaption { "records per minute: " code { (text) } }
+                }
+            }
         }
         @if !changes.is_empty() {
             h2 { "Changes before onset" }
@@ -279,6 +310,36 @@ pub async fn incident(
         script { (PreEscaped(DECIDE_SCRIPT)) }
     };
     Ok(page(&format!("Incident {}", inc.id), body).into_response())
+}
+
+/// A template's counts on a full one-minute grid: minutes without a record
+/// are stored as nothing, and a plot must show them as zero, not draw a line
+/// across them.
+fn per_minute(mut s: SignalSeries, from: Timestamp, to: Timestamp) -> SignalSeries {
+    let stored: std::collections::HashMap<i64, f64> = s
+        .points
+        .iter()
+        .map(|p| (p.timestamp.as_millis().div_euclid(60_000), p.observed))
+        .collect();
+    let (first, last) = (
+        from.as_millis().div_euclid(60_000),
+        to.as_millis().div_euclid(60_000),
+    );
+    s.points = (first..=last)
+        .map(|m| {
+            let v = stored.get(&m).copied().unwrap_or(0.0);
+            store::StoredPoint {
+                timestamp: Timestamp::from_millis(m * 60_000),
+                observed: v,
+                lower: v,
+                expected: v,
+                upper: v,
+                score: 0.0,
+                alert: false,
+            }
+        })
+        .collect();
+    s
 }
 
 fn action_status(a: &Action) -> String {
@@ -404,8 +465,10 @@ fn plot(
             text x=(PAD_L - 6.0) y=(H - PAD_B) text-anchor="end" font-size="11" fill="var(--muted)" { (short(lo)) }
             text x=(PAD_L) y=(H - 8.0) font-size="11" fill="var(--muted)" { (from.to_string()) }
             text x=(W - PAD_R) y=(H - 8.0) text-anchor="end" font-size="11" fill="var(--muted)" { (to.to_string()) }
-            @if !pts.is_empty() {
+            @if !pts.is_empty() && pts.iter().any(|p| p.upper > p.lower) {
                 polygon.band points=(band) fill="var(--band)" stroke="none" {}
+            }
+            @if !pts.is_empty() {
                 polyline.observed points=(line) fill="none" stroke="var(--obs)" stroke-width="1.5" {}
             }
             @for c in changes {

@@ -118,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         miner: MinerConfig::default(),
         max_series: 100_000,
         analyzer,
+        template_trace: if args.db.is_some() { 1_000_000 } else { 0 },
     })?;
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
