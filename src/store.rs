@@ -386,23 +386,35 @@ pub struct IncidentSummary {
     pub end: Option<Timestamp>,
     /// `open` or `resolved`.
     pub status: models::IncidentStatus,
-    /// Most likely root cause.
+    /// Most likely root cause (its evidence is on the incident itself).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub root_cause: Option<models::RootCause>,
+    pub root_cause: Option<RootCauseBrief>,
     /// Services touched.
     pub services: Vec<String>,
     /// Anomalies grouped in it.
     pub anomalies: u64,
 }
 
+/// A root cause without its evidence, for lists.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct RootCauseBrief {
+    /// Class.
+    pub class: models::RootCauseClass,
+    /// Where.
+    pub target: models::Target,
+    /// Confidence in [0, 1].
+    pub confidence: f64,
+}
+
 impl IncidentSummary {
     fn of(inc: Incident) -> IncidentSummary {
         let services = services_of(&inc).into_iter().map(str::to_string).collect();
-        let mut root = inc.root_causes.into_iter().next();
-        if let Some(r) = root.as_mut() {
-            // The list is a list: evidence is on the detail page.
-            r.evidence.clear();
-        }
+        // The list is a list: evidence is on the detail page.
+        let root = inc.root_causes.into_iter().next().map(|r| RootCauseBrief {
+            class: r.class,
+            target: r.target,
+            confidence: r.confidence,
+        });
         IncidentSummary {
             id: inc.id,
             start: inc.start,
