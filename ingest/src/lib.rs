@@ -26,6 +26,7 @@ pub mod error;
 pub mod mining;
 pub mod parse;
 pub mod record;
+mod scan;
 pub mod source;
 
 pub use deadletter::{DeadLetter, DeadLetterReason, IngestStats};

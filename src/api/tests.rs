@@ -78,9 +78,8 @@ fn copy_db() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// A store at `path` holding just these incidents (a run of no records
-/// with them put in).
-fn write_incidents(path: &Path, incidents: Vec<Incident>) {
+/// The result of a run over no records, for a test to fill in.
+fn empty_run() -> crate::run::RunResult {
     let mut pipeline = Pipeline::new(PipelineConfig {
         format: ingest::Format::Auto,
         decoder: Default::default(),
@@ -90,7 +89,12 @@ fn write_incidents(path: &Path, incidents: Vec<Incident>) {
         template_trace: 0,
     })
     .unwrap();
-    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap()
+}
+
+/// A store at `path` holding just these incidents.
+fn write_incidents(path: &Path, incidents: Vec<Incident>) {
+    let mut run = empty_run();
     run.incidents = incidents;
     crate::store::Store::open(path)
         .unwrap()
@@ -881,16 +885,7 @@ async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
     let inc: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
     let end = inc.end.unwrap_or(inc.start.add_millis(30 * 60_000));
     let minutes = (end.as_millis() - inc.start.as_millis()) / 60_000;
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format: ingest::Format::Auto,
-        decoder: Default::default(),
-        miner: Default::default(),
-        max_series: 10,
-        analyzer: Default::default(),
-        template_trace: 0,
-    })
-    .unwrap();
-    let mut run = crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap();
+    let mut run = empty_run();
     let point = |id: &str, m: i64, n: f64| analyze::TracePoint {
         signal: models::Signal {
             kind: models::SignalKind::TemplateCount,

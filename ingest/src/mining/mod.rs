@@ -273,32 +273,11 @@ fn is_space(b: u8) -> bool {
     b <= b' ' && (0x1_0000_3E00u64 >> b) & 1 == 1
 }
 
-/// Length of the word at the start of `bytes` (ASCII, not starting with
-/// whitespace): up to the first whitespace byte or the end. Eight bytes at
-/// a time: a word-wide test flags the first byte below `!` (the lowest
-/// flag is exact; borrows only run upward), and only such a byte can be
-/// whitespace.
+/// Length of the word at the start of `bytes` (not starting with
+/// whitespace): up to the first whitespace byte or the end.
 #[inline]
 fn word_len(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
-        let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
-        let mut low = x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80);
-        while low != 0 {
-            let k = i + (low.trailing_zeros() / 8) as usize;
-            if is_space(bytes[k]) {
-                return k;
-            }
-            // A control byte that is not whitespace: look further.
-            low &= low - 1;
-        }
-        i += 8;
-    }
-    i + bytes[i..]
-        .iter()
-        .position(|&b| is_space(b))
-        .unwrap_or(bytes.len() - i)
+    crate::scan::until(bytes, 0, is_space)
 }
 
 struct Words<'a> {

@@ -104,14 +104,16 @@ impl HeaderFormat {
         let Some(group) = self.content_group else {
             return line;
         };
-        if let Some(found) = self.fast_match(line) {
-            return match found {
-                Some(m) => {
+        if let Some(prog) = &self.plain {
+            let mut m = Plain::new(prog, line);
+            match Self::fast_match(&mut m) {
+                Some(true) => {
                     let content = self.content_field.expect("has content");
-                    &line[m.starts[content]..m.stops[content]]
+                    return &line[m.starts[content]..m.stops[content]];
                 }
-                None => line,
-            };
+                Some(false) => return line,
+                None => {}
+            }
         }
         match self.regex.captures_read(locs, line) {
             Some(_) => locs.get(group).map_or(line, |(a, b)| &line[a..b]),
@@ -119,29 +121,18 @@ impl HeaderFormat {
         }
     }
 
-    /// The fast matcher's answer: `Some(Some(spans))` for a match,
-    /// `Some(None)` for none, `None` when the regex must decide (a format
-    /// it cannot run, too much backtracking, or a line with Unicode
-    /// spaces, which the regex's `\s` sees and the fast matcher does not:
-    /// they can split a line differently anywhere in it).
-    fn fast_match<'p>(&'p self, line: &'p str) -> Option<Option<Plain<'p>>> {
-        let prog = self.plain.as_ref()?;
-        let mut m = Plain {
-            prog,
-            line: line.as_bytes(),
-            starts: [0; 32],
-            stops: [0; 32],
-            steps: 0,
-        };
-        let found = if m.first_path() {
-            Some(true)
-        } else {
-            m.go(0, 0)
-        }?;
-        if has_unicode_space(line.as_bytes()) {
+    /// The fast matcher's answer: `Some(true)` for a match (the spans are
+    /// in `m`), `Some(false)` for none, `None` when the regex must decide
+    /// (too much backtracking, or a line with Unicode spaces, which the
+    /// regex's `\s` sees and the fast matcher does not: they can split a
+    /// line differently anywhere in it). `m` is the caller's, so its spans
+    /// are not copied around.
+    fn fast_match(m: &mut Plain<'_>) -> Option<bool> {
+        let found = if m.first_path() { true } else { m.go(0, 0)? };
+        if has_unicode_space(m.line) {
             return None;
         }
-        Some(found.then_some(m))
+        Some(found)
     }
 
     /// Field names in order.
@@ -154,8 +145,13 @@ impl HeaderFormat {
     /// (the template miner keeps the whole line as the message, a strict
     /// parser dead-letters it).
     pub fn parse<'a>(&self, line: &'a str) -> Option<Vec<(&str, &'a str)>> {
-        if let Some(found) = self.fast_match(line) {
-            let m = found?;
+        if let Some(prog) = &self.plain {
+            let mut m = Plain::new(prog, line);
+            match Self::fast_match(&mut m) {
+                Some(true) => {}
+                Some(false) => return None,
+                None => return self.parse_with_regex(line),
+            }
             return Some(
                 self.fields
                     .iter()
@@ -360,30 +356,10 @@ fn has_unicode_space(line: &[u8]) -> bool {
 }
 
 /// The first ASCII whitespace byte (`u8::is_ascii_whitespace`) at or after
-/// `at`, or the end. Eight bytes at a time: a word-wide test flags the
-/// first byte below `!` (the lowest flag is exact; borrows only run
-/// upward, and bytes of multi-byte UTF-8 are never flagged), and only such
-/// a byte can be whitespace.
+/// `at`, or the end.
 #[inline]
-fn until_space(line: &[u8], mut at: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let ws = |b: u8| b <= b' ' && (0x1_0000_3600u64 >> b) & 1 == 1;
-    while at + 8 <= line.len() {
-        let x = u64::from_le_bytes(line[at..at + 8].try_into().expect("eight bytes"));
-        let mut low = x.wrapping_sub(ONES * 0x21) & !x & (ONES * 0x80);
-        while low != 0 {
-            let k = at + (low.trailing_zeros() / 8) as usize;
-            if ws(line[k]) {
-                return k;
-            }
-            low &= low - 1;
-        }
-        at += 8;
-    }
-    while at < line.len() && !ws(line[at]) {
-        at += 1;
-    }
-    at
+fn until_space(line: &[u8], at: usize) -> usize {
+    crate::scan::until(line, at, |b| b <= b' ' && (0x1_0000_3600u64 >> b) & 1 == 1)
 }
 
 /// Where in `rest` the next node can first begin (not for `any`): memchr
@@ -418,7 +394,17 @@ struct Plain<'a> {
 /// Work bound of the fast matcher before it defers to the regex.
 const MAX_STEPS: u32 = 4096;
 
-impl Plain<'_> {
+impl<'a> Plain<'a> {
+    fn new(prog: &'a Program, line: &'a str) -> Self {
+        Plain {
+            prog,
+            line: line.as_bytes(),
+            starts: [0; 32],
+            stops: [0; 32],
+            steps: 0,
+        }
+    }
+
     /// Follow only the first path the backtracking search would take (each
     /// field to the first place its separator can start, each whitespace
     /// run whole), in a loop rather than by recursion. Nearly every line
