@@ -37,6 +37,12 @@ pub struct Args {
     )]
     pub tokens: Vec<String>,
 
+    /// Also accept the tokens in this file, one per line (blank lines and
+    /// lines starting with `#` skipped): a mounted secret, as Prometheus
+    /// reads `credentials_file`.
+    #[arg(long, env = "REMEDY_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+
     /// Require a token for reads too (everything but /healthz, /readyz and
     /// the OpenAPI document).
     #[arg(long, env = "REMEDY_AUTH_READS")]
@@ -69,12 +75,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(args.policy.as_deref())?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
+    let mut tokens: Vec<String> = args
+        .tokens
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(path) = &args.api_token_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the API token file {}", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
     let config = ApiConfig {
-        tokens: args
-            .tokens
-            .into_iter()
-            .filter(|t| !t.trim().is_empty())
-            .collect(),
+        tokens,
         auth_reads: args.auth_reads,
         body_limit: args.body_limit,
         timeout: Duration::from_secs(args.timeout.max(1)),

@@ -24,10 +24,15 @@ impl Drop for Server {
 }
 
 /// Start `remedy serve` on a port it picks; its address from stderr.
-fn start(db: &std::path::Path, token: Option<&str>) -> (Server, String) {
+fn start(
+    db: &std::path::Path,
+    token: Option<&str>,
+    extra: &[&std::ffi::OsStr],
+) -> (Server, String) {
     let mut cmd = remedy();
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
+        .args(extra)
         .env_remove("REMEDY_API_TOKENS")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
@@ -99,7 +104,7 @@ fn serve_answers_over_a_socket_after_a_replay() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let (mut server, addr) = start(&db, Some("e2e-token"));
+    let (mut server, addr) = start(&db, Some("e2e-token"), &[]);
 
     let (status, body) = http(&addr, "GET", "/readyz", None, "");
     assert_eq!(status, 200, "{body}");
@@ -151,8 +156,27 @@ fn serve_answers_over_a_socket_after_a_replay() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // The approval is in the file: a new server (without tokens) sees it.
-    let (_again, addr) = start(&db, None);
+    let (again, addr) = start(&db, None, &[]);
     let (_, body) = http(&addr, "GET", &format!("/api/v1/incidents/{id}"), None, "");
     let detail: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(detail["actions"][0]["status"]["state"], "approved");
+    drop(again);
+
+    // Tokens from a file (a mounted secret): accepted like the others. The
+    // action is decided already, so a valid token gets 409, a wrong one 401.
+    let file = dir.path().join("tokens");
+    std::fs::write(&file, "# on-call\n\n  file-token  \n").unwrap();
+    let (_third, addr) = start(&db, None, &["--api-token-file".as_ref(), file.as_os_str()]);
+    let reject = format!("/api/v1/actions/{action}/reject");
+    assert_eq!(http(&addr, "POST", &reject, Some("file-token"), "").0, 409);
+    assert_eq!(http(&addr, "POST", &reject, Some("# on-call"), "").0, 401);
+    let out = remedy()
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .args(["--api-token-file", "/no/such/tokens"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/no/such/tokens"), "{err}");
 }
