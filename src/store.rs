@@ -108,7 +108,7 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
                 run_id,
                 inc.start.as_millis(),
                 inc.end.map(Timestamp::as_millis),
-                enum_str(&inc.status)?,
+                inc.status.as_str(),
                 top.map(|r| r.class.as_str()),
                 top.map(|r| r.confidence),
                 serde_json::to_string(&IncidentSummary::of(inc.clone()))?,
@@ -143,7 +143,7 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
                 ts,
                 inc,
                 a.signal.service,
-                enum_str(&a.kind)?,
+                a.kind.as_str(),
                 a.score,
                 serde_json::to_string(a)?
             ])?;
@@ -158,7 +158,7 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
             params![
                 action.id,
                 action.incident_id,
-                status_str(&action.status),
+                action.status.state(),
                 action.requires_approval,
                 serde_json::to_string(action)?
             ],
@@ -194,7 +194,7 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
                     let k = p.signal.to_string();
                     sig.execute(params![
                         k,
-                        enum_str(&p.signal.kind)?,
+                        p.signal.kind.as_str(),
                         p.signal.name,
                         p.signal.service,
                         p.signal.host,
@@ -266,25 +266,6 @@ fn services_of(inc: &Incident) -> BTreeSet<&str> {
                 .filter_map(|a| a.signal.service.as_deref()),
         )
         .collect()
-}
-
-/// The serde name of a unit enum variant (`open`, `error_burst`...).
-fn enum_str<T: Serialize>(v: &T) -> anyhow::Result<String> {
-    match serde_json::to_value(v)? {
-        serde_json::Value::String(s) => Ok(s),
-        other => anyhow::bail!("expected a string enum, got {other}"),
-    }
-}
-
-/// `planned`, `approved`, `executed`, `failed`, `skipped`.
-pub fn status_str(s: &ActionStatus) -> &'static str {
-    match s {
-        ActionStatus::Planned => "planned",
-        ActionStatus::Approved => "approved",
-        ActionStatus::Executed => "executed",
-        ActionStatus::Failed { .. } => "failed",
-        ActionStatus::Skipped { .. } => "skipped",
-    }
 }
 
 /// Read access for the API: a few connections, each behind its own lock, so
@@ -891,7 +872,7 @@ pub fn decide(
         "UPDATE actions SET status = ?2, body = ?3, decided = 1 WHERE id = ?1",
         params![
             id,
-            status_str(&action.status),
+            action.status.state(),
             serde_json::to_string(&action).map_err(anyhow::Error::from)?
         ],
     )?;

@@ -125,6 +125,20 @@ pub enum ActionStatus {
     },
 }
 
+impl ActionStatus {
+    /// The `state` tag used in JSON: `planned`, `approved`, `executed`,
+    /// `failed`, `skipped`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            ActionStatus::Planned => "planned",
+            ActionStatus::Approved => "approved",
+            ActionStatus::Executed => "executed",
+            ActionStatus::Failed { .. } => "failed",
+            ActionStatus::Skipped { .. } => "skipped",
+        }
+    }
+}
+
 /// One remediation step for one incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -152,4 +166,22 @@ pub struct Action {
     /// bands? None until verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_the_json_tags() {
+        for s in [
+            ActionStatus::Planned,
+            ActionStatus::Approved,
+            ActionStatus::Executed,
+            ActionStatus::Failed { reason: "x".into() },
+            ActionStatus::Skipped { reason: "y".into() },
+        ] {
+            assert_eq!(serde_json::to_value(&s).unwrap()["state"], s.state());
+        }
+    }
 }

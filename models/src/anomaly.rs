@@ -30,6 +30,36 @@ pub enum SignalKind {
     Session,
 }
 
+impl SignalKind {
+    /// Every kind.
+    pub const ALL: [SignalKind; 9] = [
+        SignalKind::ErrorRate,
+        SignalKind::WarnRate,
+        SignalKind::LogRate,
+        SignalKind::LatencyQuantile,
+        SignalKind::StatusClass,
+        SignalKind::TemplateCount,
+        SignalKind::MetricSeries,
+        SignalKind::CounterRate,
+        SignalKind::Session,
+    ];
+
+    /// The snake_case name used in JSON and signal keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignalKind::ErrorRate => "error_rate",
+            SignalKind::WarnRate => "warn_rate",
+            SignalKind::LogRate => "log_rate",
+            SignalKind::LatencyQuantile => "latency_quantile",
+            SignalKind::StatusClass => "status_class",
+            SignalKind::TemplateCount => "template_count",
+            SignalKind::MetricSeries => "metric_series",
+            SignalKind::CounterRate => "counter_rate",
+            SignalKind::Session => "session",
+        }
+    }
+}
+
 /// One measured quantity over time, scoped to where it was observed.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -55,11 +85,7 @@ impl fmt::Display for Signal {
     /// A stable, human-readable key such as `error_rate{service=checkout}`
     /// or, for metrics, `metric_series:up{job="api"}`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = serde_json::to_value(self.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        f.write_str(&kind)?;
+        f.write_str(self.kind.as_str())?;
         if !self.name.is_empty() {
             write!(f, ":{}", self.name)?;
         }
@@ -125,6 +151,32 @@ pub enum AnomalyKind {
     SessionAnomaly,
 }
 
+impl AnomalyKind {
+    /// Every kind.
+    pub const ALL: [AnomalyKind; 7] = [
+        AnomalyKind::ErrorBurst,
+        AnomalyKind::LatencySpike,
+        AnomalyKind::LevelShift,
+        AnomalyKind::NewTemplate,
+        AnomalyKind::ResourceLeak,
+        AnomalyKind::ThresholdBreach,
+        AnomalyKind::SessionAnomaly,
+    ];
+
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnomalyKind::ErrorBurst => "error_burst",
+            AnomalyKind::LatencySpike => "latency_spike",
+            AnomalyKind::LevelShift => "level_shift",
+            AnomalyKind::NewTemplate => "new_template",
+            AnomalyKind::ResourceLeak => "resource_leak",
+            AnomalyKind::ThresholdBreach => "threshold_breach",
+            AnomalyKind::SessionAnomaly => "session_anomaly",
+        }
+    }
+}
+
 /// One anomalous observation of one signal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -152,6 +204,16 @@ pub struct Anomaly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_the_json_names() {
+        for k in SignalKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for k in AnomalyKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
 
     #[test]
     fn signal_keys_read_well() {

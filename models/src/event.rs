@@ -310,6 +310,17 @@ pub enum ChangeKind {
     Scale,
 }
 
+impl ChangeKind {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Deploy => "deploy",
+            ChangeKind::ConfigChange => "config_change",
+            ChangeKind::Scale => "scale",
+        }
+    }
+}
+
 /// A change event: the prime suspect when errors start right after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -354,6 +365,17 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn change_kind_names_are_the_json_names() {
+        for k in [
+            ChangeKind::Deploy,
+            ChangeKind::ConfigChange,
+            ChangeKind::Scale,
+        ] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+    }
 
     #[test]
     fn levels_parse_like_real_logs() {

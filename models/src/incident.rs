@@ -141,6 +141,16 @@ pub enum IncidentStatus {
     Resolved,
 }
 
+impl IncidentStatus {
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Resolved => "resolved",
+        }
+    }
+}
+
 /// A group of anomalies that share one fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -160,4 +170,19 @@ pub struct Incident {
     pub anomalies: Vec<Anomaly>,
     /// Ranked root causes, most likely first.
     pub root_causes: Vec<RootCause>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_json_names() {
+        for s in [IncidentStatus::Open, IncidentStatus::Resolved] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for c in RootCauseClass::ALL {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
 }

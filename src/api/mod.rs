@@ -392,10 +392,7 @@ async fn list_incidents(
         to: parse_time("to", &q.to)?,
         service: q.service,
         class: q.class.map(|c| c.as_str().to_string()),
-        status: q.status.map(|s| match s {
-            models::IncidentStatus::Open => "open".to_string(),
-            models::IncidentStatus::Resolved => "resolved".to_string(),
-        }),
+        status: q.status.map(|s| s.as_str().to_string()),
     };
     let limit = page_limit(q.limit, state.config.max_page)?;
     let cursor = parse_cursor(&q.cursor)?;
@@ -477,11 +474,7 @@ async fn list_anomalies(
         from: parse_time("from", &q.from)?,
         to: parse_time("to", &q.to)?,
         service: q.service,
-        kind: q
-            .kind
-            .map(|k| serde_json::to_value(k).map(|v| v.as_str().unwrap_or_default().to_string()))
-            .transpose()
-            .map_err(anyhow::Error::from)?,
+        kind: q.kind.map(|k| k.as_str().to_string()),
         incident: q.incident,
     };
     let limit = page_limit(q.limit, state.config.max_page)?;

@@ -100,7 +100,7 @@ pub async fn index(State(state): State<Shared>) -> Result<Html<String>, Problem>
                     @for i in &items {
                         tr {
                             td { a href={ "/ui/incidents/" (i.id) } { (i.start.to_string()) } }
-                            td class={ "status-" (status_text(i.status)) } { (status_text(i.status)) }
+                            td class={ "status-" (i.status.as_str()) } { (i.status.as_str()) }
                             td { (i.root_cause.as_ref().map_or("unknown", |r| r.class.as_str())) }
                             td { code { (i.root_cause.as_ref().map(|r| target_text(&r.target)).unwrap_or_default()) } }
                             td { (i.root_cause.as_ref().map_or(String::new(), |r| format!("{:.2}", r.confidence))) }
@@ -117,13 +117,6 @@ pub async fn index(State(state): State<Shared>) -> Result<Html<String>, Problem>
         script { (PreEscaped(LIVE_SCRIPT)) }
     };
     Ok(page("Incidents", body))
-}
-
-fn status_text(s: models::IncidentStatus) -> &'static str {
-    match s {
-        models::IncidentStatus::Open => "open",
-        models::IncidentStatus::Resolved => "resolved",
-    }
 }
 
 /// Rebuilds the rows from the JSON API with DOM text nodes (no HTML is
@@ -243,7 +236,7 @@ pub async fn incident(
         p { a href="/" { "← All incidents" } }
         h1 { "Incident " code { (inc.id) } }
         p {
-            span class={ "status-" (status_text(inc.status)) } { (status_text(inc.status)) }
+            span class={ "status-" (inc.status.as_str()) } { (inc.status.as_str()) }
             " · " (inc.start.to_string()) " – " (inc.end.map_or("open".to_string(), |e| e.to_string()))
             " · " (inc.anomalies.len()) " anomalies"
         }
@@ -284,7 +277,7 @@ pub async fn incident(
         @if !changes.is_empty() {
             h2 { "Changes before onset" }
             ul { @for c in &changes {
-                li { (c.timestamp.to_string()) " " (serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) " of " strong { (c.service) } " " (c.version.as_deref().unwrap_or("")) }
+                li { (c.timestamp.to_string()) " " (c.kind.as_str()) " of " strong { (c.service) } " " (c.version.as_deref().unwrap_or("")) }
             } }
         }
         h2 { "Actions" }
@@ -344,11 +337,10 @@ fn per_minute(mut s: SignalSeries, from: Timestamp, to: Timestamp) -> SignalSeri
 
 fn action_status(a: &Action) -> String {
     match &a.status {
-        ActionStatus::Planned => "planned".into(),
-        ActionStatus::Approved => "approved".into(),
-        ActionStatus::Executed => "executed".into(),
-        ActionStatus::Failed { reason } => format!("failed: {reason}"),
-        ActionStatus::Skipped { reason } => format!("skipped: {reason}"),
+        ActionStatus::Failed { reason } | ActionStatus::Skipped { reason } => {
+            format!("{}: {reason}", a.status.state())
+        }
+        other => other.state().to_string(),
     }
 }
 

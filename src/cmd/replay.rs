@@ -248,7 +248,7 @@ fn print_incidents(
                     Evidence::Change { change } => writeln!(
                         w,
                         "       evidence: change {} of {} {} at {}",
-                        serde_json::to_value(change.kind)?.as_str().unwrap_or_default(),
+                        change.kind.as_str(),
                         change.service,
                         change.version.as_deref().unwrap_or(""),
                         change.timestamp
@@ -263,10 +263,7 @@ fn print_incidents(
         for a in actions.iter().filter(|a| a.incident_id == inc.id) {
             let status = match &a.status {
                 ActionStatus::Skipped { reason } => format!("skipped ({reason})"),
-                other => serde_json::to_value(other)?["state"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                other => other.state().to_string(),
             };
             writeln!(
                 w,
@@ -347,12 +344,11 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
     if !s.changes.is_empty() {
         writeln!(w, "\nchanges:")?;
         for c in &s.changes {
-            let kind = serde_json::to_value(c.kind)?;
             writeln!(
                 w,
                 "  {} {:<14} {:<12} {}",
                 c.timestamp,
-                kind.as_str().unwrap_or_default(),
+                c.kind.as_str(),
                 c.service,
                 c.version.as_deref().unwrap_or("")
             )?;
