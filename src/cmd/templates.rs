@@ -41,22 +41,19 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Mine every line of a file, handing each line's (id, template) to `emit`
-/// in order, with the templates as they stand at the end (a template that
-/// widened later applies to its earlier lines too), refined with each line's
-/// own words where a template position proved to be an enumeration.
-///
-/// What the caller makes of each distinct row (its id and template) is
-/// made once by `make` and handed to `emit` for every line of that row:
-/// `remedy templates` formats a CSV row suffix once per row, not per line.
-fn mine_file_rows<T>(
-    path: &std::path::Path,
+/// Mine every line of a file, handing `emit` each line's CSV row after the
+/// line id (`,EventId,EventTemplate` and the newline) in order, with the
+/// templates as they stand at the end (a template that widened later
+/// applies to its earlier lines too), refined with each line's own words
+/// where a template position proved to be an enumeration. A row is
+/// formatted once and handed out for every line it covers.
+fn mine_rows(
+    mut reader: LineReader,
+    size_hint: usize,
     format: &HeaderFormat,
     mut miner: TemplateMiner,
-    mut make: impl FnMut(String, String) -> T,
-    mut emit: impl FnMut(&T) -> anyhow::Result<()>,
+    mut emit: impl FnMut(&str) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let mut reader = LineReader::open(path, usize::MAX - 1)?;
     let mut locs = format.locations();
     // Per line: its template and its token ids, so one pass over the file
     // suffices; the refinement needs the final templates. Token ids live in
@@ -64,7 +61,7 @@ fn mine_file_rows<T>(
     // Sized from the file up front (a line is rarely under 32 bytes, a
     // token under 4): growing by doubling would copy them over and over.
     // Untouched capacity costs address space, not memory.
-    let bytes = std::fs::metadata(path).map_or(0, |m| m.len()).min(1 << 34) as usize;
+    let bytes = size_hint.min(1 << 34);
     let mut templates: Vec<u32> = Vec::with_capacity(bytes / 32);
     let mut ends: Vec<usize> = Vec::with_capacity(bytes / 32);
     let mut tokens: Vec<u32> = Vec::with_capacity(bytes / 4);
@@ -86,9 +83,9 @@ fn mine_file_rows<T>(
     // are cached per template, and per (template, those words) when there
     // are some, so most lines cost one index into a vector.
     let mut positions: Vec<Option<Vec<usize>>> = Vec::new();
-    let mut plain: Vec<Option<T>> = Vec::new();
+    let mut plain: Vec<Option<String>> = Vec::new();
     // Keyed by [template, words at its positions...].
-    let mut keyed: HashMap<Vec<u32>, T, rustc_hash::FxBuildHasher> = HashMap::default();
+    let mut keyed: HashMap<Vec<u32>, String, rustc_hash::FxBuildHasher> = HashMap::default();
     let mut key = Vec::new();
     let mut start = 0;
     for (t, end) in templates.into_iter().zip(ends) {
@@ -121,7 +118,7 @@ fn mine_file_rows<T>(
         let info = miner
             .refine_ids(ti, ids)
             .expect("no eviction without a cap");
-        let row = make(info.id, info.template);
+        let row = format!(",{},{}\n", info.id, csv_field(&info.template));
         emit(&row)?;
         if pos.is_empty() {
             plain[ti] = Some(row);
@@ -143,6 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ..MinerConfig::default()
     })?;
     miner.set_intern_all(true);
+    // The input is opened before any output exists: a wrong path leaves
+    // nothing behind.
+    let reader = LineReader::open(&args.logfile, usize::MAX - 1)?;
+    let size_hint = std::fs::metadata(&args.logfile).map_or(0, |m| m.len() as usize);
     // Rows are written in 64 KiB chunks as they come: a 10 MB CSV never
     // sits in memory whole, and the page faults of growing it are saved.
     let mut file = args.out.as_ref().map(AtomicFile::create).transpose()?;
@@ -158,22 +159,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     text.push_str("LineId,EventId,EventTemplate\n");
     let mut line_id = 0u64;
     let mut digits = itoa::Buffer::new();
-    mine_file_rows(
-        &args.logfile,
-        &format,
-        miner,
-        |id, template| format!(",{id},{}\n", csv_field(&template)),
-        |suffix| {
-            line_id += 1;
-            text.push_str(digits.format(line_id));
-            text.push_str(suffix);
-            if text.len() >= 1 << 16 {
-                write(text.as_bytes())?;
-                text.clear();
-            }
-            Ok(())
-        },
-    )?;
+    mine_rows(reader, size_hint, &format, miner, |row| {
+        line_id += 1;
+        text.push_str(digits.format(line_id));
+        text.push_str(row);
+        if text.len() >= 1 << 16 {
+            write(text.as_bytes())?;
+            text.clear();
+        }
+        Ok(())
+    })?;
     write(text.as_bytes())?;
     match file {
         Some(f) => f.commit()?,
