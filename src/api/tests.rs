@@ -136,6 +136,14 @@ async fn get(app: &Router, uri: &str) -> (StatusCode, HeaderMap, Value) {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
+/// The detail (incident, actions, audit) of the fixture's memory leak,
+/// found through the list as a client would.
+async fn leak(app: &Router) -> Value {
+    let (_, _, list) = get(app, "/api/v1/incidents?class=memory_leak").await;
+    let id = list["items"][0]["id"].as_str().expect("the leak is listed");
+    get(app, &format!("/api/v1/incidents/{id}")).await.2
+}
+
 fn post(uri: &str, token: Option<&str>, body: Value) -> Request<Body> {
     let mut b = Request::post(uri).header("content-type", "application/json");
     if let Some(t) = token {
@@ -321,9 +329,7 @@ async fn incident_pages_cover_every_incident_once() {
     // A store with many incidents: the fixture's, cloned at other times.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("many.db");
-    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
-    let id = list["items"][0]["id"].as_str().unwrap();
-    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let detail = leak(&app()).await;
     let base: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
     let mut incidents = Vec::new();
     for i in 0..23 {
@@ -398,9 +404,8 @@ async fn approving_needs_a_valid_token_and_is_audited() {
             ..ApiConfig::default()
         },
     );
-    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
-    let inc = list["items"][0]["id"].as_str().unwrap().to_string();
-    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    let detail = leak(&app).await;
+    let inc = detail["incident"]["id"].as_str().unwrap().to_string();
     let action = detail["actions"][0]["id"].as_str().unwrap().to_string();
     let uri = format!("/api/v1/actions/{action}/approve");
 
@@ -467,9 +472,8 @@ async fn rejecting_skips_the_action_with_the_reason() {
             ..ApiConfig::default()
         },
     );
-    let (_, _, list) = get(&app, "/api/v1/incidents?class=memory_leak").await;
-    let inc = list["items"][0]["id"].as_str().unwrap().to_string();
-    let (_, _, detail) = get(&app, &format!("/api/v1/incidents/{inc}")).await;
+    let detail = leak(&app).await;
+    let inc = detail["incident"]["id"].as_str().unwrap().to_string();
     let action = detail["actions"][0]["id"].as_str().unwrap().to_string();
     let req = Request::post(format!("/api/v1/actions/{action}/reject"))
         .header("authorization", "Bearer s3cret")
@@ -853,9 +857,7 @@ async fn the_dashboard_escapes_what_came_from_logs() {
     // An incident whose evidence carries markup from a crafted log line.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.db");
-    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
-    let id = list["items"][0]["id"].as_str().unwrap();
-    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let detail = leak(&app()).await;
     let mut inc: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
     inc.root_causes[0]
         .evidence
@@ -879,9 +881,7 @@ async fn the_dashboard_escapes_what_came_from_logs() {
 async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.db");
-    let (_, _, list) = get(&app(), "/api/v1/incidents?class=memory_leak").await;
-    let id = list["items"][0]["id"].as_str().unwrap();
-    let (_, _, detail) = get(&app(), &format!("/api/v1/incidents/{id}")).await;
+    let detail = leak(&app()).await;
     let inc: Incident = serde_json::from_value(detail["incident"].clone()).unwrap();
     let end = inc.end.unwrap_or(inc.start.add_millis(30 * 60_000));
     let minutes = (end.as_millis() - inc.start.as_millis()) / 60_000;
