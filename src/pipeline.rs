@@ -46,6 +46,28 @@ pub struct PipelineConfig {
     pub template_trace: usize,
 }
 
+impl PipelineConfig {
+    /// The settings replay and `POST /analyze` share (one engine, so the
+    /// same records give the same incidents): sniffed formats, timestamps
+    /// checked against the wall clock of now, default miner and analysis.
+    /// Callers adjust what their flags change.
+    pub fn for_run() -> Self {
+        PipelineConfig {
+            format: Format::Auto,
+            decoder: DecoderConfig {
+                reference_time: Some(Timestamp::from_millis(
+                    chrono::Utc::now().timestamp_millis(),
+                )),
+                ..DecoderConfig::default()
+            },
+            miner: MinerConfig::default(),
+            max_series: 100_000,
+            analyzer: AnalyzerConfig::default(),
+            template_trace: 0,
+        }
+    }
+}
+
 /// Width of a template-count cell.
 const TEMPLATE_TRACE_MS: i64 = 60_000;
 

@@ -71,12 +71,6 @@ struct StoreCollector {
     db: Arc<Db>,
 }
 
-impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("path", &self.path()).finish()
-    }
-}
-
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let totals = self.db.with(|c| store::totals(c));

@@ -725,20 +725,7 @@ pub fn analyze_inputs(
     inputs: Vec<(String, ingest::Format, Vec<String>)>,
     policy: reclaim::Policy,
 ) -> anyhow::Result<AnalyzeResponse> {
-    let decoder = ingest::decode::DecoderConfig {
-        reference_time: Some(Timestamp::from_millis(
-            chrono::Utc::now().timestamp_millis(),
-        )),
-        ..Default::default()
-    };
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format: ingest::Format::Auto,
-        decoder,
-        miner: ingest::mining::MinerConfig::default(),
-        max_series: 100_000,
-        analyzer: analyze::AnalyzerConfig::default(),
-        template_trace: 0,
-    })?;
+    let mut pipeline = Pipeline::new(PipelineConfig::for_run())?;
     let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::new();
     for (name, format, lines) in inputs {
         let origin: Arc<str> = Arc::from(name.as_str());

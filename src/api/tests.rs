@@ -80,15 +80,7 @@ fn copy_db() -> (tempfile::TempDir, PathBuf) {
 
 /// The result of a run over no records, for a test to fill in.
 fn empty_run() -> crate::run::RunResult {
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format: ingest::Format::Auto,
-        decoder: Default::default(),
-        miner: Default::default(),
-        max_series: 10,
-        analyzer: Default::default(),
-        template_trace: 0,
-    })
-    .unwrap();
+    let mut pipeline = Pipeline::new(PipelineConfig::for_run()).unwrap();
     crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap()
 }
 

@@ -3,8 +3,6 @@
 use crate::output::{AtomicFile, JsonLines};
 use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig, Summary};
 use anyhow::Context;
-use ingest::decode::DecoderConfig;
-use ingest::mining::MinerConfig;
 use ingest::source::file::{stdin_lines, FileSource};
 use ingest::{DeadLetter, Format};
 use models::{Action, ActionStatus, Evidence, Incident};
@@ -97,29 +95,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .transpose()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let decoder = DecoderConfig {
-        max_line_bytes: args.max_line_bytes,
-        reference_time: Some(models::Timestamp::from_millis(
-            chrono::Utc::now().timestamp_millis(),
-        )),
-        ..DecoderConfig::default()
-    };
-    let mut analyzer = analyze::AnalyzerConfig::default();
-    analyzer.correlator.topology = topology;
+    let mut config = PipelineConfig::for_run();
+    config.format = format;
+    config.decoder.max_line_bytes = args.max_line_bytes;
+    config.analyzer.correlator.topology = topology;
     if args.db.is_some() {
-        analyzer.trace_limit = crate::store::TRACE_LIMIT;
+        config.analyzer.trace_limit = crate::store::TRACE_LIMIT;
+        config.template_trace = 1_000_000;
     }
     if args.detectors == "static" {
-        analyzer.mode = analyze::DetectorMode::Static;
+        config.analyzer.mode = analyze::DetectorMode::Static;
     }
-    let mut pipeline = Pipeline::new(PipelineConfig {
-        format,
-        decoder,
-        miner: MinerConfig::default(),
-        max_series: 100_000,
-        analyzer,
-        template_trace: if args.db.is_some() { 1_000_000 } else { 0 },
-    })?;
+    let mut pipeline = Pipeline::new(config)?;
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
 
