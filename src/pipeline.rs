@@ -14,7 +14,7 @@ use ingest::decode::{Decoder, DecoderConfig};
 use ingest::mining::{MinerConfig, TemplateMiner};
 use ingest::{DeadLetter, Format, IngestStats, RawRecord};
 use models::{ChangeEvent, Event, Level, Timestamp};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -68,6 +68,40 @@ impl PipelineConfig {
     }
 }
 
+/// Version of [`Pipeline::snapshot`]'s format: bumped whenever a type in
+/// the state changes shape, so an old checkpoint is refused with a clear
+/// error instead of being misread.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+const STATE_VERSION: u32 = 1;
+
+/// [`Pipeline::snapshot`]'s layout, borrowed to write. Fields in the same
+/// order as [`StateOwned`]: kept alike for readers of both.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+#[derive(Serialize)]
+struct StateRef<'a> {
+    version: u32,
+    decoders: Vec<(String, ingest::decode::DecoderState)>,
+    miner: String,
+    acc: &'a Accumulator,
+    analyzer: analyze::AnalyzerState<'a>,
+    template_cells: Vec<(&'a (String, i64), &'a u64)>,
+    template_cells_dropped: u64,
+}
+
+/// [`Pipeline::snapshot`]'s layout, read back.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+#[derive(Deserialize)]
+struct StateOwned {
+    #[allow(dead_code)] // checked before the whole state is read
+    version: u32,
+    decoders: Vec<(String, ingest::decode::DecoderState)>,
+    miner: String,
+    acc: Accumulator,
+    analyzer: analyze::AnalyzerStateOwned,
+    template_cells: Vec<((String, i64), u64)>,
+    template_cells_dropped: u64,
+}
+
 /// Width of a template-count cell.
 const TEMPLATE_TRACE_MS: i64 = 60_000;
 
@@ -94,7 +128,7 @@ pub struct Pipeline {
 }
 
 /// Running totals behind the summary.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Accumulator {
     first: Option<Timestamp>,
     last: Option<Timestamp>,
@@ -112,7 +146,7 @@ struct Accumulator {
 }
 
 /// Per-service log counts.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceSummary {
     /// Log records.
     pub logs: u64,
@@ -247,19 +281,6 @@ impl Pipeline {
             self.acc.last = Some(self.acc.last.map_or(ts, |l| l.max(ts)));
             match event {
                 Event::Log(r) => {
-                    let m = self.miner.add(&r.message);
-                    if self.config.template_trace > 0 {
-                        let cell = (m.id.clone(), ts.as_millis().div_euclid(TEMPLATE_TRACE_MS));
-                        let room = self.template_cells.len() < self.config.template_trace;
-                        match self.template_cells.get_mut(&cell) {
-                            Some(n) => *n += 1,
-                            None if room => {
-                                self.template_cells.insert(cell, 1);
-                            }
-                            None => self.template_cells_dropped += 1,
-                        }
-                    }
-                    r.template_id = Some(m.id);
                     self.acc.logs += 1;
                     let level = r.level.map_or("none", Level::as_str);
                     *self.acc.by_level.entry(level.to_string()).or_default() += 1;
@@ -307,10 +328,45 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Analyse one decoded event. Events must come in event-time order
-    /// (within the allowed lateness); replay merges its files to ensure it.
-    pub fn analyze(&mut self, event: &Event) {
-        self.analyzer.push(event, &mut self.output);
+    /// Analyse one decoded event: mine its template (logs), then fold it
+    /// into the analysis. Events must come in event-time order (within the
+    /// allowed lateness); replay and the Kafka consumer both merge their
+    /// inputs by event time before calling this. Mining happens here, not
+    /// in [`Pipeline::decode`], because template ids depend on the order
+    /// messages are seen: after the merge that order is the same however
+    /// the records arrived.
+    pub fn analyze(&mut self, mut event: Event) {
+        if let Event::Log(r) = &mut event {
+            let m = self.miner.add(&r.message);
+            if self.config.template_trace > 0 {
+                let ts = r.timestamp;
+                let cell = (m.id.clone(), ts.as_millis().div_euclid(TEMPLATE_TRACE_MS));
+                let room = self.template_cells.len() < self.config.template_trace;
+                match self.template_cells.get_mut(&cell) {
+                    Some(n) => *n += 1,
+                    None if room => {
+                        self.template_cells.insert(cell, 1);
+                    }
+                    None => self.template_cells_dropped += 1,
+                }
+            }
+            r.template_id = Some(m.id);
+        }
+        self.analyzer.push(&event, &mut self.output);
+    }
+
+    /// Take the anomalies found and incidents resolved since the last call
+    /// (the streaming service emits them as they happen; replay takes
+    /// everything at the end from [`Pipeline::finish`]).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn drain(&mut self) -> AnalyzerOutput {
+        std::mem::take(&mut self.output)
+    }
+
+    /// Incidents still open, as they stand now.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn open_incidents(&self) -> Vec<models::Incident> {
+        self.analyzer.open_incidents()
     }
 
     /// End of input: flush the windows, close what is open, and hand over
@@ -356,6 +412,73 @@ impl Pipeline {
                 }
             })
             .collect()
+    }
+
+    /// Everything the engine has learned, as bytes: the decoders' counts
+    /// and chosen formats, the template miner, the summary totals and the
+    /// analysis (baselines, windows, open incidents). The streaming service
+    /// checkpoints this to its changelog topic; [`Pipeline::restore`] reads
+    /// it back. Anomalies not yet taken with [`Pipeline::drain`] are not
+    /// part of it: take them first.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
+        let decoders = self
+            .origins
+            .iter()
+            .map(|o| (o.to_string(), self.decoders[o].state()))
+            .collect();
+        let mut cells: Vec<(&(String, i64), &u64)> = self.template_cells.iter().collect();
+        cells.sort();
+        let state = StateRef {
+            version: STATE_VERSION,
+            decoders,
+            miner: self.miner.save_state(),
+            acc: &self.acc,
+            analyzer: self.analyzer.snapshot(),
+            template_cells: cells,
+            template_cells_dropped: self.template_cells_dropped,
+        };
+        let mut buf = Vec::new();
+        ciborium::into_writer(&state, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// An engine with `config` carrying on from [`Pipeline::snapshot`].
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn restore(config: PipelineConfig, bytes: &[u8]) -> anyhow::Result<Self> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let version = ciborium::from_reader::<Version, _>(bytes)
+            .map_err(|e| anyhow::anyhow!("state is unreadable: {e}"))?
+            .version;
+        if version != STATE_VERSION {
+            anyhow::bail!(
+                "engine state has version {version}, this build reads {STATE_VERSION}: \
+                 start from scratch by deleting the changelog topic's records"
+            );
+        }
+        let s: StateOwned = ciborium::from_reader(bytes)
+            .map_err(|e| anyhow::anyhow!("engine state is unreadable: {e}"))?;
+        let mut decoders = HashMap::new();
+        let mut origins = Vec::new();
+        for (origin, d) in s.decoders {
+            let origin: Arc<str> = Arc::from(origin);
+            decoders.insert(origin.clone(), Decoder::restore(d, config.decoder.clone())?);
+            origins.push(origin);
+        }
+        Ok(Pipeline {
+            analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
+            output: AnalyzerOutput::default(),
+            miner: TemplateMiner::load_state(&s.miner)?,
+            acc: s.acc,
+            template_cells: s.template_cells.into_iter().collect(),
+            template_cells_dropped: s.template_cells_dropped,
+            decoders,
+            origins,
+            config,
+        })
     }
 
     /// Replica counts per service, from the containers seen in metrics.

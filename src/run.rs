@@ -70,7 +70,7 @@ pub fn merge(
             .buf
             .pop_front()
             .expect("a lane in the heap has events");
-        pipeline.analyze(&event);
+        pipeline.analyze(event);
         if fill(&mut lanes[i], pipeline, dead, &mut scratch, tick)? {
             heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
         }

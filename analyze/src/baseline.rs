@@ -387,7 +387,7 @@ impl SeasonalBaseline {
 }
 
 /// Settings of [`BaselineDetector`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BaselineDetectorConfig {
     /// The baseline's settings (shared by the baselines of every detector
     /// made from this configuration).
@@ -438,7 +438,7 @@ impl Default for BaselineDetectorConfig {
 const SHORT_MAX: usize = 8;
 
 /// Causal detector on a [`SeasonalBaseline`], O(1) per point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BaselineDetector {
     cfg: Arc<BaselineDetectorConfig>,
     base: SeasonalBaseline,

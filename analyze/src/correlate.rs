@@ -62,6 +62,7 @@ impl Default for CorrelatorConfig {
 const MAX_HOPS: usize = 3;
 
 /// An incident still being built.
+#[derive(Serialize, Deserialize)]
 struct Open {
     start: Timestamp,
     /// Latest time any of its signals was anomalous (for resolution).
@@ -77,6 +78,7 @@ struct Open {
 }
 
 /// Groups anomalies into incidents and ranks their root causes.
+#[derive(Serialize, Deserialize)]
 pub struct Correlator {
     cfg: CorrelatorConfig,
     /// caller -> callees, configured and learned.

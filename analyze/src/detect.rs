@@ -22,10 +22,11 @@
 //! enter any statistic. A constant series has MAD 0; the spread then falls
 //! back to a small fraction of the level so constant data raises nothing.
 
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// Detector settings; defaults used by `remedy detect`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectorConfig {
     /// Trailing points for the robust baseline.
     pub window: usize,
@@ -73,7 +74,7 @@ impl Default for DetectorConfig {
 /// Alert state with hysteresis, shared by every detector: an alert opens
 /// after `open_after` consecutive triggering points and closes after
 /// `close_after` consecutive calm ones, so one episode is one alert.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Hysteresis {
     pub(crate) in_alert: bool,
     streak: usize,
@@ -137,7 +138,7 @@ impl Score {
 }
 
 /// Causal detector for one series. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SeriesDetector {
     cfg: DetectorConfig,
     values: VecDeque<f64>,
@@ -321,7 +322,7 @@ impl SeriesDetector {
 /// a Poisson tail test of the observed count against a slowly learned rate,
 /// so one error in a quiet service is not an anomaly while twenty are, and
 /// a raw ratio never divides by zero.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CountDetector {
     rate: f64,
     seen: usize,
@@ -414,7 +415,7 @@ impl CountDetector {
 /// material (the window's rise is a noticeable share of the level), for two
 /// points in a row. It sees a leak while the value is still inside the band
 /// a level detector would accept, minutes before the limit.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LeakDetector {
     values: VecDeque<f64>,
     alert: Hysteresis,

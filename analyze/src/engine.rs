@@ -14,6 +14,7 @@ use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -48,14 +49,14 @@ pub enum DetectorMode {
 
 /// One static rule: the value (or its ratio to a limit series of the same
 /// container or host) beyond a level for `windows` consecutive windows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct ThresholdRule {
     above: bool,
     level: f64,
     windows: usize,
     /// Divide by the latest value of this metric for the same container
     /// (or host): `container_spec_memory_limit_bytes`, `process_max_fds`...
-    ratio_of: Option<&'static str>,
+    ratio_of: Option<std::borrow::Cow<'static, str>>,
 }
 
 /// Five minutes of 15-second windows.
@@ -64,12 +65,12 @@ const FIVE_MIN: usize = 20;
 /// The static rules, by what a signal measures. Levels are the usual
 /// operator defaults.
 fn static_rule(s: &Signal) -> Option<ThresholdRule> {
-    let rule = |above, level, windows, ratio_of| {
+    let rule = |above, level, windows, ratio_of: Option<&'static str>| {
         Some(ThresholdRule {
             above,
             level,
             windows,
-            ratio_of,
+            ratio_of: ratio_of.map(std::borrow::Cow::Borrowed),
         })
     };
     let n = s.name.as_str();
@@ -125,6 +126,7 @@ fn metric_name(series: &str) -> &str {
 /// 15 seconds before it could tell a burst from chance.
 const COUNT_SPAN: usize = 4;
 
+#[derive(Serialize, Deserialize)]
 enum Det {
     /// The count test, over a sliding sum of the last [`COUNT_SPAN`] windows.
     Count(CountDetector, std::collections::VecDeque<f64>),
@@ -164,6 +166,32 @@ pub struct TracePoint {
     pub score: f64,
     /// Whether the detector was in alert.
     pub alert: bool,
+}
+
+/// A borrowed view of an [`Analyzer`]'s state, to serialise.
+#[derive(Serialize)]
+pub struct AnalyzerState<'a>(StateRef<'a>);
+
+#[derive(Serialize)]
+struct StateRef<'a> {
+    agg: &'a SignalAggregator,
+    detectors: Vec<(&'a Signal, &'a (Det, bool))>,
+    correlator: &'a Correlator,
+    services: Vec<&'a String>,
+    limits: Vec<(&'a (String, String), &'a f64)>,
+}
+
+/// An [`Analyzer`]'s state read back, for [`Analyzer::restore`].
+#[derive(Deserialize)]
+pub struct AnalyzerStateOwned(StateOwned);
+
+#[derive(Deserialize)]
+struct StateOwned {
+    agg: SignalAggregator,
+    detectors: Vec<(Signal, (Det, bool))>,
+    correlator: Correlator,
+    services: Vec<String>,
+    limits: Vec<((String, String), f64)>,
 }
 
 /// The engine. See the module docs.
@@ -324,6 +352,50 @@ impl Analyzer {
         }
     }
 
+    /// The analysis state (windows, counters, every signal's baseline and
+    /// detector, open incidents, learned placement and calls) as a value
+    /// that serialises: what a streaming consumer checkpoints to its
+    /// changelog so another instance can carry on where this one stopped.
+    pub fn snapshot(&self) -> AnalyzerState<'_> {
+        let mut detectors: Vec<(&Signal, &(Det, bool))> = self.detectors.iter().collect();
+        detectors.sort_by(|a, b| a.0.cmp(b.0));
+        let mut limits: Vec<(&(String, String), &f64)> = self.limits.iter().collect();
+        limits.sort_by(|a, b| a.0.cmp(b.0));
+        let mut services: Vec<&String> = self.services.iter().collect();
+        services.sort();
+        AnalyzerState(StateRef {
+            agg: &self.agg,
+            detectors,
+            correlator: &self.correlator,
+            services,
+            limits,
+        })
+    }
+
+    /// An engine with `cfg` carrying on from a [`Analyzer::snapshot`].
+    /// `cfg` should be the configuration the snapshot was taken with: the
+    /// state holds learned values, not settings, apart from each signal's
+    /// detector, which keeps the settings it was created with.
+    pub fn restore(cfg: AnalyzerConfig, state: AnalyzerStateOwned) -> Self {
+        let s = state.0;
+        Analyzer {
+            agg: s.agg,
+            correlator: s.correlator,
+            shared: Shared::new(&cfg.detector),
+            cfg,
+            detectors: s.detectors.into_iter().collect(),
+            points: Vec::new(),
+            limits: s.limits.into_iter().collect(),
+            services: s.services.into_iter().collect(),
+        }
+    }
+
+    /// Incidents still open, as they stand now (ranked as if they closed
+    /// now). The streaming service publishes them as they change.
+    pub fn open_incidents(&self) -> Vec<Incident> {
+        self.correlator.open_incidents()
+    }
+
     /// Signal counters.
     pub fn signal_stats(&self) -> SignalStats {
         self.agg.stats()
@@ -429,7 +501,7 @@ impl Analyzer {
                     }
                 }
                 Det::Threshold(rule, run) => {
-                    let value = match rule.ratio_of {
+                    let value = match &rule.ratio_of {
                         Some(limit) => {
                             let place = limit_place(&p.signal);
                             match self.limits.get(&(limit.to_string(), place)) {

@@ -26,5 +26,8 @@ pub use baseline::{
 };
 pub use correlate::{Correlator, CorrelatorConfig};
 pub use detect::{CountDetector, DetectorConfig, LeakDetector, Score, SeriesDetector};
-pub use engine::{Analyzer, AnalyzerConfig, AnalyzerOutput, DetectorMode, TracePoint};
+pub use engine::{
+    Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
+    TracePoint,
+};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

@@ -77,7 +77,7 @@ pub struct SignalStats {
 }
 
 /// State of one open window.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Window {
     counts: HashMap<Signal, u64>,
     gauges: HashMap<Signal, (Timestamp, f64)>,
@@ -86,12 +86,14 @@ struct Window {
 }
 
 /// Last cumulative value of a counter, for rates across windows.
+#[derive(Serialize, Deserialize)]
 struct CounterState {
     at: Timestamp,
     value: f64,
 }
 
 /// Turns events into signal points. See the module docs.
+#[derive(Serialize, Deserialize)]
 pub struct SignalAggregator {
     cfg: SignalConfig,
     window_ms: i64,
@@ -117,7 +119,7 @@ pub struct SignalAggregator {
 }
 
 /// A float usable as a map key (bucket bounds; never NaN here).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 struct OrdF64(f64);
 impl Eq for OrdF64 {}
 #[allow(clippy::derive_ord_xor_partial_ord)]

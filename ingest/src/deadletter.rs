@@ -106,6 +106,33 @@ impl IngestStats {
         self.read == self.parsed + self.dead_lettered
     }
 
+    /// What was counted since `earlier` (an earlier copy of these counts).
+    pub fn since(&self, earlier: &IngestStats) -> IngestStats {
+        fn map<K: Ord + Clone>(
+            now: &BTreeMap<K, u64>,
+            then: &BTreeMap<K, u64>,
+        ) -> BTreeMap<K, u64> {
+            now.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.saturating_sub(then.get(k).copied().unwrap_or(0)),
+                    )
+                })
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        }
+        IngestStats {
+            read: self.read.saturating_sub(earlier.read),
+            parsed: self.parsed.saturating_sub(earlier.parsed),
+            dead_lettered: self.dead_lettered.saturating_sub(earlier.dead_lettered),
+            blank: self.blank.saturating_sub(earlier.blank),
+            by_format: map(&self.by_format, &earlier.by_format),
+            by_reason: map(&self.by_reason, &earlier.by_reason),
+            utf8_replaced: self.utf8_replaced.saturating_sub(earlier.utf8_replaced),
+        }
+    }
+
     /// Add another set of counts into this one.
     pub fn merge(&mut self, other: &IngestStats) {
         self.read += other.read;

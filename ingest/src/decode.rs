@@ -64,8 +64,27 @@ pub struct Decoder {
     /// Hashes of the series seen per metric name (hashes, not keys, so the
     /// cap bounds memory at a few bytes per series).
     series: HashMap<String, HashSet<u64>>,
-    hasher: std::collections::hash_map::RandomState,
+    /// Fixed keys, not random ones: the hashes are part of the state a
+    /// streaming consumer hands to the next owner of its partitions, so they
+    /// must mean the same in another process.
+    hasher: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>,
     default_year: i32,
+    /// The format chosen (given, or sniffed from the first record).
+    chosen: Option<Format>,
+}
+
+/// What a [`Decoder`] has learned, to carry it to another process
+/// ([`Decoder::state`], [`Decoder::restore`]): the format chosen, the
+/// counts, and the series seen per metric name (for the cardinality caps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecoderState {
+    /// The chosen format as [`Format::from_name`] reads it; `auto` when
+    /// nothing was recognised yet.
+    pub format: String,
+    /// Counts so far.
+    pub stats: IngestStats,
+    /// Series hashes per metric name, sorted.
+    pub series: Vec<(String, Vec<u64>)>,
 }
 
 /// Largest part of a raw record copied into a dead letter.
@@ -82,6 +101,7 @@ impl Decoder {
             Format::Auto => None,
             f => Some(f.parser(default_year)?),
         };
+        let chosen = (format != Format::Auto).then(|| format.clone());
         Ok(Decoder {
             format,
             parser,
@@ -90,7 +110,47 @@ impl Decoder {
             series: HashMap::new(),
             hasher: Default::default(),
             default_year,
+            chosen,
         })
+    }
+
+    /// What this decoder learned, to restore elsewhere.
+    pub fn state(&self) -> DecoderState {
+        let format = match &self.chosen {
+            Some(Format::Header(h)) => h.clone(),
+            Some(f) => f.name().to_string(),
+            None => "auto".into(),
+        };
+        let mut series: Vec<(String, Vec<u64>)> = self
+            .series
+            .iter()
+            .map(|(k, v)| {
+                let mut v: Vec<u64> = v.iter().copied().collect();
+                v.sort_unstable();
+                (k.clone(), v)
+            })
+            .collect();
+        series.sort();
+        DecoderState {
+            format,
+            stats: self.stats.clone(),
+            series,
+        }
+    }
+
+    /// A decoder carrying on from [`Decoder::state`]. Parser-internal
+    /// memory (the `# TYPE` lines of a Prometheus text stream) is not part
+    /// of it: it comes back with the next scrape's own `# TYPE` lines.
+    pub fn restore(state: DecoderState, config: DecoderConfig) -> Result<Self> {
+        let format = Format::from_name(&state.format)?;
+        let mut d = Decoder::new(format, config)?;
+        d.stats = state.stats;
+        d.series = state
+            .series
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect();
+        Ok(d)
     }
 
     /// Counts so far.
@@ -143,6 +203,7 @@ impl Decoder {
                         )
                     })?;
                     self.parser = Some(p);
+                    self.chosen = Some(f);
                 }
                 None => {
                     return Err(self.dead(

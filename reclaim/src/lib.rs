@@ -25,5 +25,5 @@ pub mod policy;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use error::{Error, Result};
-pub use plan::{Planner, TargetInventory};
+pub use plan::{Planner, PlannerState, TargetInventory};
 pub use policy::Policy;

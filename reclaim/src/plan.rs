@@ -33,7 +33,45 @@ pub struct Planner {
 
 const HOUR_MS: i64 = 3_600_000;
 
+/// What a [`Planner`] remembers between incidents (cooldown clocks, the
+/// hour's destructive actions, restarts in flight), so a streaming
+/// consumer can hand it to the next owner of its partitions with the rest
+/// of its state: a hand-off must not reset a cooldown.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannerState {
+    last_acted: Vec<((String, Target), Timestamp)>,
+    recent: Vec<Timestamp>,
+    in_flight: Vec<(String, Vec<(String, Timestamp)>)>,
+}
+
 impl Planner {
+    /// The planner's memory, to restore with [`Planner::with_state`].
+    pub fn state(&self) -> PlannerState {
+        PlannerState {
+            last_acted: self
+                .last_acted
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            recent: self.recent.iter().copied().collect(),
+            in_flight: self
+                .in_flight
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// A planner under `policy` that remembers what `state` did.
+    pub fn with_state(policy: Policy, state: PlannerState) -> Self {
+        Planner {
+            policy,
+            last_acted: state.last_acted.into_iter().collect(),
+            recent: state.recent.into_iter().collect(),
+            in_flight: state.in_flight.into_iter().collect(),
+        }
+    }
+
     /// A planner with no history.
     pub fn new(policy: Policy) -> Self {
         Planner {
