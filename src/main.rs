@@ -10,6 +10,8 @@ mod output;
 mod pipeline;
 mod run;
 mod store;
+#[cfg(feature = "kafka")]
+mod stream;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +47,11 @@ enum Command {
     /// Serve the root-cause HTTP API (incidents, evidence, approvals,
     /// /metrics) over a database written by `remedy replay --db`.
     Serve(cmd::serve::Args),
+    /// Run the streaming service: consume logs and metrics from Kafka in a
+    /// consumer group, produce anomalies, incidents and actions, serve the
+    /// API (`--config remedy.toml`).
+    #[cfg(feature = "kafka")]
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +68,8 @@ fn main() -> ExitCode {
         Command::Templates(a) => cmd::templates::run(a),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        #[cfg(feature = "kafka")]
+        Command::Run(a) => cmd::run::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

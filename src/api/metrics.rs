@@ -57,6 +57,13 @@ impl Metrics {
         Metrics { registry, requests }
     }
 
+    /// The registry, for metrics of the process serving the API (the
+    /// streaming service's consumer metrics).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// The exposition text.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();

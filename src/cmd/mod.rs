@@ -3,6 +3,8 @@
 pub mod detect;
 pub mod generate;
 pub mod replay;
+#[cfg(feature = "kafka")]
+pub mod run;
 pub mod serve;
 pub mod templates;
 

@@ -75,22 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(args.policy.as_deref())?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
-    let mut tokens: Vec<String> = args
-        .tokens
-        .into_iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    if let Some(path) = &args.api_token_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the API token file {}", path.display()))?;
-        tokens.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
+    let tokens = read_tokens(args.tokens, args.api_token_file.as_deref())?;
     let config = ApiConfig {
         tokens,
         auth_reads: args.auth_reads,
@@ -128,8 +113,32 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// The tokens given as flags plus those in `file` (one per line, blank
+/// lines and `#` comments skipped).
+pub fn read_tokens(
+    flags: Vec<String>,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<String>> {
+    let mut tokens: Vec<String> = flags
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the API token file {}", path.display()))?;
+        tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    Ok(tokens)
+}
+
 /// Resolves on SIGINT or SIGTERM: in-flight requests finish, then exit.
-async fn shutdown() {
+pub async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -18,13 +18,13 @@ use std::time::Duration;
 /// Kafka headers as the source hands them on.
 type Headers = Vec<(String, Vec<u8>)>;
 
-fn bootstrap() -> String {
+pub fn bootstrap() -> String {
     std::env::var("REMEDY_KAFKA_BOOTSTRAP").expect(
         "REMEDY_KAFKA_BOOTSTRAP is not set: run scripts/test.sh, which starts Kafka and sets it",
     )
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -32,7 +32,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
-async fn create_topic(name: &str, partitions: i32) {
+pub async fn create_topic(name: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .create()
@@ -50,7 +50,7 @@ async fn create_topic(name: &str, partitions: i32) {
     }
 }
 
-fn producer() -> FutureProducer {
+pub fn producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("message.max.bytes", "2000000")

@@ -4,4 +4,6 @@ mod detect;
 mod generate;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "kafka")]
+mod stream;
 mod templates;

@@ -1,0 +1,130 @@
+//! `remedy run`: the streaming service. Consumes the input topics in a
+//! consumer group, analyses them with the engine replay uses, produces
+//! anomalies, incidents, actions and dead letters to topics, writes the
+//! store, and serves the API and `/metrics` from the same process.
+
+use crate::api::{self, ApiConfig, AppState};
+use crate::pipeline::PipelineConfig;
+use crate::stream::config::RunConfig;
+use crate::stream::kafka::{self, StreamMetrics};
+use anyhow::Context;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Flags of `remedy run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file (TOML). Every key can also be set in the
+    /// environment as `REMEDY_<SECTION>__<KEY>`, which wins.
+    #[arg(long, env = "REMEDY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Stop at the end of the input as it was when the partitions were
+    /// assigned and finish the analysis like `remedy replay` (backfills,
+    /// tests). State is checkpointed first, so a later run carries on.
+    #[arg(long)]
+    pub exit_at_end: bool,
+
+    /// With `--exit-at-end`: write each partition's `summary-<N>.json`
+    /// here.
+    #[arg(long, value_name = "DIR", requires = "exit_at_end")]
+    pub out: Option<PathBuf>,
+
+    /// Bearer tokens for approve/reject, comma-separated.
+    #[arg(
+        long = "api-token",
+        env = "REMEDY_API_TOKENS",
+        value_delimiter = ',',
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub tokens: Vec<String>,
+
+    /// Also accept the tokens in this file, one per line.
+    #[arg(long, env = "REMEDY_API_TOKEN_FILE", value_name = "FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// Run until SIGINT/SIGTERM (or, with `--exit-at-end`, the end of input).
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = RunConfig::load(args.config.as_deref())?;
+    let policy = super::load_policy(
+        Some(cfg.engine.policy.as_path()).filter(|p| !p.as_os_str().is_empty()),
+    )?;
+    let topology = crate::evaluate::load_topology(
+        Some(cfg.engine.topology.as_path()).filter(|p| !p.as_os_str().is_empty()),
+        &[],
+    )?;
+    let mut pipeline = PipelineConfig::for_run();
+    pipeline.analyzer.correlator.topology = topology;
+
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let db = Arc::new(crate::store::Db::open(&cfg.store.db, workers * 2)?);
+    let store = crate::store::Store::open(&cfg.store.db)?;
+    let mut metrics = api::metrics::Metrics::new(db.clone());
+    let stream_metrics = StreamMetrics::register(metrics.registry_mut());
+    let tokens = super::serve::read_tokens(args.tokens, args.api_token_file.as_deref())?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        runtime.spawn(async move {
+            super::serve::shutdown().await;
+            tracing::info!("stopping: flushing results, writing state, committing offsets");
+            stop.store(true, Ordering::SeqCst);
+        });
+    }
+    let server = if cfg.api.listen.is_empty() {
+        None
+    } else {
+        let addr: std::net::SocketAddr = cfg.api.listen.parse()?;
+        let app = api::router(AppState {
+            metrics,
+            db,
+            config: ApiConfig {
+                tokens,
+                auth_reads: cfg.api.auth_reads,
+                ..ApiConfig::default()
+            },
+            policy: policy.clone(),
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("remedy run: listening on http://{}", listener.local_addr()?);
+        let stop = stop.clone();
+        Some(runtime.spawn(async move {
+            let until = async move {
+                while !stop.load(Ordering::SeqCst) {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(until)
+                .await
+        }))
+    };
+    // The consumer loop is synchronous (librdkafka's own threads do the
+    // I/O); it runs here while the runtime serves the API.
+    let result = kafka::run(
+        cfg,
+        pipeline,
+        policy,
+        Some(store),
+        stream_metrics,
+        kafka::Options {
+            bounded: args.exit_at_end,
+            out: args.out,
+        },
+        stop.clone(),
+    );
+    stop.store(true, Ordering::SeqCst);
+    if let Some(s) = server {
+        let _ = runtime.block_on(s);
+    }
+    result
+}

@@ -1,0 +1,706 @@
+//! `remedy run` against the real broker `scripts/test.sh` starts: the
+//! streaming service gives replay's incidents, survives `kill -9`, and hands
+//! partitions between instances through the changelog. Processes are real
+//! (`remedy run` children), topics and groups are unique per test, and every
+//! wait is bounded.
+
+use crate::cli::remedy;
+use crate::kafka::{bootstrap, create_topic, producer, unique};
+use ingest::decode::{Decoder, DecoderConfig};
+use ingest::{Format, RawRecord};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Output topics of one deployment (unique names per test).
+struct Names {
+    group: String,
+    inputs: Vec<String>,
+    anomalies: String,
+    incidents: String,
+    actions: String,
+    dead_letter: String,
+    changelog: String,
+}
+
+impl Names {
+    fn new(tag: &str, inputs: Vec<String>) -> Names {
+        let base = unique(tag);
+        Names {
+            group: format!("{base}-group"),
+            inputs,
+            anomalies: format!("{base}-anomalies"),
+            incidents: format!("{base}-incidents"),
+            actions: format!("{base}-actions"),
+            dead_letter: format!("{base}-dead"),
+            changelog: format!("{base}-changelog"),
+        }
+    }
+
+    /// `remedy run` configured through the environment only.
+    fn command(&self, db: &Path) -> Command {
+        let mut c = remedy();
+        c.arg("run")
+            .env("REMEDY_KAFKA__BROKERS", bootstrap())
+            .env("REMEDY_KAFKA__GROUP_ID", &self.group)
+            .env("REMEDY_KAFKA__TOPICS", self.inputs.join(","))
+            .env("REMEDY_TOPICS__ANOMALIES", &self.anomalies)
+            .env("REMEDY_TOPICS__INCIDENTS", &self.incidents)
+            .env("REMEDY_TOPICS__ACTIONS", &self.actions)
+            .env("REMEDY_TOPICS__DEAD_LETTER", &self.dead_letter)
+            .env("REMEDY_TOPICS__CHANGELOG", &self.changelog)
+            .env("REMEDY_ENGINE__CHECKPOINT_INTERVAL_SECS", "1")
+            .env("REMEDY_API__LISTEN", "127.0.0.1:0")
+            .env("REMEDY_STORE__DB", db)
+            .env("RUST_LOG", "info");
+        c
+    }
+}
+
+/// A running `remedy run`, killed if the test ends first. Its stderr is
+/// drained by a thread (kept for failure messages).
+struct Instance {
+    child: Child,
+    addr: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Instance {
+    fn start(mut cmd: Command) -> Instance {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(a) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(a.trim().to_string());
+                }
+                let mut l = l.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("remedy run did not start: {}", log.lock().unwrap()));
+        Instance { child, addr, log }
+    }
+
+    /// One metric's value (summed over labels), 0 when absent.
+    fn metric(&self, name: &str) -> f64 {
+        let Ok(mut s) = std::net::TcpStream::connect(&self.addr) else {
+            return 0.0;
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn wait_until(&self, what: &str, secs: u64, mut ok: impl FnMut(&Instance) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !ok(self) {
+            if self.exited() {
+                panic!("remedy run exited before {what}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {secs}s: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the process has exited (a zombie until waited for).
+    fn exited(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "remedy run exited with {st}: {}", self.log());
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no exit after SIGTERM: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// kill -9.
+    fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+/// Run to completion (`--exit-at-end`); returns its stderr.
+fn run_bounded(mut cmd: Command, out: &Path) -> String {
+    let o = cmd
+        .args(["--exit-at-end", "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "remedy run --exit-at-end failed: {err}");
+    err
+}
+
+/// A small generated scenario (plain files) plus a few broken records.
+fn scenario(dir: &Path, seed: &str) -> Vec<PathBuf> {
+    let out = dir.join("scenario");
+    let st = remedy()
+        .args([
+            "generate",
+            "--seed",
+            seed,
+            "--duration",
+            "3h",
+            "--rate",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut files = Vec::new();
+    for sub in ["logs", "metrics"] {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(out.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        fs.sort();
+        files.extend(fs);
+    }
+    // Records nobody can read must be dead-lettered, not lost.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(out.join("logs/gateway.ecs.json"))
+        .unwrap();
+    writeln!(f, "{{\"@timestamp\": \"broken").unwrap();
+    writeln!(f, "\u{1}\u{2} binary junk").unwrap();
+    files
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Produce `(partition, key, line)` to `topic`, waiting for every
+/// acknowledgement.
+async fn produce(topic: &str, records: &[(Option<i32>, Option<String>, String)]) {
+    let p = producer();
+    let mut pending = Vec::new();
+    for (part, key, line) in records {
+        loop {
+            let mut rec = FutureRecord::<String, String>::to(topic).payload(line);
+            if let Some(k) = key {
+                rec = rec.key(k);
+            }
+            if let Some(n) = part {
+                rec = rec.partition(*n);
+            }
+            match p.send_result(rec) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err(_) => {
+                    for f in pending.drain(..) {
+                        f.await.unwrap().unwrap();
+                    }
+                }
+            }
+        }
+    }
+    for f in pending {
+        f.await.unwrap().unwrap();
+    }
+}
+
+/// Every record of `topic` (all partitions, from the start to the end as
+/// of now): (key, value, headers).
+fn read_all(topic: &str) -> Vec<(String, Vec<u8>, BTreeMap<String, String>)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.message.max.bytes", "67108864")
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts = md.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for p in 0..parts {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        if hi > lo {
+            ends.insert(p, hi);
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .unwrap();
+        }
+    }
+    let mut out = Vec::new();
+    if ends.is_empty() {
+        return out;
+    }
+    c.assign(&tpl).unwrap();
+    let mut done: BTreeSet<i32> = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done.len() < ends.len() {
+        assert!(
+            Instant::now() < deadline,
+            "could not read {topic} to its end"
+        );
+        if let Some(m) = c.poll(Duration::from_millis(500)) {
+            let m = m.unwrap();
+            let headers = m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+            if m.offset() + 1 >= ends[&m.partition()] {
+                done.insert(m.partition());
+            }
+        }
+    }
+    out
+}
+
+/// The newest version of each incident in `topic`, by id.
+fn incidents_in(topic: &str) -> BTreeMap<String, Value> {
+    let mut m = BTreeMap::new();
+    for (k, v, _) in read_all(topic) {
+        let v: Value = serde_json::from_slice(&v).unwrap();
+        assert_eq!(
+            v["id"].as_str(),
+            Some(k.as_str()),
+            "incidents are keyed by id"
+        );
+        m.insert(k, v);
+    }
+    m
+}
+
+fn jsonl(path: &Path) -> Vec<Value> {
+    lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `remedy replay` of `files` in that order.
+fn replay(files: &[PathBuf], out: &Path) {
+    let st = remedy()
+        .arg("replay")
+        .args(files)
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// The lines of a file with the event time of each (a line that does not
+/// decode takes its predecessor's).
+fn timed_lines(f: &Path) -> Vec<(i64, String)> {
+    let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
+    let origin: std::sync::Arc<str> = std::sync::Arc::from(f.to_string_lossy().as_ref());
+    let mut last = i64::MIN;
+    lines(f)
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let raw = RawRecord {
+                bytes: l.clone().into_bytes(),
+                origin: origin.clone(),
+                position: i as u64,
+                partition: None,
+                key: None,
+                headers: vec![],
+                transport_time: None,
+            };
+            let mut ev = Vec::new();
+            if d.decode(&raw, &mut ev).is_ok() {
+                if let Some(e) = ev.first() {
+                    last = e.timestamp().as_millis();
+                }
+            }
+            (last, l)
+        })
+        .collect()
+}
+
+/// Each file to its own single-partition topic, in order (the layout in
+/// which streaming must reproduce replay exactly). Returns the topics and
+/// how many records each file has.
+async fn topic_per_file(files: &[PathBuf], tag: &str) -> (Vec<String>, u64) {
+    let mut topics = Vec::new();
+    for _ in files {
+        let t = unique(tag);
+        create_topic(&t, 1).await;
+        topics.push(t);
+    }
+    let total = produce_files(files, &topics, i64::MIN, i64::MAX).await;
+    (topics, total)
+}
+
+/// Produce the lines of each file with event time in `[from, to)` to its
+/// topic; returns how many.
+async fn produce_files(files: &[PathBuf], topics: &[String], from: i64, to: i64) -> u64 {
+    let mut n = 0;
+    for (f, t) in files.iter().zip(topics) {
+        let ls: Vec<(Option<i32>, Option<String>, String)> = timed_lines(f)
+            .into_iter()
+            .filter(|(ts, _)| (from..to).contains(ts))
+            .map(|(_, l)| (None, None, l))
+            .collect();
+        n += ls.len() as u64;
+        produce(t, &ls).await;
+    }
+    n
+}
+
+fn assert_same_incidents(streamed: &BTreeMap<String, Value>, replayed: &[Value]) {
+    let replayed: BTreeMap<String, Value> = replayed
+        .iter()
+        .map(|v| (v["id"].as_str().unwrap().to_string(), v.clone()))
+        .collect();
+    assert!(!replayed.is_empty(), "the scenario should have incidents");
+    assert_eq!(
+        streamed.keys().collect::<Vec<_>>(),
+        replayed.keys().collect::<Vec<_>>(),
+        "incident ids"
+    );
+    for (id, v) in &replayed {
+        assert_eq!(&streamed[id], v, "incident {id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_gives_the_incidents_replay_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = scenario(dir.path(), "21");
+    let (topics, total) = topic_per_file(&files, "remedy-eq").await;
+    let names = Names::new("remedy-eq", topics);
+    let err = run_bounded(
+        names.command(&dir.path().join("s.db")),
+        &dir.path().join("run"),
+    );
+    replay(&files, &dir.path().join("replay"));
+
+    assert_same_incidents(
+        &incidents_in(&names.incidents),
+        &jsonl(&dir.path().join("replay/incidents.jsonl")),
+    );
+    // The same anomalies, each once.
+    let canonical = |vs: Vec<Value>| {
+        let mut v: Vec<String> = vs.iter().map(Value::to_string).collect();
+        v.sort();
+        v
+    };
+    let streamed: Vec<Value> = read_all(&names.anomalies)
+        .into_iter()
+        .map(|(_, v, _)| serde_json::from_slice(&v).unwrap())
+        .collect();
+    assert_eq!(
+        canonical(streamed),
+        canonical(jsonl(&dir.path().join("replay/anomalies.jsonl"))),
+        "anomalies"
+    );
+
+    // Every record accounted for; the bad ones on the dead-letter topic
+    // with the reason in a header.
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/summary-0.json")).unwrap(),
+    )
+    .unwrap();
+    let ing = &summary["ingest"];
+    assert_eq!(ing["read"].as_u64().unwrap(), total, "{err}");
+    let dead = read_all(&names.dead_letter);
+    assert_eq!(dead.len() as u64, ing["dead_lettered"].as_u64().unwrap());
+    assert!(dead.len() >= 2, "the broken records are dead-lettered");
+    for (_, _, h) in &dead {
+        assert!(
+            h.contains_key("remedy.reason") && h.contains_key("remedy.offset"),
+            "{h:?}"
+        );
+    }
+    let replay_summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("replay/summary.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ing["dead_lettered"], replay_summary["ingest"]["dead_lettered"],
+        "the same records are dead-lettered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = scenario(dir.path(), "22");
+    let mut topics = Vec::new();
+    for _ in &files {
+        let t = unique("remedy-crash");
+        create_topic(&t, 1).await;
+        topics.push(t);
+    }
+    // A first fifth of the scenario (split at one event time, so the merge
+    // sees replay's order), then the rest while the instance runs.
+    let times: Vec<i64> = files
+        .iter()
+        .flat_map(|f| timed_lines(f).into_iter().map(|(t, _)| t))
+        .filter(|t| *t > i64::MIN)
+        .collect();
+    let (lo, hi) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let split = lo + (hi - lo) / 5;
+    let early = produce_files(&files, &topics, i64::MIN, split).await;
+    let names = Names::new("remedy-crash", topics.clone());
+    let db = dir.path().join("s.db");
+
+    let first = Instance::start(names.command(&db));
+    first.wait_until("a checkpoint of the first part", 120, |i| {
+        i.metric("remedy_checkpoints_total") >= 1.0
+            && i.metric("remedy_stream_records_total") >= early as f64
+    });
+    let total = early + produce_files(&files, &topics, split, i64::MAX).await;
+    // kill -9 as soon as it is into the second part.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while first.metric("remedy_stream_records_total") <= early as f64 {
+        assert!(Instant::now() < deadline, "no progress: {}", first.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let consumed = first.metric("remedy_stream_records_total");
+    first.crash();
+    assert!(
+        (consumed as u64) < total,
+        "the kill should land mid-stream ({consumed} of {total} consumed)"
+    );
+
+    // Restart and run to the end.
+    let err = run_bounded(names.command(&db), &dir.path().join("run"));
+    assert!(
+        err.contains("state restored"),
+        "the restart restores its state: {err}"
+    );
+    replay(&files, &dir.path().join("replay"));
+
+    // Every input record counted exactly once, none lost.
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/summary-0.json")).unwrap(),
+    )
+    .unwrap();
+    let ing = &summary["ingest"];
+    assert_eq!(ing["read"].as_u64().unwrap(), total, "{err}");
+    assert_eq!(
+        ing["read"].as_u64().unwrap(),
+        ing["parsed"].as_u64().unwrap() + ing["dead_lettered"].as_u64().unwrap()
+    );
+    // Dead letters re-sent after the crash are the same records (offsets).
+    let dead: BTreeSet<(String, String)> = read_all(&names.dead_letter)
+        .into_iter()
+        .map(|(_, _, h)| (h["remedy.topic"].clone(), h["remedy.offset"].clone()))
+        .collect();
+    assert_eq!(dead.len() as u64, ing["dead_lettered"].as_u64().unwrap());
+
+    // Downstream sees exactly replay's incidents: none lost, none extra,
+    // repeats after the crash carry the same id.
+    assert_same_incidents(
+        &incidents_in(&names.incidents),
+        &jsonl(&dir.path().join("replay/incidents.jsonl")),
+    );
+}
+
+/// The test's stand-in for a shipper: records keyed by service, partition
+/// chosen from the key, in event-time order across files.
+fn keyed(files: &[&Path], partitions: i32) -> Vec<(i64, i32, String, String)> {
+    let mut out = Vec::new();
+    for f in files {
+        let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
+        let origin: std::sync::Arc<str> = std::sync::Arc::from(f.to_string_lossy().as_ref());
+        for (i, l) in lines(f).into_iter().enumerate() {
+            let raw = RawRecord {
+                bytes: l.clone().into_bytes(),
+                origin: origin.clone(),
+                position: i as u64,
+                partition: None,
+                key: None,
+                headers: vec![],
+                transport_time: None,
+            };
+            let mut ev = Vec::new();
+            if d.decode(&raw, &mut ev).is_err() || ev.is_empty() {
+                continue;
+            }
+            let (ts, svc) = match &ev[0] {
+                models::Event::Log(r) => (r.timestamp, r.service.clone()),
+                models::Event::Metric(m) => (m.timestamp, m.key.label("service").map(String::from)),
+                models::Event::Change(c) => (c.timestamp, Some(c.service.clone())),
+            };
+            let key = svc.unwrap_or_else(|| "none".into());
+            let part = key.bytes().map(u32::from).sum::<u32>() as i32 % partitions;
+            out.push((ts.as_millis(), part, key, l));
+        }
+    }
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_hand_over_partitions_through_the_changelog() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = scenario(dir.path(), "23");
+    let pick = |name: &str| files.iter().find(|f| f.ends_with(name)).unwrap().as_path();
+    let logs = keyed(
+        &[
+            pick("gateway.ecs.json"),
+            pick("checkout.otel.json"),
+            pick("cache.fluentbit.json"),
+        ],
+        4,
+    );
+    let metrics = keyed(&[pick("adapter.jsonl")], 4);
+    let used: BTreeSet<i32> = logs.iter().map(|r| r.1).collect();
+    assert!(used.len() >= 2, "services spread over partitions: {used:?}");
+
+    let tag = "remedy-scale";
+    let (lt, mt) = (unique(tag), unique(tag));
+    create_topic(&lt, 4).await;
+    create_topic(&mt, 4).await;
+    // The input arrives in two halves split at one event time, so the
+    // event-time merge sees the same order however fast each half is read.
+    let split = logs[logs.len() / 2].0;
+    let half = |rs: &[(i64, i32, String, String)], second: bool| {
+        rs.iter()
+            .filter(|r| (r.0 >= split) == second)
+            .map(|r| (Some(r.1), Some(r.2.clone()), r.3.clone()))
+            .collect::<Vec<_>>()
+    };
+    produce(&lt, &half(&logs, false)).await;
+    produce(&mt, &half(&metrics, false)).await;
+    let total = (logs.len() + metrics.len()) as f64;
+
+    // Two instances share the group; the second stops mid-way.
+    let two = Names::new("remedy-two", vec![lt.clone(), mt.clone()]);
+    let a = Instance::start(two.command(&dir.path().join("a.db")));
+    let b = Instance::start(two.command(&dir.path().join("b.db")));
+    for i in [&a, &b] {
+        i.wait_until("its partitions' first checkpoint", 120, |i| {
+            i.metric("remedy_checkpoints_total") >= 1.0
+                && i.metric("remedy_stream_records_total") > 0.0
+        });
+    }
+    let restored_before = a.metric("remedy_state_restores_total");
+    b.stop();
+    produce(&lt, &half(&logs, true)).await;
+    produce(&mt, &half(&metrics, true)).await;
+    a.wait_until(
+        "taking over and restoring the stopped instance's partitions",
+        120,
+        |i| i.metric("remedy_state_restores_total") > restored_before,
+    );
+    a.wait_until("no lag", 180, |i| {
+        i.metric("remedy_stream_records_total") > 0.0
+            && i.metric("remedy_consumer_lag") == 0.0
+            && i.metric("remedy_rebalances_total") >= 2.0
+    });
+    // One more checkpoint so everything found has been published.
+    let c = a.metric("remedy_checkpoints_total");
+    a.wait_until("a final checkpoint", 60, |i| {
+        i.metric("remedy_checkpoints_total") > c
+    });
+    a.stop();
+
+    // The same input through one instance alone.
+    let one = Names::new("remedy-one", vec![lt.clone(), mt.clone()]);
+    let solo = Instance::start(one.command(&dir.path().join("one.db")));
+    solo.wait_until("reading everything", 180, |i| {
+        i.metric("remedy_stream_records_total") >= total && i.metric("remedy_consumer_lag") == 0.0
+    });
+    let c = solo.metric("remedy_checkpoints_total");
+    solo.wait_until("a final checkpoint", 60, |i| {
+        i.metric("remedy_checkpoints_total") > c
+    });
+    solo.stop();
+
+    let handed = incidents_in(&two.incidents);
+    let alone = incidents_in(&one.incidents);
+    assert!(!alone.is_empty(), "the scenario should have incidents");
+    assert_eq!(
+        handed.keys().collect::<Vec<_>>(),
+        alone.keys().collect::<Vec<_>>(),
+        "incident ids"
+    );
+    for (id, v) in &alone {
+        assert_eq!(&handed[id], v, "incident {id}");
+    }
+}
