@@ -38,6 +38,11 @@ pub struct DecoderConfig {
     pub max_labels_per_sample: usize,
     /// Bytes per label value.
     pub max_label_value_bytes: usize,
+    /// Read a record the origin's sniffed format cannot read with the
+    /// format it looks like on its own, instead of dead-lettering it: for
+    /// Kafka topics that several shippers write to. Off for files (one
+    /// file, one format).
+    pub mixed_formats: bool,
 }
 
 impl Default for DecoderConfig {
@@ -50,6 +55,7 @@ impl Default for DecoderConfig {
             max_metric_names: 10_000,
             max_labels_per_sample: 64,
             max_label_value_bytes: 4096,
+            mixed_formats: false,
         }
     }
 }
@@ -71,6 +77,8 @@ pub struct Decoder {
     default_year: i32,
     /// The format chosen (given, or sniffed from the first record).
     chosen: Option<Format>,
+    /// Parsers of other formats met in a mixed origin (`mixed_formats`).
+    others: Vec<(Format, Box<dyn Parser>)>,
 }
 
 /// What a [`Decoder`] has learned, to carry it to another process
@@ -111,6 +119,7 @@ impl Decoder {
             hasher: Default::default(),
             default_year,
             chosen,
+            others: Vec::new(),
         })
     }
 
@@ -218,9 +227,13 @@ impl Decoder {
         }
         let start = out.len();
         let parser = self.parser.as_mut().expect("parser chosen above");
+        let mut used = parser.name();
         if let Err(e) = parser.parse(&text, raw, out) {
             out.truncate(start);
-            return Err(self.dead(raw, e));
+            match self.resniff(&text, raw, out) {
+                Some(name) => used = name,
+                None => return Err(self.dead(raw, e)),
+            }
         }
         if let Err(e) = self.check(&out[start..]) {
             out.truncate(start);
@@ -230,13 +243,50 @@ impl Decoder {
             self.stats.utf8_replaced += 1;
         }
         self.stats.parsed += 1;
-        let name = self.parser.as_ref().expect("parser").name();
+        let name = used;
         if let Some(n) = self.stats.by_format.get_mut(name) {
             *n += 1;
         } else {
             self.stats.by_format.insert(name.to_string(), 1);
         }
         Ok(())
+    }
+
+    /// With `mixed_formats`, a record the origin's format cannot read is
+    /// sniffed on its own and read with the format it looks like (a Kafka
+    /// topic fed by several shippers). Returns the format used, or `None`
+    /// (the caller dead-letters with the first error).
+    fn resniff(
+        &mut self,
+        text: &str,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+    ) -> Option<&'static str> {
+        if !self.config.mixed_formats || self.format != Format::Auto {
+            return None;
+        }
+        let f = Format::detect(text)?;
+        let current = self.parser.as_ref().map(|p| p.name());
+        let i = match self.others.iter().position(|(n, _)| n == &f) {
+            Some(i) => i,
+            None => {
+                let p = f.parser(self.default_year).ok()?;
+                if Some(p.name()) == current || self.others.len() >= 8 {
+                    return None;
+                }
+                self.others.push((f, p));
+                self.others.len() - 1
+            }
+        };
+        let start = out.len();
+        let p = &mut self.others[i].1;
+        match p.parse(text, raw, out) {
+            Ok(()) => Some(p.name()),
+            Err(_) => {
+                out.truncate(start);
+                None
+            }
+        }
     }
 
     fn check(&mut self, events: &[Event]) -> std::result::Result<(), ParseError> {
@@ -347,6 +397,42 @@ mod tests {
             max_line_bytes: 200,
             max_series_per_metric: 2,
             ..DecoderConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_mixed_origin_reads_each_record_in_its_own_format_only_when_asked() {
+        let lines: Vec<&[u8]> = vec![
+            br#"{"@timestamp":"2026-01-05T10:00:00Z","log.level":"info","message":"ok","service.name":"a"}"#,
+            b"ts=2026-01-05T10:00:01Z level=error msg=boom service=b",
+            br#"{"@timestamp":"2026-01-05T10:00:02Z","log.level":"warn","message":"json again"}"#,
+            b"\x01 neither",
+        ];
+        for mixed in [false, true] {
+            let mut d = Decoder::new(
+                Format::Auto,
+                DecoderConfig {
+                    mixed_formats: mixed,
+                    ..cfg()
+                },
+            )
+            .unwrap();
+            let mut out = vec![];
+            let dead: Vec<bool> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, l)| d.decode(&rec(i as u64, l), &mut out).is_err())
+                .collect();
+            assert_eq!(
+                dead,
+                [false, !mixed, false, true],
+                "mixed_formats = {mixed}"
+            );
+            assert!(d.stats().balanced());
+            if mixed {
+                assert_eq!(d.stats().by_format.get("logfmt"), Some(&1));
+                assert_eq!(d.format_name(), "json", "the origin keeps its format");
+            }
         }
     }
 

@@ -58,6 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let mut pipeline = PipelineConfig::for_run();
     pipeline.analyzer.correlator.topology = topology;
+    // A topic often carries several shippers' formats; a record the
+    // topic's sniffed format cannot read is sniffed on its own. Topics with
+    // a format in `kafka.formats` keep to it.
+    pipeline.decoder.mixed_formats = true;
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&cfg.store.db, workers * 2)?);
