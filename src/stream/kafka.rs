@@ -184,6 +184,7 @@ impl ConsumerContext for Ctx {
             let mut w = self.worker.lock().expect("worker lock");
             w.metrics.rebalances.inc();
             w.assigned_once = true;
+            tracing::info!(partitions = ?partitions(tpl), "partitions assigned");
             for p in partitions(tpl) {
                 if w.tasks.contains_key(&p) {
                     continue;
@@ -623,7 +624,7 @@ impl Worker {
             let run = self.tasks.get_mut(&p).expect("task");
             let next: Vec<i64> = run.task.lanes.iter().map(|l| l.next_offset).collect();
             let lanes = &mut run.lanes;
-            run.task.step(&mut |i| {
+            run.task.step(bounded, &mut |i| {
                 let l = &mut lanes[i];
                 if bounded {
                     // Bounded runs wait for every record up to the end.
@@ -848,6 +849,7 @@ impl Worker {
         c: &BaseConsumer<Ctx>,
         out: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
+        tracing::info!("end of input reached; finishing the analysis");
         for run in self.tasks.values_mut() {
             run.task.dirty = true;
         }

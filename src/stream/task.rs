@@ -239,8 +239,10 @@ impl Task {
     /// event is at or after the candidate cannot (partitions are in event
     /// time order); otherwise the merge waits for it unless
     /// `ready(lane)` says not to (the lane is at its end, or has been idle
-    /// long enough). Returns how many events were analysed.
-    pub fn step(&mut self, ready: &mut dyn FnMut(usize) -> bool) -> usize {
+    /// long enough). `strict` drops the event-time shortcut, so every empty
+    /// lane must be ready: replay's merge exactly, even for inputs not in
+    /// time order (bounded runs). Returns how many events were analysed.
+    pub fn step(&mut self, strict: bool, ready: &mut dyn FnMut(usize) -> bool) -> usize {
         let mut n = 0;
         loop {
             let mut best: Option<(models::Timestamp, usize)> = None;
@@ -254,7 +256,7 @@ impl Task {
             }
             let Some((t, i)) = best else { break };
             let blocked = self.lanes.iter().enumerate().any(|(j, l)| {
-                l.buf.is_empty() && l.last_ts.is_none_or(|last| last < t) && !ready(j)
+                l.buf.is_empty() && (strict || l.last_ts.is_none_or(|last| last < t)) && !ready(j)
             });
             if blocked {
                 break;
@@ -454,7 +456,13 @@ mod tests {
             }
             let (li, mj) = (i, j);
             let (nl, nm) = (logs.len(), metrics.len());
-            task.step(&mut |lane| if lane == 0 { li >= nl } else { mj >= nm });
+            task.step(false, &mut |lane| {
+                if lane == 0 {
+                    li >= nl
+                } else {
+                    mj >= nm
+                }
+            });
             collect(&mut task);
             if let Some(every) = hand_off {
                 if fed >= every {
