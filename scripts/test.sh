@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 
 cargo fmt --all -- --check || { echo "test.sh: run 'cargo fmt --all' and commit" >&2; exit 1; }
 
+# The Compose stack, as Compose reads it (no Docker daemon needed), with and
+# without the demo and scale profiles; and its shell scripts.
+command -v docker-compose >/dev/null ||
+  { echo "test.sh: needs docker-compose (apt-get install docker-compose)" >&2; exit 1; }
+docker-compose -f compose/docker-compose.yml config -q
+docker-compose -f compose/docker-compose.yml --profile demo --profile scale config -q
+for f in compose/kafka/*.sh; do bash -n "$f"; done
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
