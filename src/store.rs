@@ -81,6 +81,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Delete plotted points older than `before` (event time), for a
+    /// long-running service's retention. Returns how many went.
+    pub fn prune_points(&mut self, before: Timestamp) -> anyhow::Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM signal_points WHERE ts_ms < ?1",
+            [before.as_millis()],
+        )?)
+    }
+}
+
 fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
     tx.execute(
         "INSERT INTO runs (written_at, first_event_ms, last_event_ms, summary) VALUES (?1, ?2, ?3, ?4)",

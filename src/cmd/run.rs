@@ -62,6 +62,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // topic's sniffed format cannot read is sniffed on its own. Topics with
     // a format in `kafka.formats` keep to it.
     pipeline.decoder.mixed_formats = true;
+    // Scored windows for the dashboard's plots: taken at every step, so the
+    // cap bounds what waits between two steps, not the total.
+    if cfg.store.trace_retention_hours > 0 {
+        pipeline.analyzer.trace_limit = crate::store::TRACE_LIMIT;
+    }
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&cfg.store.db, workers * 2)?);

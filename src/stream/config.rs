@@ -83,6 +83,10 @@ pub struct ApiSection {
 pub struct StoreSection {
     /// SQLite file (created if missing).
     pub db: PathBuf,
+    /// Hours of plotted signal points (each scored window with its band)
+    /// kept for the dashboard, counted back from the newest event; 0 keeps
+    /// none.
+    pub trace_retention_hours: u64,
 }
 
 /// `[engine]`.
@@ -129,6 +133,7 @@ impl Default for RunConfig {
             },
             store: StoreSection {
                 db: PathBuf::from("remedy.db"),
+                trace_retention_hours: 48,
             },
             engine: EngineSection {
                 checkpoint_interval_secs: 10,

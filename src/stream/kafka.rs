@@ -244,6 +244,8 @@ struct Worker {
     assigned_once: bool,
     /// An error the callbacks could not return.
     fatal: Option<String>,
+    /// When plotted points were last pruned.
+    pruned: Option<Instant>,
 }
 
 /// Options of one `remedy run`.
@@ -300,6 +302,7 @@ pub fn run(
         pending: Emitted::default(),
         assigned_once: false,
         fatal: None,
+        pruned: None,
     }));
     let mut cc = client_config(&cfg);
     cc.set("group.id", &cfg.kafka.group_id)
@@ -699,6 +702,7 @@ impl Worker {
         self.pending.incidents.extend(em.incidents);
         self.pending.actions.extend(em.actions);
         self.pending.audit.extend(em.audit);
+        self.pending.trace.extend(em.trace);
         Ok(())
     }
 
@@ -803,9 +807,35 @@ impl Worker {
             incidents: incidents.into_values().collect(),
             actions: pending.actions,
             audit: pending.audit,
-            trace: Vec::new(),
+            trace: pending.trace,
             templates: Vec::new(),
-        })
+        })?;
+        self.prune_points()
+    }
+
+    /// Keep `store.trace_retention_hours` of plotted points, checked every
+    /// ten minutes (the delete scans the table).
+    fn prune_points(&mut self) -> anyhow::Result<()> {
+        if self
+            .pruned
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(600))
+        {
+            return Ok(());
+        }
+        self.pruned = Some(Instant::now());
+        let newest = self
+            .tasks
+            .values()
+            .filter_map(|r| r.task.summary().last_event)
+            .max();
+        if let (Some(store), Some(newest)) = (self.store.as_mut(), newest) {
+            let keep = self.cfg.store.trace_retention_hours as i64 * 3_600_000;
+            let n = store.prune_points(Timestamp::from_millis(newest.as_millis() - keep))?;
+            if n > 0 {
+                tracing::info!(points = n, "plotted points past their retention deleted");
+            }
+        }
+        Ok(())
     }
 
     fn update_lag(&mut self, c: &BaseConsumer<Ctx>) {
@@ -870,6 +900,7 @@ impl Worker {
                 incidents: result.incidents,
                 actions: result.actions,
                 audit: result.audit,
+                trace: result.trace,
             };
             self.send_results(p, em)?;
         }

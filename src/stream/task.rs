@@ -60,6 +60,8 @@ pub struct Emitted {
     pub actions: Vec<Action>,
     /// Planner decisions.
     pub audit: Vec<AuditEntry>,
+    /// Scored windows, for the dashboard's plots (when traced).
+    pub trace: Vec<analyze::TracePoint>,
 }
 
 impl Emitted {
@@ -69,6 +71,7 @@ impl Emitted {
             && self.incidents.is_empty()
             && self.actions.is_empty()
             && self.audit.is_empty()
+            && self.trace.is_empty()
     }
 }
 
@@ -279,6 +282,7 @@ impl Task {
         let out = self.pipeline.drain();
         let mut em = Emitted {
             anomalies: out.anomalies,
+            trace: out.trace,
             ..Default::default()
         };
         let mut incidents = out.incidents;

@@ -457,10 +457,17 @@ async fn streaming_gives_the_incidents_replay_gives() {
     );
     replay(&files, &dir.path().join("replay"));
 
-    assert_same_incidents(
-        &incidents_in(&names.incidents),
-        &jsonl(&dir.path().join("replay/incidents.jsonl")),
+    let replayed = jsonl(&dir.path().join("replay/incidents.jsonl"));
+    assert_same_incidents(&incidents_in(&names.incidents), &replayed);
+    // The store the API and dashboard serve has them too, with the scored
+    // windows its plots draw.
+    let db = rusqlite::Connection::open(dir.path().join("s.db")).unwrap();
+    let count = |sql: &str| db.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(
+        count("SELECT count(*) FROM incidents") as usize,
+        replayed.len()
     );
+    assert!(count("SELECT count(*) FROM signal_points") > 1000);
     // The same anomalies, each once.
     let canonical = |vs: Vec<Value>| {
         let mut v: Vec<String> = vs.iter().map(Value::to_string).collect();
