@@ -274,6 +274,9 @@ pub fn run(
     pc.set("enable.idempotence", "true")
         .set("compression.type", "lz4")
         .set("message.max.bytes", "67108864")
+        // A bounded send queue: when the broker is slow, `send` waits, the
+        // loop stops polling, and the consumer stops fetching.
+        .set("queue.buffering.max.kbytes", "131072")
         .set("linger.ms", "20");
     apply_properties(&mut pc, &cfg);
     let producer: ThreadedProducer<ProduceCtx> = pc
