@@ -84,6 +84,7 @@ impl Store {
 impl Store {
     /// Delete plotted points older than `before` (event time), for a
     /// long-running service's retention. Returns how many went.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn prune_points(&mut self, before: Timestamp) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "DELETE FROM signal_points WHERE ts_ms < ?1",

@@ -75,6 +75,38 @@ struct Open {
     services: BTreeSet<String>,
     hosts: BTreeSet<String>,
     containers: BTreeSet<String>,
+    /// Templates never seen before that appeared at the incident's
+    /// services: evidence, not symptoms (they neither open an incident nor
+    /// keep one open, and do not vote in the ranking).
+    #[serde(default)]
+    templates: Vec<NewTemplate>,
+}
+
+/// A log template seen for the first time (an error-level message).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTemplate {
+    /// The anomaly reported for it.
+    pub anomaly: Anomaly,
+    /// The first message of that template.
+    pub example: String,
+    /// Records of it seen since.
+    pub count: u64,
+}
+
+/// New templates kept per incident.
+const MAX_TEMPLATES_PER_INCIDENT: usize = 10;
+/// How long a new template waits for an incident at its service to open.
+const TEMPLATE_WAIT_MS: i64 = 5 * 60_000;
+
+fn add_template(o: &mut Open, t: NewTemplate) {
+    if o.templates.len() < MAX_TEMPLATES_PER_INCIDENT
+        && !o
+            .templates
+            .iter()
+            .any(|x| x.anomaly.signal.name == t.anomaly.signal.name)
+    {
+        o.templates.push(t);
+    }
 }
 
 /// Groups anomalies into incidents and ranks their root causes.
@@ -88,6 +120,9 @@ pub struct Correlator {
     /// service -> hosts it runs on, learned from the data.
     placement: BTreeMap<String, BTreeSet<String>>,
     placement_len: usize,
+    /// New templates not yet attached to an incident, oldest first.
+    #[serde(default)]
+    pending_templates: VecDeque<NewTemplate>,
 }
 
 /// Cap on learned (service, host) pairs: hostile input cannot grow it.
@@ -108,6 +143,7 @@ impl Correlator {
             changes: VecDeque::new(),
             placement: BTreeMap::new(),
             placement_len: 0,
+            pending_templates: VecDeque::new(),
         }
     }
 
@@ -183,6 +219,7 @@ impl Correlator {
                     services: BTreeSet::new(),
                     hosts: BTreeSet::new(),
                     containers: BTreeSet::new(),
+                    templates: Vec::new(),
                 });
                 self.open.last_mut().expect("just pushed")
             }
@@ -203,7 +240,72 @@ impl Correlator {
         } else {
             o.dropped += 1;
         }
+        // New templates that appeared shortly before at its services.
+        let start = o.start.as_millis() - TEMPLATE_WAIT_MS;
+        let mut i = 0;
+        while i < self.pending_templates.len() {
+            let t = &self.pending_templates[i];
+            let here = t
+                .anomaly
+                .signal
+                .service
+                .as_ref()
+                .is_some_and(|s| o.services.contains(s));
+            if here && t.anomaly.timestamp.as_millis() >= start {
+                let t = self.pending_templates.remove(i).expect("index checked");
+                add_template(o, t);
+            } else {
+                i += 1;
+            }
+        }
         resolved
+    }
+
+    /// A template seen for the first time (`a`, with its first message).
+    /// It joins an open incident at its service as evidence, or waits a
+    /// few minutes for one to open; on its own it is not an incident (new
+    /// messages appear with every deploy).
+    pub fn observe_template(&mut self, a: Anomaly, example: &str) {
+        let t = a.timestamp.as_millis();
+        while self
+            .pending_templates
+            .front()
+            .is_some_and(|p| t - p.anomaly.timestamp.as_millis() > TEMPLATE_WAIT_MS)
+            || self.pending_templates.len() >= 256
+        {
+            self.pending_templates.pop_front();
+        }
+        let gap = (self.cfg.gap_secs * 1000) as i64;
+        let nt = NewTemplate {
+            example: example.chars().take(500).collect(),
+            anomaly: a,
+            count: 1,
+        };
+        let svc = nt.anomaly.signal.service.clone();
+        let open = self.open.iter_mut().rev().find(|o| {
+            t - o.last.as_millis() <= gap && svc.as_ref().is_some_and(|s| o.services.contains(s))
+        });
+        match open {
+            Some(o) => add_template(o, nt),
+            None => self.pending_templates.push_back(nt),
+        }
+    }
+
+    /// Another record of template `id` at `service`: counted where it is
+    /// kept as evidence.
+    pub fn count_template(&mut self, id: &str) {
+        for o in &mut self.open {
+            for t in &mut o.templates {
+                if t.anomaly.signal.name == id {
+                    t.count += 1;
+                }
+            }
+        }
+        for t in &mut self.pending_templates {
+            if t.anomaly.signal.name == id {
+                t.count += 1;
+            }
+        }
     }
 
     /// A signal of an open incident is still anomalous at `at`: the
@@ -465,6 +567,22 @@ impl Correlator {
                 .then_with(|| a.target.cmp(&b.target))
         });
         ranked.truncate(5);
+        // New templates are evidence for the cause at their service (the
+        // first one that names it), with their first message.
+        for t in &o.templates {
+            let svc = t.anomaly.signal.service.as_deref();
+            if let Some(rc) = ranked
+                .iter_mut()
+                .find(|r| r.target.service.as_deref() == svc && svc.is_some())
+            {
+                rc.evidence.push(Evidence::Template {
+                    template_id: t.anomaly.signal.name.clone(),
+                    template: t.example.clone(),
+                    count: t.count,
+                    examples: vec![t.example.clone()],
+                });
+            }
+        }
         ranked
     }
 }
@@ -577,6 +695,79 @@ mod tests {
             detector: "test".into(),
             detail: String::new(),
         }
+    }
+
+    #[test]
+    fn new_templates_are_evidence_at_their_service_never_symptoms() {
+        let tmpl = |sec, svc: &str, id: &str| {
+            anomaly(
+                sec,
+                SignalKind::TemplateCount,
+                id,
+                svc,
+                "node-1",
+                None,
+                AnomalyKind::NewTemplate,
+            )
+        };
+        let burst = anomaly(
+            10_000,
+            SignalKind::ErrorRate,
+            "errors",
+            "payments",
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        );
+        let run = |templates: &[(Anomaly, &str)]| {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            for (a, text) in templates {
+                c.observe_template(a.clone(), text);
+            }
+            assert!(
+                c.open_incidents().is_empty(),
+                "a new template alone opens nothing"
+            );
+            c.observe(burst.clone());
+            c.count_template("t-new");
+            c.finish()
+        };
+        let plain = run(&[]);
+        let with = run(&[
+            (
+                tmpl(9_950, "payments", "t-new"),
+                "upstream bank refused: code 91",
+            ),
+            (tmpl(9_960, "cart", "t-cart"), "elsewhere"),
+            (tmpl(9_000, "payments", "t-old"), "ten minutes too early"),
+        ]);
+        assert_eq!(plain.len(), 1);
+        assert_eq!(with.len(), 1);
+        let (p, w) = (&plain[0], &with[0]);
+        assert_eq!(w.anomalies, p.anomalies, "templates are not symptoms");
+        assert_eq!(w.id, p.id);
+        assert_eq!(w.root_causes[0].confidence, p.root_causes[0].confidence);
+        let found: Vec<(String, String, u64)> = w.root_causes[0]
+            .evidence
+            .iter()
+            .filter_map(|e| match e {
+                Evidence::Template {
+                    template_id,
+                    template,
+                    count,
+                    ..
+                } => Some((template_id.clone(), template.clone(), *count)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "t-new".to_string(),
+                "upstream bank refused: code 91".to_string(),
+                2
+            )]
+        );
     }
 
     fn topo() -> CorrelatorConfig {

@@ -59,6 +59,13 @@ struct ThresholdRule {
     ratio_of: Option<std::borrow::Cow<'static, str>>,
 }
 
+/// Templates remembered by the new-template detector; past it, no
+/// template is news (bounded memory under hostile input).
+const MAX_KNOWN_TEMPLATES: usize = 100_000;
+
+/// Event time before which every template is new (nothing to report).
+const TEMPLATE_WARMUP_MS: i64 = 3_600_000;
+
 /// Five minutes of 15-second windows.
 const FIVE_MIN: usize = 20;
 
@@ -179,6 +186,9 @@ struct StateRef<'a> {
     correlator: &'a Correlator,
     services: Vec<&'a String>,
     limits: Vec<(&'a (String, String), &'a f64)>,
+    known_templates: Vec<&'a String>,
+    counting: Vec<&'a String>,
+    first_ts: Option<models::Timestamp>,
 }
 
 /// An [`Analyzer`]'s state read back, for [`Analyzer::restore`].
@@ -192,6 +202,9 @@ struct StateOwned {
     correlator: Correlator,
     services: Vec<String>,
     limits: Vec<((String, String), f64)>,
+    known_templates: Vec<String>,
+    counting: Vec<String>,
+    first_ts: Option<models::Timestamp>,
 }
 
 /// The engine. See the module docs.
@@ -207,6 +220,12 @@ pub struct Analyzer {
     /// for static ratio rules.
     limits: HashMap<(String, String), f64>,
     shared: Shared,
+    /// Template ids seen so far (for the new-template detector), capped.
+    known_templates: std::collections::HashSet<String>,
+    /// New templates still counted as evidence (recent ones, capped).
+    counting: std::collections::HashSet<String>,
+    /// First event time: new templates are news only after a warm-up.
+    first_ts: Option<models::Timestamp>,
 }
 
 /// Which signals are watched, and how.
@@ -349,6 +368,9 @@ impl Analyzer {
             points: Vec::new(),
             limits: HashMap::new(),
             services: Default::default(),
+            known_templates: Default::default(),
+            counting: Default::default(),
+            first_ts: None,
         }
     }
 
@@ -363,12 +385,19 @@ impl Analyzer {
         limits.sort_by(|a, b| a.0.cmp(b.0));
         let mut services: Vec<&String> = self.services.iter().collect();
         services.sort();
+        let mut known: Vec<&String> = self.known_templates.iter().collect();
+        known.sort();
+        let mut counting: Vec<&String> = self.counting.iter().collect();
+        counting.sort();
         AnalyzerState(StateRef {
             agg: &self.agg,
             detectors,
             correlator: &self.correlator,
             services,
             limits,
+            known_templates: known,
+            counting,
+            first_ts: self.first_ts,
         })
     }
 
@@ -387,6 +416,9 @@ impl Analyzer {
             points: Vec::new(),
             limits: s.limits.into_iter().collect(),
             services: s.services.into_iter().collect(),
+            known_templates: s.known_templates.into_iter().collect(),
+            counting: s.counting.into_iter().collect(),
+            first_ts: s.first_ts,
         }
     }
 
@@ -409,7 +441,8 @@ impl Analyzer {
                 if let (Some(svc), Some(host)) = (&r.service, &r.host) {
                     self.correlator.learn_placement(svc, host);
                 }
-                self.learn_calls(r)
+                self.learn_calls(r);
+                self.watch_templates(r, out);
             }
             Event::Metric(m) => {
                 if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
@@ -443,6 +476,58 @@ impl Analyzer {
                 self.correlator.learn_edge(svc, word);
             }
         }
+    }
+
+    /// The new-template detector: an error-level record whose template was
+    /// never seen before, after a warm-up in which every template is new.
+    /// Reported as an anomaly and handed to the correlator as evidence
+    /// (a new error message at the service that is failing, with its first
+    /// text); it does not open an incident on its own, since every deploy
+    /// brings new messages.
+    fn watch_templates(&mut self, r: &models::LogRecord, out: &mut AnalyzerOutput) {
+        let Some(id) = &r.template_id else { return };
+        let first = *self.first_ts.get_or_insert(r.timestamp);
+        if self.known_templates.contains(id) {
+            if self.counting.contains(id) {
+                self.correlator.count_template(id);
+            }
+            return;
+        }
+        if self.known_templates.len() >= MAX_KNOWN_TEMPLATES {
+            return;
+        }
+        self.known_templates.insert(id.clone());
+        let warm = r.timestamp.as_millis() - first.as_millis() >= TEMPLATE_WARMUP_MS;
+        if !warm || !r.level.is_some_and(|l| l.is_error()) {
+            return;
+        }
+        let text: String = r.message.chars().take(200).collect();
+        let a = Anomaly {
+            signal: Signal {
+                kind: SignalKind::TemplateCount,
+                name: id.clone(),
+                service: r.service.clone(),
+                host: r.host.clone(),
+                container: r.container.clone(),
+            },
+            timestamp: r.timestamp,
+            observed: 1.0,
+            expected: Band {
+                lower: 0.0,
+                expected: 0.0,
+                upper: 0.0,
+            },
+            score: 1.0,
+            kind: AnomalyKind::NewTemplate,
+            detector: "new_template".into(),
+            detail: format!("first error of this kind: {text}"),
+        };
+        out.anomalies.push(a.clone());
+        if self.counting.len() >= 256 {
+            self.counting.clear();
+        }
+        self.counting.insert(id.clone());
+        self.correlator.observe_template(a, &r.message);
     }
 
     /// End of input: close every window and return open incidents as they stand.
