@@ -337,21 +337,14 @@ impl OffloadExecutor {
                 f.sha256 = r.sha256.clone();
             }
         }
+        // Files chosen now (on a resume: those not journaled yet, under the
+        // same age and size rules).
+        let found = self.candidates(min_age, min_size)?;
         if records.is_empty() {
-            let found = self.candidates(min_age, min_size)?;
             self.record(id, "pending", None, format!("{} files chosen", found.len()))?;
-            for (path, key) in found {
-                files.push(FileState {
-                    path,
-                    key,
-                    step: String::new(),
-                    size: None,
-                    sha256: None,
-                });
-            }
-        } else if !records.iter().any(|r| r.file.is_some()) {
-            // Crashed between choosing and the first copy: choose again.
-            for (path, key) in self.candidates(min_age, min_size)? {
+        }
+        for (path, key) in found {
+            if !files.iter().any(|f| f.path == path) {
                 files.push(FileState {
                     path,
                     key,
