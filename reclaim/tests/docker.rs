@@ -163,11 +163,14 @@ impl Fixture {
         if c.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
             return (false, String::new());
         }
-        let c = self
+        // It may exit between the list and the inspect (`stopped` again).
+        let Ok(c) = self
             .docker
             .inspect_container(name, None::<InspectContainerOptions>)
             .await
-            .unwrap_or_else(|e| panic!("inspecting {name}: {e}"));
+        else {
+            return (false, String::new());
+        };
         let s = c.state.unwrap_or_default();
         (s.running.unwrap_or(false), s.started_at.unwrap_or_default())
     }
@@ -528,6 +531,10 @@ async fn prune_removes_exactly_what_the_policy_allows() {
         audit.last()
     );
     assert_eq!(fx.image_ids().await, imgs);
+    // The trail, for the README (`--nocapture`).
+    for e in &audit {
+        println!("audit: {}", serde_json::to_string(e).unwrap());
+    }
     fx.cleanup().await;
 }
 
