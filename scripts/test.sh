@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, then every test of every crate, with a
-# real Apache Kafka broker that this script starts on a free loopback port
-# and stops on exit, whatever happens.
+# real Apache Kafka broker that this script starts on a free loopback port,
+# and Podman's Docker-compatible API on a private unix socket (for the
+# executors), both stopped on exit, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,13 +22,20 @@ free_port() {
 export KAFKA_PORT="${KAFKA_PORT:-$(free_port)}"
 export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
 export KAFKA_STATE_DIR="$(mktemp -d -t remedy-kafka-XXXXXX)"
-cleanup() { scripts/kafka.sh stop >/dev/null 2>&1 || true; }
+export PODMAN_STATE_DIR="$(mktemp -d -t remedy-podman-XXXXXX)"
+cleanup() {
+  scripts/kafka.sh stop >/dev/null 2>&1 || true
+  scripts/podman.sh stop >/dev/null 2>&1 || true
+}
 trap cleanup EXIT INT TERM
 
 # Build first so the broker is not idling through a long compile.
 cargo test --workspace --all-targets --no-run
 scripts/kafka.sh start
 export REMEDY_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+scripts/podman.sh start >/dev/null
+REMEDY_DOCKER_HOST="$(scripts/podman.sh env | sed 's/^DOCKER_HOST=//')"
+export REMEDY_DOCKER_HOST
 cargo test --workspace --all-targets "$@"
 
 # The API against its own OpenAPI document, over a real socket.

@@ -9,6 +9,9 @@
 //!   incident and returns actions, each `planned` or `skipped` with the rule
 //!   that said no.
 //! - [`audit`]: the append-only audit trail of every decision.
+//! - [`exec`]: the executors (Docker Engine API, object store, webhook,
+//!   log) behind one trait, and the driver that re-checks the safety rules
+//!   at execution time and audits every step.
 //! - [`ident`]: validation of identifiers taken from logs, so a crafted log
 //!   line can never widen what a plan touches.
 //!
@@ -19,6 +22,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod exec;
 pub mod ident;
 pub mod plan;
 pub mod policy;

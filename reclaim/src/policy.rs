@@ -66,6 +66,11 @@ pub struct Policy {
     pub verify_after_secs: u64,
     /// Class-to-action mappings; the first rule for a class wins.
     pub rules: Vec<Rule>,
+    /// Which executor carries out each action, and how it reaches its
+    /// system (used only when `dry_run` is false).
+    pub execution: crate::exec::ExecutionConfig,
+    /// Scheduled maintenance under the same safety rules.
+    pub schedules: Vec<crate::exec::Schedule>,
 }
 
 impl Default for Policy {
@@ -95,6 +100,8 @@ impl Default for Policy {
             deny_labels: BTreeMap::new(),
             require_approval: vec!["restart".into(), "offload".into()],
             verify_after_secs: 900,
+            execution: Default::default(),
+            schedules: vec![],
             rules: vec![
                 rule(
                     RootCauseClass::DiskPressure,
@@ -181,6 +188,10 @@ impl Policy {
                     )));
                 }
             }
+        }
+        self.execution.validate()?;
+        for s in &self.schedules {
+            s.validate()?;
         }
         Ok(())
     }

@@ -1,0 +1,630 @@
+//! The Docker Engine API executor (Docker, or Podman's compatible API):
+//! prune within the plan's scope and filters, restart one container with a
+//! graceful timeout. Every object it touches is checked against what the
+//! engine reports now.
+//!
+//! How each prune scope maps to the engine:
+//! - `exited_containers`: listed (`status=exited`), filtered here by age,
+//!   labels and the policy's service allow/deny lists, then removed one by
+//!   one without `force` (a container that started meanwhile is refused by
+//!   the engine) and without its volumes.
+//! - `unused_volumes`: listed (`dangling=true`: no container, running or
+//!   not, uses them), only anonymous ones (a 64-hex name, or Docker's
+//!   `com.docker.volume.anonymous` label), filtered by age and labels,
+//!   removed one by one without `force` (the engine refuses a volume in use).
+//! - `dangling_images`: listed (`dangling=true`), filtered here by age and
+//!   labels (Podman's image prune ignores `label!`, so the deny labels are
+//!   never left to the engine), removed one by one without `force`.
+//! - `networks`, `build_cache`: the engine's prune endpoints with `until`,
+//!   `label` and `label!` (the filters' excludes and the policy's deny
+//!   labels); an engine without a build cache (Podman) reports none.
+
+use super::config::DockerConfig;
+use super::{BoxFuture, Executor, Outcome, Report};
+use crate::ident::is_valid_identifier;
+use crate::policy::Policy;
+use crate::Error;
+use bollard::query_parameters::{
+    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListVolumesOptionsBuilder, PruneBuildOptionsBuilder, PruneNetworksOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
+    RestartContainerOptionsBuilder,
+};
+use bollard::{ClientVersion, Docker};
+use models::{Action, ActionKind, PruneFilters, PruneScope, Timestamp};
+use std::collections::HashMap;
+
+const NAME: &str = "docker";
+/// The API version spoken: the newest Podman 4 answers, and Docker still
+/// accepts it.
+const API: ClientVersion = ClientVersion {
+    major_version: 1,
+    minor_version: 41,
+};
+
+/// Prunes and restarts through the Docker Engine API.
+pub struct DockerExecutor {
+    docker: Docker,
+    service_label: String,
+}
+
+impl DockerExecutor {
+    /// Connect as `config` says (host, or `DOCKER_HOST`, or the local
+    /// socket). TLS for `https://` hosts or with `DOCKER_TLS_VERIFY`, using
+    /// the certificates in `DOCKER_CERT_PATH`. Nothing is sent yet.
+    pub fn connect(config: &DockerConfig) -> crate::Result<DockerExecutor> {
+        let host = if config.host.is_empty() {
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+        } else {
+            config.host.clone()
+        };
+        let timeout = config.timeout_secs;
+        let docker = if let Some(path) = host.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout, &API)
+        } else if host.starts_with("https://")
+            || (host.starts_with("tcp://") && std::env::var_os("DOCKER_TLS_VERIFY").is_some())
+        {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let certs = std::path::PathBuf::from(
+                std::env::var("DOCKER_CERT_PATH").unwrap_or_else(|_| "~/.docker".into()),
+            );
+            Docker::connect_with_ssl(
+                &host,
+                &certs.join("key.pem"),
+                &certs.join("cert.pem"),
+                &certs.join("ca.pem"),
+                timeout,
+                &API,
+            )
+        } else if host.starts_with("tcp://") || host.starts_with("http://") {
+            Docker::connect_with_http(&host, timeout, &API)
+        } else {
+            return Err(Error::exec(
+                NAME,
+                format!("unsupported engine address {host:?}; use unix://, tcp:// or https://"),
+            ));
+        }
+        .map_err(|e| Error::exec(NAME, format!("cannot connect to {host}: {e}")))?;
+        Ok(DockerExecutor {
+            docker,
+            service_label: config.service_label.clone(),
+        })
+    }
+
+    /// The bollard client (tests use it to set up the engine).
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Check that the engine answers.
+    pub async fn ping(&self) -> crate::Result<()> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::exec(NAME, format!("engine does not answer: {e}")))
+    }
+
+    /// List containers, retrying briefly when the engine reports a state
+    /// bollard cannot read: Podman says `stopped` for a moment between a
+    /// container's exit and its clean-up.
+    async fn list(
+        &self,
+        options: bollard::query_parameters::ListContainersOptions,
+        what: &str,
+    ) -> crate::Result<Vec<bollard::models::ContainerSummary>> {
+        let mut last = String::new();
+        for _ in 0..20 {
+            match self.docker.list_containers(Some(options.clone())).await {
+                Ok(v) => return Ok(v),
+                Err(e @ bollard::errors::Error::JsonSerdeError { .. }) => {
+                    last = e.to_string();
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    return Err(Error::exec(
+                        NAME,
+                        format!("listing containers ({what}): {e}"),
+                    ))
+                }
+            }
+        }
+        Err(Error::exec(
+            NAME,
+            format!("listing containers ({what}): {last}"),
+        ))
+    }
+
+    /// Whether labels on an object put it off limits for `policy` and the
+    /// action's filters. `Err` names the rule.
+    fn off_limits(
+        &self,
+        labels: &HashMap<String, String>,
+        filters: &PruneFilters,
+        policy: &Policy,
+    ) -> Option<String> {
+        for (k, v) in policy.deny_labels.iter().chain(&filters.exclude_labels) {
+            if labels.get(k) == Some(v) {
+                return Some(format!("denied_label {k}={v}"));
+            }
+        }
+        for (k, v) in &filters.labels {
+            if labels.get(k) != Some(v) {
+                return Some(format!("lacks_label {k}={v}"));
+            }
+        }
+        None
+    }
+
+    fn service_allowed(&self, labels: &HashMap<String, String>, policy: &Policy) -> Option<String> {
+        let svc = labels.get(&self.service_label);
+        if let Some(svc) = svc {
+            if policy.deny_services.iter().any(|d| d == svc) {
+                return Some(format!("denied_service {svc}"));
+            }
+        }
+        if !policy.allow_services.is_empty() {
+            match svc {
+                Some(s) if policy.allow_services.iter().any(|a| a == s) => {}
+                Some(s) => return Some(format!("not_allowed_service {s}")),
+                None => return Some("not_allowed_service (no service label)".into()),
+            }
+        }
+        None
+    }
+
+    fn engine_filters(
+        &self,
+        filters: &PruneFilters,
+        policy: &Policy,
+    ) -> HashMap<String, Vec<String>> {
+        let mut f: HashMap<String, Vec<String>> = HashMap::new();
+        if let Some(secs) = filters.older_than_secs {
+            f.insert("until".into(), vec![format!("{secs}s")]);
+        }
+        let with: Vec<String> = filters
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !with.is_empty() {
+            f.insert("label".into(), with);
+        }
+        let without: Vec<String> = policy
+            .deny_labels
+            .iter()
+            .chain(&filters.exclude_labels)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if !without.is_empty() {
+            f.insert("label!".into(), without);
+        }
+        f
+    }
+
+    async fn prune(
+        &self,
+        scope: &[PruneScope],
+        filters: &PruneFilters,
+        policy: &Policy,
+    ) -> crate::Result<Report> {
+        let mut report = Report::default();
+        let mut notes = Vec::new();
+        let now_s = super::wall_now().as_millis() / 1000;
+        let old_enough = |created_s: i64| {
+            filters
+                .older_than_secs
+                .is_none_or(|age| now_s - created_s >= age as i64)
+        };
+        // Containers first: the volumes of removed containers may become
+        // unused, and are then pruned only if anonymous and in scope.
+        let mut order = scope.to_vec();
+        order.sort();
+        order.dedup();
+        order.sort_by_key(|s| match s {
+            PruneScope::ExitedContainers => 0,
+            PruneScope::UnusedVolumes => 1,
+            PruneScope::DanglingImages => 2,
+            PruneScope::Networks => 3,
+            PruneScope::BuildCache => 4,
+        });
+        for s in order {
+            match s {
+                PruneScope::ExitedContainers => {
+                    let mut lf = HashMap::new();
+                    lf.insert("status", vec!["exited"]);
+                    let list = self
+                        .list(
+                            ListContainersOptionsBuilder::new()
+                                .all(true)
+                                .size(true)
+                                .filters(&lf)
+                                .build(),
+                            "exited",
+                        )
+                        .await?;
+                    let (mut n, mut kept) = (0, 0);
+                    for c in list {
+                        let id = c.id.clone().unwrap_or_default();
+                        let labels = c.labels.clone().unwrap_or_default();
+                        let exited = matches!(
+                            c.state,
+                            Some(bollard::models::ContainerSummaryStateEnum::EXITED)
+                        );
+                        if !exited
+                            || !old_enough(c.created.unwrap_or(i64::MAX))
+                            || self.off_limits(&labels, filters, policy).is_some()
+                            || self.service_allowed(&labels, policy).is_some()
+                        {
+                            kept += 1;
+                            continue;
+                        }
+                        match self
+                            .docker
+                            .remove_container(
+                                &id,
+                                Some(
+                                    RemoveContainerOptionsBuilder::new()
+                                        .force(false)
+                                        .v(false)
+                                        .build(),
+                                ),
+                            )
+                            .await
+                        {
+                            Ok(()) => {
+                                n += 1;
+                                report.bytes += c.size_rw.unwrap_or(0).max(0) as u64;
+                                let name = c
+                                    .names
+                                    .and_then(|v| v.into_iter().next())
+                                    .unwrap_or_else(|| id.clone());
+                                report
+                                    .objects
+                                    .push(format!("container {}", name.trim_start_matches('/')));
+                            }
+                            Err(e) if is_status(&e, &[404, 409]) => kept += 1,
+                            Err(e) => {
+                                return Err(Error::exec(
+                                    NAME,
+                                    format!("removing container {id}: {e}"),
+                                ))
+                            }
+                        }
+                    }
+                    notes.push(format!("{n} exited containers removed ({kept} kept)"));
+                }
+                PruneScope::UnusedVolumes => {
+                    let mut lf = HashMap::new();
+                    lf.insert("dangling", vec!["true"]);
+                    let list = self
+                        .docker
+                        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&lf).build()))
+                        .await
+                        .map_err(|e| Error::exec(NAME, format!("listing unused volumes: {e}")))?;
+                    let (mut n, mut kept) = (0, 0);
+                    for v in list.volumes.unwrap_or_default() {
+                        let created = v
+                            .created_at
+                            .as_ref()
+                            .map(|d| d.to_string())
+                            .and_then(|d| Timestamp::parse_rfc3339(&d))
+                            .map_or(i64::MAX, |t| t.as_millis() / 1000);
+                        if !is_anonymous(&v.name, &v.labels)
+                            || !old_enough(created)
+                            || self.off_limits(&v.labels, filters, policy).is_some()
+                        {
+                            kept += 1;
+                            continue;
+                        }
+                        match self
+                            .docker
+                            .remove_volume(
+                                &v.name,
+                                Some(RemoveVolumeOptionsBuilder::new().force(false).build()),
+                            )
+                            .await
+                        {
+                            Ok(()) => {
+                                n += 1;
+                                let size = v.usage_data.as_ref().map_or(0, |u| u.size.max(0));
+                                report.bytes += size as u64;
+                                report.objects.push(format!("volume {}", v.name));
+                            }
+                            // In use after all (a container appeared), or gone.
+                            Err(e) if is_status(&e, &[404, 409]) => kept += 1,
+                            Err(e) => {
+                                return Err(Error::exec(
+                                    NAME,
+                                    format!("removing volume {}: {e}", v.name),
+                                ))
+                            }
+                        }
+                    }
+                    notes.push(format!(
+                        "{n} unused anonymous volumes removed ({kept} kept)"
+                    ));
+                }
+                PruneScope::DanglingImages => {
+                    // Listed and removed one by one: Podman's image prune
+                    // ignores `label!`, so the deny labels are applied here.
+                    let mut lf = HashMap::new();
+                    lf.insert("dangling", vec!["true"]);
+                    let list = self
+                        .docker
+                        .list_images(Some(
+                            ListImagesOptionsBuilder::new()
+                                .all(true)
+                                .filters(&lf)
+                                .build(),
+                        ))
+                        .await
+                        .map_err(|e| Error::exec(NAME, format!("listing dangling images: {e}")))?;
+                    let (mut n, mut kept) = (0, 0);
+                    for i in list {
+                        let dangling = i.repo_tags.iter().all(|t| t == "<none>:<none>");
+                        if !dangling
+                            || !old_enough(i.created)
+                            || self.off_limits(&i.labels, filters, policy).is_some()
+                        {
+                            kept += 1;
+                            continue;
+                        }
+                        match self
+                            .docker
+                            .remove_image(
+                                &i.id,
+                                Some(RemoveImageOptionsBuilder::new().force(false).build()),
+                                None,
+                            )
+                            .await
+                        {
+                            Ok(_) => {
+                                n += 1;
+                                report.bytes += i.size.max(0) as u64;
+                                report
+                                    .objects
+                                    .push(format!("image {}", i.id.trim_start_matches("sha256:")));
+                            }
+                            // Used by a container after all, or gone.
+                            Err(e) if is_status(&e, &[404, 409]) => kept += 1,
+                            Err(e) => {
+                                return Err(Error::exec(
+                                    NAME,
+                                    format!("removing image {}: {e}", i.id),
+                                ))
+                            }
+                        }
+                    }
+                    notes.push(format!("{n} dangling images removed ({kept} kept)"));
+                }
+                PruneScope::Networks => {
+                    let f = self.engine_filters(filters, policy);
+                    let r = self
+                        .docker
+                        .prune_networks(Some(
+                            PruneNetworksOptionsBuilder::new().filters(&f).build(),
+                        ))
+                        .await
+                        .map_err(|e| Error::exec(NAME, format!("pruning unused networks: {e}")))?;
+                    let deleted = r.networks_deleted.unwrap_or_default();
+                    notes.push(format!("{} unused networks removed", deleted.len()));
+                    report
+                        .objects
+                        .extend(deleted.into_iter().map(|d| format!("network {d}")));
+                }
+                PruneScope::BuildCache => {
+                    let f = self.engine_filters(filters, policy);
+                    match self
+                        .docker
+                        .prune_build(Some(PruneBuildOptionsBuilder::new().filters(&f).build()))
+                        .await
+                    {
+                        Ok(r) => {
+                            let deleted = r.caches_deleted.unwrap_or_default();
+                            report.bytes += r.space_reclaimed.unwrap_or(0).max(0) as u64;
+                            notes.push(format!("{} build cache entries removed", deleted.len()));
+                            report
+                                .objects
+                                .extend(deleted.into_iter().map(|d| format!("build-cache {d}")));
+                        }
+                        // Podman has no BuildKit cache endpoint: nothing to prune.
+                        Err(e) if is_status(&e, &[404, 501]) => {
+                            notes.push("build cache: the engine has none".into())
+                        }
+                        Err(e) => {
+                            return Err(Error::exec(NAME, format!("pruning build cache: {e}")))
+                        }
+                    }
+                }
+            }
+        }
+        report.detail = format!("{}; {} bytes reclaimed", notes.join(", "), report.bytes);
+        Ok(report)
+    }
+
+    async fn restart(
+        &self,
+        action: &Action,
+        graceful_secs: u64,
+        policy: &Policy,
+    ) -> crate::Result<Outcome> {
+        let Some(name) = action.target.container.as_deref() else {
+            return Ok(Outcome::Refused(
+                "no_container: a restart needs a container target".into(),
+            ));
+        };
+        if !is_valid_identifier(name) {
+            return Ok(Outcome::Refused("invalid_identifier: container".into()));
+        }
+        // Found by exact name in the engine's list: an inspect would also
+        // resolve id prefixes, and a name is all a log line may give.
+        let mut lf = HashMap::new();
+        lf.insert("name", vec![name.to_string()]);
+        let listed = self
+            .list(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&lf)
+                    .build(),
+                name,
+            )
+            .await?;
+        let Some(summary) = listed.into_iter().find(|c| {
+            c.names
+                .as_ref()
+                .is_some_and(|n| n.iter().any(|n| n.trim_start_matches('/') == name))
+        }) else {
+            return Ok(Outcome::Refused(format!(
+                "not_found: no container named {name}"
+            )));
+        };
+        let id = summary.id.clone().unwrap_or_default();
+        if !matches!(
+            summary.state,
+            Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+        ) {
+            return Ok(Outcome::Refused(format!(
+                "not_running: container {name} is {}; a restart would start it",
+                summary
+                    .state
+                    .map_or("in an unknown state".to_string(), |s| s.to_string())
+            )));
+        }
+        let before = self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| Error::exec(NAME, format!("inspecting container {name}: {e}")))?;
+        let labels = summary.labels.clone().unwrap_or_default();
+        if let Some(why) = self.off_limits(&labels, &PruneFilters::default(), policy) {
+            return Ok(Outcome::Refused(format!("{why} on container {name}")));
+        }
+        let svc = labels.get(&self.service_label).cloned();
+        if let (Some(want), Some(have)) = (&action.target.service, &svc) {
+            if want != have {
+                return Ok(Outcome::Refused(format!(
+                    "target_mismatch: container {name} belongs to service {have}, not {want}"
+                )));
+            }
+        }
+        if let Some(why) = self.service_allowed(&labels, policy) {
+            return Ok(Outcome::Refused(format!("{why} on container {name}")));
+        }
+        // Blast radius against the engine's view now: replicas of the
+        // service, and how many of the others are already down.
+        if let Some(svc) = &svc {
+            let mut lf = HashMap::new();
+            lf.insert("label", vec![format!("{}={svc}", self.service_label)]);
+            let replicas = self
+                .list(
+                    ListContainersOptionsBuilder::new()
+                        .all(true)
+                        .filters(&lf)
+                        .build(),
+                    svc,
+                )
+                .await?;
+            let total = replicas.len().max(1) as u32;
+            let busy = replicas
+                .iter()
+                .filter(|r| r.id.as_deref() != Some(id.as_str()))
+                .filter(|r| {
+                    !matches!(
+                        r.state,
+                        Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                    )
+                })
+                .count() as u32;
+            let share = (busy + 1) * 100 / total;
+            if share > policy.max_blast_radius_percent {
+                return Ok(Outcome::Refused(format!(
+                    "blast_radius: {} of {total} replicas of {svc} would be down ({share}% > {}%)",
+                    busy + 1,
+                    policy.max_blast_radius_percent
+                )));
+            }
+        }
+        let started_before = before.state.as_ref().and_then(|s| s.started_at.clone());
+        self.docker
+            .restart_container(
+                &id,
+                Some(
+                    RestartContainerOptionsBuilder::new()
+                        .t(graceful_secs.min(i32::MAX as u64) as i32)
+                        .build(),
+                ),
+            )
+            .await
+            .map_err(|e| Error::exec(NAME, format!("restarting container {name}: {e}")))?;
+        let after = self
+            .docker
+            .inspect_container(&id, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| {
+                Error::exec(
+                    NAME,
+                    format!("inspecting container {name} after restart: {e}"),
+                )
+            })?;
+        let state = after.state.unwrap_or_default();
+        let started_after = state.started_at.clone();
+        if state.running != Some(true) || started_after == started_before {
+            return Err(Error::exec(
+                NAME,
+                format!(
+                    "container {name} did not come back: running {:?}, started at {:?}",
+                    state.running, started_after
+                ),
+            ));
+        }
+        Ok(Outcome::Done(Report {
+            objects: vec![format!("container {name}")],
+            bytes: 0,
+            retries: 0,
+            detail: format!(
+                "restarted container {name} ({}) with a {graceful_secs} s graceful stop; running again since {}",
+                &id[..id.len().min(12)],
+                started_after.unwrap_or_default()
+            ),
+        }))
+    }
+}
+
+impl Executor for DockerExecutor {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn execute<'a>(
+        &'a self,
+        action: &'a Action,
+        policy: &'a Policy,
+    ) -> BoxFuture<'a, crate::Result<Outcome>> {
+        Box::pin(async move {
+            match &action.kind {
+                ActionKind::Prune { scope, filters } => {
+                    Ok(Outcome::Done(self.prune(scope, filters, policy).await?))
+                }
+                ActionKind::Restart {
+                    graceful_timeout_secs,
+                } => self.restart(action, *graceful_timeout_secs, policy).await,
+                other => Ok(Outcome::Refused(format!(
+                    "not_supported: the docker executor does not {}",
+                    other.name()
+                ))),
+            }
+        })
+    }
+}
+
+fn is_status(e: &bollard::errors::Error, codes: &[u16]) -> bool {
+    matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
+}
+
+/// Anonymous volumes: the engine names them with 64 hex digits (Docker
+/// also labels them).
+fn is_anonymous(name: &str, labels: &HashMap<String, String>) -> bool {
+    labels.contains_key("com.docker.volume.anonymous")
+        || (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+}

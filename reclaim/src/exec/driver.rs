@@ -1,0 +1,276 @@
+//! The execution driver: safety re-checked at execution time, every step
+//! audited, the result recorded on the action and in the ledger.
+
+use super::{Executor, Ledger, LedgerEntry, Outcome, Report};
+use crate::audit::{AuditEntry, AuditLog};
+use crate::ident::is_valid_identifier;
+use crate::policy::Policy;
+use models::{Action, ActionStatus, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Told about every execution, for metrics.
+pub trait ExecObserver: Send + Sync {
+    /// One execution finished: `result` is `executed`, `failed` or
+    /// `refused`.
+    fn observe(&self, executor: &str, result: &str, elapsed: Duration, report: Option<&Report>);
+}
+
+/// Reads an action's triggering signals again after it ran: `Some(true)`
+/// when they are back inside their bands, `Some(false)` when not, `None`
+/// when it cannot tell yet.
+pub trait Verifier {
+    /// Check the signals behind `action`.
+    fn verify(&self, action: &Action) -> Option<bool>;
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Runs actions through their executors under the policy.
+pub struct Driver {
+    policy: Policy,
+    executors: BTreeMap<String, Arc<dyn Executor>>,
+    ledger: Ledger,
+    observer: Option<Arc<dyn ExecObserver>>,
+}
+
+impl Driver {
+    /// A driver under `policy`, remembering past executions in `ledger`.
+    /// Executors are added per action name with [`Driver::with_executor`].
+    pub fn new(policy: Policy, ledger: Ledger) -> Driver {
+        Driver {
+            policy,
+            executors: BTreeMap::new(),
+            ledger,
+            observer: None,
+        }
+    }
+
+    /// Carry out actions named `action` (`prune`, `restart`, `offload`,
+    /// `notify`) with `executor`.
+    pub fn with_executor(mut self, action: &str, executor: Arc<dyn Executor>) -> Driver {
+        self.executors.insert(action.to_string(), executor);
+        self
+    }
+
+    /// Report every execution to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn ExecObserver>) -> Driver {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The ledger of executions.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Execute `action` now (wall-clock `now`), if the policy and the
+    /// safety rules allow it. Updates its status (`executed`, `failed`, or
+    /// `skipped` with the rule that said no; left alone when it only waits
+    /// for dry-run to be lifted or for an approval) and appends every step
+    /// (`requested`, `started`, the result) to `audit` before it takes
+    /// effect. Returns the executor's report when it ran.
+    pub async fn execute(
+        &mut self,
+        action: &mut Action,
+        now: Timestamp,
+        audit: &mut dyn AuditLog,
+    ) -> crate::Result<Option<Report>> {
+        let name = action.kind.name();
+        let dry_run = action.dry_run || self.policy.dry_run;
+        step(
+            audit,
+            action,
+            now,
+            "requested",
+            "execution requested",
+            dry_run,
+        )?;
+        if let Err(reason) = self.check(action, now, dry_run) {
+            let final_ = matches!(
+                reason.split(':').next().unwrap_or(""),
+                "already_executed" | "dry_run" | "awaiting_approval" | "not_executable"
+            );
+            if !final_ {
+                action.status = ActionStatus::Skipped {
+                    reason: reason.clone(),
+                };
+            }
+            step(audit, action, now, "not_executed", &reason, dry_run)?;
+            return Ok(None);
+        }
+        let Some(executor) = self.executors.get(name).cloned() else {
+            let reason = format!("no_executor: no executor configured for {name}");
+            step(audit, action, now, "not_executed", &reason, dry_run)?;
+            return Ok(None);
+        };
+        step(
+            audit,
+            action,
+            now,
+            "started",
+            &format!("executor {}", executor.name()),
+            false,
+        )?;
+        let started = Instant::now();
+        let result = executor.execute(action, &self.policy).await;
+        let elapsed = started.elapsed();
+        let done_at = Timestamp::from_millis(now.as_millis() + elapsed.as_millis() as i64);
+        let (decision, detail, report) = match result {
+            Ok(Outcome::Done(report)) => {
+                action.status = ActionStatus::Executed;
+                ("executed", report.detail.clone(), Some(report))
+            }
+            Ok(Outcome::Refused(reason)) => {
+                action.status = ActionStatus::Skipped {
+                    reason: reason.clone(),
+                };
+                ("refused", reason, None)
+            }
+            Err(e) => {
+                action.status = ActionStatus::Failed {
+                    reason: e.to_string(),
+                };
+                ("failed", e.to_string(), None)
+            }
+        };
+        if decision != "refused" {
+            self.ledger.append(LedgerEntry {
+                action_id: action.id.clone(),
+                action: name.to_string(),
+                target: action.target.clone(),
+                executor: executor.name().to_string(),
+                at: done_at,
+                result: decision.to_string(),
+                detail: detail.clone(),
+            })?;
+        }
+        if let Some(o) = &self.observer {
+            o.observe(executor.name(), decision, elapsed, report.as_ref());
+        }
+        step(audit, action, done_at, decision, &detail, false)?;
+        Ok(report)
+    }
+
+    /// After execution: read the triggering signals again through
+    /// `verifier` and record the answer on the action and in the audit.
+    pub fn verify(
+        &self,
+        action: &mut Action,
+        verifier: &dyn Verifier,
+        now: Timestamp,
+        audit: &mut dyn AuditLog,
+    ) -> crate::Result<Option<bool>> {
+        if action.status != ActionStatus::Executed {
+            return Ok(None);
+        }
+        let Some(ok) = verifier.verify(action) else {
+            return Ok(None);
+        };
+        action.verified = Some(ok);
+        let reason = if ok {
+            "signals back inside their bands after the action"
+        } else {
+            "signals still outside their bands after the action"
+        };
+        step(
+            audit,
+            action,
+            now,
+            if ok { "verified" } else { "not_verified" },
+            reason,
+            false,
+        )?;
+        Ok(Some(ok))
+    }
+
+    /// The safety rules again, against the policy in force now and the
+    /// ledger of what really ran. `Err` names the rule.
+    fn check(&self, action: &Action, now: Timestamp, dry_run: bool) -> Result<(), String> {
+        let name = action.kind.name();
+        if let Some(prev) = self.ledger.executed(&action.id) {
+            return Err(format!("already_executed: at {}", prev.at));
+        }
+        match &action.status {
+            ActionStatus::Executed => return Err("already_executed: status executed".into()),
+            ActionStatus::Skipped { reason } => {
+                return Err(format!("not_executable: skipped when planned ({reason})"))
+            }
+            ActionStatus::Failed { .. } | ActionStatus::Planned | ActionStatus::Approved => {}
+        }
+        if dry_run {
+            return Err("dry_run".into());
+        }
+        let needs_approval =
+            action.requires_approval || self.policy.require_approval.iter().any(|a| a == name);
+        if needs_approval && action.status != ActionStatus::Approved {
+            return Err("awaiting_approval".into());
+        }
+        let t = &action.target;
+        for id in [&t.service, &t.host, &t.container].into_iter().flatten() {
+            if !is_valid_identifier(id) {
+                let shown: String = id.chars().take(64).collect();
+                return Err(format!("invalid_identifier: {shown:?}"));
+            }
+        }
+        if !action.kind.is_destructive() {
+            return Ok(());
+        }
+        if let Some(svc) = &t.service {
+            if self.policy.deny_services.iter().any(|d| d == svc) {
+                return Err(format!("denied_service: {svc}"));
+            }
+            if !self.policy.allow_services.is_empty()
+                && !self.policy.allow_services.iter().any(|a| a == svc)
+            {
+                return Err(format!("not_allowed_service: {svc}"));
+            }
+        } else if !self.policy.allow_services.is_empty() && t.container.is_some() {
+            return Err("not_allowed_service: target has no service".into());
+        }
+        if let Some(last) = self.ledger.last(name, t) {
+            if now.as_millis() - last.at.as_millis() < self.policy.cooldown_secs as i64 * 1000 {
+                return Err(format!(
+                    "cooldown: last {name} of this target at {}",
+                    last.at
+                ));
+            }
+        }
+        let recent = self
+            .ledger
+            .destructive_since(Timestamp::from_millis(now.as_millis() - HOUR_MS));
+        if recent as u32 >= self.policy.max_actions_per_hour {
+            return Err(format!(
+                "rate_limit: {recent} actions executed in the last hour"
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn step(
+    audit: &mut dyn AuditLog,
+    action: &Action,
+    at: Timestamp,
+    decision: &str,
+    reason: &str,
+    dry_run: bool,
+) -> crate::Result<()> {
+    audit.append(&AuditEntry {
+        timestamp: at,
+        action_id: action.id.clone(),
+        incident_id: action.incident_id.clone(),
+        class: action.class,
+        action: action.kind.name().to_string(),
+        target: action.target.clone(),
+        decision: decision.to_string(),
+        reason: reason.to_string(),
+        dry_run,
+    })
+}
