@@ -102,6 +102,29 @@ struct StateOwned {
     template_cells_dropped: u64,
 }
 
+/// Read a CBOR state whose `version` field must be `expected`, naming
+/// `what` in the error: an old checkpoint is refused, never misread.
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+pub fn read_state<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    expected: u32,
+    what: &str,
+) -> anyhow::Result<T> {
+    #[derive(Deserialize)]
+    struct Version {
+        version: u32,
+    }
+    let version = ciborium::from_reader::<Version, _>(bytes)
+        .map_err(|e| anyhow::anyhow!("{what} is unreadable: {e}"))?
+        .version;
+    anyhow::ensure!(
+        version == expected,
+        "{what} has version {version}, this build reads {expected}: start from scratch \
+         (a new changelog topic or consumer group)"
+    );
+    ciborium::from_reader(bytes).map_err(|e| anyhow::anyhow!("{what} is unreadable: {e}"))
+}
+
 /// Width of a template-count cell.
 const TEMPLATE_TRACE_MS: i64 = 60_000;
 
@@ -446,21 +469,7 @@ impl Pipeline {
     /// An engine with `config` carrying on from [`Pipeline::snapshot`].
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn restore(config: PipelineConfig, bytes: &[u8]) -> anyhow::Result<Self> {
-        #[derive(Deserialize)]
-        struct Version {
-            version: u32,
-        }
-        let version = ciborium::from_reader::<Version, _>(bytes)
-            .map_err(|e| anyhow::anyhow!("state is unreadable: {e}"))?
-            .version;
-        if version != STATE_VERSION {
-            anyhow::bail!(
-                "engine state has version {version}, this build reads {STATE_VERSION}: \
-                 start from scratch by deleting the changelog topic's records"
-            );
-        }
-        let s: StateOwned = ciborium::from_reader(bytes)
-            .map_err(|e| anyhow::anyhow!("engine state is unreadable: {e}"))?;
+        let s: StateOwned = read_state(bytes, STATE_VERSION, "engine state")?;
         let mut decoders = HashMap::new();
         let mut origins = Vec::new();
         for (origin, d) in s.decoders {

@@ -31,19 +31,8 @@ pub struct Args {
     #[arg(long, value_name = "DIR", requires = "exit_at_end")]
     pub out: Option<PathBuf>,
 
-    /// Bearer tokens for approve/reject, comma-separated.
-    #[arg(
-        long = "api-token",
-        env = "REMEDY_API_TOKENS",
-        value_delimiter = ',',
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub tokens: Vec<String>,
-
-    /// Also accept the tokens in this file, one per line.
-    #[arg(long, env = "REMEDY_API_TOKEN_FILE", value_name = "FILE")]
-    pub api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub tokens: super::serve::Tokens,
 }
 
 /// Run until SIGINT/SIGTERM (or, with `--exit-at-end`, the end of input).
@@ -73,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = crate::store::Store::open(&cfg.store.db)?;
     let mut metrics = api::metrics::Metrics::new(db.clone());
     let stream_metrics = StreamMetrics::register(metrics.registry_mut());
-    let tokens = super::serve::read_tokens(args.tokens, args.api_token_file.as_deref())?;
+    let tokens = args.tokens.read()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,23 +8,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Flags of `remedy serve`.
+/// The API's bearer tokens, from flags, the environment or a file (shared
+/// by `remedy serve` and `remedy run`).
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// SQLite database written by `remedy replay --db` (created empty if
-    /// missing).
-    #[arg(long, env = "REMEDY_DB", value_name = "FILE")]
-    pub db: PathBuf,
-
-    /// Address to listen on; port 0 picks a free port (printed on stderr).
-    #[arg(
-        long,
-        env = "REMEDY_LISTEN",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    pub listen: SocketAddr,
-
+pub struct Tokens {
     /// Bearer tokens accepted, comma-separated. Approve and reject always
     /// need one; prefer the environment variable to keep tokens out of
     /// process listings.
@@ -42,6 +29,35 @@ pub struct Args {
     /// reads `credentials_file`.
     #[arg(long, env = "REMEDY_API_TOKEN_FILE", value_name = "FILE")]
     pub api_token_file: Option<PathBuf>,
+}
+
+impl Tokens {
+    /// Every token given, trimmed, blank lines and `#` comments of the file
+    /// skipped.
+    pub fn read(self) -> anyhow::Result<Vec<String>> {
+        read_tokens(self.tokens, self.api_token_file.as_deref())
+    }
+}
+
+/// Flags of `remedy serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// SQLite database written by `remedy replay --db` (created empty if
+    /// missing).
+    #[arg(long, env = "REMEDY_DB", value_name = "FILE")]
+    pub db: PathBuf,
+
+    /// Address to listen on; port 0 picks a free port (printed on stderr).
+    #[arg(
+        long,
+        env = "REMEDY_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub tokens: Tokens,
 
     /// Require a token for reads too (everything but /healthz, /readyz and
     /// the OpenAPI document).
@@ -75,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(args.policy.as_deref())?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
-    let tokens = read_tokens(args.tokens, args.api_token_file.as_deref())?;
+    let tokens = args.tokens.read()?;
     let config = ApiConfig {
         tokens,
         auth_reads: args.auth_reads,
@@ -115,10 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// The tokens given as flags plus those in `file` (one per line, blank
 /// lines and `#` comments skipped).
-pub fn read_tokens(
-    flags: Vec<String>,
-    file: Option<&std::path::Path>,
-) -> anyhow::Result<Vec<String>> {
+fn read_tokens(flags: Vec<String>, file: Option<&std::path::Path>) -> anyhow::Result<Vec<String>> {
     let mut tokens: Vec<String> = flags
         .into_iter()
         .map(|t| t.trim().to_string())

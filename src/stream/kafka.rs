@@ -29,7 +29,7 @@ use super::task::{DeadLetters, Emitted, Task};
 use crate::pipeline::PipelineConfig;
 use crate::run::RunResult;
 use anyhow::Context as _;
-use ingest::{IngestStats, RawRecord};
+use ingest::IngestStats;
 use models::Timestamp;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,7 +40,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{BorrowedMessage, Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, HashMap};
@@ -569,7 +569,7 @@ impl Worker {
             // Not ours (any more): not committed, so its owner gets it.
             return Ok(());
         };
-        let raw = detach(origin, msg);
+        let raw = ingest::source::kafka::record_of(origin, msg);
         let mut dead = DeadLetters::default();
         if !run.task.push(lane, msg.offset(), &raw, &mut dead)? {
             return Ok(());
@@ -966,30 +966,4 @@ fn read_last(cfg: &RunConfig, topic: &str, p: i32) -> anyhow::Result<Option<Vec<
         }
     }
     anyhow::bail!("the last checkpoint in {topic}/{p} could not be read within 30 s")
-}
-
-/// Copy what the engine needs out of a borrowed message.
-fn detach(origin: Arc<str>, msg: &BorrowedMessage<'_>) -> RawRecord {
-    let headers = msg
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| {
-                    (
-                        h.key.to_string(),
-                        h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    RawRecord {
-        bytes: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-        origin,
-        position: msg.offset().max(0) as u64,
-        partition: Some(msg.partition()),
-        key: msg.key().map(<[u8]>::to_vec),
-        headers,
-        transport_time: msg.timestamp().to_millis().map(Timestamp::from_millis),
-    }
 }

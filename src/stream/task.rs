@@ -180,19 +180,7 @@ impl Task {
         config: PipelineConfig,
         policy: reclaim::Policy,
     ) -> anyhow::Result<Self> {
-        #[derive(Deserialize)]
-        struct Version {
-            version: u32,
-        }
-        let version = ciborium::from_reader::<Version, _>(bytes)
-            .map_err(|e| anyhow::anyhow!("state is unreadable: {e}"))?
-            .version;
-        anyhow::ensure!(
-            version == TASK_STATE_VERSION,
-            "checkpoint has version {version}, this build reads {TASK_STATE_VERSION}"
-        );
-        let s: TaskState = ciborium::from_reader(bytes)
-            .map_err(|e| anyhow::anyhow!("checkpoint is unreadable: {e}"))?;
+        let s: TaskState = crate::pipeline::read_state(bytes, TASK_STATE_VERSION, "checkpoint")?;
         let had: Vec<&str> = s.lanes.iter().map(|l| l.topic.as_str()).collect();
         anyhow::ensure!(
             had == topics.iter().map(String::as_str).collect::<Vec<_>>(),

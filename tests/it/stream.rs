@@ -169,6 +169,16 @@ impl Instance {
         }
     }
 
+    /// Wait for one more checkpoint (everything found so far published),
+    /// then stop.
+    fn checkpoint_then_stop(self) {
+        let c = self.metric("remedy_checkpoints_total");
+        self.wait_until("a final checkpoint", 60, |i| {
+            i.metric("remedy_checkpoints_total") > c
+        });
+        self.stop();
+    }
+
     /// kill -9.
     fn crash(mut self) {
         self.child.kill().unwrap();
@@ -369,30 +379,34 @@ fn replay(files: &[PathBuf], out: &Path) {
     assert!(st.success());
 }
 
-/// The lines of a file with the event time of each (a line that does not
-/// decode takes its predecessor's).
-fn timed_lines(f: &Path) -> Vec<(i64, String)> {
+/// Each line of a file with its first event, if it decodes.
+fn decode_lines(f: &Path) -> Vec<(String, Option<models::Event>)> {
     let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
     let origin: std::sync::Arc<str> = std::sync::Arc::from(f.to_string_lossy().as_ref());
-    let mut last = i64::MIN;
     lines(f)
         .into_iter()
         .enumerate()
         .map(|(i, l)| {
-            let raw = RawRecord {
-                bytes: l.clone().into_bytes(),
-                origin: origin.clone(),
-                position: i as u64,
-                partition: None,
-                key: None,
-                headers: vec![],
-                transport_time: None,
-            };
+            let raw = RawRecord::line(origin.clone(), i as u64, l.clone().into_bytes());
             let mut ev = Vec::new();
-            if d.decode(&raw, &mut ev).is_ok() {
-                if let Some(e) = ev.first() {
-                    last = e.timestamp().as_millis();
-                }
+            let first = d
+                .decode(&raw, &mut ev)
+                .ok()
+                .and_then(|()| ev.into_iter().next());
+            (l, first)
+        })
+        .collect()
+}
+
+/// The lines of a file with the event time of each (a line that does not
+/// decode takes its predecessor's).
+fn timed_lines(f: &Path) -> Vec<(i64, String)> {
+    let mut last = i64::MIN;
+    decode_lines(f)
+        .into_iter()
+        .map(|(l, e)| {
+            if let Some(e) = e {
+                last = e.timestamp().as_millis();
             }
             (last, l)
         })
@@ -592,23 +606,9 @@ async fn a_killed_instance_loses_and_duplicates_nothing() {
 fn keyed(files: &[&Path], partitions: i32) -> Vec<(i64, i32, String, String)> {
     let mut out = Vec::new();
     for f in files {
-        let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
-        let origin: std::sync::Arc<str> = std::sync::Arc::from(f.to_string_lossy().as_ref());
-        for (i, l) in lines(f).into_iter().enumerate() {
-            let raw = RawRecord {
-                bytes: l.clone().into_bytes(),
-                origin: origin.clone(),
-                position: i as u64,
-                partition: None,
-                key: None,
-                headers: vec![],
-                transport_time: None,
-            };
-            let mut ev = Vec::new();
-            if d.decode(&raw, &mut ev).is_err() || ev.is_empty() {
-                continue;
-            }
-            let (ts, svc) = match &ev[0] {
+        for (l, e) in decode_lines(f) {
+            let Some(e) = e else { continue };
+            let (ts, svc) = match &e {
                 models::Event::Log(r) => (r.timestamp, r.service.clone()),
                 models::Event::Metric(m) => (m.timestamp, m.key.label("service").map(String::from)),
                 models::Event::Change(c) => (c.timestamp, Some(c.service.clone())),
@@ -681,11 +681,7 @@ async fn two_instances_hand_over_partitions_through_the_changelog() {
             && i.metric("remedy_rebalances_total") >= 2.0
     });
     // One more checkpoint so everything found has been published.
-    let c = a.metric("remedy_checkpoints_total");
-    a.wait_until("a final checkpoint", 60, |i| {
-        i.metric("remedy_checkpoints_total") > c
-    });
-    a.stop();
+    a.checkpoint_then_stop();
 
     // The same input through one instance alone.
     let one = Names::new("remedy-one", vec![lt.clone(), mt.clone()]);
@@ -693,11 +689,7 @@ async fn two_instances_hand_over_partitions_through_the_changelog() {
     solo.wait_until("reading everything", 180, |i| {
         i.metric("remedy_stream_records_total") >= total && i.metric("remedy_consumer_lag") == 0.0
     });
-    let c = solo.metric("remedy_checkpoints_total");
-    solo.wait_until("a final checkpoint", 60, |i| {
-        i.metric("remedy_checkpoints_total") > c
-    });
-    solo.stop();
+    solo.checkpoint_then_stop();
 
     let handed = incidents_in(&two.incidents);
     let alone = incidents_in(&one.incidents);

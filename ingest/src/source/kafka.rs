@@ -190,6 +190,13 @@ fn detach(origins: &mut BTreeMap<String, Arc<str>>, msg: &BorrowedMessage<'_>) -
             o
         }
     };
+    record_of(origin, msg)
+}
+
+/// Copy a message out of librdkafka's buffer as a record of `origin`
+/// (the topic's shared name): bytes, key, headers, offset, partition and
+/// the broker's timestamp.
+pub fn record_of(origin: Arc<str>, msg: &BorrowedMessage<'_>) -> RawRecord {
     let headers = msg
         .headers()
         .map(|hs| {
