@@ -33,6 +33,8 @@ pub struct AnalyzerConfig {
     /// plotting, in [`AnalyzerOutput::trace`]; 0, the default, keeps none.
     /// Points beyond the cap are counted in `trace_dropped`, never held.
     pub trace_limit: usize,
+    /// Session grouping and the session detector.
+    pub sessions: crate::session::SessionConfig,
 }
 
 /// How signals are judged.
@@ -189,6 +191,7 @@ struct StateRef<'a> {
     known_templates: Vec<&'a String>,
     counting: Vec<&'a String>,
     first_ts: Option<models::Timestamp>,
+    sessions: &'a crate::session::SessionDetector,
 }
 
 /// An [`Analyzer`]'s state read back, for [`Analyzer::restore`].
@@ -205,6 +208,7 @@ struct StateOwned {
     known_templates: Vec<String>,
     counting: Vec<String>,
     first_ts: Option<models::Timestamp>,
+    sessions: crate::session::SessionDetector,
 }
 
 /// The engine. See the module docs.
@@ -226,6 +230,7 @@ pub struct Analyzer {
     counting: std::collections::HashSet<String>,
     /// First event time: new templates are news only after a warm-up.
     first_ts: Option<models::Timestamp>,
+    sessions: crate::session::SessionDetector,
 }
 
 /// Which signals are watched, and how.
@@ -359,6 +364,17 @@ fn kind_of(s: &Signal, up: bool) -> AnomalyKind {
 impl Analyzer {
     /// A new engine.
     pub fn new(cfg: AnalyzerConfig) -> Self {
+        // Callers check `sessions.id_pattern` first (the CLI names a bad
+        // one); should one slip through, sessions go by fields alone.
+        let sessions =
+            crate::session::SessionDetector::new(cfg.sessions.clone()).unwrap_or_else(|e| {
+                tracing::error!("session id pattern ignored: {e}");
+                crate::session::SessionDetector::new(crate::session::SessionConfig {
+                    id_pattern: String::new(),
+                    ..cfg.sessions.clone()
+                })
+                .expect("no pattern, nothing to fail")
+            });
         Analyzer {
             agg: SignalAggregator::new(cfg.signals.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
@@ -371,6 +387,7 @@ impl Analyzer {
             known_templates: Default::default(),
             counting: Default::default(),
             first_ts: None,
+            sessions,
         }
     }
 
@@ -398,6 +415,7 @@ impl Analyzer {
             known_templates: known,
             counting,
             first_ts: self.first_ts,
+            sessions: &self.sessions,
         })
     }
 
@@ -419,6 +437,11 @@ impl Analyzer {
             known_templates: s.known_templates.into_iter().collect(),
             counting: s.counting.into_iter().collect(),
             first_ts: s.first_ts,
+            sessions: {
+                let mut d = s.sessions;
+                d.reattach();
+                d
+            },
         }
     }
 
@@ -443,6 +466,7 @@ impl Analyzer {
                 }
                 self.learn_calls(r);
                 self.watch_templates(r, out);
+                self.sessions.observe(r, &mut out.anomalies);
             }
             Event::Metric(m) => {
                 if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
@@ -532,6 +556,7 @@ impl Analyzer {
 
     /// End of input: close every window and return open incidents as they stand.
     pub fn finish(&mut self, out: &mut AnalyzerOutput) {
+        self.sessions.finish(&mut out.anomalies);
         self.points.clear();
         self.agg.finish(&mut self.points);
         self.score_points(out);

@@ -19,6 +19,7 @@ pub mod baseline;
 pub mod correlate;
 pub mod detect;
 pub mod engine;
+pub mod session;
 pub mod signals;
 
 pub use baseline::{
@@ -30,4 +31,5 @@ pub use engine::{
     Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
     TracePoint,
 };
+pub use session::{SessionConfig, SessionDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

@@ -57,6 +57,13 @@ pub struct Args {
     /// the `topology` of a `manifest.json` in a replayed directory is used.
     #[arg(long, value_name = "FILE")]
     pub topology: Option<PathBuf>,
+
+    /// Group log records into sessions by the first match of this regular
+    /// expression in the message when no field (trace id, `request_id`,
+    /// `block_id`, `session_id`) gives a session id, e.g. 'blk_-?\d+' for
+    /// HDFS blocks; sessions through a rare template are anomalies.
+    #[arg(long, value_name = "REGEX")]
+    pub session_pattern: Option<String>,
 }
 
 /// Dead letters written as JSON lines.
@@ -99,6 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     config.format = format;
     config.decoder.max_line_bytes = args.max_line_bytes;
     config.analyzer.correlator.topology = topology;
+    if let Some(p) = &args.session_pattern {
+        regex::Regex::new(p).with_context(|| format!("--session-pattern {p:?}"))?;
+        config.analyzer.sessions.id_pattern = p.clone();
+    }
     if args.db.is_some() {
         config.analyzer.trace_limit = crate::store::TRACE_LIMIT;
         config.template_trace = 1_000_000;
