@@ -82,6 +82,18 @@ impl Store {
 }
 
 impl Store {
+    /// The ids of actions a person approved through the API, so that
+    /// `remedy replay --execute` carries out what was approved.
+    pub fn approved_actions(&self) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM actions WHERE status = 'approved' AND decided = 1")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
     /// Delete plotted points older than `before` (event time), for a
     /// long-running service's retention. Returns how many went.
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
@@ -166,7 +178,8 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
             "INSERT INTO actions (id, incident_id, status, requires_approval, body)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body
-             WHERE actions.decided = 0",
+             WHERE actions.status <> 'executed'
+               AND (actions.decided = 0 OR excluded.status IN ('executed', 'failed'))",
             params![
                 action.id,
                 action.incident_id,
