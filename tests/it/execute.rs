@@ -812,3 +812,207 @@ async fn crafted_log_lines_never_widen_what_is_executed() {
     })
     .await;
 }
+
+/// One HTTP/1.1 exchange with `Connection: close`: status and body.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.to_string(),
+    )
+}
+
+/// Kills the server whatever happens.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_executes_an_action_once_it_is_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_owned();
+    with_checkout("exec-serve", |en| async move {
+        let data = d.join("scenario");
+        generate("memory_leak", "2026-01-05T00:00:00Z", &data);
+        let policy = d.join("policy.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                r#"dry_run = false
+require_approval = ["restart"]
+allow_services = ["checkout"]
+
+[[rules]]
+class = "memory_leak"
+action = {{ type = "restart", graceful_timeout_secs = 1 }}
+
+[execution]
+ledger = "{}"
+"#,
+                d.join("ledger.jsonl").display()
+            ),
+        )
+        .unwrap();
+        let db = d.join("remedy.db");
+        let out = remedy()
+            .arg("replay")
+            .arg(&data)
+            .arg("--out")
+            .arg(d.join("out"))
+            .arg("--db")
+            .arg(&db)
+            .arg("--policy")
+            .arg(&policy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let action = actions_of(&d.join("out"), "restart").remove(0);
+        let (id, incident) = (
+            action["id"].as_str().unwrap().to_string(),
+            action["incident_id"].as_str().unwrap().to_string(),
+        );
+        assert_eq!(action["status"]["state"], "planned");
+
+        let host = docker_host();
+        let (server, addr) = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut child = remedy()
+                .args([
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--exec-interval-ms",
+                    "200",
+                    "--db",
+                ])
+                .arg(&db)
+                .arg("--policy")
+                .arg(&policy)
+                .env("REMEDY_API_TOKENS", "exec-token")
+                .env("REMEDY_DOCKER_HOST", host)
+                .stderr(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+            let server = Server(child);
+            let mut line = String::new();
+            while !line.contains("listening on") {
+                line.clear();
+                assert!(
+                    err.read_line(&mut line).unwrap() > 0,
+                    "serve exited before listening"
+                );
+            }
+            let addr = line
+                .split("http://")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            // Keep draining stderr so the server never blocks on it.
+            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+            (server, addr)
+        })
+        .await
+        .unwrap();
+
+        let before = started(&en).await;
+        let metric = r#"remedy_executor_actions_total{executor="docker",result="executed"} 1"#;
+        // Not approved yet: several polls pass, nothing runs.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(started(&en).await, before, "ran before its approval");
+        let (a, i) = (addr.clone(), incident.clone());
+        let detail = tokio::task::spawn_blocking(move || {
+            http(&a, "GET", &format!("/api/v1/incidents/{i}"), None)
+        })
+        .await
+        .unwrap();
+        assert_eq!(detail.0, 200, "{}", detail.1);
+        assert!(!detail.1.contains(r#""state":"executed""#), "{}", detail.1);
+
+        let a = addr.clone();
+        let (status, body) = tokio::task::spawn_blocking(move || {
+            http(
+                &a,
+                "POST",
+                &format!("/api/v1/actions/{id}/approve"),
+                Some("exec-token"),
+            )
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let mut state = String::new();
+        for _ in 0..150 {
+            let (a, i) = (addr.clone(), incident.clone());
+            let (_, body) = tokio::task::spawn_blocking(move || {
+                http(&a, "GET", &format!("/api/v1/incidents/{i}"), None)
+            })
+            .await
+            .unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            state = v["actions"][0]["status"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if state == "executed" {
+                let decisions: Vec<&str> = v["audit"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["decision"].as_str().unwrap())
+                    .collect();
+                for step in ["approved", "requested", "started", "executed"] {
+                    assert!(decisions.contains(&step), "{step} missing: {decisions:?}");
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            state, "executed",
+            "not executed within 30 s of its approval"
+        );
+        let after = started(&en).await;
+        assert_ne!(after[0].1, before[0].1, "checkout-1 was not restarted");
+        assert_eq!(after[1..], before[1..], "another container was touched");
+        let a = addr.clone();
+        let (_, metrics) = tokio::task::spawn_blocking(move || http(&a, "GET", "/metrics", None))
+            .await
+            .unwrap();
+        assert!(metrics.contains(metric), "{metrics}");
+        assert!(
+            metrics.contains("remedy_executor_duration_seconds_count{executor=\"docker\"} 1"),
+            "{metrics}"
+        );
+        // Once only: later polls leave it alone.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        assert_eq!(started(&en).await, after);
+        assert_eq!(jsonl(&d.join("ledger.jsonl")).len(), 1);
+        drop(server);
+    })
+    .await;
+}
