@@ -5,6 +5,7 @@
 mod api;
 mod cmd;
 mod evaluate;
+mod execute;
 mod generate;
 mod output;
 mod pipeline;

@@ -82,6 +82,18 @@ impl Store {
 }
 
 impl Store {
+    /// The ids of actions a person approved through the API, so that
+    /// `remedy replay --execute` carries out what was approved.
+    pub fn approved_actions(&self) -> anyhow::Result<std::collections::HashSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM actions WHERE status = 'approved' AND decided = 1")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
     /// Delete plotted points older than `before` (event time), for a
     /// long-running service's retention. Returns how many went.
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
@@ -166,7 +178,8 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
             "INSERT INTO actions (id, incident_id, status, requires_approval, body)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body
-             WHERE actions.decided = 0",
+             WHERE actions.status <> 'executed'
+               AND (actions.decided = 0 OR excluded.status IN ('executed', 'failed'))",
             params![
                 action.id,
                 action.incident_id,
@@ -905,6 +918,51 @@ pub fn decide(
     )?;
     tx.commit()?;
     Ok(action)
+}
+
+/// Actions that may run now: approved through the API, or planned without
+/// needing approval (oldest first). The driver checks every rule again.
+pub fn executable_actions(conn: &Connection) -> anyhow::Result<Vec<Action>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM actions
+         WHERE status = 'approved' OR (status = 'planned' AND requires_approval = 0)
+         ORDER BY rowid",
+    )?;
+    let bodies: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut actions = Vec::with_capacity(bodies.len());
+    for b in bodies {
+        actions.push(serde_json::from_str(&b)?);
+    }
+    Ok(actions)
+}
+
+/// Write what execution did to `action` (its status, or a new scheduled
+/// action) and its audit entries, in one transaction.
+pub fn record_execution(
+    conn: &mut Connection,
+    action: &Action,
+    audit: &[AuditEntry],
+) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO actions (id, incident_id, status, requires_approval, body)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET status = excluded.status, body = excluded.body",
+        params![
+            action.id,
+            action.incident_id,
+            action.status.state(),
+            action.requires_approval,
+            serde_json::to_string(action)?
+        ],
+    )?;
+    for entry in audit {
+        append_audit(&tx, entry)?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 /// Totals for `/metrics`.

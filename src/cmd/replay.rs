@@ -64,6 +64,14 @@ pub struct Args {
     /// HDFS blocks; sessions through a rare template are anomalies.
     #[arg(long, value_name = "REGEX")]
     pub session_pattern: Option<String>,
+
+    /// Carry out the planned actions through the executors the policy's
+    /// `[execution]` section configures (Docker Engine API, object store,
+    /// webhook, log), under its safety rules: a dry-run policy still runs
+    /// nothing (the audit trail says so), approvals and cooldowns hold.
+    /// Results go to actions.jsonl, audit.jsonl and `--db`.
+    #[arg(long)]
+    pub execute: bool,
 }
 
 /// Dead letters written as JSON lines.
@@ -90,6 +98,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FileSource::open(&args.paths, args.max_line_bytes)?.readers()?
     };
     let policy = super::load_policy(args.policy.as_deref())?;
+    // Set up the executors before anything is written: a bad [execution]
+    // section fails the replay with nothing half-done.
+    let mut driver = if args.execute {
+        Some(crate::execute::driver(&policy, None)?)
+    } else {
+        None
+    };
     let labels = match &args.labels {
         Some(p) => Some(crate::evaluate::Labels::load(p)?),
         None => None,
@@ -129,6 +144,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     progress.finish_and_clear();
     dead.0.commit()?;
     let mut run = crate::run::conclude(&mut pipeline, policy)?;
+    let reports = match driver.as_mut() {
+        Some(d) => {
+            // What a person approved through the API (`remedy serve`) runs.
+            if let Some(store) = &store {
+                let approved = store.approved_actions()?;
+                for a in &mut run.actions {
+                    if a.status == ActionStatus::Planned && approved.contains(&a.id) {
+                        a.status = ActionStatus::Approved;
+                    }
+                }
+            }
+            crate::execute::execute_all(d, &mut run.actions, &mut run.audit)?
+        }
+        None => Default::default(),
+    };
     run.summary.evaluation = labels
         .as_ref()
         .map(|l| crate::evaluate::evaluate(l, &run.incidents, &run.actions));
@@ -167,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "actions.jsonl",
             actions
                 .iter()
-                .map(serde_json::to_value)
+                .map(|a| crate::execute::with_report(a, reports.get(&a.id)))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
         (
@@ -192,6 +222,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut w = stdout.lock();
     print_report(&mut w, summary, &args.out)?;
     print_incidents(&mut w, incidents, actions)?;
+    if args.execute {
+        print_execution(&mut w, actions, audit, &reports)?;
+    }
     if let Some(e) = &evaluation {
         crate::evaluate::print(&mut w, e)?;
     }
@@ -283,6 +316,33 @@ fn print_incidents(
                 }
             )?;
         }
+    }
+    Ok(())
+}
+
+/// What `--execute` did with each action.
+fn print_execution(
+    w: &mut dyn Write,
+    actions: &[Action],
+    audit: &[reclaim::AuditEntry],
+    reports: &std::collections::BTreeMap<String, reclaim::exec::Report>,
+) -> anyhow::Result<()> {
+    writeln!(w, "\nexecution:")?;
+    for a in actions {
+        let what = match (&a.status, reports.get(&a.id)) {
+            (_, Some(r)) => format!("executed: {}", r.detail),
+            (ActionStatus::Executed, None) => "executed earlier (ledger); nothing run again".into(),
+            (ActionStatus::Failed { reason }, None) => format!("failed: {reason}"),
+            (_, None) => {
+                let why = audit
+                    .iter()
+                    .rev()
+                    .find(|e| e.action_id == a.id && e.decision == "not_executed")
+                    .map_or("not handed to the executors", |e| e.reason.as_str());
+                format!("not executed: {why}")
+            }
+        };
+        writeln!(w, "  {} {}: {what}", a.id, a.kind.name())?;
     }
     Ok(())
 }

@@ -84,6 +84,11 @@ pub struct Args {
     /// default.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+
+    /// With a policy that lifts dry-run: how often (milliseconds) the store
+    /// is polled for approved actions and due schedules to execute.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub exec_interval_ms: u64,
 }
 
 /// Run `remedy serve` until SIGINT or SIGTERM.
@@ -104,9 +109,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if config.tokens.is_empty() {
         tracing::warn!("no API tokens configured: approve and reject will refuse every request");
     }
+    let mut metrics = api::metrics::Metrics::new(db.clone());
+    // Execution is on when the policy lifts dry-run: approved actions (and
+    // those allowed without approval) and due schedules run in the
+    // background, through the driver and its safety rules.
+    let driver = if policy.dry_run {
+        None
+    } else {
+        let observer = crate::execute::ExecMetrics::register(metrics.registry_mut());
+        Some(crate::execute::driver(&policy, Some(Arc::new(observer)))?)
+    };
     let app = api::router(AppState {
-        metrics: api::metrics::Metrics::new(db.clone()),
-        db,
+        metrics,
+        db: db.clone(),
         config,
         policy,
     });
@@ -118,6 +133,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        if let Some(driver) = driver {
+            let every = Duration::from_millis(args.exec_interval_ms.max(100));
+            crate::execute::spawn_background(db, driver, every)?;
+            eprintln!("remedy serve: executing approved actions every {every:?}");
+        }
         eprintln!(
             "remedy serve: listening on http://{addr} (database {})",
             args.db.display()

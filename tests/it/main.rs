@@ -1,6 +1,7 @@
 mod api;
 mod cli;
 mod detect;
+mod execute;
 mod generate;
 #[cfg(feature = "kafka")]
 mod kafka;

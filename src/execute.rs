@@ -1,0 +1,318 @@
+//! Execution wiring: the policy's `[execution]` section turned into a
+//! reclaim [`Driver`] with its executors, and planned actions handed to it.
+//! Every safety rule lives in the driver (dry-run, approval, identifiers,
+//! allow/deny lists, cooldown and rate limit on the ledger) and in the
+//! executors (what the engine reports now); this module only chooses and
+//! connects the executors and records what happened on each action.
+
+use anyhow::Context;
+use models::{Action, ActionStatus};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use reclaim::exec::{
+    wall_now, Driver, ExecObserver, Executor, ExecutorKind, Ledger, LogExecutor, OffloadExecutor,
+    Report, WebhookExecutor,
+};
+use reclaim::exec::{DockerExecutor, ExecutionConfig};
+use reclaim::{AuditLog, Policy};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The actions an executor may be chosen for, in the policy's order.
+const ACTIONS: [&str; 4] = ["prune", "restart", "offload", "notify"];
+
+/// The engine address: the policy's `execution.docker.host`, else
+/// `REMEDY_DOCKER_HOST`, else (inside the executor) `DOCKER_HOST`, else the
+/// local socket.
+fn docker_config(config: &ExecutionConfig) -> reclaim::exec::config::DockerConfig {
+    let mut docker = config.docker.clone();
+    if docker.host.is_empty() {
+        if let Ok(h) = std::env::var("REMEDY_DOCKER_HOST") {
+            docker.host = h;
+        }
+    }
+    docker
+}
+
+/// A driver under `policy`, with the executors its `[execution]` section
+/// chooses, remembering past executions in its ledger. An executor whose
+/// system is not configured at all (no object-store destination, no webhook
+/// URL) is left out, and the driver then refuses its actions with
+/// `no_executor`; one that is configured but cannot be set up is an error
+/// naming the setting.
+pub fn driver(policy: &Policy, observer: Option<Arc<dyn ExecObserver>>) -> anyhow::Result<Driver> {
+    let config = &policy.execution;
+    config.validate().context("policy [execution]")?;
+    let ledger = Ledger::open(&config.ledger).with_context(|| {
+        format!(
+            "cannot open the execution ledger {} (execution.ledger)",
+            config.ledger.display()
+        )
+    })?;
+    let mut built: BTreeMap<ExecutorKind, Option<Arc<dyn Executor>>> = BTreeMap::new();
+    let mut driver = Driver::new(policy.clone(), ledger);
+    for name in ACTIONS {
+        let Some(kind) = config.executors.for_action(name) else {
+            continue;
+        };
+        if let std::collections::btree_map::Entry::Vacant(slot) = built.entry(kind) {
+            let exec: Option<Arc<dyn Executor>> = match kind {
+                ExecutorKind::Docker => {
+                    let d = docker_config(config);
+                    Some(Arc::new(DockerExecutor::connect(&d).with_context(
+                        || format!("execution.docker (engine {:?})", d.host),
+                    )?))
+                }
+                ExecutorKind::ObjectStore => {
+                    let o = &config.object_store;
+                    if o.destination.is_empty() {
+                        None
+                    } else {
+                        Some(Arc::new(
+                            OffloadExecutor::from_config(o).context("execution.object_store")?,
+                        ))
+                    }
+                }
+                ExecutorKind::Webhook => Some(Arc::new(
+                    WebhookExecutor::from_config(&config.webhook).context("execution.webhook")?,
+                )),
+                ExecutorKind::Log => Some(Arc::new(LogExecutor)),
+            };
+            slot.insert(exec);
+        }
+        if let Some(Some(exec)) = built.get(&kind) {
+            driver = driver.with_executor(name, exec.clone());
+        }
+    }
+    if let Some(o) = observer {
+        driver = driver.with_observer(o);
+    }
+    Ok(driver)
+}
+
+/// Hand `action` to `driver` now. The driver updates its status (executed,
+/// failed, or skipped with the rule that said no) and audits every step.
+/// An action the ledger already records as executed (the same action id
+/// from an earlier run) is marked executed, with nothing run again.
+pub async fn execute_one(
+    driver: &mut Driver,
+    action: &mut Action,
+    audit: &mut dyn AuditLog,
+) -> anyhow::Result<Option<Report>> {
+    let report = driver
+        .execute(action, wall_now(), audit)
+        .await
+        .with_context(|| format!("executing action {}", action.id))?;
+    if report.is_none()
+        && action.status != ActionStatus::Executed
+        && driver.ledger().executed(&action.id).is_some()
+    {
+        action.status = ActionStatus::Executed;
+    }
+    Ok(report)
+}
+
+/// Execute every action in order on a runtime of its own (for the
+/// synchronous `remedy replay`). Returns the reports of the actions that
+/// ran, by action id.
+pub fn execute_all(
+    driver: &mut Driver,
+    actions: &mut [Action],
+    audit: &mut dyn AuditLog,
+) -> anyhow::Result<BTreeMap<String, Report>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the executors' runtime")?;
+    rt.block_on(async {
+        let mut reports = BTreeMap::new();
+        for action in actions.iter_mut() {
+            if let Some(r) = execute_one(driver, action, audit).await? {
+                reports.insert(action.id.clone(), r);
+            }
+        }
+        Ok(reports)
+    })
+}
+
+/// An action as JSON with what its execution reported (`execution`: the
+/// objects removed, restarted or moved, bytes, retries, detail).
+pub fn with_report(action: &Action, report: Option<&Report>) -> anyhow::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(action)?;
+    if let (Some(r), Some(obj)) = (report, v.as_object_mut()) {
+        obj.insert(
+            "execution".into(),
+            serde_json::json!({
+                "objects": r.objects,
+                "bytes": r.bytes,
+                "retries": r.retries,
+                "detail": r.detail,
+            }),
+        );
+    }
+    Ok(v)
+}
+
+/// Per-executor metrics on `/metrics`, fed by the driver's observer hook.
+#[derive(Clone)]
+pub struct ExecMetrics {
+    actions: Family<ResultLabels, Counter>,
+    failures: Family<ExecutorLabels, Counter>,
+    duration: Family<ExecutorLabels, Histogram>,
+    bytes: Family<ExecutorLabels, Counter>,
+    retries: Family<ExecutorLabels, Counter>,
+}
+
+/// An executor and what became of one execution.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    executor: String,
+    result: String,
+}
+
+/// An executor.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExecutorLabels {
+    executor: String,
+}
+
+impl ExecMetrics {
+    /// Fresh metrics, registered in `registry`.
+    pub fn register(registry: &mut Registry) -> ExecMetrics {
+        let m = ExecMetrics {
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0])
+            }),
+            actions: Family::default(),
+            failures: Family::default(),
+            bytes: Family::default(),
+            retries: Family::default(),
+        };
+        registry.register(
+            "remedy_executor_actions",
+            "Actions handed to an executor, by executor and result (executed, refused, failed)",
+            m.actions.clone(),
+        );
+        registry.register(
+            "remedy_executor_failures",
+            "Executions that failed, by executor",
+            m.failures.clone(),
+        );
+        registry.register(
+            "remedy_executor_duration_seconds",
+            "Time an executor took, by executor",
+            m.duration.clone(),
+        );
+        registry.register(
+            "remedy_executor_bytes",
+            "Bytes reclaimed (prune) or moved (offload), by executor",
+            m.bytes.clone(),
+        );
+        registry.register(
+            "remedy_executor_retries",
+            "Retries an executor needed (webhook), by executor",
+            m.retries.clone(),
+        );
+        m
+    }
+}
+
+impl ExecObserver for ExecMetrics {
+    fn observe(&self, executor: &str, result: &str, elapsed: Duration, report: Option<&Report>) {
+        let e = ExecutorLabels {
+            executor: executor.to_string(),
+        };
+        self.actions
+            .get_or_create(&ResultLabels {
+                executor: executor.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        if result == "failed" {
+            self.failures.get_or_create(&e).inc();
+        }
+        self.duration
+            .get_or_create(&e)
+            .observe(elapsed.as_secs_f64());
+        if let Some(r) = report {
+            self.bytes.get_or_create(&e).inc_by(r.bytes);
+            self.retries.get_or_create(&e).inc_by(u64::from(r.retries));
+        }
+    }
+}
+
+/// [`background`] on a thread of its own (the driver's futures borrow the
+/// audit log, so they stay on one thread), for the life of the process.
+pub fn spawn_background(
+    db: Arc<crate::store::Db>,
+    driver: Driver,
+    interval: Duration,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the executors' runtime")?;
+    std::thread::Builder::new()
+        .name("remedy-exec".into())
+        .spawn(move || rt.block_on(background(db, driver, interval, std::future::pending())))
+        .context("cannot start the executors' thread")
+}
+
+/// The background executor of `remedy serve` and `remedy run`: every
+/// `interval` it takes from the store the actions that may run now
+/// (approved through the API, or planned without needing approval, and not
+/// dry-run), hands each to the driver once, and writes its status and
+/// audit back; and it runs the policy's `[[schedules]]` that fell due since
+/// the last look (from the task's start: no catch-up of missed ones), under
+/// the same driver. Stops when `stop` resolves.
+pub async fn background(
+    db: Arc<crate::store::Db>,
+    mut driver: Driver,
+    interval: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut handed: std::collections::HashSet<String> = Default::default();
+    let mut since = wall_now();
+    tokio::pin!(stop);
+    loop {
+        if let Err(e) = tick(&db, &mut driver, &mut handed, &mut since).await {
+            tracing::error!("executing actions: {e:#}");
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+async fn tick(
+    db: &crate::store::Db,
+    driver: &mut Driver,
+    handed: &mut std::collections::HashSet<String>,
+    since: &mut models::Timestamp,
+) -> anyhow::Result<()> {
+    let mut due = db.with(|c| crate::store::executable_actions(c))?;
+    due.retain(|a| !a.dry_run && !handed.contains(&a.id));
+    let now = wall_now();
+    let policy = driver.policy().clone();
+    for s in &policy.schedules {
+        if let Some(at) = s.due(*since, now)? {
+            let needs = policy.require_approval.iter().any(|a| a == s.action.name());
+            due.push(s.action_at(at, policy.dry_run, needs));
+        }
+    }
+    *since = now;
+    for mut action in due {
+        handed.insert(action.id.clone());
+        let mut audit: Vec<reclaim::AuditEntry> = Vec::new();
+        let result = execute_one(driver, &mut action, &mut audit).await;
+        db.with(|c| crate::store::record_execution(c, &action, &audit))
+            .with_context(|| format!("recording the execution of {}", action.id))?;
+        result?;
+    }
+    Ok(())
+}
