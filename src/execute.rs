@@ -63,9 +63,23 @@ pub fn driver(policy: &Policy, observer: Option<Arc<dyn ExecObserver>>) -> anyho
             let exec: Option<Arc<dyn Executor>> = match kind {
                 ExecutorKind::Docker => {
                     let d = docker_config(config);
-                    Some(Arc::new(DockerExecutor::connect(&d).with_context(
-                        || format!("execution.docker (engine {:?})", d.host),
-                    )?))
+                    // No engine named anywhere and none at the default
+                    // socket: not configured, like an empty webhook URL.
+                    if d.host.is_empty()
+                        && std::env::var_os("DOCKER_HOST").is_none()
+                        && !std::path::Path::new("/var/run/docker.sock").exists()
+                    {
+                        tracing::warn!(
+                            "no container engine (execution.docker.host, REMEDY_DOCKER_HOST, \
+                             DOCKER_HOST or /var/run/docker.sock): prune and restart will be \
+                             refused with no_executor"
+                        );
+                        None
+                    } else {
+                        Some(Arc::new(DockerExecutor::connect(&d).with_context(
+                            || format!("execution.docker (engine {:?})", d.host),
+                        )?))
+                    }
                 }
                 ExecutorKind::ObjectStore => {
                     let o = &config.object_store;
@@ -315,4 +329,72 @@ async fn tick(
         result?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schedule runs once per occurrence that falls due while the
+    /// background task runs, and never when not due.
+    #[tokio::test]
+    async fn due_schedules_run_once_per_occurrence_and_others_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = dir.path().join("ledger.jsonl");
+        let policy = reclaim::Policy::from_toml(&format!(
+            r#"
+dry_run = false
+require_approval = []
+max_actions_per_hour = 100
+cooldown_secs = 0
+
+[execution]
+ledger = "{}"
+
+[[schedules]]
+name = "every-second"
+cron = "* * * * * *"
+class = "disk_pressure"
+action = {{ type = "notify", channel = "ops", message = "tick" }}
+
+[[schedules]]
+name = "yearly"
+cron = "0 0 3 1 1 *"
+action = {{ type = "notify", channel = "ops", message = "never now" }}
+"#,
+            ledger.display()
+        ))
+        .unwrap();
+        let db = Arc::new(crate::store::Db::open(&dir.path().join("s.db"), 2).unwrap());
+        let driver = driver(&policy, None).unwrap();
+        background(
+            db.clone(),
+            driver,
+            Duration::from_millis(200),
+            tokio::time::sleep(Duration::from_millis(2600)),
+        )
+        .await;
+        let rows: Vec<(String, String)> = db
+            .with(|c| {
+                let mut st = c.prepare("SELECT id, status FROM actions ORDER BY id")?;
+                let rows = st
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        let ticks: Vec<&(String, String)> = rows
+            .iter()
+            .filter(|(id, _)| id.contains("every-second"))
+            .collect();
+        assert!((2..=3).contains(&ticks.len()), "{rows:?}");
+        assert!(ticks.iter().all(|(_, s)| s == "executed"), "{rows:?}");
+        assert!(
+            !rows.iter().any(|(id, _)| id.contains("yearly")),
+            "{rows:?}"
+        );
+        let mut ids: Vec<&String> = ticks.iter().map(|(id, _)| id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), ticks.len(), "one action per occurrence");
+    }
 }

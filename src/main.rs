@@ -48,6 +48,9 @@ enum Command {
     /// Serve the root-cause HTTP API (incidents, evidence, approvals,
     /// /metrics) over a database written by `remedy replay --db`.
     Serve(cmd::serve::Args),
+    /// Where each offload stands (pending, running, complete, failed),
+    /// from the offload journal.
+    OffloadStatus(cmd::offload_status::Args),
     /// Run the streaming service: consume logs and metrics from Kafka in a
     /// consumer group, produce anomalies, incidents and actions, serve the
     /// API (`--config remedy.toml`).
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Templates(a) => cmd::templates::run(a),
         Command::Detect(a) => cmd::detect::run(a),
         Command::Serve(a) => cmd::serve::run(a),
+        Command::OffloadStatus(a) => cmd::offload_status::run(a),
         #[cfg(feature = "kafka")]
         Command::Run(a) => cmd::run::run(a),
     };

@@ -2,6 +2,7 @@
 
 pub mod detect;
 pub mod generate;
+pub mod offload_status;
 pub mod replay;
 #[cfg(feature = "kafka")]
 pub mod run;

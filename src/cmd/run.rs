@@ -62,6 +62,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let store = crate::store::Store::open(&cfg.store.db)?;
     let mut metrics = api::metrics::Metrics::new(db.clone());
     let stream_metrics = StreamMetrics::register(metrics.registry_mut());
+    // As in `remedy serve`: with dry-run lifted, actions the store holds
+    // as approved (or allowed without approval) run in the background
+    // through the driver and its safety rules, with their metrics.
+    let driver = if policy.dry_run {
+        None
+    } else {
+        let observer = crate::execute::ExecMetrics::register(metrics.registry_mut());
+        Some(crate::execute::driver(&policy, Some(Arc::new(observer)))?)
+    };
     let tokens = args.tokens.read()?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -75,6 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::info!("stopping: flushing results, writing state, committing offsets");
             stop.store(true, Ordering::SeqCst);
         });
+    }
+    if let Some(driver) = driver {
+        crate::execute::spawn_background(db.clone(), driver, std::time::Duration::from_secs(2))?;
+        eprintln!("remedy run: executing approved actions every 2s");
     }
     let server = if cfg.api.listen.is_empty() {
         None

@@ -233,3 +233,49 @@ fn replay_of_the_demo_finds_its_faults_and_plans_safely() {
         "{report}"
     );
 }
+
+/// `remedy offload-status` prints what the journal of a real offload says.
+#[tokio::test]
+async fn offload_status_reads_the_journal_of_a_real_offload() {
+    use reclaim::exec::{config::ObjectStoreConfig, OffloadExecutor};
+    let base = tempfile::tempdir().unwrap();
+    let hot = base.path().join("hot");
+    std::fs::create_dir_all(&hot).unwrap();
+    for i in 0..3 {
+        std::fs::write(hot.join(format!("seg-{i}.log")), vec![b'x'; 1000 + i]).unwrap();
+    }
+    let cfg = ObjectStoreConfig {
+        roots: vec![hot.clone()],
+        destination: format!("file://{}", base.path().join("cold").display()),
+        options: Default::default(),
+        journal: base.path().join("offload.journal"),
+    };
+    OffloadExecutor::from_config(&cfg)
+        .unwrap()
+        .run("off-7", None, None)
+        .await
+        .unwrap();
+
+    let out = remedy()
+        .args(["offload-status", "--journal"])
+        .arg(&cfg.journal)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text.lines().find(|l| l.starts_with("off-7")).expect(&text);
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[1..5], ["complete", "3", "3", "3003"], "{row}");
+
+    let out = remedy()
+        .args(["offload-status", "--journal"])
+        .arg(base.path().join("missing.journal"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.journal"));
+}
