@@ -2,7 +2,8 @@
 # The whole test suite: formatting, then every test of every crate, with a
 # real Apache Kafka broker that this script starts on a free loopback port,
 # and Podman's Docker-compatible API on a private unix socket (for the
-# executors), both stopped on exit, whatever happens.
+# executors) and an S3-compatible server (moto, for the S3 offload tier),
+# all stopped on exit, whatever happens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,9 +24,12 @@ export KAFKA_PORT="${KAFKA_PORT:-$(free_port)}"
 export KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$(free_port)}"
 export KAFKA_STATE_DIR="$(mktemp -d -t remedy-kafka-XXXXXX)"
 export PODMAN_STATE_DIR="$(mktemp -d -t remedy-podman-XXXXXX)"
+export S3_PORT="${S3_PORT:-$(free_port)}"
+export S3_STATE_DIR="$(mktemp -d -t remedy-s3-XXXXXX)"
 cleanup() {
   scripts/kafka.sh stop >/dev/null 2>&1 || true
   scripts/podman.sh stop >/dev/null 2>&1 || true
+  scripts/s3.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT INT TERM
 
@@ -37,6 +41,10 @@ scripts/podman.sh start >/dev/null
 REMEDY_DOCKER_HOST="$(scripts/podman.sh env | sed 's/^DOCKER_HOST=//')"
 export REMEDY_DOCKER_HOST
 cargo test --workspace --all-targets "$@"
+
+# Offloads to an S3-compatible tier (feature `s3`) against moto's server.
+scripts/s3.sh start
+REMEDY_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" cargo test -p reclaim --features s3 --test executors
 
 # The API against its own OpenAPI document, over a real socket.
 scripts/schemathesis.sh "${CARGO_TARGET_DIR:-target}/debug/remedy"
