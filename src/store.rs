@@ -188,6 +188,15 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
                 serde_json::to_string(action)?
             ],
         )?;
+        // A verification (did the signals return inside their bands?)
+        // lands even on an action a person decided or an executor ran,
+        // whose status the upsert above keeps.
+        if let Some(v) = action.verified {
+            tx.execute(
+                "UPDATE actions SET body = json_set(body, '$.verified', json(?1)) WHERE id = ?2",
+                params![if v { "true" } else { "false" }, action.id],
+            )?;
+        }
     }
     for entry in &run.audit {
         append_audit(tx, entry)?;
@@ -1013,4 +1022,73 @@ pub fn totals(conn: &Connection) -> anyhow::Result<Totals> {
 pub fn ping(conn: &Connection) -> anyhow::Result<()> {
     conn.query_row("SELECT count(*) FROM runs", [], |_| Ok(()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Action, ActionKind, ActionStatus, RootCauseClass, Target};
+
+    fn run_with(action: Action) -> RunResult {
+        let pipeline =
+            crate::pipeline::Pipeline::new(crate::pipeline::PipelineConfig::for_run()).unwrap();
+        RunResult {
+            summary: pipeline.summary(),
+            anomalies: vec![],
+            incidents: vec![],
+            actions: vec![action],
+            audit: vec![],
+            trace: vec![],
+            templates: vec![],
+        }
+    }
+
+    /// An executed action keeps its status and report when the analysis
+    /// later publishes the same action as planned, but takes its
+    /// verification.
+    #[test]
+    fn a_later_verification_lands_on_an_executed_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let planned = Action {
+            id: "inc-1-restart".into(),
+            incident_id: "inc-1".into(),
+            class: RootCauseClass::MemoryLeak,
+            kind: ActionKind::Notify {
+                channel: "ops".into(),
+                message: "m".into(),
+            },
+            target: Target::default(),
+            status: ActionStatus::Planned,
+            dry_run: false,
+            requires_approval: false,
+            planned_at: Timestamp::from_secs(1),
+            verified: None,
+        };
+        store.write_run(&run_with(planned.clone())).unwrap();
+        let executed = Action {
+            status: ActionStatus::Executed,
+            ..planned.clone()
+        };
+        record_execution(&mut store.conn, &executed, &[]).unwrap();
+        store
+            .write_run(&run_with(Action {
+                verified: Some(true),
+                ..planned
+            }))
+            .unwrap();
+        let (status, body): (String, String) = store
+            .conn
+            .query_row(
+                "SELECT status, body FROM actions WHERE id = 'inc-1-restart'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let body: Action = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, "executed");
+        assert_eq!(body.status, ActionStatus::Executed);
+        assert_eq!(body.verified, Some(true));
+    }
 }
