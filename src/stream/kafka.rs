@@ -76,6 +76,9 @@ pub struct StreamMetrics {
     /// `remedy_stream_records_total`: records consumed (duplicates skipped
     /// after a restore are not counted).
     pub records: Counter,
+    /// `remedy_stream_buffered_events`: decoded events waiting for the
+    /// event-time merge (0 once everything consumed is analysed).
+    pub buffered: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -95,6 +98,7 @@ impl StreamMetrics {
             checkpoints: Counter::default(),
             checkpoint_bytes: Gauge::default(),
             records: Counter::default(),
+            buffered: Gauge::default(),
         };
         registry.register(
             "remedy_consumer_lag",
@@ -130,6 +134,11 @@ impl StreamMetrics {
             "remedy_stream_records",
             "Records consumed from the input topics",
             m.records.clone(),
+        );
+        registry.register(
+            "remedy_stream_buffered_events",
+            "Decoded events waiting for the event-time merge",
+            m.buffered.clone(),
         );
         m
     }
@@ -661,6 +670,12 @@ impl Worker {
                 self.send_results(p, em)?;
             }
         }
+        let waiting: usize = self
+            .tasks
+            .values()
+            .flat_map(|r| r.task.lanes.iter().map(|l| l.buffered()))
+            .sum();
+        self.metrics.buffered.set(waiting as i64);
         Ok(())
     }
 

@@ -601,6 +601,36 @@ async fn a_killed_instance_loses_and_duplicates_nothing() {
     );
 }
 
+/// Whether `group` has committed the end of every partition of `topics`.
+fn all_committed(group: &str, topics: &[&str], partitions: i32) -> bool {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for t in topics {
+        for p in 0..partitions {
+            tpl.add_partition(t, p);
+        }
+    }
+    let Ok(got) = c.committed_offsets(tpl, Duration::from_secs(5)) else {
+        return false;
+    };
+    topics.iter().all(|t| {
+        (0..partitions).all(|p| {
+            let (_, high) = c
+                .fetch_watermarks(t, p, Duration::from_secs(5))
+                .unwrap_or((0, i64::MAX));
+            match got.find_partition(t, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o >= high,
+                _ => high == 0,
+            }
+        })
+    })
+}
+
 /// The test's stand-in for a shipper: records keyed by service, partition
 /// chosen from the key, in event-time order across files.
 fn keyed(files: &[&Path], partitions: i32) -> Vec<(i64, i32, String, String)> {
@@ -675,10 +705,10 @@ async fn two_instances_hand_over_partitions_through_the_changelog() {
         120,
         |i| i.metric("remedy_state_restores_total") > restored_before,
     );
-    a.wait_until("no lag", 180, |i| {
-        i.metric("remedy_stream_records_total") > 0.0
-            && i.metric("remedy_consumer_lag") == 0.0
-            && i.metric("remedy_rebalances_total") >= 2.0
+    a.wait_until("everything read, committed and analysed", 180, |i| {
+        i.metric("remedy_rebalances_total") >= 2.0
+            && all_committed(&two.group, &[&lt, &mt], 4)
+            && i.metric("remedy_stream_buffered_events") == 0.0
     });
     // One more checkpoint so everything found has been published.
     a.checkpoint_then_stop();
@@ -686,8 +716,10 @@ async fn two_instances_hand_over_partitions_through_the_changelog() {
     // The same input through one instance alone.
     let one = Names::new("remedy-one", vec![lt.clone(), mt.clone()]);
     let solo = Instance::start(one.command(&dir.path().join("one.db")));
-    solo.wait_until("reading everything", 180, |i| {
-        i.metric("remedy_stream_records_total") >= total && i.metric("remedy_consumer_lag") == 0.0
+    solo.wait_until("everything read, committed and analysed", 180, |i| {
+        i.metric("remedy_stream_records_total") >= total
+            && all_committed(&one.group, &[&lt, &mt], 4)
+            && i.metric("remedy_stream_buffered_events") == 0.0
     });
     solo.checkpoint_then_stop();
 
