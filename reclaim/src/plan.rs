@@ -1,7 +1,6 @@
 //! The planner: policy + safety rules + audit, applied to one incident.
 
 use crate::audit::{AuditEntry, AuditLog};
-use crate::ident::is_valid_identifier;
 use crate::policy::Policy;
 use models::{
     Action, ActionKind, ActionStatus, Incident, IncidentStatus, RootCause, Target, Timestamp,
@@ -245,27 +244,11 @@ impl Planner {
                 cause.confidence, min_confidence
             ));
         }
-        let t = &action.target;
-        for id in [&t.service, &t.host, &t.container].into_iter().flatten() {
-            if !is_valid_identifier(id) {
-                return Err(format!("invalid_identifier: {:?}", truncate(id)));
-            }
-        }
+        self.policy.check_target(action, false)?;
         if !action.kind.is_destructive() {
             return Ok(());
         }
-        if let Some(svc) = &t.service {
-            if self.policy.deny_services.iter().any(|d| d == svc) {
-                return Err(format!("denied_service: {svc}"));
-            }
-            if !self.policy.allow_services.is_empty()
-                && !self.policy.allow_services.iter().any(|a| a == svc)
-            {
-                return Err(format!("not_allowed_service: {svc}"));
-            }
-        } else if !self.policy.allow_services.is_empty() {
-            return Err("not_allowed_service: target has no service".into());
-        }
+        let t = &action.target;
         if let Some(c) = &t.container {
             if let Some(labels) = inventory.labels.get(c) {
                 for (k, v) in &self.policy.deny_labels {
@@ -352,8 +335,4 @@ fn notify_message(template: &str, cause: &RootCause) -> String {
         where_.join(", "),
         cause.confidence
     )
-}
-
-fn truncate(s: &str) -> String {
-    s.chars().take(64).collect()
 }

@@ -202,6 +202,51 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The checks of a target that the planner and, again at execution
+    /// time, the driver both make: every identifier valid (a name from a
+    /// log line never reaches an engine or a shell unchecked), and for a
+    /// destructive action the service deny and allow lists. A target with
+    /// no service under an allowlist is refused, except host-wide actions
+    /// when `host_wide_ok` (the driver lets a planned host-wide prune
+    /// through; the planner never plans one under an allowlist). Returns
+    /// the reason code of a refusal.
+    pub fn check_target(
+        &self,
+        action: &models::Action,
+        host_wide_ok: bool,
+    ) -> std::result::Result<(), String> {
+        let t = &action.target;
+        for id in [&t.service, &t.host, &t.container].into_iter().flatten() {
+            if !crate::ident::is_valid_identifier(id) {
+                let shown: String = id.chars().take(64).collect();
+                return Err(format!("invalid_identifier: {shown:?}"));
+            }
+        }
+        if !action.kind.is_destructive() {
+            return Ok(());
+        }
+        match &t.service {
+            Some(svc) if self.deny_services.iter().any(|d| d == svc) => {
+                Err(format!("denied_service: {svc}"))
+            }
+            Some(svc)
+                if !self.allow_services.is_empty()
+                    && !self.allow_services.iter().any(|a| a == svc) =>
+            {
+                Err(format!("not_allowed_service: {svc}"))
+            }
+            Some(_) => Ok(()),
+            // Host-wide (no container either) is the one target without a
+            // service an allowlist lets through, and only at execution.
+            None if self.allow_services.is_empty() || (host_wide_ok && t.container.is_none()) => {
+                Ok(())
+            }
+            None => Err("not_allowed_service: target has no service".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,6 @@
 
 use super::{Executor, Ledger, LedgerEntry, Outcome, Report};
 use crate::audit::{AuditEntry, AuditLog};
-use crate::ident::is_valid_identifier;
 use crate::policy::Policy;
 use models::{Action, ActionStatus, Timestamp};
 use std::collections::BTreeMap;
@@ -212,28 +211,11 @@ impl Driver {
         if needs_approval && action.status != ActionStatus::Approved {
             return Err("awaiting_approval".into());
         }
-        let t = &action.target;
-        for id in [&t.service, &t.host, &t.container].into_iter().flatten() {
-            if !is_valid_identifier(id) {
-                let shown: String = id.chars().take(64).collect();
-                return Err(format!("invalid_identifier: {shown:?}"));
-            }
-        }
+        self.policy.check_target(action, true)?;
         if !action.kind.is_destructive() {
             return Ok(());
         }
-        if let Some(svc) = &t.service {
-            if self.policy.deny_services.iter().any(|d| d == svc) {
-                return Err(format!("denied_service: {svc}"));
-            }
-            if !self.policy.allow_services.is_empty()
-                && !self.policy.allow_services.iter().any(|a| a == svc)
-            {
-                return Err(format!("not_allowed_service: {svc}"));
-            }
-        } else if !self.policy.allow_services.is_empty() && t.container.is_some() {
-            return Err("not_allowed_service: target has no service".into());
-        }
+        let t = &action.target;
         if let Some(last) = self.ledger.last(name, t) {
             if now.as_millis() - last.at.as_millis() < self.policy.cooldown_secs as i64 * 1000 {
                 return Err(format!(
