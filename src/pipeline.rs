@@ -515,15 +515,29 @@ impl Pipeline {
         all
     }
 
+    /// Ingest counts over every origin so far.
+    pub fn ingest(&self) -> IngestStats {
+        let mut ingest = IngestStats::default();
+        for o in &self.origins {
+            ingest.merge(self.decoders[o].stats());
+        }
+        ingest
+    }
+
+    /// Newest event time seen.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+    pub fn last_event(&self) -> Option<Timestamp> {
+        self.acc.last
+    }
+
     /// The summary of everything pushed so far.
     pub fn summary(&self) -> Summary {
-        let mut ingest = IngestStats::default();
+        let ingest = self.ingest();
         let origins = self
             .origins
             .iter()
             .map(|o| {
                 let d = &self.decoders[o];
-                ingest.merge(d.stats());
                 OriginSummary {
                     origin: o.to_string(),
                     format: d.format_name().to_string(),

@@ -225,10 +225,9 @@ struct Running {
 /// Driver-side state of one lane.
 #[derive(Default)]
 struct LaneRt {
-    /// Latest known end of the partition.
+    /// Latest known end of the partition (for the lag metric).
     high: i64,
-    refreshed: Option<Instant>,
-    /// Since when the lane has been empty and not caught up.
+    /// Since when the lane has been empty while holding the merge back.
     empty_since: Option<Instant>,
     /// End of the partition when assigned (bounded runs stop there).
     end: i64,
@@ -536,7 +535,6 @@ impl Worker {
                 .with_context(|| format!("cannot read the end of {topic}/{p}"))?;
             lanes.push(LaneRt {
                 high,
-                refreshed: Some(Instant::now()),
                 end: high,
                 empty_since: None,
                 paused: false,
@@ -548,7 +546,7 @@ impl Worker {
                 "lane"
             );
         }
-        let written = task.summary().ingest;
+        let written = task.pipeline().ingest();
         self.tasks.insert(
             p,
             Running {
@@ -560,11 +558,15 @@ impl Worker {
         Ok(())
     }
 
+    /// The shared name of `topic` (looked up per record: no allocation
+    /// once the topic is known).
     fn origin(&mut self, topic: &str) -> Arc<str> {
-        self.origins
-            .entry(topic.to_string())
-            .or_insert_with(|| Arc::from(topic))
-            .clone()
+        if let Some(o) = self.origins.get(topic) {
+            return o.clone();
+        }
+        let o: Arc<str> = Arc::from(topic);
+        self.origins.insert(topic.to_string(), o.clone());
+        o
     }
 
     /// Decode one record into its lane.
@@ -796,17 +798,22 @@ impl Worker {
             return Ok(());
         };
         let mut ingest = IngestStats::default();
-        let mut summary = None;
         for run in self.tasks.values_mut() {
-            let s = run.task.summary();
-            ingest.merge(&s.ingest.since(&run.written));
-            run.written = s.ingest.clone();
-            summary.get_or_insert(s);
+            let now = run.task.pipeline().ingest();
+            ingest.merge(&now.since(&run.written));
+            run.written = now;
         }
         if pending.is_empty() && ingest.read == 0 && ingest.blank == 0 {
             return Ok(());
         }
-        let Some(mut summary) = summary else {
+        // The run row's summary: the first task's, with the ingest counts of
+        // every task since the last write (what the counters add up).
+        let Some(mut summary) = self
+            .tasks
+            .values()
+            .next()
+            .map(|r| r.task.pipeline().summary())
+        else {
             return Ok(());
         };
         summary.ingest = ingest;
@@ -844,7 +851,7 @@ impl Worker {
         let newest = self
             .tasks
             .values()
-            .filter_map(|r| r.task.summary().last_event)
+            .filter_map(|r| r.task.pipeline().last_event())
             .max();
         if let (Some(store), Some(newest)) = (self.store.as_mut(), newest) {
             let keep = self.cfg.store.trace_retention_hours as i64 * 3_600_000;
@@ -862,7 +869,6 @@ impl Worker {
                 let topic = &self.cfg.kafka.topics[i];
                 if let Ok((_, h)) = c.fetch_watermarks(topic, *p, Duration::from_secs(2)) {
                     l.high = h;
-                    l.refreshed = Some(Instant::now());
                 }
                 let lag = (l.high - run.task.lanes[i].next_offset).max(0);
                 self.metrics

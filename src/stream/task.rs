@@ -321,15 +321,15 @@ impl Task {
         &mut self.pipeline
     }
 
-    /// The engine's summary so far.
-    pub fn summary(&self) -> crate::pipeline::Summary {
-        self.pipeline.summary()
+    /// The engine, for its counts.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 }
 
-/// Incident ids are hashes of their first anomaly, so the map's order is
-/// not age; past the cap, drop entries in key order (a forgotten incident
-/// that changes again is simply published again).
+/// Past the cap, drop entries in key order: incident ids start with their
+/// onset in milliseconds (`inc-<ms>-<hash>`), so that is oldest first (a
+/// forgotten incident that changes again is simply published again).
 fn forget_oldest<V>(m: &mut BTreeMap<String, V>) {
     while m.len() > MAX_REMEMBERED {
         m.pop_first();
