@@ -9,12 +9,9 @@ use std::net::TcpStream;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-/// The server process, killed if the test fails before it stops it. Its
-/// stderr stays open (a closed pipe would fail its later log lines).
-struct Server(
-    Child,
-    #[allow(dead_code)] BufReader<std::process::ChildStderr>,
-);
+/// A `remedy serve` child process, killed if the test fails before it
+/// stops it.
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -33,14 +30,24 @@ fn start(
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .args(extra)
-        .env_remove("REMEDY_API_TOKENS")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
+        .env_remove("REMEDY_API_TOKENS");
     if let Some(t) = token {
         cmd.env("REMEDY_API_TOKENS", t);
     }
-    let mut child = cmd.spawn().unwrap();
+    spawn_serve(cmd)
+}
+
+/// Spawn `cmd` (a `remedy serve --listen 127.0.0.1:0 ...`) and wait for
+/// the address it prints on stderr. Its stderr is drained from then on, so
+/// later log lines neither block it nor fail on a closed pipe.
+pub fn spawn_serve(mut cmd: std::process::Command) -> (Server, String) {
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
+    let server = Server(child);
     let mut line = String::new();
     while !line.contains("listening on") {
         line.clear();
@@ -55,11 +62,18 @@ fn start(
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    (Server(child, err), addr)
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    (server, addr)
 }
 
 /// One HTTP/1.1 exchange with `Connection: close`: status and body.
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));

@@ -6,6 +6,7 @@
 //! `checkout-2`), so they take a lock and recreate them. Every wait is
 //! bounded.
 
+use crate::api::{http, spawn_serve};
 use crate::cli::remedy;
 use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
 use bollard::query_parameters::{
@@ -813,36 +814,6 @@ async fn crafted_log_lines_never_widen_what_is_executed() {
     .await;
 }
 
-/// One HTTP/1.1 exchange with `Connection: close`: status and body.
-fn http(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
-}
-
-/// Kills the server whatever happens.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_executes_an_action_once_it_is_approved() {
     let dir = tempfile::tempdir().unwrap();
@@ -895,46 +866,21 @@ ledger = "{}"
 
         let host = docker_host();
         let (server, addr) = tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            let mut child = remedy()
-                .args([
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--exec-interval-ms",
-                    "200",
-                    "--db",
-                ])
-                .arg(&db)
-                .arg("--policy")
-                .arg(&policy)
-                .env("REMEDY_API_TOKENS", "exec-token")
-                .env("REMEDY_DOCKER_HOST", host)
-                .stderr(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-            let server = Server(child);
-            let mut line = String::new();
-            while !line.contains("listening on") {
-                line.clear();
-                assert!(
-                    err.read_line(&mut line).unwrap() > 0,
-                    "serve exited before listening"
-                );
-            }
-            let addr = line
-                .split("http://")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-            // Keep draining stderr so the server never blocks on it.
-            std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-            (server, addr)
+            let mut cmd = remedy();
+            cmd.args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--exec-interval-ms",
+                "200",
+                "--db",
+            ])
+            .arg(&db)
+            .arg("--policy")
+            .arg(&policy)
+            .env("REMEDY_API_TOKENS", "exec-token")
+            .env("REMEDY_DOCKER_HOST", host);
+            spawn_serve(cmd)
         })
         .await
         .unwrap();
@@ -946,7 +892,7 @@ ledger = "{}"
         assert_eq!(started(&en).await, before, "ran before its approval");
         let (a, i) = (addr.clone(), incident.clone());
         let detail = tokio::task::spawn_blocking(move || {
-            http(&a, "GET", &format!("/api/v1/incidents/{i}"), None)
+            http(&a, "GET", &format!("/api/v1/incidents/{i}"), None, "")
         })
         .await
         .unwrap();
@@ -960,6 +906,7 @@ ledger = "{}"
                 "POST",
                 &format!("/api/v1/actions/{id}/approve"),
                 Some("exec-token"),
+                "",
             )
         })
         .await
@@ -969,7 +916,7 @@ ledger = "{}"
         for _ in 0..150 {
             let (a, i) = (addr.clone(), incident.clone());
             let (_, body) = tokio::task::spawn_blocking(move || {
-                http(&a, "GET", &format!("/api/v1/incidents/{i}"), None)
+                http(&a, "GET", &format!("/api/v1/incidents/{i}"), None, "")
             })
             .await
             .unwrap();
@@ -1000,9 +947,10 @@ ledger = "{}"
         assert_ne!(after[0].1, before[0].1, "checkout-1 was not restarted");
         assert_eq!(after[1..], before[1..], "another container was touched");
         let a = addr.clone();
-        let (_, metrics) = tokio::task::spawn_blocking(move || http(&a, "GET", "/metrics", None))
-            .await
-            .unwrap();
+        let (_, metrics) =
+            tokio::task::spawn_blocking(move || http(&a, "GET", "/metrics", None, ""))
+                .await
+                .unwrap();
         assert!(metrics.contains(metric), "{metrics}");
         assert!(
             metrics.contains("remedy_executor_duration_seconds_count{executor=\"docker\"} 1"),
