@@ -13,6 +13,7 @@ mod run;
 mod store;
 #[cfg(feature = "kafka")]
 mod stream;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -72,6 +72,50 @@ pub struct Args {
     /// Results go to actions.jsonl, audit.jsonl and `--db`.
     #[arg(long)]
     pub execute: bool,
+
+    /// Also write anomalies, incidents, actions and (with `--labels`) the
+    /// evaluation as flat tables, `csv` or `parquet`, into the output
+    /// directory.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub tables: Option<crate::table::TableFormat>,
+}
+
+/// One input of a replay.
+enum Input {
+    /// A file of lines (or standard input).
+    Lines(ingest::source::file::LineReader),
+    /// A CSV or Parquet table, read with polars.
+    Table(crate::table::TableRecords),
+}
+
+/// Open every input in the order the merge breaks ties in: files of lines
+/// stream, tables (`.csv`, `.csv.gz`, `.parquet`) are read and ordered by
+/// time now, so an unreadable Parquet file fails before anything is
+/// written.
+fn open_inputs(paths: &[PathBuf], max_line_bytes: usize) -> anyhow::Result<Vec<Input>> {
+    let files = FileSource::open(paths, max_line_bytes)?;
+    files
+        .files()
+        .iter()
+        .map(|f| {
+            Ok(if crate::table::is_table(f) {
+                match crate::table::TableRecords::open(f) {
+                    Ok(t) => Input::Table(t),
+                    // A CSV that is not a table of events (a ground-truth
+                    // file beside a log, a log named .csv) is read as lines,
+                    // as any other file: its records are parsed or
+                    // dead-lettered, never skipped.
+                    Err(e) if !crate::table::is_parquet(f) => {
+                        tracing::warn!("{e:#}; reading it as lines instead");
+                        Input::Lines(ingest::source::file::LineReader::open(f, max_line_bytes)?)
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
+                Input::Lines(ingest::source::file::LineReader::open(f, max_line_bytes)?)
+            })
+        })
+        .collect()
 }
 
 /// Dead letters written as JSON lines.
@@ -92,10 +136,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     // Open every input before creating any output, so a typo in a path
     // leaves nothing behind.
-    let readers = if stdin {
-        vec![stdin_lines(args.max_line_bytes)]
+    let inputs = if stdin {
+        vec![Input::Lines(stdin_lines(args.max_line_bytes))]
     } else {
-        FileSource::open(&args.paths, args.max_line_bytes)?.readers()?
+        open_inputs(&args.paths, args.max_line_bytes)?
     };
     let policy = super::load_policy(args.policy.as_deref())?;
     // Set up the executors before anything is written: a bad [execution]
@@ -136,10 +180,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
 
-    let mut sources: Vec<Box<dyn crate::run::Records>> = readers
-        .into_iter()
-        .map(|r| Box::new(r) as Box<dyn crate::run::Records>)
-        .collect();
+    let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        match input {
+            Input::Lines(r) => sources.push(Box::new(r)),
+            Input::Table(t) => {
+                // A table's rows are rendered as the JSON records of its
+                // kind; the file's own name would otherwise be sniffed.
+                pipeline.set_origin_format(t.origin().clone(), t.format())?;
+                sources.push(Box::new(t));
+            }
+        }
+    }
     crate::run::merge(&mut sources, &mut pipeline, &mut dead, &|| progress.inc(1))?;
     progress.finish_and_clear();
     dead.0.commit()?;
@@ -214,6 +266,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         f.commit()?;
     }
+    let tables = match args.tables {
+        Some(format) => crate::table::write_tables(
+            &args.out,
+            format,
+            anomalies,
+            incidents,
+            actions,
+            evaluation.as_ref(),
+        )?,
+        None => Vec::new(),
+    };
     let mut file = AtomicFile::create(args.out.join("summary.json"))?;
     serde_json::to_writer_pretty(&mut file, &summary)?;
     file.write_all(b"\n")?;
@@ -227,6 +290,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(e) = &evaluation {
         crate::evaluate::print(&mut w, e)?;
+        crate::table::print_by_class(&mut w, e)?;
+    }
+    for t in &tables {
+        writeln!(w, "table: {}", t.display())?;
     }
     Ok(())
 }

@@ -26,7 +26,8 @@ pub struct Line {
 
 enum Sink {
     Plain(BufWriter<File>),
-    Gz(flate2::write::GzEncoder<BufWriter<File>>),
+    // Boxed: the encoder's state is far larger than a plain writer.
+    Gz(Box<flate2::write::GzEncoder<BufWriter<File>>>),
 }
 
 impl Sink {
@@ -57,10 +58,10 @@ impl Out {
         Ok(Out {
             name,
             sink: if gz {
-                Sink::Gz(flate2::write::GzEncoder::new(
+                Sink::Gz(Box::new(flate2::write::GzEncoder::new(
                     w,
                     flate2::Compression::new(6),
-                ))
+                )))
             } else {
                 Sink::Plain(w)
             },

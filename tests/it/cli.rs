@@ -279,3 +279,83 @@ async fn offload_status_reads_the_journal_of_a_real_offload() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.journal"));
 }
+
+/// A table of samples (CSV, rows out of order) replays like lines would,
+/// and `--tables` writes what was found as Parquet a notebook can read.
+#[test]
+fn replay_reads_a_csv_table_and_writes_parquet_tables() {
+    use polars::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    // Twelve hours of 15-second samples with a slow cycle, and ten minutes
+    // 400 above it at hour 10, written newest first: the table is sorted by
+    // time on read.
+    let start = 1_767_225_600i64; // 2026-01-01T00:00:00Z
+    let mut rows = Vec::new();
+    for i in 0..2880i64 {
+        let t = start + i * 15;
+        let mut v =
+            100.0 + 20.0 * (i as f64 / 2880.0 * std::f64::consts::TAU).sin() + (i % 7) as f64;
+        if (2400..2440).contains(&i) {
+            v += 400.0;
+        }
+        rows.push(format!("{t},checkout,{v:.2}"));
+    }
+    rows.reverse();
+    std::fs::write(
+        input.join("requests.csv"),
+        format!("timestamp,service,value\n{}\n", rows.join("\n")),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--tables", "parquet", "--out"])
+        .arg(&out_dir)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ingest"]["parsed"], 2880, "{summary}");
+    assert_eq!(summary["ingest"]["dead_lettered"], 0, "{summary}");
+
+    let read = |name: &str| {
+        ParquetReader::new(std::fs::File::open(out_dir.join(name)).unwrap())
+            .finish()
+            .unwrap()
+    };
+    let lines = |name: &str| {
+        std::fs::read_to_string(out_dir.join(name))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let anomalies = read("anomalies.parquet");
+    assert_eq!(anomalies.height(), lines("anomalies.jsonl"));
+    assert_eq!(read("incidents.parquet").height(), lines("incidents.jsonl"));
+    assert_eq!(read("actions.parquet").height(), lines("actions.jsonl"));
+    // The shift is found, on the series named after the file, at its time.
+    let spike_ms = (start + 2400 * 15) * 1000;
+    let found = anomalies
+        .lazy()
+        .filter(col("signal").eq(lit("requests{service=\"checkout\"}")))
+        .select([col("timestamp").cast(DataType::Int64), col("service")])
+        .collect()
+        .unwrap();
+    let times: Vec<i64> = found
+        .column("timestamp")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    assert!(
+        times
+            .iter()
+            .any(|&t| (0..=60_000).contains(&(t - spike_ms))),
+        "no anomaly near the shift at {spike_ms}: {times:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("anomalies.parquet"));
+}
