@@ -123,7 +123,7 @@ impl Default for EnsembleConfig {
             long: 8640,
             warmup: 30,
             min_history: 100,
-            tail_share: 0.05,
+            tail_share: 0.1,
             refit_every: 50,
             select_points: 2000.0,
             memory: 300.0,
@@ -203,7 +203,6 @@ impl RollingWindow {
 #[derive(Debug, Clone)]
 struct TailModel {
     recent: VecDeque<f64>,
-    recent_sum: f64,
     history: VecDeque<f64>,
     /// Threshold u, mean excess above it, and the share of history above it.
     fit: Option<(f64, f64, f64)>,
@@ -214,7 +213,6 @@ impl TailModel {
     fn new(cfg: &EnsembleConfig) -> Self {
         TailModel {
             recent: VecDeque::with_capacity(cfg.short + 1),
-            recent_sum: 0.0,
             history: VecDeque::with_capacity(cfg.long + 1),
             fit: None,
             scratch: Vec::new(),
@@ -225,19 +223,17 @@ impl TailModel {
     /// after it is scored.
     fn observe(&mut self, z: f64, row: usize, cfg: &EnsembleConfig) -> f64 {
         self.recent.push_back(z);
-        self.recent_sum += z;
         if self.recent.len() > cfg.short.max(1) {
-            self.recent_sum -= self.recent.pop_front().expect("non-empty");
+            self.recent.pop_front();
         }
-        // Re-summed so rounding does not accumulate.
-        if row.is_multiple_of(1024) {
-            self.recent_sum = self.recent.iter().sum();
-        }
-        let mean = self.recent_sum / self.recent.len() as f64;
+        // Summed afresh (a handful of values), not as a running sum: a
+        // running sum leaves rounding residue (1e-17 instead of 0), and on
+        // a mostly quiet stream whose tail threshold is 0 that residue
+        // would be scored as a surprise.
+        let mean = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
         let n = self.history.len();
-        if n >= cfg.min_history
-            && (self.fit.is_none() || row.is_multiple_of(cfg.refit_every.max(1)))
-        {
+        let enough = n >= cfg.min_history.max(5);
+        if enough && (self.fit.is_none() || row.is_multiple_of(cfg.refit_every.max(1))) {
             self.scratch.clear();
             self.scratch.extend(self.history.iter().copied());
             let k = ((cfg.tail_share * n as f64) as usize).clamp(5, n);
@@ -247,7 +243,7 @@ impl TailModel {
             self.fit = Some((u, excess.max(1e-6 + 1e-3 * u.abs()), k as f64 / n as f64));
         }
         let score = match self.fit {
-            Some((u, excess, share)) if n >= cfg.min_history && mean > u => {
+            Some((u, excess, share)) if enough && mean > u => {
                 let log10_p = share.log10() - (mean - u) / excess / std::f64::consts::LN_10;
                 (-log10_p / 12.0).clamp(0.0, 1.0)
             }
