@@ -18,8 +18,11 @@
 //!    apart (weekly). Spreads are interquartile ranges (a spike does not
 //!    inflate them), with a floor at half the smallest step seen and a tiny
 //!    share of the level, so that a constant or integer-valued series does
-//!    not divide by zero. The sampling interval, and so how many rows make
-//!    a day, is learned from the first timestamps.
+//!    not divide by zero. The seasonal comparisons are by time, not rows
+//!    (the values stored nearest to t - 1, 2, 3 days or weeks), so gaps in
+//!    the data and jittery sampling do not shift them to another hour; the
+//!    sampling interval, the width of the stored time slots, is learned
+//!    from the first timestamps.
 //! 2. **Model selection, not voting.** Of the level, daily and weekly
 //!    predictors, only the one with the lowest recent mean absolute error
 //!    (an exponentially weighted mean over about
@@ -51,10 +54,15 @@
 //!    once the likelihood stays below [`EnsembleConfig::alert_off`] for
 //!    [`EnsembleConfig::cooldown`] rows.
 //!
-//! Non-finite values are missing: score 0, no state change except that the
-//! row still counts for the day/week alignment (which is by rows, assuming
-//! a regular sampling interval). Repeated or backwards timestamps do not
-//! disturb the interval estimate (only increasing steps count).
+//! Non-finite values are missing: score 0, no state change (their time
+//! slot stays empty). Repeated or backwards timestamps do not disturb the
+//! interval estimate (only increasing steps count) and are not stored for
+//! the seasonal comparisons; a row without a finite timestamp gets no
+//! seasonal comparison.
+//!
+//! Memory is bounded whatever the input: see
+//! [`EnsembleDetector::heap_bytes`] (about 0.45 MB for five-minute rows,
+//! 0.65 MB at one row a minute, with the default settings).
 //!
 //! On the Numenta Anomaly Benchmark's development subset (BENCHMARKS.md)
 //! this scores far above the single-residual detectors; the limits are
@@ -76,9 +84,12 @@ const MIN_WINDOW: usize = 20;
 const INTERVAL_SAMPLES: usize = 60;
 /// Seasonal lags compared (1, 2 and 3 periods back).
 const LAGS: usize = 3;
-/// Longest history kept for seasonal comparisons, in rows (three weeks at
-/// one row a minute); longer periods are not compared.
+/// Longest history kept for seasonal comparisons, in sampling intervals
+/// (three weeks at one row a minute); periods that would need more are not
+/// compared.
 const MAX_HISTORY: usize = 3 * 7 * 1440;
+/// Rows with a timestamp kept while the sampling interval is being learned.
+const PENDING: usize = 2 * INTERVAL_SAMPLES;
 
 /// Settings of [`EnsembleDetector`]; the defaults are what `remedy detect`
 /// uses and what BENCHMARKS.md reports.
@@ -206,7 +217,6 @@ struct TailModel {
     history: VecDeque<f64>,
     /// Threshold u, mean excess above it, and the share of history above it.
     fit: Option<(f64, f64, f64)>,
-    scratch: Vec<f64>,
 }
 
 impl TailModel {
@@ -215,13 +225,13 @@ impl TailModel {
             recent: VecDeque::with_capacity(cfg.short + 1),
             history: VecDeque::with_capacity(cfg.long + 1),
             fit: None,
-            scratch: Vec::new(),
         }
     }
 
     /// Score row `row`'s z-score; the short-term mean enters the history
     /// after it is scored.
-    fn observe(&mut self, z: f64, row: usize, cfg: &EnsembleConfig) -> f64 {
+    /// `scratch` is working space for the re-fit, shared by the streams.
+    fn observe(&mut self, z: f64, row: usize, cfg: &EnsembleConfig, scratch: &mut Vec<f64>) -> f64 {
         self.recent.push_back(z);
         if self.recent.len() > cfg.short.max(1) {
             self.recent.pop_front();
@@ -234,10 +244,10 @@ impl TailModel {
         let n = self.history.len();
         let enough = n >= cfg.min_history.max(5);
         if enough && (self.fit.is_none() || row.is_multiple_of(cfg.refit_every.max(1))) {
-            self.scratch.clear();
-            self.scratch.extend(self.history.iter().copied());
+            scratch.clear();
+            scratch.extend(self.history.iter().copied());
             let k = ((cfg.tail_share * n as f64) as usize).clamp(5, n);
-            let (_, u, top) = self.scratch.select_nth_unstable_by(n - k, f64::total_cmp);
+            let (_, u, top) = scratch.select_nth_unstable_by(n - k, f64::total_cmp);
             let u = *u;
             let excess = (top.iter().sum::<f64>() + u) / k as f64 - u;
             self.fit = Some((u, excess.max(1e-6 + 1e-3 * u.abs()), k as f64 / n as f64));
@@ -259,11 +269,85 @@ impl TailModel {
     }
 }
 
-/// A seasonal predictor: the median of the values one, two and three
-/// periods earlier, and the window of its residuals.
+/// Raw values by time: one slot per sampling interval, counted from a fixed
+/// origin, as far back as the longest seasonal lag (a ring). A value goes to
+/// the slot nearest its timestamp (the last one wins if two share a slot);
+/// slots skipped by a gap in the data are emptied as time passes them, so a
+/// comparison a day back finds the value of that time of day, or nothing,
+/// however many rows are missing. Backwards timestamps are not stored.
+#[derive(Debug, Clone)]
+struct TimeRing {
+    origin: f64,
+    interval: f64,
+    /// NaN where no value fell.
+    slots: Vec<f64>,
+    /// Newest slot written.
+    newest: Option<i64>,
+}
+
+impl TimeRing {
+    fn new(origin: f64, interval: f64, span: f64) -> Self {
+        let n = (span / interval).ceil() as usize + 2;
+        TimeRing {
+            origin,
+            interval,
+            slots: vec![f64::NAN; n],
+            newest: None,
+        }
+    }
+
+    fn slot(&self, t: f64) -> Option<i64> {
+        let k = ((t - self.origin) / self.interval).round();
+        (k.is_finite() && k.abs() < 1e15).then_some(k as i64)
+    }
+
+    fn at(&mut self, k: i64) -> &mut f64 {
+        let n = self.slots.len() as i64;
+        &mut self.slots[k.rem_euclid(n) as usize]
+    }
+
+    fn push(&mut self, t: f64, x: f64) {
+        let Some(k) = self.slot(t) else { return };
+        let cap = self.slots.len() as i64;
+        match self.newest {
+            Some(newest) if k < newest => return,
+            Some(newest) => {
+                for j in (newest + 1).max(k - cap + 1)..k {
+                    *self.at(j) = f64::NAN;
+                }
+            }
+            None => {}
+        }
+        *self.at(k) = x;
+        self.newest = Some(k);
+    }
+
+    /// The value stored nearest to time `t` (its slot, else the one before,
+    /// else the one after: sampling jitter of up to one and a half
+    /// intervals is tolerated), or NaN.
+    fn get(&self, t: f64) -> f64 {
+        let (Some(k), Some(newest)) = (self.slot(t), self.newest) else {
+            return f64::NAN;
+        };
+        let cap = self.slots.len() as i64;
+        for j in [k, k - 1, k + 1] {
+            if j <= newest && j > newest - cap {
+                let v = self.slots[j.rem_euclid(cap) as usize];
+                if v.is_finite() {
+                    return v;
+                }
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// A seasonal predictor: the median of the values at the same time one,
+/// two and three periods earlier, and the window of its residuals.
 #[derive(Debug, Clone)]
 struct Seasonal {
-    period: usize,
+    /// Seconds.
+    period: f64,
     residuals: RollingWindow,
     tail: TailModel,
     error: Ewma,
@@ -337,9 +421,12 @@ pub struct EnsembleDetector {
     steps: Vec<f64>,
     /// Daily and weekly predictors, once the interval is known.
     seasonal: Vec<Seasonal>,
-    /// Raw values by row (non-finite kept, for alignment).
-    history: VecDeque<f64>,
-    history_cap: usize,
+    /// Timed values while the interval is being learned (at most
+    /// [`PENDING`]), then the ring of raw values by time.
+    pending: VecDeque<(f64, f64)>,
+    ring: Option<TimeRing>,
+    /// Working space for the tail re-fits.
+    scratch: Vec<f64>,
     /// Onset reporting: decayed memory of past likelihoods, and the climb
     /// in progress (its base and peak and length).
     memory: f64,
@@ -363,10 +450,9 @@ impl EnsembleDetector {
             last_t: None,
             steps: Vec::new(),
             seasonal: Vec::new(),
-            history: VecDeque::new(),
-            // Everything is kept until the interval is known (then only as
-            // far back as the longest seasonal lag).
-            history_cap: MAX_HISTORY,
+            pending: VecDeque::new(),
+            ring: None,
+            scratch: Vec::new(),
             memory: 0.0,
             climb: None,
             alert: Hysteresis::default(),
@@ -391,21 +477,68 @@ impl EnsembleDetector {
             let mut s = self.steps.clone();
             s.sort_by(f64::total_cmp);
             let dt = s[s.len() / 2];
-            self.history_cap = 0;
+            let mut span = 0.0;
             for period in [DAY, WEEK] {
                 let p = (period / dt).round();
                 if p >= 4.0 && p * LAGS as f64 <= MAX_HISTORY as f64 {
-                    let p = p as usize;
                     self.seasonal.push(Seasonal {
-                        period: p,
+                        period,
                         residuals: RollingWindow::new(self.cfg.window),
                         tail: TailModel::new(&self.cfg),
                         error: Ewma::default(),
                     });
-                    self.history_cap = self.history_cap.max(p * LAGS);
+                    span = period * LAGS as f64;
                 }
             }
+            if span > 0.0 {
+                let origin = self.pending.front().map_or(t, |&(t0, _)| t0);
+                let mut ring = TimeRing::new(origin, dt, span);
+                for &(t, x) in &self.pending {
+                    ring.push(t, x);
+                }
+                self.ring = Some(ring);
+            }
+            self.pending = VecDeque::new();
         }
+    }
+
+    /// Remember a finite value at a finite time for the seasonal
+    /// comparisons.
+    fn remember(&mut self, t: f64, x: f64) {
+        if let Some(ring) = &mut self.ring {
+            ring.push(t, x);
+        } else if self.steps.len() < INTERVAL_SAMPLES {
+            self.pending.push_back((t, x));
+            if self.pending.len() > PENDING {
+                self.pending.pop_front();
+            }
+        }
+    }
+
+    /// Bytes held on the heap by the detector's state (capacities, not
+    /// lengths). Bounded: the windows hold [`EnsembleConfig::window`] values,
+    /// each of the (up to four) tail models [`EnsembleConfig::long`]
+    /// averages plus one shared re-fit buffer of that size, and the time
+    /// ring three weeks of sampling intervals (at most [`MAX_HISTORY`]
+    /// slots; before the interval is known, at most [`PENDING`] timed
+    /// values).
+    pub fn heap_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f64>();
+        let window = |w: &RollingWindow| (w.order.capacity() + w.sorted.capacity()) * f;
+        let tail = |t: &TailModel| (t.recent.capacity() + t.history.capacity()) * f;
+        let mut n = window(&self.values)
+            + window(&self.diffs)
+            + tail(&self.level_tail)
+            + tail(&self.diff_tail)
+            + self.min_step.queue.capacity() * std::mem::size_of::<(usize, f64)>()
+            + self.steps.capacity() * f
+            + self.pending.capacity() * 2 * f
+            + self.scratch.capacity() * f
+            + self.ring.as_ref().map_or(0, |r| r.slots.capacity() * f);
+        for s in &self.seasonal {
+            n += std::mem::size_of::<Seasonal>() + window(&s.residuals) + tail(&s.tail);
+        }
+        n
     }
 
     /// Score one value at time `t` (seconds; in time order).
@@ -414,7 +547,6 @@ impl EnsembleDetector {
             self.learn_interval(t);
         }
         if !x.is_finite() {
-            self.push_history(f64::NAN);
             return Score {
                 score: 0.0,
                 alert: self.alert.in_alert,
@@ -439,10 +571,9 @@ impl EnsembleDetector {
         for s in &self.seasonal {
             let mut past = [f64::NAN; LAGS];
             let mut k = 0;
-            for lag in 1..=LAGS {
-                let back = lag * s.period;
-                if back <= self.history.len() {
-                    let v = self.history[self.history.len() - back];
+            if let (Some(ring), true) = (&self.ring, t.is_finite()) {
+                for lag in 1..=LAGS {
+                    let v = ring.get(t - lag as f64 * s.period);
                     if v.is_finite() {
                         past[k] = v;
                         k += 1;
@@ -483,11 +614,12 @@ impl EnsembleDetector {
 
         // Tail probabilities of every stream (all keep learning).
         let row = self.row;
-        let l_level = self.level_tail.observe(z_level, row, &self.cfg);
-        let l_diff = self.diff_tail.observe(z_diff, row, &self.cfg);
+        let scratch = &mut self.scratch;
+        let l_level = self.level_tail.observe(z_level, row, &self.cfg, scratch);
+        let l_diff = self.diff_tail.observe(z_diff, row, &self.cfg, scratch);
         let mut l_best = l_level;
         for (i, s) in self.seasonal.iter_mut().enumerate() {
-            let l = s.tail.observe(seasonal_z[i], row, &self.cfg);
+            let l = s.tail.observe(seasonal_z[i], row, &self.cfg, scratch);
             if best == Some(i) {
                 l_best = l;
             }
@@ -510,7 +642,9 @@ impl EnsembleDetector {
             self.min_step.push(row, d.abs(), self.cfg.window);
         }
         self.last = Some(x);
-        self.push_history(x);
+        if t.is_finite() {
+            self.remember(t, x);
+        }
         self.row += 1;
 
         let (reported, rise) = self.onset(likelihood);
@@ -527,13 +661,6 @@ impl EnsembleDetector {
             alert,
             expected: med,
             spread: loc.map_or(f64::NAN, |(_, s)| s),
-        }
-    }
-
-    fn push_history(&mut self, x: f64) {
-        self.history.push_back(x);
-        while self.history.len() > self.history_cap {
-            self.history.pop_front();
         }
     }
 
@@ -684,6 +811,75 @@ mod tests {
         let cut = run(&xs[..1700]);
         assert_eq!(key(&full[..1700]), key(&cut));
         assert!(full[2500..2504].iter().any(|x| x.alert));
+    }
+
+    #[test]
+    fn a_gap_in_a_daily_pattern_does_not_shift_the_comparison() {
+        // A daily square wave with rows missing for seven hours on day 6 (and
+        // a few single rows elsewhere): after the gap, a day back is still
+        // the same hour, so nothing after it is surprising.
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        let mut late = Vec::new();
+        for i in 0..288 * 12 {
+            let (day, slot) = (i / 288, i % 288);
+            if (day == 6 && (100..184).contains(&slot)) || i % 499 == 7 {
+                continue;
+            }
+            let high = (108..216).contains(&slot);
+            let x = (if high { 80.0 } else { 20.0 }) + 2.0 * noise(i);
+            let s = d.observe(1_396_310_400.0 + 300.0 * i as f64, x);
+            if day >= 7 && s.alert {
+                late.push(i);
+            }
+        }
+        assert!(late.is_empty(), "alerts after the gap: {late:?}");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_small() {
+        for (dt, most) in [(300.0, 500_000), (60.0, 700_000), (1.0, 500_000)] {
+            let mut d = EnsembleDetector::new(EnsembleConfig::default());
+            for i in 0..20_000 {
+                d.observe(1_396_310_400.0 + dt * i as f64, noise(i));
+            }
+            let bytes = d.heap_bytes();
+            eprintln!("interval {dt} s: {bytes} bytes");
+            assert!(bytes < most, "interval {dt} s: {bytes} bytes");
+        }
+        // Timestamps that never advance: nothing piles up.
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        for i in 0..20_000 {
+            d.observe(1_396_310_400.0, noise(i));
+        }
+        assert!(d.heap_bytes() < 500_000, "{}", d.heap_bytes());
+    }
+
+    #[test]
+    fn the_time_ring_finds_values_by_time_and_forgets_gaps() {
+        let mut r = TimeRing::new(1000.0, 60.0, 600.0);
+        assert_eq!(r.slots.len(), 12);
+        for (t, x) in [(1000.0, 1.0), (1061.0, 2.0), (1119.0, 3.0), (1300.0, 6.0)] {
+            r.push(t, x);
+        }
+        assert_eq!(r.get(1000.0), 1.0);
+        // Jitter: the nearest slot.
+        assert_eq!(r.get(1060.0), 2.0);
+        assert_eq!(r.get(1120.0), 3.0);
+        // Empty slots answer with a neighbour: the one before, else after.
+        assert_eq!(r.get(1180.0), 3.0);
+        assert_eq!(r.get(1240.0), 6.0);
+        // Backwards timestamps are not stored.
+        r.push(1010.0, 9.0);
+        assert_eq!(r.get(1000.0), 1.0);
+        // A long gap empties what it skips over; the past beyond the ring is
+        // gone.
+        r.push(1000.0 + 60.0 * 20.0, 7.0);
+        assert!(r.get(1300.0).is_nan());
+        assert!(r.get(1000.0).is_nan());
+        assert_eq!(r.get(1000.0 + 60.0 * 20.0), 7.0);
+        assert!(r.get(1000.0 + 60.0 * 19.0 - 70.0).is_nan());
+        // The future is not answered.
+        assert!(r.get(1000.0 + 60.0 * 30.0).is_nan());
     }
 
     #[test]
