@@ -5,6 +5,8 @@
 //!   error, warning, status-class and template counts and latency quantiles
 //!   per service, metric samples become one value per series and window
 //!   (counter rates with resets handled, histogram quantiles).
+//! - [`ensemble`]: the default detector of `remedy detect` for one series
+//!   (level, step, daily and weekly predictors with calibrated tails).
 //! - [`correlate`]: groups anomalies into incidents by time, shared
 //!   service/host/container and the dependency topology, resolves them when
 //!   they go quiet, and ranks root-cause candidates with their evidence.
@@ -19,6 +21,7 @@ pub mod baseline;
 pub mod correlate;
 pub mod detect;
 pub mod engine;
+pub mod ensemble;
 pub mod session;
 pub mod signals;
 
@@ -31,5 +34,6 @@ pub use engine::{
     Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
     TracePoint,
 };
+pub use ensemble::{EnsembleConfig, EnsembleDetector};
 pub use session::{SessionConfig, SessionDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};

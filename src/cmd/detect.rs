@@ -1,7 +1,10 @@
 //! `remedy detect`: score one metric series with the causal detector.
 
 use crate::output::AtomicFile;
-use analyze::{BaselineDetector, BaselineDetectorConfig, DetectorConfig, Score, SeriesDetector};
+use analyze::{
+    BaselineDetector, BaselineDetectorConfig, DetectorConfig, EnsembleConfig, EnsembleDetector,
+    Score, SeriesDetector,
+};
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -13,11 +16,12 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Which detector scores the series: `baseline` (the seasonal dynamic
-    /// baseline, the default), `window` (robust median/MAD over a trailing
-    /// window) or `static` (mean +/- 3 sd of the first 500 rows, the
-    /// comparison point).
-    #[arg(long, value_enum, default_value_t = Method::Baseline)]
+    /// Which detector scores the series: `ensemble` (level, step, daily and
+    /// weekly predictors with calibrated tails, the default), `baseline`
+    /// (the seasonal dynamic baseline of `remedy replay`), `window` (robust
+    /// median/MAD over a trailing window) or `static` (mean +/- 3 sd of the
+    /// first 500 rows, the comparison point).
+    #[arg(long, value_enum, default_value_t = Method::Ensemble)]
     pub method: Method,
 
     /// CSV with header `timestamp,value` (timestamps as `YYYY-MM-DD
@@ -29,6 +33,9 @@ pub struct Args {
 /// Detectors `remedy detect` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
+    /// Level, step, daily and weekly predictors, the best listened to, with
+    /// peaks-over-threshold tails and onset reporting.
+    Ensemble,
     /// Seasonal dynamic baseline (level, trend, daily and weekly cycles).
     Baseline,
     /// Robust z-score against a trailing window.
@@ -90,6 +97,7 @@ fn parse_time(s: &str) -> Option<f64> {
 }
 
 enum Detector {
+    Ensemble(Box<EnsembleDetector>),
     Baseline(Box<BaselineDetector>),
     Window(Box<SeriesDetector>),
     Static(StaticBand),
@@ -98,6 +106,7 @@ enum Detector {
 impl Detector {
     fn observe(&mut self, t: f64, x: f64) -> Score {
         match self {
+            Detector::Ensemble(d) => d.observe(t, x),
             Detector::Baseline(d) => d.observe(t, x),
             Detector::Window(d) => d.observe(x),
             Detector::Static(d) => d.observe(x),
@@ -138,6 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut text = String::new();
     let mut detector = match args.method {
+        Method::Ensemble => {
+            Detector::Ensemble(Box::new(EnsembleDetector::new(EnsembleConfig::default())))
+        }
         Method::Baseline => Detector::Baseline(Box::new(BaselineDetector::new(
             BaselineDetectorConfig::default(),
         ))),

@@ -83,6 +83,38 @@ fn output_for_row_i_does_not_depend_on_later_rows() {
 }
 
 #[test]
+fn output_does_not_depend_on_later_rows_once_daily_history_is_in_play() {
+    // Five-minute rows over five days: the default detector's daily
+    // predictor (288 rows a day) and its tail re-fits are all active before
+    // the cut, and a level shift after the cut changes everything later.
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..1440usize {
+        let noise = ((i as f64 * 12.9898).sin() * 43758.5453).fract();
+        let day = 20.0 * ((i % 288) as f64 / 288.0 * std::f64::consts::TAU).sin();
+        let shift = if i >= 1300 { 30.0 } else { 0.0 };
+        text.push_str(&format!(
+            "{},{:.3}\n",
+            1_396_310_400 + 300 * i,
+            50.0 + day + noise + shift
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full.csv");
+    let cut = dir.path().join("cut.csv");
+    std::fs::write(&full, &text).unwrap();
+    let truncated: String = text.lines().take(1201).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&cut, truncated).unwrap();
+    let a = detect(&full);
+    let b = detect(&cut);
+    assert_eq!(b.len(), 1201);
+    assert_eq!(&a[..1201], &b[..]);
+    assert!(
+        a[1301..1306].iter().any(|r| r[3] == "1"),
+        "the shift after the cut is labelled"
+    );
+}
+
+#[test]
 fn bad_rows_are_kept_and_reported_and_bad_files_fail() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("s.csv");

@@ -1,0 +1,932 @@
+//! An ensemble of simple predictors with calibrated tails, reported at the
+//! onset of each episode: the default detector of `remedy detect`.
+//!
+//! A single series can be "normal" in very different ways: a noisy level
+//! (CPU of a batch host), a smooth curve whose anomaly is a sudden step
+//! (a temperature sensor), a daily square wave whose anomaly is a *missing*
+//! rise (a value that is perfectly ordinary at another hour), a weekly
+//! rhythm broken by a holiday. No single residual sees all of these, and a
+//! score that is calibrated on one kind of series is miscalibrated on the
+//! next. [`EnsembleDetector`] therefore does four things, each causal (the
+//! output for a point depends on that point and the ones before it only):
+//!
+//! 1. **Several predictors, each with a robust z-score.** The value against
+//!    the median of the last [`EnsembleConfig::window`] values (level); the
+//!    first difference against the median difference (steps, on a smooth or
+//!    drifting series); the value against the median of the same time of
+//!    day one, two and three days earlier (daily); and the same a week
+//!    apart (weekly). Spreads are interquartile ranges (a spike does not
+//!    inflate them), with a floor at half the smallest step seen and a tiny
+//!    share of the level, so that a constant or integer-valued series does
+//!    not divide by zero. The seasonal comparisons are by time, not rows
+//!    (the values stored nearest to t - 1, 2, 3 days or weeks), so gaps in
+//!    the data and jittery sampling do not shift them to another hour; the
+//!    sampling interval, the width of the stored time slots, is learned
+//!    from the first timestamps.
+//! 2. **Model selection, not voting.** Of the level, daily and weekly
+//!    predictors, only the one with the lowest recent mean absolute error
+//!    (an exponentially weighted mean over about
+//!    [`EnsembleConfig::select_points`] points) is listened to, together
+//!    with the level and the difference: a daily comparison on a series with
+//!    no daily rhythm only adds false alarms, and on a series that has one
+//!    it sees what the level cannot. Every extra stream listened to is one
+//!    more chance to cry wolf.
+//! 3. **Calibrated tails (peaks over threshold).** Each stream's z-scores
+//!    are averaged over [`EnsembleConfig::short`] points (so a burst of
+//!    moderate surprises counts, as in Numenta's anomaly likelihood) and
+//!    compared with the last [`EnsembleConfig::long`] such averages: above
+//!    their top [`EnsembleConfig::tail_share`] the tail is modelled as
+//!    exponential with the mean excess as its scale (the peaks-over-threshold
+//!    method of extreme value theory), which gives a tail probability even
+//!    beyond anything seen so far, and adapts to each stream's own tail: a
+//!    heavy-tailed series (spiky CPU) needs a far larger excess than a
+//!    smooth one to score the same. The score is `-log10(p) / 12`, so
+//!    scores mean the same on every series and one threshold fits many.
+//! 4. **Onset reporting.** A sustained anomaly keeps the likelihood high
+//!    for many rows, and each row above the threshold would be one more
+//!    alert. The reported score is how far the likelihood climbs (over at
+//!    most [`EnsembleConfig::climb`] rows) above a memory of recent scores
+//!    that decays with a time constant of [`EnsembleConfig::memory`] rows:
+//!    an episode is reported once, at the end of its first climb, and a
+//!    second one soon after must be stronger than the first to be reported
+//!    again. The decision (`alert`) opens as soon as a climb has risen by
+//!    [`EnsembleConfig::alert_on`] (without waiting for its end) and closes
+//!    once the likelihood stays below [`EnsembleConfig::alert_off`] for
+//!    [`EnsembleConfig::cooldown`] rows.
+//!
+//! Non-finite values are missing: score 0, no state change (their time
+//! slot stays empty). Repeated or backwards timestamps do not disturb the
+//! interval estimate (only increasing steps count) and are not stored for
+//! the seasonal comparisons; a row without a finite timestamp gets no
+//! seasonal comparison.
+//!
+//! Memory is bounded whatever the input: see
+//! [`EnsembleDetector::heap_bytes`] (about 0.45 MB for five-minute rows,
+//! 0.65 MB at one row a minute, with the default settings).
+//!
+//! On the Numenta Anomaly Benchmark's development subset (BENCHMARKS.md)
+//! this scores far above the single-residual detectors; the limits are
+//! written down there.
+
+use crate::detect::{Hysteresis, Score};
+use std::collections::VecDeque;
+
+const DAY: f64 = 86_400.0;
+const WEEK: f64 = 7.0 * DAY;
+/// Spread of a normal distribution per unit of interquartile range.
+const IQR_TO_SIGMA: f64 = 1.0 / 1.349;
+/// Cap on a single z-score, so one absurd value does not dominate the
+/// short-term mean for its whole span.
+const Z_CAP: f64 = 50.0;
+/// Values a window needs before its z-scores are used.
+const MIN_WINDOW: usize = 20;
+/// Time steps used to learn the sampling interval.
+const INTERVAL_SAMPLES: usize = 60;
+/// Seasonal lags compared (1, 2 and 3 periods back).
+const LAGS: usize = 3;
+/// Longest history kept for seasonal comparisons, in sampling intervals
+/// (three weeks at one row a minute); periods that would need more are not
+/// compared.
+const MAX_HISTORY: usize = 3 * 7 * 1440;
+/// Rows with a timestamp kept while the sampling interval is being learned.
+const PENDING: usize = 2 * INTERVAL_SAMPLES;
+
+/// Settings of [`EnsembleDetector`]; the defaults are what `remedy detect`
+/// uses and what BENCHMARKS.md reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleConfig {
+    /// Trailing values for the robust medians and spreads.
+    pub window: usize,
+    /// Points averaged for the short-term surprise of each stream.
+    pub short: usize,
+    /// Short-term averages kept for each stream's tail model.
+    pub long: usize,
+    /// Rows before any short-term average enters a tail model (the first
+    /// windows hold a handful of values and are wild).
+    pub warmup: usize,
+    /// Averages a tail model needs before it scores.
+    pub min_history: usize,
+    /// Share of the history treated as the tail (peaks over threshold).
+    pub tail_share: f64,
+    /// Rows between re-estimates of each tail model.
+    pub refit_every: usize,
+    /// Points over which the predictors' mean absolute errors are averaged
+    /// to choose between level, daily and weekly.
+    pub select_points: f64,
+    /// Decay time constant, in rows, of the memory of recent scores.
+    pub memory: f64,
+    /// Longest climb, in rows, reported as one rise.
+    pub climb: usize,
+    /// Rise of the likelihood above its recent memory at which an alert
+    /// opens.
+    pub alert_on: f64,
+    /// Likelihood below which an alert may close.
+    pub alert_off: f64,
+    /// Rows below `alert_off` before an alert closes.
+    pub cooldown: usize,
+}
+
+impl Default for EnsembleConfig {
+    fn default() -> Self {
+        EnsembleConfig {
+            window: 288,
+            short: 6,
+            long: 8640,
+            warmup: 30,
+            min_history: 100,
+            tail_share: 0.1,
+            refit_every: 50,
+            select_points: 2000.0,
+            memory: 300.0,
+            climb: 3,
+            alert_on: 0.25,
+            alert_off: 0.2,
+            cooldown: 12,
+        }
+    }
+}
+
+/// The last `cap` values in arrival order and sorted, for medians and
+/// quantiles in O(cap) per update.
+#[derive(Debug, Clone)]
+struct RollingWindow {
+    order: VecDeque<f64>,
+    sorted: Vec<f64>,
+    cap: usize,
+}
+
+impl RollingWindow {
+    fn new(cap: usize) -> Self {
+        RollingWindow {
+            order: VecDeque::with_capacity(cap + 1),
+            sorted: Vec::with_capacity(cap + 1),
+            cap: cap.max(1),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    fn push(&mut self, x: f64) {
+        if self.order.len() == self.cap {
+            let old = self.order.pop_front().expect("full window");
+            let at = self.sorted.partition_point(|v| v.total_cmp(&old).is_lt());
+            self.sorted.remove(at);
+        }
+        self.order.push_back(x);
+        let at = self.sorted.partition_point(|v| v.total_cmp(&x).is_lt());
+        self.sorted.insert(at, x);
+    }
+
+    /// Quantile with linear interpolation between order statistics.
+    fn quantile(&self, q: f64) -> f64 {
+        let n = self.sorted.len();
+        let pos = q * (n - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(n - 1);
+        let w = pos - lo as f64;
+        self.sorted[lo] * (1.0 - w) + self.sorted[hi] * w
+    }
+
+    /// Median and robust spread (IQR scaled to a normal's sigma), if the
+    /// window holds enough values.
+    fn location_spread(&self) -> Option<(f64, f64)> {
+        (self.len() >= MIN_WINDOW).then(|| {
+            (
+                self.quantile(0.5),
+                (self.quantile(0.75) - self.quantile(0.25)) * IQR_TO_SIGMA,
+            )
+        })
+    }
+
+    /// Robust z-score of `x` against the window (before `x` enters it).
+    fn z(&self, x: f64, floor: f64) -> f64 {
+        match self.location_spread() {
+            Some((med, spread)) => ((x - med).abs() / spread.max(floor)).min(Z_CAP),
+            None => 0.0,
+        }
+    }
+}
+
+/// Tail model of one stream: the short-term mean of its z-scores against
+/// the distribution of that mean over the last `long` rows.
+#[derive(Debug, Clone)]
+struct TailModel {
+    recent: VecDeque<f64>,
+    history: VecDeque<f64>,
+    /// Threshold u, mean excess above it, and the share of history above it.
+    fit: Option<(f64, f64, f64)>,
+}
+
+impl TailModel {
+    fn new(cfg: &EnsembleConfig) -> Self {
+        TailModel {
+            recent: VecDeque::with_capacity(cfg.short + 1),
+            history: VecDeque::with_capacity(cfg.long + 1),
+            fit: None,
+        }
+    }
+
+    /// Score row `row`'s z-score; the short-term mean enters the history
+    /// after it is scored.
+    /// `scratch` is working space for the re-fit, shared by the streams.
+    fn observe(&mut self, z: f64, row: usize, cfg: &EnsembleConfig, scratch: &mut Vec<f64>) -> f64 {
+        self.recent.push_back(z);
+        if self.recent.len() > cfg.short.max(1) {
+            self.recent.pop_front();
+        }
+        // Summed afresh (a handful of values), not as a running sum: a
+        // running sum leaves rounding residue (1e-17 instead of 0), and on
+        // a mostly quiet stream whose tail threshold is 0 that residue
+        // would be scored as a surprise.
+        let mean = self.recent.iter().sum::<f64>() / self.recent.len() as f64;
+        let n = self.history.len();
+        let enough = n >= cfg.min_history.max(5);
+        if enough && (self.fit.is_none() || row.is_multiple_of(cfg.refit_every.max(1))) {
+            scratch.clear();
+            scratch.extend(self.history.iter().copied());
+            let k = ((cfg.tail_share * n as f64) as usize).clamp(5, n);
+            let (_, u, top) = scratch.select_nth_unstable_by(n - k, f64::total_cmp);
+            let u = *u;
+            // The excess is over the averages strictly above u, and the
+            // share is theirs: where the tail is discrete (counts, a mostly
+            // quiet stream) many averages tie at u, and counting the ties
+            // as excesses of 0 would shrink the scale and call the next
+            // ordinary value astronomically rare. Without ties this is the
+            // usual mean excess over the top k - 1.
+            let (above, sum) = top
+                .iter()
+                .filter(|&&v| v > u)
+                .fold((0usize, 0.0), |(c, s), &v| (c + 1, s + v));
+            let (excess, share) = if above > 0 {
+                (sum / above as f64 - u, above as f64 / n as f64)
+            } else {
+                (0.0, k as f64 / n as f64)
+            };
+            self.fit = Some((u, excess.max(1e-6 + 1e-3 * u.abs()), share));
+        }
+        let score = match self.fit {
+            Some((u, excess, share)) if enough && mean > u => {
+                let log10_p = share.log10() - (mean - u) / excess / std::f64::consts::LN_10;
+                (-log10_p / 12.0).clamp(0.0, 1.0)
+            }
+            _ => 0.0,
+        };
+        if row >= cfg.warmup {
+            self.history.push_back(mean);
+            if self.history.len() > cfg.long {
+                self.history.pop_front();
+            }
+        }
+        score
+    }
+}
+
+/// Raw values by time: one slot per sampling interval, counted from a fixed
+/// origin, as far back as the longest seasonal lag (a ring). A value goes to
+/// the slot nearest its timestamp (the last one wins if two share a slot);
+/// slots skipped by a gap in the data are emptied as time passes them, so a
+/// comparison a day back finds the value of that time of day, or nothing,
+/// however many rows are missing. Backwards timestamps are not stored.
+#[derive(Debug, Clone)]
+struct TimeRing {
+    origin: f64,
+    interval: f64,
+    /// NaN where no value fell.
+    slots: Vec<f64>,
+    /// Newest slot written.
+    newest: Option<i64>,
+}
+
+impl TimeRing {
+    fn new(origin: f64, interval: f64, span: f64) -> Self {
+        let n = (span / interval).ceil() as usize + 2;
+        TimeRing {
+            origin,
+            interval,
+            slots: vec![f64::NAN; n],
+            newest: None,
+        }
+    }
+
+    fn slot(&self, t: f64) -> Option<i64> {
+        let k = ((t - self.origin) / self.interval).round();
+        (k.is_finite() && k.abs() < 1e15).then_some(k as i64)
+    }
+
+    fn at(&mut self, k: i64) -> &mut f64 {
+        let n = self.slots.len() as i64;
+        &mut self.slots[k.rem_euclid(n) as usize]
+    }
+
+    fn push(&mut self, t: f64, x: f64) {
+        let Some(k) = self.slot(t) else { return };
+        let cap = self.slots.len() as i64;
+        match self.newest {
+            Some(newest) if k < newest => return,
+            Some(newest) => {
+                for j in (newest + 1).max(k - cap + 1)..k {
+                    *self.at(j) = f64::NAN;
+                }
+            }
+            None => {}
+        }
+        *self.at(k) = x;
+        self.newest = Some(k);
+    }
+
+    /// The value stored nearest to time `t` (its slot, else the one before,
+    /// else the one after: sampling jitter of up to one and a half
+    /// intervals is tolerated), or NaN.
+    fn get(&self, t: f64) -> f64 {
+        let (Some(k), Some(newest)) = (self.slot(t), self.newest) else {
+            return f64::NAN;
+        };
+        let cap = self.slots.len() as i64;
+        for j in [k, k - 1, k + 1] {
+            if j <= newest && j > newest - cap {
+                let v = self.slots[j.rem_euclid(cap) as usize];
+                if v.is_finite() {
+                    return v;
+                }
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// A seasonal predictor: the median of the values at the same time one,
+/// two and three periods earlier, and the window of its residuals.
+#[derive(Debug, Clone)]
+struct Seasonal {
+    /// Seconds.
+    period: f64,
+    residuals: RollingWindow,
+    tail: TailModel,
+    error: Ewma,
+}
+
+/// Exponentially weighted mean, normalised by the weights seen so far (so
+/// it is unbiased from the first value), with a count for readiness.
+#[derive(Debug, Clone, Default)]
+struct Ewma {
+    num: f64,
+    den: f64,
+    count: usize,
+}
+
+impl Ewma {
+    fn push(&mut self, x: f64, alpha: f64) {
+        self.num = self.num * (1.0 - alpha) + x;
+        self.den = self.den * (1.0 - alpha) + 1.0;
+        self.count += 1;
+    }
+
+    fn mean(&self, min_count: usize) -> f64 {
+        if self.count >= min_count && self.den > 0.0 {
+            self.num / self.den
+        } else {
+            f64::INFINITY
+        }
+    }
+}
+
+/// Rolling minimum of the non-zero absolute steps over the last `window`
+/// rows (a monotonic queue), for the integer-step floor on spreads.
+#[derive(Debug, Clone, Default)]
+struct MinStep {
+    queue: VecDeque<(usize, f64)>,
+}
+
+impl MinStep {
+    fn push(&mut self, row: usize, step: f64, window: usize) {
+        if step > 0.0 && step.is_finite() {
+            while self.queue.back().is_some_and(|&(_, v)| v >= step) {
+                self.queue.pop_back();
+            }
+            self.queue.push_back((row, step));
+        }
+        while self.queue.front().is_some_and(|&(r, _)| r + window <= row) {
+            self.queue.pop_front();
+        }
+    }
+
+    fn min(&self) -> Option<f64> {
+        self.queue.front().map(|&(_, v)| v)
+    }
+}
+
+/// Causal ensemble detector for one series. See the module docs.
+#[derive(Debug, Clone)]
+pub struct EnsembleDetector {
+    cfg: EnsembleConfig,
+    /// Rows seen with a finite value.
+    row: usize,
+    values: RollingWindow,
+    diffs: RollingWindow,
+    last: Option<f64>,
+    min_step: MinStep,
+    level_tail: TailModel,
+    diff_tail: TailModel,
+    level_error: Ewma,
+    /// Learning the sampling interval: the first increasing time steps.
+    last_t: Option<f64>,
+    steps: Vec<f64>,
+    /// Daily and weekly predictors, once the interval is known.
+    seasonal: Vec<Seasonal>,
+    /// Timed values while the interval is being learned (at most
+    /// [`PENDING`]), then the ring of raw values by time.
+    pending: VecDeque<(f64, f64)>,
+    ring: Option<TimeRing>,
+    /// Working space for the tail re-fits.
+    scratch: Vec<f64>,
+    /// Onset reporting: decayed memory of past likelihoods, and the climb
+    /// in progress (its base and peak and length).
+    memory: f64,
+    climb: Option<(f64, f64, usize)>,
+    alert: Hysteresis,
+}
+
+impl EnsembleDetector {
+    /// A detector with no history.
+    pub fn new(cfg: EnsembleConfig) -> Self {
+        EnsembleDetector {
+            values: RollingWindow::new(cfg.window),
+            diffs: RollingWindow::new(cfg.window),
+            level_tail: TailModel::new(&cfg),
+            diff_tail: TailModel::new(&cfg),
+            cfg,
+            row: 0,
+            last: None,
+            min_step: MinStep::default(),
+            level_error: Ewma::default(),
+            last_t: None,
+            steps: Vec::new(),
+            seasonal: Vec::new(),
+            pending: VecDeque::new(),
+            ring: None,
+            scratch: Vec::new(),
+            memory: 0.0,
+            climb: None,
+            alert: Hysteresis::default(),
+        }
+    }
+
+    /// Learn the sampling interval from the first increasing time steps;
+    /// once known, set up the daily and weekly predictors that fit.
+    fn learn_interval(&mut self, t: f64) {
+        if self.steps.len() >= INTERVAL_SAMPLES {
+            return;
+        }
+        if let Some(prev) = self.last_t {
+            if t > prev {
+                self.steps.push(t - prev);
+            }
+        }
+        if t.is_finite() && self.last_t.is_none_or(|p| t > p) {
+            self.last_t = Some(t);
+        }
+        if self.steps.len() == INTERVAL_SAMPLES {
+            let mut s = self.steps.clone();
+            s.sort_by(f64::total_cmp);
+            let dt = s[s.len() / 2];
+            let mut span = 0.0;
+            for period in [DAY, WEEK] {
+                let p = (period / dt).round();
+                if p >= 4.0 && p * LAGS as f64 <= MAX_HISTORY as f64 {
+                    self.seasonal.push(Seasonal {
+                        period,
+                        residuals: RollingWindow::new(self.cfg.window),
+                        tail: TailModel::new(&self.cfg),
+                        error: Ewma::default(),
+                    });
+                    span = period * LAGS as f64;
+                }
+            }
+            if span > 0.0 {
+                let origin = self.pending.front().map_or(t, |&(t0, _)| t0);
+                let mut ring = TimeRing::new(origin, dt, span);
+                for &(t, x) in &self.pending {
+                    ring.push(t, x);
+                }
+                self.ring = Some(ring);
+            }
+            self.pending = VecDeque::new();
+        }
+    }
+
+    /// Remember a finite value at a finite time for the seasonal
+    /// comparisons.
+    fn remember(&mut self, t: f64, x: f64) {
+        if let Some(ring) = &mut self.ring {
+            ring.push(t, x);
+        } else if self.steps.len() < INTERVAL_SAMPLES {
+            self.pending.push_back((t, x));
+            if self.pending.len() > PENDING {
+                self.pending.pop_front();
+            }
+        }
+    }
+
+    /// Bytes held on the heap by the detector's state (capacities, not
+    /// lengths). Bounded: the windows hold [`EnsembleConfig::window`] values,
+    /// each of the (up to four) tail models [`EnsembleConfig::long`]
+    /// averages plus one shared re-fit buffer of that size, and the time
+    /// ring three weeks of sampling intervals (at most [`MAX_HISTORY`]
+    /// slots; before the interval is known, at most [`PENDING`] timed
+    /// values).
+    pub fn heap_bytes(&self) -> usize {
+        let f = std::mem::size_of::<f64>();
+        let window = |w: &RollingWindow| (w.order.capacity() + w.sorted.capacity()) * f;
+        let tail = |t: &TailModel| (t.recent.capacity() + t.history.capacity()) * f;
+        let mut n = window(&self.values)
+            + window(&self.diffs)
+            + tail(&self.level_tail)
+            + tail(&self.diff_tail)
+            + self.min_step.queue.capacity() * std::mem::size_of::<(usize, f64)>()
+            + self.steps.capacity() * f
+            + self.pending.capacity() * 2 * f
+            + self.scratch.capacity() * f
+            + self.ring.as_ref().map_or(0, |r| r.slots.capacity() * f);
+        for s in &self.seasonal {
+            n += std::mem::size_of::<Seasonal>() + window(&s.residuals) + tail(&s.tail);
+        }
+        n
+    }
+
+    /// Score one value at time `t` (seconds; in time order).
+    pub fn observe(&mut self, t: f64, x: f64) -> Score {
+        if t.is_finite() {
+            self.learn_interval(t);
+        }
+        if !x.is_finite() {
+            return Score {
+                score: 0.0,
+                alert: self.alert.in_alert,
+                expected: f64::NAN,
+                spread: f64::NAN,
+            };
+        }
+        let alpha = 1.0 / self.cfg.select_points.max(1.0);
+        let ready = (0.5 / alpha) as usize;
+
+        // Level and difference, scored against the windows before x.
+        let loc = self.values.location_spread();
+        let med = loc.map_or(x, |(m, _)| m);
+        let floor = (1e-3 * med.abs() + 1e-9).max(self.min_step.min().unwrap_or(0.0) / 2.0);
+        let z_level = self.values.z(x, floor);
+        let d = self.last.map(|l| x - l);
+        let z_diff = d.map_or(0.0, |d| self.diffs.z(d, floor));
+
+        // Seasonal residuals (median of the values 1..3 periods back).
+        let mut seasonal_z = Vec::with_capacity(self.seasonal.len());
+        let mut seasonal_e = Vec::with_capacity(self.seasonal.len());
+        for s in &self.seasonal {
+            let mut past = [f64::NAN; LAGS];
+            let mut k = 0;
+            if let (Some(ring), true) = (&self.ring, t.is_finite()) {
+                for lag in 1..=LAGS {
+                    let v = ring.get(t - lag as f64 * s.period);
+                    if v.is_finite() {
+                        past[k] = v;
+                        k += 1;
+                    }
+                }
+            }
+            let e = if k == 0 {
+                f64::NAN
+            } else {
+                let p = &mut past[..k];
+                p.sort_by(f64::total_cmp);
+                let pred = if k % 2 == 1 {
+                    p[k / 2]
+                } else {
+                    (p[k / 2 - 1] + p[k / 2]) / 2.0
+                };
+                x - pred
+            };
+            seasonal_z.push(if e.is_finite() {
+                s.residuals.z(e, floor)
+            } else {
+                0.0
+            });
+            seasonal_e.push(e);
+        }
+
+        // Which predictor of the value has been best lately (errors before
+        // this point): level, daily or weekly.
+        let mut best: Option<usize> = None;
+        let mut best_err = self.level_error.mean(ready);
+        for (i, s) in self.seasonal.iter().enumerate() {
+            let e = s.error.mean(ready);
+            if e < best_err {
+                best_err = e;
+                best = Some(i);
+            }
+        }
+
+        // Tail probabilities of every stream (all keep learning).
+        let row = self.row;
+        let scratch = &mut self.scratch;
+        let l_level = self.level_tail.observe(z_level, row, &self.cfg, scratch);
+        let l_diff = self.diff_tail.observe(z_diff, row, &self.cfg, scratch);
+        let mut l_best = l_level;
+        for (i, s) in self.seasonal.iter_mut().enumerate() {
+            let l = s.tail.observe(seasonal_z[i], row, &self.cfg, scratch);
+            if best == Some(i) {
+                l_best = l;
+            }
+        }
+        let likelihood = l_level.max(l_diff).max(l_best);
+
+        // Update the predictors with x (after scoring: causal).
+        if loc.is_some() {
+            self.level_error.push((x - med).abs(), alpha);
+        }
+        for (s, e) in self.seasonal.iter_mut().zip(&seasonal_e) {
+            if e.is_finite() {
+                s.residuals.push(*e);
+                s.error.push(e.abs(), alpha);
+            }
+        }
+        self.values.push(x);
+        if let Some(d) = d {
+            self.diffs.push(d);
+            self.min_step.push(row, d.abs(), self.cfg.window);
+        }
+        self.last = Some(x);
+        if t.is_finite() {
+            self.remember(t, x);
+        }
+        self.row += 1;
+
+        let (reported, rise) = self.onset(likelihood);
+        // The decision need not wait for the climb to end: it opens as soon
+        // as the rise so far is enough.
+        let alert = self.alert.update(
+            reported.max(rise) >= self.cfg.alert_on,
+            likelihood < self.cfg.alert_off,
+            1,
+            self.cfg.cooldown,
+        );
+        Score {
+            score: reported,
+            alert,
+            expected: med,
+            spread: loc.map_or(f64::NAN, |(_, s)| s),
+        }
+    }
+
+    /// Onset reporting: a climb of the likelihood above the decayed memory
+    /// of recent likelihoods is reported once, when it stops rising or
+    /// after `climb` rows, as the rise from where it started. Returns that
+    /// report (0 on other rows) and the rise of the climb in progress.
+    fn onset(&mut self, s: f64) -> (f64, f64) {
+        let mut reported = 0.0;
+        match self.climb {
+            None => {
+                if s > self.memory {
+                    self.climb = Some((self.memory, s, 1));
+                }
+            }
+            Some((base, peak, len)) => {
+                if s > peak && len < self.cfg.climb {
+                    self.climb = Some((base, s, len + 1));
+                } else {
+                    reported = (peak - base).max(0.0);
+                    self.climb = (s > self.memory && s > peak).then_some((peak, s, 1));
+                }
+            }
+        }
+        let decay = (-1.0 / self.cfg.memory.max(1.0)).exp();
+        self.memory = (self.memory * decay).max(s);
+        let rise = self.climb.map_or(0.0, |(base, peak, _)| peak - base);
+        (reported, rise)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(i: usize) -> f64 {
+        // Deterministic pseudo-noise in [-1, 1].
+        ((i as f64 * 12.9898).sin() * 43758.5453).fract() * 2.0 - 1.0
+    }
+
+    /// Five-minute rows from a fixed start.
+    fn run(xs: &[f64]) -> Vec<Score> {
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        xs.iter()
+            .enumerate()
+            .map(|(i, &x)| d.observe(1_396_310_400.0 + 300.0 * i as f64, x))
+            .collect()
+    }
+
+    fn alerts(s: &[Score]) -> Vec<usize> {
+        (0..s.len())
+            .filter(|&i| s[i].alert && (i == 0 || !s[i - 1].alert))
+            .collect()
+    }
+
+    #[test]
+    fn a_spike_in_noise_is_one_alert_at_the_spike() {
+        let mut xs: Vec<f64> = (0..2000).map(|i| 10.0 + noise(i)).collect();
+        xs[1500] = 30.0;
+        let s = run(&xs);
+        let top = (0..s.len())
+            .max_by(|&a, &b| s[a].score.total_cmp(&s[b].score))
+            .unwrap();
+        // The score is reported when the climb ends, a row or two after the
+        // spike; the decision does not wait for that.
+        assert!((1500..1504).contains(&top), "top score at {top}");
+        assert!(s[top].score > 0.4, "{:?}", s[top]);
+        assert_eq!(alerts(&s[1000..]), vec![500]);
+        let reported = s[1000..].iter().filter(|x| x.score >= 0.1).count();
+        assert_eq!(reported, 1, "one spike, one report");
+    }
+
+    #[test]
+    fn a_level_shift_is_reported_at_its_start_and_once() {
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| if i < 2000 { 5.0 } else { 9.0 } + 0.3 * noise(i))
+            .collect();
+        let s = run(&xs);
+        let a = alerts(&s[1000..]);
+        assert_eq!(a.len(), 1, "one episode: {a:?}");
+        assert!((1000..1005).contains(&a[0]), "alert at {}", a[0] + 1000);
+        // After the first climb, the rest of the shift is not reported again.
+        assert!(s[2010..].iter().all(|x| x.score < 0.1));
+    }
+
+    #[test]
+    fn a_missing_daily_rise_is_found() {
+        // A daily square wave (288 rows a day at five minutes): high from
+        // 09:00 to 18:00, except that on day 10 it stays low.
+        let xs: Vec<f64> = (0..288 * 14)
+            .map(|i| {
+                let (day, slot) = (i / 288, i % 288);
+                let high = (108..216).contains(&slot) && day != 10;
+                (if high { 80.0 } else { 20.0 }) + 2.0 * noise(i)
+            })
+            .collect();
+        let s = run(&xs);
+        let a = alerts(&s[288 * 4..]);
+        let hit = a
+            .iter()
+            .map(|i| i + 288 * 4)
+            .find(|i| (288 * 10 + 100..288 * 10 + 130).contains(i));
+        assert!(hit.is_some(), "alerts at {a:?}");
+    }
+
+    #[test]
+    fn constant_series_missing_values_and_odd_timestamps_raise_nothing() {
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        for i in 0..5000 {
+            // Duplicated and backwards timestamps, NaN and infinities.
+            let t = match i % 7 {
+                3 => 1_396_310_400.0 + 300.0 * (i - 1) as f64,
+                5 => 0.0,
+                _ => 1_396_310_400.0 + 300.0 * i as f64,
+            };
+            let x = match i % 97 {
+                13 => f64::NAN,
+                14 => f64::INFINITY,
+                15 => f64::NEG_INFINITY,
+                _ => 7.0,
+            };
+            let s = d.observe(t, x);
+            assert!(!s.alert && s.score == 0.0, "row {i}: {s:?}");
+        }
+        // Non-finite timestamps are survived too.
+        let s = d.observe(f64::NAN, 7.0);
+        assert!(!s.alert);
+    }
+
+    #[test]
+    fn integer_counts_do_not_alert_on_ordinary_steps() {
+        // A count that wanders between 2 and 5.
+        let xs: Vec<f64> = (0..4000).map(|i| 3.0 + (noise(i) * 2.0).round()).collect();
+        let s = run(&xs);
+        assert!(s.iter().all(|x| x.score <= 1.0 && x.score >= 0.0));
+        assert!(alerts(&s[600..]).len() <= 2, "{:?}", alerts(&s[600..]));
+    }
+
+    #[test]
+    fn sparse_counts_are_mostly_quiet() {
+        // Mostly zero, a one in about 5% of rows, now and then a two: the
+        // short-term means tie at the tail threshold, and a tie is not an
+        // excess.
+        let xs: Vec<f64> = (0..8064)
+            .map(|i| match (noise(i) + 1.0) / 2.0 {
+                u if u > 0.995 => 2.0,
+                u if u > 0.95 => 1.0,
+                _ => 0.0,
+            })
+            .collect();
+        let s = run(&xs);
+        let loud = s[1200..].iter().filter(|x| x.score >= 0.0728).count();
+        eprintln!("sparse counts: {loud} scores at or above 0.0728");
+        // 19 when ties at u counted as excesses of 0.
+        assert!(loud <= 16, "{loud}");
+    }
+
+    #[test]
+    fn scores_are_causal() {
+        let xs: Vec<f64> = (0..3000)
+            .map(|i| (i as f64 / 40.0).sin() + 0.1 * noise(i) + if i == 2500 { 3.0 } else { 0.0 })
+            .collect();
+        let key = |s: &[Score]| -> Vec<(u64, bool)> {
+            s.iter().map(|x| (x.score.to_bits(), x.alert)).collect()
+        };
+        let full = run(&xs);
+        let cut = run(&xs[..1700]);
+        assert_eq!(key(&full[..1700]), key(&cut));
+        assert!(full[2500..2504].iter().any(|x| x.alert));
+    }
+
+    #[test]
+    fn a_gap_in_a_daily_pattern_does_not_shift_the_comparison() {
+        // A daily square wave with rows missing for seven hours on day 6 (and
+        // a few single rows elsewhere): after the gap, a day back is still
+        // the same hour, so nothing after it is surprising.
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        let mut late = Vec::new();
+        for i in 0..288 * 12 {
+            let (day, slot) = (i / 288, i % 288);
+            if (day == 6 && (100..184).contains(&slot)) || i % 499 == 7 {
+                continue;
+            }
+            let high = (108..216).contains(&slot);
+            let x = (if high { 80.0 } else { 20.0 }) + 2.0 * noise(i);
+            let s = d.observe(1_396_310_400.0 + 300.0 * i as f64, x);
+            if day >= 7 && s.alert {
+                late.push(i);
+            }
+        }
+        assert!(late.is_empty(), "alerts after the gap: {late:?}");
+    }
+
+    #[test]
+    fn memory_is_bounded_and_small() {
+        for (dt, most) in [(300.0, 500_000), (60.0, 700_000), (1.0, 500_000)] {
+            let mut d = EnsembleDetector::new(EnsembleConfig::default());
+            for i in 0..20_000 {
+                d.observe(1_396_310_400.0 + dt * i as f64, noise(i));
+            }
+            let bytes = d.heap_bytes();
+            eprintln!("interval {dt} s: {bytes} bytes");
+            assert!(bytes < most, "interval {dt} s: {bytes} bytes");
+        }
+        // Timestamps that never advance: nothing piles up.
+        let mut d = EnsembleDetector::new(EnsembleConfig::default());
+        for i in 0..20_000 {
+            d.observe(1_396_310_400.0, noise(i));
+        }
+        assert!(d.heap_bytes() < 500_000, "{}", d.heap_bytes());
+    }
+
+    #[test]
+    fn the_time_ring_finds_values_by_time_and_forgets_gaps() {
+        let mut r = TimeRing::new(1000.0, 60.0, 600.0);
+        assert_eq!(r.slots.len(), 12);
+        for (t, x) in [(1000.0, 1.0), (1061.0, 2.0), (1119.0, 3.0), (1300.0, 6.0)] {
+            r.push(t, x);
+        }
+        assert_eq!(r.get(1000.0), 1.0);
+        // Jitter: the nearest slot.
+        assert_eq!(r.get(1060.0), 2.0);
+        assert_eq!(r.get(1120.0), 3.0);
+        // Empty slots answer with a neighbour: the one before, else after.
+        assert_eq!(r.get(1180.0), 3.0);
+        assert_eq!(r.get(1240.0), 6.0);
+        // Backwards timestamps are not stored.
+        r.push(1010.0, 9.0);
+        assert_eq!(r.get(1000.0), 1.0);
+        // A long gap empties what it skips over; the past beyond the ring is
+        // gone.
+        r.push(1000.0 + 60.0 * 20.0, 7.0);
+        assert!(r.get(1300.0).is_nan());
+        assert!(r.get(1000.0).is_nan());
+        assert_eq!(r.get(1000.0 + 60.0 * 20.0), 7.0);
+        assert!(r.get(1000.0 + 60.0 * 19.0 - 70.0).is_nan());
+        // The future is not answered.
+        assert!(r.get(1000.0 + 60.0 * 30.0).is_nan());
+    }
+
+    #[test]
+    fn rolling_window_quantiles_match_a_sort() {
+        let mut w = RollingWindow::new(50);
+        let xs: Vec<f64> = (0..300).map(|i| noise(i) * 10.0).collect();
+        for (i, &x) in xs.iter().enumerate() {
+            w.push(x);
+            let lo = (i + 1).saturating_sub(50);
+            let mut s = xs[lo..=i].to_vec();
+            s.sort_by(f64::total_cmp);
+            assert_eq!(w.sorted, s);
+        }
+        assert_eq!(w.quantile(0.0), w.sorted[0]);
+        assert_eq!(w.quantile(1.0), w.sorted[49]);
+    }
+}
