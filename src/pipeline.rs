@@ -15,7 +15,8 @@ use ingest::mining::{MinerConfig, TemplateMiner};
 use ingest::{DeadLetter, Format, IngestStats, RawRecord};
 use models::{ChangeEvent, Event, Level, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where dead letters go. Replay writes JSON lines; streaming produces to a
@@ -258,11 +259,11 @@ impl Pipeline {
             analyzer,
             output: AnalyzerOutput::default(),
             config,
-            decoders: HashMap::new(),
+            decoders: HashMap::default(),
             origins: Vec::new(),
             miner,
             acc: Accumulator::default(),
-            template_cells: HashMap::new(),
+            template_cells: HashMap::default(),
             template_cells_dropped: 0,
         })
     }
@@ -470,7 +471,7 @@ impl Pipeline {
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn restore(config: PipelineConfig, bytes: &[u8]) -> anyhow::Result<Self> {
         let s: StateOwned = read_state(bytes, STATE_VERSION, "engine state")?;
-        let mut decoders = HashMap::new();
+        let mut decoders = HashMap::default();
         let mut origins = Vec::new();
         for (origin, d) in s.decoders {
             let origin: Arc<str> = Arc::from(origin);

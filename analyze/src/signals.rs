@@ -19,7 +19,8 @@ use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Windowing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,10 +80,10 @@ pub struct SignalStats {
 /// State of one open window.
 #[derive(Default, Serialize, Deserialize)]
 struct Window {
-    counts: HashMap<Signal, u64>,
-    gauges: HashMap<Signal, (Timestamp, f64)>,
-    rates: HashMap<Signal, f64>,
-    latencies: HashMap<Signal, Vec<f64>>,
+    counts: FxHashMap<Signal, u64>,
+    gauges: FxHashMap<Signal, (Timestamp, f64)>,
+    rates: FxHashMap<Signal, f64>,
+    latencies: FxHashMap<Signal, Vec<f64>>,
 }
 
 /// Last cumulative value of a counter, for rates across windows.
@@ -104,14 +105,14 @@ pub struct SignalAggregator {
     /// Every signal tracked (for the cap). A hash set: membership is asked
     /// for every record, and ordered comparisons of long series names were
     /// the hottest path of a replay.
-    tracked: HashSet<Signal>,
+    tracked: FxHashSet<Signal>,
     /// The same membership for `count_signals`.
-    counted: HashSet<Signal>,
-    counters: HashMap<SeriesKey, CounterState>,
+    counted: FxHashSet<Signal>,
+    counters: FxHashMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
-    buckets: HashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Cumulative histogram buckets as last seen in the current windows.
-    buckets_now: HashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets_now: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Windows starting before this are closed and emitted.
     closed_until: i64,
     max_seen: Option<i64>,
@@ -138,11 +139,11 @@ impl SignalAggregator {
             window_ms,
             windows: BTreeMap::new(),
             count_signals: BTreeSet::new(),
-            tracked: HashSet::new(),
-            counted: HashSet::new(),
-            counters: HashMap::new(),
-            buckets: HashMap::new(),
-            buckets_now: HashMap::new(),
+            tracked: FxHashSet::default(),
+            counted: FxHashSet::default(),
+            counters: FxHashMap::default(),
+            buckets: FxHashMap::default(),
+            buckets_now: FxHashMap::default(),
             closed_until: i64::MIN,
             max_seen: None,
             stats: SignalStats::default(),
