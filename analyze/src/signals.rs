@@ -18,8 +18,8 @@
 use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
-use serde::{Deserialize, Serialize};
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Windowing settings.
@@ -117,6 +117,16 @@ pub struct SignalAggregator {
     closed_until: i64,
     max_seen: Option<i64>,
     stats: SignalStats,
+    /// The signal of each metric series seen (as [`metric_signal`] builds
+    /// it, kind aside), so a sample does not format its series name again:
+    /// a cache of a pure function, rebuilt after a restore, bounded like
+    /// the signals.
+    #[serde(skip)]
+    metric_signals: FxHashMap<SeriesKey, Signal>,
+    /// The same for histogram buckets: bucket series (with `le`) -> the
+    /// latency signal of their histogram.
+    #[serde(skip)]
+    bucket_signals: FxHashMap<SeriesKey, Signal>,
 }
 
 /// A float usable as a map key (bucket bounds; never NaN here).
@@ -147,6 +157,8 @@ impl SignalAggregator {
             closed_until: i64::MIN,
             max_seen: None,
             stats: SignalStats::default(),
+            metric_signals: FxHashMap::default(),
+            bucket_signals: FxHashMap::default(),
         }
     }
 
@@ -182,6 +194,20 @@ impl SignalAggregator {
     /// Emit every open window (end of input).
     pub fn finish(&mut self, out: &mut Vec<SignalPoint>) {
         self.close_before(i64::MAX, out);
+    }
+
+    /// [`metric_signal`], answered from `metric_signals` when it can be.
+    fn metric_signal(&mut self, kind: SignalKind, key: &SeriesKey) -> Signal {
+        if let Some(s) = self.metric_signals.get(key) {
+            let mut s = s.clone();
+            s.kind = kind;
+            return s;
+        }
+        let s = metric_signal(kind, key);
+        if self.metric_signals.len() < self.cfg.max_signals {
+            self.metric_signals.insert(key.clone(), s.clone());
+        }
+        s
     }
 
     fn track(&mut self, s: &Signal) -> bool {
@@ -281,13 +307,22 @@ impl SignalAggregator {
         if let Some(le) = m.key.label("le") {
             if m.kind == MetricKind::Histogram || name.ends_with("_bucket") {
                 let Ok(bound) = parse_le(le) else { return };
-                let mut labels = m.key.labels.clone();
-                labels.remove("le");
-                let base = SeriesKey {
-                    name: name.trim_end_matches("_bucket").to_string(),
-                    labels,
+                let s = match self.bucket_signals.get(&m.key) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let mut labels = m.key.labels.clone();
+                        labels.remove("le");
+                        let base = SeriesKey {
+                            name: name.trim_end_matches("_bucket").to_string(),
+                            labels,
+                        };
+                        let s = metric_signal(SignalKind::LatencyQuantile, &base);
+                        if self.bucket_signals.len() < self.cfg.max_signals {
+                            self.bucket_signals.insert(m.key.clone(), s.clone());
+                        }
+                        s
+                    }
                 };
-                let s = metric_signal(SignalKind::LatencyQuantile, &base);
                 if !self.track(&s) {
                     return;
                 }
@@ -309,7 +344,7 @@ impl SignalAggregator {
         let is_counter = m.kind == MetricKind::Counter
             || (m.kind == MetricKind::Untyped && name.ends_with("_total"));
         if is_counter {
-            let s = metric_signal(SignalKind::CounterRate, &m.key);
+            let s = self.metric_signal(SignalKind::CounterRate, &m.key);
             if !self.track(&s) {
                 return;
             }
@@ -341,7 +376,7 @@ impl SignalAggregator {
             }
             return;
         }
-        let s = metric_signal(SignalKind::MetricSeries, &m.key);
+        let s = self.metric_signal(SignalKind::MetricSeries, &m.key);
         if !self.track(&s) {
             return;
         }
