@@ -401,8 +401,16 @@ impl Pipeline {
     /// in [`Pipeline::decode`], because template ids depend on the order
     /// messages are seen: after the merge that order is the same however
     /// the records arrived.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
     pub fn analyze(&mut self, mut event: Event) {
-        if let Event::Log(r) = &mut event {
+        self.analyze_mut(&mut event);
+    }
+
+    /// [`Pipeline::analyze`], leaving the event (its template id filled in)
+    /// to the caller: replay hands it back to the thread that decoded it,
+    /// which frees it.
+    pub fn analyze_mut(&mut self, event: &mut Event) {
+        if let Event::Log(r) = event {
             let m = self.miner.add(&r.message);
             if self.config.template_trace > 0 {
                 let ts = r.timestamp;
@@ -418,7 +426,7 @@ impl Pipeline {
             }
             r.template_id = Some(m.id);
         }
-        self.analyzer.push(&event, &mut self.output);
+        self.analyzer.push(event, &mut self.output);
     }
 
     /// Take the anomalies found and incidents resolved since the last call

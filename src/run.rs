@@ -12,7 +12,7 @@ use models::{Action, Anomaly, Event, Incident};
 use reclaim::AuditEntry;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::Arc;
 
 /// One input read in order: a file, stdin, or a list of lines sent to the
@@ -90,6 +90,10 @@ struct Decoded {
     events: std::vec::IntoIter<Event>,
     /// Whether a record of this input was folded in yet.
     seen: bool,
+    /// Events analysed, going back to the worker to be freed there (where
+    /// they were allocated) instead of on the engine's thread.
+    spent: Vec<Event>,
+    spent_tx: Sender<Vec<Event>>,
 }
 
 /// Records a worker sends together: one channel message per this many
@@ -161,10 +165,11 @@ pub fn merge(
         for (source, origin) in sources.iter_mut().zip(origins) {
             let decoder = pipeline.take_decoder(&origin)?;
             let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
+            let (spent_tx, spent_rx) = channel();
             let source: &mut dyn Records = source.as_mut();
             let worker = std::thread::Builder::new()
                 .name("decode".into())
-                .spawn_scoped(scope, move || decode_worker(source, decoder, tx))?;
+                .spawn_scoped(scope, move || decode_worker(source, decoder, tx, spent_rx))?;
             workers.push((origin.clone(), worker));
             lanes.push(Lane {
                 source: Source::Worker(Decoded {
@@ -174,6 +179,8 @@ pub fn merge(
                     next: 0,
                     events: Vec::new().into_iter(),
                     seen: false,
+                    spent: Vec::with_capacity(BATCH_RECORDS),
+                    spent_tx,
                 }),
                 buf: VecDeque::new(),
                 done: false,
@@ -194,8 +201,14 @@ pub fn merge(
 
 /// Read `source` and decode it with `decoder`, sending the results in
 /// batches until the end of the input (or until the merge stops listening).
+/// Events the engine is done with come back on `spent` to be freed here.
 /// Returns the decoder, with its counts.
-fn decode_worker(source: &mut dyn Records, mut decoder: Decoder, tx: SyncSender<Batch>) -> Decoder {
+fn decode_worker(
+    source: &mut dyn Records,
+    mut decoder: Decoder,
+    tx: SyncSender<Batch>,
+    spent: Receiver<Vec<Event>>,
+) -> Decoder {
     let mut batch = Batch::default();
     loop {
         let decoded = match source.next_record() {
@@ -217,11 +230,21 @@ fn decode_worker(source: &mut dyn Records, mut decoder: Decoder, tx: SyncSender<
         };
         batch.records.push(decoded);
         if batch.records.len() >= BATCH_RECORDS {
+            // Free what the engine is done with, reusing one of the
+            // vectors for the next batch.
+            let mut events = Vec::new();
+            while let Ok(mut v) = spent.try_recv() {
+                v.clear();
+                events = v;
+            }
+            if events.capacity() == 0 {
+                events.reserve(BATCH_RECORDS);
+            }
             let full = std::mem::replace(
                 &mut batch,
                 Batch {
                     records: Vec::with_capacity(BATCH_RECORDS),
-                    events: Vec::with_capacity(BATCH_RECORDS),
+                    events,
                 },
             );
             if tx.send(full).is_err() {
@@ -250,11 +273,20 @@ fn merge_lanes(
         }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
-        let event = lanes[i]
+        let mut event = lanes[i]
             .buf
             .pop_front()
             .expect("a lane in the heap has events");
-        pipeline.analyze(event);
+        pipeline.analyze_mut(&mut event);
+        if let Source::Worker(d) = &mut lanes[i].source {
+            d.spent.push(event);
+            if d.spent.len() >= BATCH_RECORDS {
+                let spent = std::mem::replace(&mut d.spent, Vec::with_capacity(BATCH_RECORDS));
+                // A worker that has finished frees nothing more: the events
+                // come back in the error and are freed here.
+                let _ = d.spent_tx.send(spent);
+            }
+        }
         if fill(&mut lanes[i], pipeline, dead, &mut scratch, tick)? {
             heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
         }
