@@ -135,9 +135,9 @@ struct Flatten<'a> {
 
 impl Flatten<'_> {
     fn put(self, v: FieldValue) {
-        if self.top {
-            *self.collided = true;
-        } else if self.out.insert(self.prefix, v).is_some() {
+        // A bare value where the record should be an object, or a key
+        // already taken.
+        if self.top || self.out.insert(self.prefix, v).is_some() {
             *self.collided = true;
         }
     }
