@@ -14,8 +14,8 @@ use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
-use serde::{Deserialize, Serialize};
 use rustc_hash::{FxHashMap, FxHashSet};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Engine settings.

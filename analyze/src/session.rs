@@ -18,8 +18,8 @@
 //! caps turn away is counted.
 
 use models::{Anomaly, AnomalyKind, Band, LogRecord, Signal, SignalKind, Timestamp};
-use serde::{Deserialize, Serialize};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 fn compile(p: &str) -> Result<Option<regex::Regex>, regex::Error> {
