@@ -14,8 +14,9 @@ use ingest::decode::{Decoder, DecoderConfig};
 use ingest::mining::{MinerConfig, TemplateMiner};
 use ingest::{DeadLetter, Format, IngestStats, RawRecord};
 use models::{ChangeEvent, Event, Level, Timestamp};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where dead letters go. Replay writes JSON lines; streaming produces to a
@@ -258,11 +259,11 @@ impl Pipeline {
             analyzer,
             output: AnalyzerOutput::default(),
             config,
-            decoders: HashMap::new(),
+            decoders: HashMap::default(),
             origins: Vec::new(),
             miner,
             acc: Accumulator::default(),
-            template_cells: HashMap::new(),
+            template_cells: HashMap::default(),
             template_cells_dropped: 0,
         })
     }
@@ -277,8 +278,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Decode one raw record and fold it into the summary (template ids
-    /// filled in), appending its events to `out`. Bad records go to `dead`.
+    /// Decode one raw record and fold it into the summary, appending its
+    /// events to `out`. Bad records go to `dead`.
     pub fn decode(
         &mut self,
         raw: &RawRecord,
@@ -298,57 +299,99 @@ impl Pipeline {
             dead.put(&letter)?;
             return Ok(());
         }
-        for event in &mut out[start..] {
-            let ts = event.timestamp();
-            self.acc.first = Some(self.acc.first.map_or(ts, |f| f.min(ts)));
-            self.acc.last = Some(self.acc.last.map_or(ts, |l| l.max(ts)));
-            match event {
-                Event::Log(r) => {
-                    self.acc.logs += 1;
-                    let level = r.level.map_or("none", Level::as_str);
-                    *self.acc.by_level.entry(level.to_string()).or_default() += 1;
-                    let svc = self
-                        .acc
-                        .by_service
-                        .entry(r.service.clone().unwrap_or_else(|| "unknown".into()))
-                        .or_default();
-                    svc.logs += 1;
-                    match r.level {
-                        Some(l) if l.is_error() => svc.errors += 1,
-                        Some(Level::Warn) => svc.warnings += 1,
-                        _ => {}
-                    }
-                }
-                Event::Metric(m) => {
-                    self.acc.samples += 1;
-                    if !m.value.is_finite() {
-                        self.acc.non_finite_samples += 1;
-                    }
-                    if !self.acc.series.contains(&m.key) {
-                        if self.acc.series.len() < self.config.max_series {
-                            self.acc.series.insert(m.key.clone());
-                            if let (Some(s), Some(c)) =
-                                (m.key.label("service"), m.key.label("container"))
-                            {
-                                let set = self.acc.containers.entry(s.to_string()).or_default();
-                                if set.len() < 1000 {
-                                    set.insert(c.to_string());
-                                }
-                            }
-                        } else {
-                            self.acc.series_over_cap += 1;
-                        }
-                    }
-                    if let Some(n) = self.acc.metric_names.get_mut(&m.key.name) {
-                        *n += 1;
-                    } else if self.acc.metric_names.len() < self.config.max_series {
-                        self.acc.metric_names.insert(m.key.name.clone(), 1);
-                    }
-                }
-                Event::Change(c) => self.acc.changes.push(c.clone()),
-            }
+        for event in &out[start..] {
+            self.account(event);
         }
         Ok(())
+    }
+
+    /// Take the decoder of `origin` out of the engine (a new one when the
+    /// origin has none yet), to decode that origin's records elsewhere (on
+    /// a worker thread); fold what it yields in with
+    /// [`Pipeline::decoded_from`] and [`Pipeline::account`] in the order
+    /// [`Pipeline::decode`] would have seen it, and hand it back with
+    /// [`Pipeline::return_decoder`].
+    pub fn take_decoder(&mut self, origin: &Arc<str>) -> anyhow::Result<Decoder> {
+        match self.decoders.remove(origin) {
+            Some(d) => Ok(d),
+            None => Ok(Decoder::new(
+                self.config.format.clone(),
+                self.config.decoder.clone(),
+            )?),
+        }
+    }
+
+    /// The first record of `origin` was decoded by a decoder taken with
+    /// [`Pipeline::take_decoder`]: the origin joins the summary where
+    /// [`Pipeline::decode`] would have added it.
+    pub fn decoded_from(&mut self, origin: &Arc<str>) {
+        if !self.origins.contains(origin) {
+            self.origins.push(origin.clone());
+        }
+    }
+
+    /// Give back a decoder taken with [`Pipeline::take_decoder`] (kept when
+    /// its origin had a record, as [`Pipeline::decode`] would have).
+    pub fn return_decoder(&mut self, origin: Arc<str>, decoder: Decoder) {
+        if self.origins.contains(&origin) {
+            self.decoders.insert(origin, decoder);
+        }
+    }
+
+    /// Fold one decoded event into the summary.
+    pub fn account(&mut self, event: &Event) {
+        let ts = event.timestamp();
+        self.acc.first = Some(self.acc.first.map_or(ts, |f| f.min(ts)));
+        self.acc.last = Some(self.acc.last.map_or(ts, |l| l.max(ts)));
+        match event {
+            Event::Log(r) => {
+                self.acc.logs += 1;
+                let level = r.level.map_or("none", Level::as_str);
+                if let Some(n) = self.acc.by_level.get_mut(level) {
+                    *n += 1;
+                } else {
+                    self.acc.by_level.insert(level.to_string(), 1);
+                }
+                let service = r.service.as_deref().unwrap_or("unknown");
+                let svc = match self.acc.by_service.get_mut(service) {
+                    Some(s) => s,
+                    None => self.acc.by_service.entry(service.to_string()).or_default(),
+                };
+                svc.logs += 1;
+                match r.level {
+                    Some(l) if l.is_error() => svc.errors += 1,
+                    Some(Level::Warn) => svc.warnings += 1,
+                    _ => {}
+                }
+            }
+            Event::Metric(m) => {
+                self.acc.samples += 1;
+                if !m.value.is_finite() {
+                    self.acc.non_finite_samples += 1;
+                }
+                if !self.acc.series.contains(&m.key) {
+                    if self.acc.series.len() < self.config.max_series {
+                        self.acc.series.insert(m.key.clone());
+                        if let (Some(s), Some(c)) =
+                            (m.key.label("service"), m.key.label("container"))
+                        {
+                            let set = self.acc.containers.entry(s.to_string()).or_default();
+                            if set.len() < 1000 {
+                                set.insert(c.to_string());
+                            }
+                        }
+                    } else {
+                        self.acc.series_over_cap += 1;
+                    }
+                }
+                if let Some(n) = self.acc.metric_names.get_mut(&m.key.name) {
+                    *n += 1;
+                } else if self.acc.metric_names.len() < self.config.max_series {
+                    self.acc.metric_names.insert(m.key.name.clone(), 1);
+                }
+            }
+            Event::Change(c) => self.acc.changes.push(c.clone()),
+        }
     }
 
     /// Analyse one decoded event: mine its template (logs), then fold it
@@ -358,8 +401,16 @@ impl Pipeline {
     /// in [`Pipeline::decode`], because template ids depend on the order
     /// messages are seen: after the merge that order is the same however
     /// the records arrived.
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
     pub fn analyze(&mut self, mut event: Event) {
-        if let Event::Log(r) = &mut event {
+        self.analyze_mut(&mut event);
+    }
+
+    /// [`Pipeline::analyze`], leaving the event (its template id filled in)
+    /// to the caller: replay hands it back to the thread that decoded it,
+    /// which frees it.
+    pub fn analyze_mut(&mut self, event: &mut Event) {
+        if let Event::Log(r) = event {
             let m = self.miner.add(&r.message);
             if self.config.template_trace > 0 {
                 let ts = r.timestamp;
@@ -375,7 +426,7 @@ impl Pipeline {
             }
             r.template_id = Some(m.id);
         }
-        self.analyzer.push(&event, &mut self.output);
+        self.analyzer.push(event, &mut self.output);
     }
 
     /// Take the anomalies found and incidents resolved since the last call
@@ -470,7 +521,7 @@ impl Pipeline {
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn restore(config: PipelineConfig, bytes: &[u8]) -> anyhow::Result<Self> {
         let s: StateOwned = read_state(bytes, STATE_VERSION, "engine state")?;
-        let mut decoders = HashMap::new();
+        let mut decoders = HashMap::default();
         let mut origins = Vec::new();
         for (origin, d) in s.decoders {
             let origin: Arc<str> = Arc::from(origin);

@@ -6,22 +6,36 @@
 
 use crate::pipeline::{DeadLetterSink, Pipeline, Summary, TemplateSummary};
 use analyze::TracePoint;
+use ingest::decode::Decoder;
 use ingest::RawRecord;
 use models::{Action, Anomaly, Event, Incident};
 use reclaim::AuditEntry;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::Arc;
 
 /// One input read in order: a file, stdin, or a list of lines sent to the
 /// API.
-pub trait Records {
+pub trait Records: Send {
     /// The next record, `None` at the end.
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>>;
+
+    /// The origin every record of this input carries, when known before
+    /// reading: inputs with distinct known origins are decoded on worker
+    /// threads.
+    fn origin(&self) -> Option<Arc<str>> {
+        None
+    }
 }
 
 impl Records for ingest::source::file::LineReader {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         ingest::source::file::LineReader::next_record(self).map(|r| r.map_err(Into::into))
+    }
+
+    fn origin(&self) -> Option<Arc<str>> {
+        Some(ingest::source::file::LineReader::origin(self).clone())
     }
 }
 
@@ -31,11 +45,80 @@ impl Records for std::vec::IntoIter<RawRecord> {
     }
 }
 
+/// Records in memory that all carry one origin (the API's inputs).
+pub struct MemoryRecords {
+    /// Their origin.
+    pub origin: Arc<str>,
+    /// The records, in order.
+    pub records: std::vec::IntoIter<RawRecord>,
+}
+
+impl Records for MemoryRecords {
+    fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
+        self.records.next().map(Ok)
+    }
+
+    fn origin(&self) -> Option<Arc<str>> {
+        Some(self.origin.clone())
+    }
+}
+
 /// One input during the event-time merge.
 struct Lane<'a> {
-    source: &'a mut dyn Records,
+    source: Source<'a>,
     buf: VecDeque<Event>,
     done: bool,
+}
+
+/// Where a lane's records come from.
+enum Source<'a> {
+    /// Read and decoded here, by the engine's decoder of the record's origin.
+    Inline(&'a mut dyn Records),
+    /// Read and decoded by a worker thread, in batches.
+    Worker(Decoded),
+}
+
+/// The receiving end of a worker thread that reads one input and decodes it
+/// with its origin's decoder.
+struct Decoded {
+    origin: Arc<str>,
+    rx: Receiver<Batch>,
+    batch: Batch,
+    /// Next record of `batch` to hand over.
+    next: usize,
+    /// Next event of `batch` to hand over.
+    events: std::vec::IntoIter<Event>,
+    /// Whether a record of this input was folded in yet.
+    seen: bool,
+    /// Events analysed, going back to the worker to be freed there (where
+    /// they were allocated) instead of on the engine's thread.
+    spent: Vec<Event>,
+    spent_tx: Sender<Vec<Event>>,
+}
+
+/// Records a worker sends together: one channel message per this many
+/// records instead of one per record.
+const BATCH_RECORDS: usize = 256;
+
+/// Batches in flight per input: bounds memory (and how far a worker reads
+/// ahead of the merge).
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// What decoding one record gave.
+enum Decode {
+    /// This many events (zero for a blank line or a `# TYPE` comment).
+    Events(u32),
+    /// A dead letter.
+    Dead(Box<ingest::DeadLetter>),
+    /// The input could not be read further.
+    Failed(anyhow::Error),
+}
+
+/// Decoded records of one input, in order, and their events.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Decode>,
+    events: Vec<Event>,
 }
 
 /// Decode every input and analyse the events merged by event time.
@@ -44,20 +127,144 @@ struct Lane<'a> {
 /// goes next (ties by input order), so the analysis sees one estate-wide
 /// timeline, as a consumer of a topic would. `tick` is called per record
 /// (progress).
+///
+/// Inputs whose origins are known and distinct are read and decoded on one
+/// worker thread each (decoding is per origin and pure per record), handing
+/// batches of decoded records through a bounded channel; the merge, the
+/// summary counts, template mining and the analysis stay on this thread and
+/// see the records in exactly the order a one-thread run would, so the
+/// results do not depend on thread scheduling.
 pub fn merge(
     sources: &mut [Box<dyn Records>],
     pipeline: &mut Pipeline,
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
-    let mut lanes: Vec<Lane> = sources
-        .iter_mut()
-        .map(|s| Lane {
-            source: s.as_mut(),
-            buf: VecDeque::new(),
-            done: false,
-        })
-        .collect();
+    let origins: Option<Vec<Arc<str>>> = sources.iter().map(|s| s.origin()).collect();
+    let distinct = origins.as_ref().is_some_and(|o| {
+        let set: std::collections::HashSet<&Arc<str>> = o.iter().collect();
+        set.len() == o.len()
+    });
+    let origins = match origins {
+        Some(o) if distinct && sources.len() > 1 => o,
+        _ => {
+            let lanes = sources
+                .iter_mut()
+                .map(|s| Lane {
+                    source: Source::Inline(s.as_mut()),
+                    buf: VecDeque::new(),
+                    done: false,
+                })
+                .collect();
+            return merge_lanes(lanes, pipeline, dead, tick);
+        }
+    };
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut workers = Vec::new();
+        let mut lanes = Vec::new();
+        for (source, origin) in sources.iter_mut().zip(origins) {
+            let decoder = pipeline.take_decoder(&origin)?;
+            let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
+            let (spent_tx, spent_rx) = channel();
+            let source: &mut dyn Records = source.as_mut();
+            let worker = std::thread::Builder::new()
+                .name("decode".into())
+                .spawn_scoped(scope, move || decode_worker(source, decoder, tx, spent_rx))?;
+            workers.push((origin.clone(), worker));
+            lanes.push(Lane {
+                source: Source::Worker(Decoded {
+                    origin,
+                    rx,
+                    batch: Batch::default(),
+                    next: 0,
+                    events: Vec::new().into_iter(),
+                    seen: false,
+                    spent: Vec::with_capacity(BATCH_RECORDS),
+                    spent_tx,
+                }),
+                buf: VecDeque::new(),
+                done: false,
+            });
+        }
+        // On an error the lanes (the receivers) go first, so a worker
+        // blocked on a full channel stops instead of holding up the scope.
+        let result = merge_lanes(lanes, pipeline, dead, tick);
+        for (origin, worker) in workers {
+            match worker.join() {
+                Ok(decoder) => pipeline.return_decoder(origin, decoder),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        result
+    })
+}
+
+/// Read `source` and decode it with `decoder`, sending the results in
+/// batches until the end of the input (or until the merge stops listening).
+/// Events the engine is done with come back on `spent` to be freed here.
+/// Returns the decoder, with its counts.
+fn decode_worker(
+    source: &mut dyn Records,
+    mut decoder: Decoder,
+    tx: SyncSender<Batch>,
+    spent: Receiver<Vec<Event>>,
+) -> Decoder {
+    let mut batch = Batch::default();
+    loop {
+        let decoded = match source.next_record() {
+            None => break,
+            Some(Err(e)) => {
+                batch.records.push(Decode::Failed(e));
+                break;
+            }
+            Some(Ok(raw)) => {
+                let start = batch.events.len();
+                match decoder.decode(&raw, &mut batch.events) {
+                    Ok(()) => Decode::Events((batch.events.len() - start) as u32),
+                    Err(letter) => {
+                        batch.events.truncate(start);
+                        Decode::Dead(letter)
+                    }
+                }
+            }
+        };
+        batch.records.push(decoded);
+        if batch.records.len() >= BATCH_RECORDS {
+            // Free what the engine is done with, reusing one of the
+            // vectors for the next batch.
+            let mut events = Vec::new();
+            while let Ok(mut v) = spent.try_recv() {
+                v.clear();
+                events = v;
+            }
+            if events.capacity() == 0 {
+                events.reserve(BATCH_RECORDS);
+            }
+            let full = std::mem::replace(
+                &mut batch,
+                Batch {
+                    records: Vec::with_capacity(BATCH_RECORDS),
+                    events,
+                },
+            );
+            if tx.send(full).is_err() {
+                return decoder;
+            }
+        }
+    }
+    if !batch.records.is_empty() {
+        let _ = tx.send(batch);
+    }
+    decoder
+}
+
+/// The event-time merge over `lanes`.
+fn merge_lanes(
+    mut lanes: Vec<Lane>,
+    pipeline: &mut Pipeline,
+    dead: &mut dyn DeadLetterSink,
+    tick: &dyn Fn(),
+) -> anyhow::Result<()> {
     let mut heap = BinaryHeap::new();
     let mut scratch = Vec::new();
     for (i, lane) in lanes.iter_mut().enumerate() {
@@ -66,11 +273,20 @@ pub fn merge(
         }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
-        let event = lanes[i]
+        let mut event = lanes[i]
             .buf
             .pop_front()
             .expect("a lane in the heap has events");
-        pipeline.analyze(event);
+        pipeline.analyze_mut(&mut event);
+        if let Source::Worker(d) = &mut lanes[i].source {
+            d.spent.push(event);
+            if d.spent.len() >= BATCH_RECORDS {
+                let spent = std::mem::replace(&mut d.spent, Vec::with_capacity(BATCH_RECORDS));
+                // A worker that has finished frees nothing more: the events
+                // come back in the error and are freed here.
+                let _ = d.spent_tx.send(spent);
+            }
+        }
         if fill(&mut lanes[i], pipeline, dead, &mut scratch, tick)? {
             heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
         }
@@ -88,13 +304,45 @@ fn fill(
     tick: &dyn Fn(),
 ) -> anyhow::Result<bool> {
     while lane.buf.is_empty() && !lane.done {
-        match lane.source.next_record() {
-            None => lane.done = true,
-            Some(raw) => {
-                let raw = raw?;
-                scratch.clear();
-                pipeline.decode(&raw, dead, scratch)?;
-                lane.buf.extend(scratch.drain(..));
+        match &mut lane.source {
+            Source::Inline(source) => match source.next_record() {
+                None => lane.done = true,
+                Some(raw) => {
+                    let raw = raw?;
+                    scratch.clear();
+                    pipeline.decode(&raw, dead, scratch)?;
+                    lane.buf.extend(scratch.drain(..));
+                    tick();
+                }
+            },
+            Source::Worker(d) => {
+                if d.next == d.batch.records.len() {
+                    match d.rx.recv() {
+                        Ok(mut batch) => {
+                            d.events = std::mem::take(&mut batch.events).into_iter();
+                            d.batch = batch;
+                            d.next = 0;
+                        }
+                        Err(_) => lane.done = true,
+                    }
+                    continue;
+                }
+                if !d.seen {
+                    d.seen = true;
+                    pipeline.decoded_from(&d.origin);
+                }
+                let record = std::mem::replace(&mut d.batch.records[d.next], Decode::Events(0));
+                d.next += 1;
+                match record {
+                    Decode::Events(n) => {
+                        for event in d.events.by_ref().take(n as usize) {
+                            pipeline.account(&event);
+                            lane.buf.push_back(event);
+                        }
+                    }
+                    Decode::Dead(letter) => dead.put(&letter)?,
+                    Decode::Failed(e) => return Err(e),
+                }
                 tick();
             }
         }

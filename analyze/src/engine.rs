@@ -14,8 +14,8 @@ use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Engine settings.
@@ -215,19 +215,19 @@ struct StateOwned {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     agg: SignalAggregator,
-    detectors: HashMap<Signal, (Det, bool)>,
+    detectors: FxHashMap<Signal, (Det, bool)>,
     correlator: Correlator,
     points: Vec<SignalPoint>,
     /// Services seen in logs, for learning calls from messages.
-    services: std::collections::HashSet<String>,
+    services: FxHashSet<String>,
     /// Latest value of limit series (by metric name and container or host),
     /// for static ratio rules.
-    limits: HashMap<(String, String), f64>,
+    limits: FxHashMap<(String, String), f64>,
     shared: Shared,
     /// Template ids seen so far (for the new-template detector), capped.
-    known_templates: std::collections::HashSet<String>,
+    known_templates: FxHashSet<String>,
     /// New templates still counted as evidence (recent ones, capped).
-    counting: std::collections::HashSet<String>,
+    counting: FxHashSet<String>,
     /// First event time: new templates are news only after a warm-up.
     first_ts: Option<models::Timestamp>,
     sessions: crate::session::SessionDetector,
@@ -380,9 +380,9 @@ impl Analyzer {
             correlator: Correlator::new(cfg.correlator.clone()),
             shared: Shared::new(&cfg.detector),
             cfg,
-            detectors: HashMap::new(),
+            detectors: FxHashMap::default(),
             points: Vec::new(),
-            limits: HashMap::new(),
+            limits: FxHashMap::default(),
             services: Default::default(),
             known_templates: Default::default(),
             counting: Default::default(),

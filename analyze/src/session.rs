@@ -18,8 +18,9 @@
 //! caps turn away is counted.
 
 use models::{Anomaly, AnomalyKind, Band, LogRecord, Signal, SignalKind, Timestamp};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 fn compile(p: &str) -> Result<Option<regex::Regex>, regex::Error> {
     if p.is_empty() {
@@ -85,7 +86,7 @@ struct Open {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionDetector {
     cfg: SessionConfig,
-    open: HashMap<String, Open>,
+    open: FxHashMap<String, Open>,
     /// Open session ids by last activity, for closing idle ones in order
     /// (entries whose session moved on are skipped when popped).
     by_last: VecDeque<(Timestamp, String)>,
@@ -112,7 +113,7 @@ impl SessionDetector {
         Ok(SessionDetector {
             pattern,
             cfg,
-            open: HashMap::new(),
+            open: FxHashMap::default(),
             by_last: VecDeque::new(),
             sessions_with: BTreeMap::new(),
             closed: 0,

@@ -18,8 +18,9 @@
 use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Windowing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,10 +80,10 @@ pub struct SignalStats {
 /// State of one open window.
 #[derive(Default, Serialize, Deserialize)]
 struct Window {
-    counts: HashMap<Signal, u64>,
-    gauges: HashMap<Signal, (Timestamp, f64)>,
-    rates: HashMap<Signal, f64>,
-    latencies: HashMap<Signal, Vec<f64>>,
+    counts: FxHashMap<Signal, u64>,
+    gauges: FxHashMap<Signal, (Timestamp, f64)>,
+    rates: FxHashMap<Signal, f64>,
+    latencies: FxHashMap<Signal, Vec<f64>>,
 }
 
 /// Last cumulative value of a counter, for rates across windows.
@@ -104,18 +105,28 @@ pub struct SignalAggregator {
     /// Every signal tracked (for the cap). A hash set: membership is asked
     /// for every record, and ordered comparisons of long series names were
     /// the hottest path of a replay.
-    tracked: HashSet<Signal>,
+    tracked: FxHashSet<Signal>,
     /// The same membership for `count_signals`.
-    counted: HashSet<Signal>,
-    counters: HashMap<SeriesKey, CounterState>,
+    counted: FxHashSet<Signal>,
+    counters: FxHashMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
-    buckets: HashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Cumulative histogram buckets as last seen in the current windows.
-    buckets_now: HashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets_now: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Windows starting before this are closed and emitted.
     closed_until: i64,
     max_seen: Option<i64>,
     stats: SignalStats,
+    /// The signal of each metric series seen (as [`metric_signal`] builds
+    /// it, kind aside), so a sample does not format its series name again:
+    /// a cache of a pure function, rebuilt after a restore, bounded like
+    /// the signals.
+    #[serde(skip)]
+    metric_signals: FxHashMap<SeriesKey, Signal>,
+    /// The same for histogram buckets: bucket series (with `le`) -> the
+    /// latency signal of their histogram.
+    #[serde(skip)]
+    bucket_signals: FxHashMap<SeriesKey, Signal>,
 }
 
 /// A float usable as a map key (bucket bounds; never NaN here).
@@ -138,14 +149,16 @@ impl SignalAggregator {
             window_ms,
             windows: BTreeMap::new(),
             count_signals: BTreeSet::new(),
-            tracked: HashSet::new(),
-            counted: HashSet::new(),
-            counters: HashMap::new(),
-            buckets: HashMap::new(),
-            buckets_now: HashMap::new(),
+            tracked: FxHashSet::default(),
+            counted: FxHashSet::default(),
+            counters: FxHashMap::default(),
+            buckets: FxHashMap::default(),
+            buckets_now: FxHashMap::default(),
             closed_until: i64::MIN,
             max_seen: None,
             stats: SignalStats::default(),
+            metric_signals: FxHashMap::default(),
+            bucket_signals: FxHashMap::default(),
         }
     }
 
@@ -181,6 +194,20 @@ impl SignalAggregator {
     /// Emit every open window (end of input).
     pub fn finish(&mut self, out: &mut Vec<SignalPoint>) {
         self.close_before(i64::MAX, out);
+    }
+
+    /// [`metric_signal`], answered from `metric_signals` when it can be.
+    fn metric_signal(&mut self, kind: SignalKind, key: &SeriesKey) -> Signal {
+        if let Some(s) = self.metric_signals.get(key) {
+            let mut s = s.clone();
+            s.kind = kind;
+            return s;
+        }
+        let s = metric_signal(kind, key);
+        if self.metric_signals.len() < self.cfg.max_signals {
+            self.metric_signals.insert(key.clone(), s.clone());
+        }
+        s
     }
 
     fn track(&mut self, s: &Signal) -> bool {
@@ -280,13 +307,22 @@ impl SignalAggregator {
         if let Some(le) = m.key.label("le") {
             if m.kind == MetricKind::Histogram || name.ends_with("_bucket") {
                 let Ok(bound) = parse_le(le) else { return };
-                let mut labels = m.key.labels.clone();
-                labels.remove("le");
-                let base = SeriesKey {
-                    name: name.trim_end_matches("_bucket").to_string(),
-                    labels,
+                let s = match self.bucket_signals.get(&m.key) {
+                    Some(s) => s.clone(),
+                    None => {
+                        let mut labels = m.key.labels.clone();
+                        labels.remove("le");
+                        let base = SeriesKey {
+                            name: name.trim_end_matches("_bucket").to_string(),
+                            labels,
+                        };
+                        let s = metric_signal(SignalKind::LatencyQuantile, &base);
+                        if self.bucket_signals.len() < self.cfg.max_signals {
+                            self.bucket_signals.insert(m.key.clone(), s.clone());
+                        }
+                        s
+                    }
                 };
-                let s = metric_signal(SignalKind::LatencyQuantile, &base);
                 if !self.track(&s) {
                     return;
                 }
@@ -308,7 +344,7 @@ impl SignalAggregator {
         let is_counter = m.kind == MetricKind::Counter
             || (m.kind == MetricKind::Untyped && name.ends_with("_total"));
         if is_counter {
-            let s = metric_signal(SignalKind::CounterRate, &m.key);
+            let s = self.metric_signal(SignalKind::CounterRate, &m.key);
             if !self.track(&s) {
                 return;
             }
@@ -340,7 +376,7 @@ impl SignalAggregator {
             }
             return;
         }
-        let s = metric_signal(SignalKind::MetricSeries, &m.key);
+        let s = self.metric_signal(SignalKind::MetricSeries, &m.key);
         if !self.track(&s) {
             return;
         }

@@ -735,7 +735,10 @@ pub fn analyze_inputs(
             .enumerate()
             .map(|(i, l)| ingest::RawRecord::line(origin.clone(), i as u64 + 1, l.into_bytes()))
             .collect();
-        sources.push(Box::new(records.into_iter()));
+        sources.push(Box::new(crate::run::MemoryRecords {
+            origin,
+            records: records.into_iter(),
+        }));
     }
     let mut dead = Collect(Vec::new());
     crate::run::merge(&mut sources, &mut pipeline, &mut dead, &|| {})?;

@@ -129,7 +129,10 @@ pub fn to_event(
     raw: &RawRecord,
     whole_line: &str,
 ) -> Result<Event, ParseError> {
-    let ts_value = take_first(&mut fields, &mapping.timestamp);
+    // Only removals follow until the mapping is done, so the mask stays
+    // true of every key left.
+    let lengths = key_lengths(&fields);
+    let ts_value = take_first(&mut fields, lengths, &mapping.timestamp);
     let timestamp = match &ts_value {
         Some(v) => parse_timestamp_value(v).ok_or_else(|| {
             ParseError::new(
@@ -149,11 +152,11 @@ pub fn to_event(
             )
         })?,
     };
-    let service = take_str(&mut fields, &mapping.service).or_else(|| key_service(raw));
-    let change = first_str(&fields, &mapping.change_kind).and_then(|s| change_kind(&s));
+    let service = take_str(&mut fields, lengths, &mapping.service).or_else(|| key_service(raw));
+    let change = first_str(&fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
     if let (Some(kind), Some(service)) = (change, service.clone()) {
-        let version = take_str(&mut fields, &mapping.version);
-        let description = take_str(&mut fields, &mapping.message).unwrap_or_default();
+        let version = take_str(&mut fields, lengths, &mapping.version);
+        let description = take_str(&mut fields, lengths, &mapping.message).unwrap_or_default();
         return Ok(Event::Change(ChangeEvent {
             timestamp,
             service,
@@ -162,13 +165,13 @@ pub fn to_event(
             description,
         }));
     }
-    let mut level = take_str(&mut fields, &mapping.level).and_then(|s| Level::parse(&s));
-    if let Some(n) = take_first(&mut fields, &mapping.severity_number) {
+    let mut level = take_str(&mut fields, lengths, &mapping.level).and_then(|s| Level::parse(&s));
+    if let Some(n) = take_first(&mut fields, lengths, &mapping.severity_number) {
         if level.is_none() {
             level = n.as_f64().and_then(|n| Level::from_otel_number(n as i64));
         }
     }
-    let message = match take_str(&mut fields, &mapping.message) {
+    let message = match take_str(&mut fields, lengths, &mapping.message) {
         Some(m) => m,
         // logfmt such as `event=database_timeout severity=error` has no
         // message: the event name is the most useful text to mine.
@@ -179,9 +182,9 @@ pub fn to_event(
     };
     let mut r = LogRecord::new(timestamp, message);
     r.service = service;
-    r.host = take_str(&mut fields, &mapping.host);
-    r.container = take_str(&mut fields, &mapping.container);
-    r.trace_id = take_str(&mut fields, &mapping.trace_id);
+    r.host = take_str(&mut fields, lengths, &mapping.host);
+    r.container = take_str(&mut fields, lengths, &mapping.container);
+    r.trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
     r.level = level;
     normalise_fields(&mut fields);
     r.fields = fields;
@@ -205,16 +208,37 @@ fn change_kind(s: &str) -> Option<ChangeKind> {
     })
 }
 
-fn take_first(f: &mut BTreeMap<String, FieldValue>, keys: &[String]) -> Option<FieldValue> {
-    keys.iter().find_map(|k| f.remove(k))
+/// The lengths of the keys of `f` (modulo 64) as bits: a key whose bit is
+/// clear is not in `f`, so most of the mapping's candidate keys are ruled
+/// out without searching the map.
+fn key_lengths(f: &BTreeMap<String, FieldValue>) -> u64 {
+    f.keys().fold(0, |m, k| m | 1 << (k.len() & 63))
 }
 
-fn first_str(f: &BTreeMap<String, FieldValue>, keys: &[String]) -> Option<String> {
-    keys.iter().find_map(|k| f.get(k)).map(|v| v.to_string())
+/// Whether `key` may be in a map whose [`key_lengths`] are `lengths`.
+fn may_hold(lengths: u64, key: &str) -> bool {
+    lengths & 1 << (key.len() & 63) != 0
 }
 
-fn take_str(f: &mut BTreeMap<String, FieldValue>, keys: &[String]) -> Option<String> {
-    take_first(f, keys).map(|v| match v {
+fn take_first(
+    f: &mut BTreeMap<String, FieldValue>,
+    lengths: u64,
+    keys: &[String],
+) -> Option<FieldValue> {
+    keys.iter()
+        .filter(|k| may_hold(lengths, k))
+        .find_map(|k| f.remove(k))
+}
+
+fn first_str(f: &BTreeMap<String, FieldValue>, lengths: u64, keys: &[String]) -> Option<String> {
+    keys.iter()
+        .filter(|k| may_hold(lengths, k))
+        .find_map(|k| f.get(k))
+        .map(|v| v.to_string())
+}
+
+fn take_str(f: &mut BTreeMap<String, FieldValue>, lengths: u64, keys: &[String]) -> Option<String> {
+    take_first(f, lengths, keys).map(|v| match v {
         FieldValue::Str(s) => s,
         other => other.to_string(),
     })

@@ -8,6 +8,7 @@ use crate::parse::fields::{to_event, FieldMapping};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, FieldValue};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -31,22 +32,41 @@ const MAX_DEPTH: usize = 16;
 /// Flatten a JSON object into dotted keys.
 pub fn flatten(obj: Map<String, Value>) -> BTreeMap<String, FieldValue> {
     let mut out = BTreeMap::new();
-    flatten_into(String::new(), Value::Object(obj), &mut out, 0);
+    flatten_into(String::new(), Value::Object(obj), &mut out, 0, &mut false);
     out
 }
 
-fn flatten_into(prefix: String, v: Value, out: &mut BTreeMap<String, FieldValue>, depth: usize) {
-    let key = |k: &str| {
-        if prefix.is_empty() {
-            k.to_string()
-        } else {
-            format!("{prefix}.{k}")
+/// `prefix.k`, or `k` at the top.
+fn join_key(prefix: &str, k: &str) -> String {
+    if prefix.is_empty() {
+        return k.to_string();
+    }
+    let mut key = String::with_capacity(prefix.len() + 1 + k.len());
+    key.push_str(prefix);
+    key.push('.');
+    key.push_str(k);
+    key
+}
+
+/// Flatten `v` under `prefix` into `out`; `collided` is set when a key was
+/// already there (the streaming reader then starts over with [`flatten`]).
+fn flatten_into(
+    prefix: String,
+    v: Value,
+    out: &mut BTreeMap<String, FieldValue>,
+    depth: usize,
+    collided: &mut bool,
+) {
+    let mut put = |k: String, v: FieldValue| {
+        if out.insert(k, v).is_some() {
+            *collided = true;
         }
     };
+    let key = |k: &str| join_key(&prefix, k);
     match v {
         Value::Object(m) if depth < MAX_DEPTH => {
             for (k, v) in m {
-                flatten_into(key(&k), v, out, depth + 1);
+                flatten_into(key(&k), v, out, depth + 1, collided);
             }
         }
         Value::Array(items) if depth < MAX_DEPTH && is_otlp_attributes(&items) => {
@@ -55,28 +75,172 @@ fn flatten_into(prefix: String, v: Value, out: &mut BTreeMap<String, FieldValue>
                     let k = m.remove("key").and_then(|k| k.as_str().map(str::to_string));
                     let val = m.remove("value").map(otlp_any_value);
                     if let (Some(k), Some(val)) = (k, val) {
-                        flatten_into(key(&k), val, out, depth + 1);
+                        flatten_into(key(&k), val, out, depth + 1, collided);
                     }
                 }
             }
         }
         Value::Null => {}
-        Value::Bool(b) => {
-            out.insert(prefix, FieldValue::Bool(b));
-        }
+        Value::Bool(b) => put(prefix, FieldValue::Bool(b)),
         Value::Number(n) => {
             let fv = match n.as_i64() {
                 Some(i) => FieldValue::Int(i),
                 None => FieldValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             };
-            out.insert(prefix, fv);
+            put(prefix, fv);
         }
-        Value::String(s) => {
-            out.insert(prefix, FieldValue::Str(s));
-        }
+        Value::String(s) => put(prefix, FieldValue::Str(s)),
         other => {
-            out.insert(prefix, FieldValue::Str(other.to_string()));
+            let text = other.to_string();
+            put(prefix, FieldValue::Str(text));
         }
+    }
+}
+
+/// Flatten a JSON object straight from its text, without building a
+/// [`Value`] tree for it: the same fields as `serde_json::from_str` then
+/// [`flatten`], or `None` when the answer could differ or the text is not
+/// a well-formed object (a duplicate key, two paths to one dotted key,
+/// invalid JSON): the caller then takes the [`Value`] path, which decides
+/// (and words the error) as before.
+fn flatten_str(text: &str) -> Option<BTreeMap<String, FieldValue>> {
+    use serde::de::DeserializeSeed;
+    let mut out = BTreeMap::new();
+    let mut collided = false;
+    let mut de = serde_json::Deserializer::from_str(text);
+    Flatten {
+        prefix: String::new(),
+        out: &mut out,
+        depth: 0,
+        collided: &mut collided,
+        top: true,
+    }
+    .deserialize(&mut de)
+    .ok()?;
+    de.end().ok()?;
+    (!collided).then_some(out)
+}
+
+/// [`flatten_into`] as a serde seed: objects are walked as they are read;
+/// arrays (OTLP attribute lists) and anything deeper than [`MAX_DEPTH`] are
+/// read as a [`Value`] and handed to [`flatten_into`].
+struct Flatten<'a> {
+    prefix: String,
+    out: &'a mut BTreeMap<String, FieldValue>,
+    depth: usize,
+    collided: &'a mut bool,
+    /// The whole record: it must be an object.
+    top: bool,
+}
+
+impl Flatten<'_> {
+    fn put(self, v: FieldValue) {
+        // A bare value where the record should be an object, or a key
+        // already taken.
+        if self.top || self.out.insert(self.prefix, v).is_some() {
+            *self.collided = true;
+        }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.depth >= MAX_DEPTH {
+            let v = Value::deserialize(d)?;
+            flatten_into(self.prefix, v, self.out, self.depth, self.collided);
+            return Ok(());
+        }
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        self.put(FieldValue::Bool(b));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        self.put(FieldValue::Int(i));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        self.put(match i64::try_from(u) {
+            Ok(i) => FieldValue::Int(i),
+            Err(_) => FieldValue::Float(u as f64),
+        });
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        self.put(FieldValue::Float(f));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        self.put(FieldValue::Str(s.to_string()));
+        Ok(())
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<(), E> {
+        self.put(FieldValue::Str(s));
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        if self.top {
+            *self.collided = true;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element::<Value>()? {
+            items.push(v);
+        }
+        if self.top {
+            *self.collided = true;
+            return Ok(());
+        }
+        flatten_into(
+            self.prefix,
+            Value::Array(items),
+            self.out,
+            self.depth,
+            self.collided,
+        );
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys of this object so far: a repeated key keeps only its last
+        // value in a `Value`, so the reader gives up on it.
+        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if keys.iter().any(|seen| *seen == *k) {
+                *self.collided = true;
+            }
+            let key = join_key(&self.prefix, &k);
+            keys.push(k);
+            map.next_value_seed(Flatten {
+                prefix: key,
+                out: self.out,
+                depth: self.depth + 1,
+                collided: self.collided,
+                top: false,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -120,16 +284,21 @@ impl Parser for JsonParser {
         raw: &RawRecord,
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            ParseError::new(DeadLetterReason::InvalidJson, format!("invalid JSON: {e}"))
-        })?;
-        let Value::Object(obj) = value else {
-            return Err(ParseError::new(
-                DeadLetterReason::InvalidJson,
-                "a JSON log record must be an object",
-            ));
+        let mut fields = match flatten_str(text) {
+            Some(fields) => fields,
+            None => {
+                let value: Value = serde_json::from_str(text).map_err(|e| {
+                    ParseError::new(DeadLetterReason::InvalidJson, format!("invalid JSON: {e}"))
+                })?;
+                let Value::Object(obj) = value else {
+                    return Err(ParseError::new(
+                        DeadLetterReason::InvalidJson,
+                        "a JSON log record must be an object",
+                    ));
+                };
+                flatten(obj)
+            }
         };
-        let mut fields = flatten(obj);
         // OpenTelemetry's body may be an AnyValue object.
         if let Some(FieldValue::Str(s)) = fields.remove("body.stringValue") {
             fields.insert("body".into(), FieldValue::Str(s));
@@ -143,6 +312,40 @@ impl Parser for JsonParser {
 mod tests {
     use super::*;
     use models::{Level, Timestamp};
+
+    /// The streaming reader gives what the `Value` path gives, or steps
+    /// aside.
+    #[test]
+    fn streaming_flatten_matches_the_value_path() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(20), "}".repeat(20));
+        let cases = [
+            r#"{"a":1,"b":{"c":"x","d":[1,2]},"e":null,"f":true,"g":-3,"h":1.5}"#,
+            r#"{"big":18446744073709551615,"neg":-9223372036854775808,"e":1e300}"#,
+            r#"{"s":"caf\u00e9 \"q\"","k\u00e9y":{"x":"y"},"":{"z":1}}"#,
+            r#"{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}},{"key":"n","value":{"intValue":"7"}}]}"#,
+            r#"{"body":{"stringValue":"hi"},"o":{},"arr":[]}"#,
+            deep.as_str(),
+        ];
+        for text in cases {
+            let Value::Object(obj) = serde_json::from_str::<Value>(text).unwrap() else {
+                panic!("{text}")
+            };
+            assert_eq!(flatten_str(text), Some(flatten(obj)), "{text}");
+        }
+        // Where the answers could differ, the reader steps aside.
+        for text in [
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":{"x":1},"a":{"y":2}}"#,
+            r#"{"a.b":1,"a":{"b":2}}"#,
+            r#"{"a":1} x"#,
+            r#"[1,2]"#,
+            r#""text""#,
+            r#"null"#,
+            r#"{"a":"#,
+        ] {
+            assert_eq!(flatten_str(text), None, "{text}");
+        }
+    }
 
     fn parse(line: &str) -> Result<Event, ParseError> {
         let mut out = vec![];
