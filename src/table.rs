@@ -210,6 +210,10 @@ impl TableRecords {
 }
 
 impl crate::run::Records for TableRecords {
+    fn origin(&self) -> Option<Arc<str>> {
+        Some(self.origin.clone())
+    }
+
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         if self.next >= self.df.height() {
             return None;
@@ -702,9 +706,7 @@ mod tests {
             vec![("non_numeric_value", 4), ("bad_timestamp", 3)],
             "{dead:?}"
         );
-        assert!(dead
-            .iter()
-            .all(|d| *d.origin == path.display().to_string()));
+        assert!(dead.iter().all(|d| *d.origin == path.display().to_string()));
     }
 
     #[test]
