@@ -13,6 +13,7 @@ mod run;
 mod store;
 #[cfg(feature = "kafka")]
 mod stream;
+#[cfg(feature = "tables")]
 mod table;
 
 use clap::{Parser, Subcommand};

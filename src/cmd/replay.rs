@@ -76,6 +76,7 @@ pub struct Args {
     /// Also write anomalies, incidents, actions and (with `--labels`) the
     /// evaluation as flat tables, `csv` or `parquet`, into the output
     /// directory.
+    #[cfg(feature = "tables")]
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub tables: Option<crate::table::TableFormat>,
 }
@@ -85,6 +86,7 @@ enum Input {
     /// A file of lines (or standard input).
     Lines(ingest::source::file::LineReader),
     /// A CSV or Parquet table, read with polars.
+    #[cfg(feature = "tables")]
     Table(crate::table::TableRecords),
 }
 
@@ -98,22 +100,24 @@ fn open_inputs(paths: &[PathBuf], max_line_bytes: usize) -> anyhow::Result<Vec<I
         .files()
         .iter()
         .map(|f| {
-            Ok(if crate::table::is_table(f) {
+            #[cfg(feature = "tables")]
+            if crate::table::is_table(f) {
                 match crate::table::TableRecords::open(f) {
-                    Ok(t) => Input::Table(t),
+                    Ok(t) => return Ok(Input::Table(t)),
                     // A CSV that is not a table of events (a ground-truth
                     // file beside a log, a log named .csv) is read as lines,
                     // as any other file: its records are parsed or
                     // dead-lettered, never skipped.
                     Err(e) if !crate::table::is_parquet(f) => {
                         tracing::warn!("{e:#}; reading it as lines instead");
-                        Input::Lines(ingest::source::file::LineReader::open(f, max_line_bytes)?)
                     }
                     Err(e) => return Err(e),
                 }
-            } else {
-                Input::Lines(ingest::source::file::LineReader::open(f, max_line_bytes)?)
-            })
+            }
+            Ok(Input::Lines(ingest::source::file::LineReader::open(
+                f,
+                max_line_bytes,
+            )?))
         })
         .collect()
 }
@@ -184,6 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for input in inputs {
         match input {
             Input::Lines(r) => sources.push(Box::new(r)),
+            #[cfg(feature = "tables")]
             Input::Table(t) => {
                 // A table's rows are rendered as the JSON records of its
                 // kind; the file's own name would otherwise be sniffed.
@@ -266,6 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         f.commit()?;
     }
+    #[cfg(feature = "tables")]
     let tables = match args.tables {
         Some(format) => crate::table::write_tables(
             &args.out,
@@ -277,6 +283,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )?,
         None => Vec::new(),
     };
+    #[cfg(not(feature = "tables"))]
+    let tables: Vec<PathBuf> = Vec::new();
     let mut file = AtomicFile::create(args.out.join("summary.json"))?;
     serde_json::to_writer_pretty(&mut file, &summary)?;
     file.write_all(b"\n")?;
@@ -290,6 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(e) = &evaluation {
         crate::evaluate::print(&mut w, e)?;
+        #[cfg(feature = "tables")]
         crate::table::print_by_class(&mut w, e)?;
     }
     for t in &tables {

@@ -282,6 +282,7 @@ async fn offload_status_reads_the_journal_of_a_real_offload() {
 
 /// A table of samples (CSV, rows out of order) replays like lines would,
 /// and `--tables` writes what was found as Parquet a notebook can read.
+#[cfg(feature = "tables")]
 #[test]
 fn replay_reads_a_csv_table_and_writes_parquet_tables() {
     use polars::prelude::*;
