@@ -487,12 +487,23 @@ fn ensure_topics(cfg: &RunConfig, n: i32) -> anyhow::Result<()> {
         }
     }
     // An existing changelog with fewer partitions cannot hold every task.
+    // A topic created a moment ago may not be in the broker's metadata yet
+    // (it answers with no partitions, or unknown-topic): ask again for a
+    // while before concluding anything from it.
     let probe: BaseConsumer = c.create()?;
-    let md = probe.fetch_metadata(Some(&t.changelog), Duration::from_secs(15))?;
-    let have = md
-        .topics()
-        .first()
-        .map_or(0, |m| m.partitions().len() as i32);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let have = loop {
+        let md = probe.fetch_metadata(Some(&t.changelog), Duration::from_secs(15))?;
+        let have = md
+            .topics()
+            .first()
+            .filter(|m| m.error().is_none())
+            .map_or(0, |m| m.partitions().len() as i32);
+        if have > 0 || std::time::Instant::now() >= deadline {
+            break have;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     anyhow::ensure!(
         have >= n,
         "changelog topic {} has {have} partitions, fewer than the {n} input partitions: \
