@@ -12,9 +12,9 @@
 use crate::baseline::{BaselineDetector, BaselineDetectorConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
+use crate::hash::{FastMap, FastSet};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -215,19 +215,19 @@ struct StateOwned {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     agg: SignalAggregator,
-    detectors: FxHashMap<Signal, (Det, bool)>,
+    detectors: FastMap<Signal, (Det, bool)>,
     correlator: Correlator,
     points: Vec<SignalPoint>,
     /// Services seen in logs, for learning calls from messages.
-    services: FxHashSet<String>,
+    services: FastSet<String>,
     /// Latest value of limit series (by metric name and container or host),
     /// for static ratio rules.
-    limits: FxHashMap<(String, String), f64>,
+    limits: FastMap<(String, String), f64>,
     shared: Shared,
     /// Template ids seen so far (for the new-template detector), capped.
-    known_templates: FxHashSet<String>,
+    known_templates: FastSet<String>,
     /// New templates still counted as evidence (recent ones, capped).
-    counting: FxHashSet<String>,
+    counting: FastSet<String>,
     /// First event time: new templates are news only after a warm-up.
     first_ts: Option<models::Timestamp>,
     sessions: crate::session::SessionDetector,
@@ -380,9 +380,9 @@ impl Analyzer {
             correlator: Correlator::new(cfg.correlator.clone()),
             shared: Shared::new(&cfg.detector),
             cfg,
-            detectors: FxHashMap::default(),
+            detectors: FastMap::default(),
             points: Vec::new(),
-            limits: FxHashMap::default(),
+            limits: FastMap::default(),
             services: Default::default(),
             known_templates: Default::default(),
             counting: Default::default(),

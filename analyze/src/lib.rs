@@ -22,6 +22,7 @@ pub mod correlate;
 pub mod detect;
 pub mod engine;
 pub mod ensemble;
+mod hash;
 pub mod session;
 pub mod signals;
 

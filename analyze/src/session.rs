@@ -17,8 +17,8 @@
 //! Memory is bounded: open sessions and templates are capped, and what the
 //! caps turn away is counted.
 
+use crate::hash::FastMap;
 use models::{Anomaly, AnomalyKind, Band, LogRecord, Signal, SignalKind, Timestamp};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -86,7 +86,7 @@ struct Open {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionDetector {
     cfg: SessionConfig,
-    open: FxHashMap<String, Open>,
+    open: FastMap<String, Open>,
     /// Open session ids by last activity, for closing idle ones in order
     /// (entries whose session moved on are skipped when popped).
     by_last: VecDeque<(Timestamp, String)>,
@@ -113,7 +113,7 @@ impl SessionDetector {
         Ok(SessionDetector {
             pattern,
             cfg,
-            open: FxHashMap::default(),
+            open: FastMap::default(),
             by_last: VecDeque::new(),
             sessions_with: BTreeMap::new(),
             closed: 0,

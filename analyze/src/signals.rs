@@ -15,10 +15,10 @@
 //! Memory is bounded by [`SignalConfig::max_signals`]: a signal beyond the
 //! cap is not tracked and is counted in [`SignalStats::signals_over_cap`].
 
+use crate::hash::{FastMap, FastSet};
 use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,10 +80,10 @@ pub struct SignalStats {
 /// State of one open window.
 #[derive(Default, Serialize, Deserialize)]
 struct Window {
-    counts: FxHashMap<Signal, u64>,
-    gauges: FxHashMap<Signal, (Timestamp, f64)>,
-    rates: FxHashMap<Signal, f64>,
-    latencies: FxHashMap<Signal, Vec<f64>>,
+    counts: FastMap<Signal, u64>,
+    gauges: FastMap<Signal, (Timestamp, f64)>,
+    rates: FastMap<Signal, f64>,
+    latencies: FastMap<Signal, Vec<f64>>,
 }
 
 /// Last cumulative value of a counter, for rates across windows.
@@ -105,14 +105,14 @@ pub struct SignalAggregator {
     /// Every signal tracked (for the cap). A hash set: membership is asked
     /// for every record, and ordered comparisons of long series names were
     /// the hottest path of a replay.
-    tracked: FxHashSet<Signal>,
+    tracked: FastSet<Signal>,
     /// The same membership for `count_signals`.
-    counted: FxHashSet<Signal>,
-    counters: FxHashMap<SeriesKey, CounterState>,
+    counted: FastSet<Signal>,
+    counters: FastMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
-    buckets: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets: FastMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Cumulative histogram buckets as last seen in the current windows.
-    buckets_now: FxHashMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets_now: FastMap<Signal, BTreeMap<OrdF64, f64>>,
     /// Windows starting before this are closed and emitted.
     closed_until: i64,
     max_seen: Option<i64>,
@@ -122,11 +122,11 @@ pub struct SignalAggregator {
     /// a cache of a pure function, rebuilt after a restore, bounded like
     /// the signals.
     #[serde(skip)]
-    metric_signals: FxHashMap<SeriesKey, Signal>,
+    metric_signals: FastMap<SeriesKey, Signal>,
     /// The same for histogram buckets: bucket series (with `le`) -> the
     /// latency signal of their histogram.
     #[serde(skip)]
-    bucket_signals: FxHashMap<SeriesKey, Signal>,
+    bucket_signals: FastMap<SeriesKey, Signal>,
 }
 
 /// A float usable as a map key (bucket bounds; never NaN here).
@@ -149,16 +149,16 @@ impl SignalAggregator {
             window_ms,
             windows: BTreeMap::new(),
             count_signals: BTreeSet::new(),
-            tracked: FxHashSet::default(),
-            counted: FxHashSet::default(),
-            counters: FxHashMap::default(),
-            buckets: FxHashMap::default(),
-            buckets_now: FxHashMap::default(),
+            tracked: FastSet::default(),
+            counted: FastSet::default(),
+            counters: FastMap::default(),
+            buckets: FastMap::default(),
+            buckets_now: FastMap::default(),
             closed_until: i64::MIN,
             max_seen: None,
             stats: SignalStats::default(),
-            metric_signals: FxHashMap::default(),
-            bucket_signals: FxHashMap::default(),
+            metric_signals: FastMap::default(),
+            bucket_signals: FastMap::default(),
         }
     }
 
