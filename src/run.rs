@@ -27,6 +27,13 @@ pub trait Records: Send {
     fn origin(&self) -> Option<Arc<str>> {
         None
     }
+
+    /// The format every record of this input is in, when the input says
+    /// (an API input names it, a table renders its rows in one); otherwise
+    /// the run's format, sniffed per origin by default.
+    fn format(&self) -> Option<ingest::Format> {
+        None
+    }
 }
 
 impl Records for ingest::source::file::LineReader {
@@ -39,16 +46,12 @@ impl Records for ingest::source::file::LineReader {
     }
 }
 
-impl Records for std::vec::IntoIter<RawRecord> {
-    fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
-        self.next().map(Ok)
-    }
-}
-
 /// Records in memory that all carry one origin (the API's inputs).
 pub struct MemoryRecords {
     /// Their origin.
     pub origin: Arc<str>,
+    /// Their format.
+    pub format: ingest::Format,
     /// The records, in order.
     pub records: std::vec::IntoIter<RawRecord>,
 }
@@ -60,6 +63,10 @@ impl Records for MemoryRecords {
 
     fn origin(&self) -> Option<Arc<str>> {
         Some(self.origin.clone())
+    }
+
+    fn format(&self) -> Option<ingest::Format> {
+        Some(self.format.clone())
     }
 }
 
@@ -140,6 +147,11 @@ pub fn merge(
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
+    for s in sources.iter() {
+        if let (Some(origin), Some(format)) = (s.origin(), s.format()) {
+            pipeline.set_origin_format(origin, format)?;
+        }
+    }
     let origins: Option<Vec<Arc<str>>> = sources.iter().map(|s| s.origin()).collect();
     let distinct = origins.as_ref().is_some_and(|o| {
         let set: std::collections::HashSet<&Arc<str>> = o.iter().collect();

@@ -132,11 +132,6 @@ impl TableRecords {
         })
     }
 
-    /// The file, as dead letters and summaries name it.
-    pub fn origin(&self) -> &Arc<str> {
-        &self.origin
-    }
-
     /// The decoder format of the rendered rows.
     pub fn format(&self) -> Format {
         match self.kind {
@@ -155,17 +150,8 @@ impl TableRecords {
     fn render(&self, i: usize) -> anyhow::Result<(u64, Vec<u8>)> {
         let mut fields = Map::new();
         let mut labels = Map::new();
-        let mut row = 0u64;
-        let mut order = None;
-        for col in self.df.columns() {
-            let name = col.name().as_str();
-            let v = col.get(i)?;
-            match name {
-                ROW => row = v.extract::<u64>().unwrap_or(0),
-                ORDER => order = v.extract::<i64>(),
-                _ => {}
-            }
-        }
+        let row = self.df.column(ROW)?.get(i)?.extract::<u64>().unwrap_or(0);
+        let order = self.df.column(ORDER)?.get(i)?.extract::<i64>();
         for col in self.df.columns() {
             let name = col.name().as_str();
             if name == ROW || name == ORDER {
@@ -212,6 +198,12 @@ impl TableRecords {
 impl crate::run::Records for TableRecords {
     fn origin(&self) -> Option<Arc<str>> {
         Some(self.origin.clone())
+    }
+
+    /// A table's rows are rendered as the JSON records of its kind; the
+    /// file's own name would otherwise be sniffed.
+    fn format(&self) -> Option<Format> {
+        Some(TableRecords::format(self))
     }
 
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
@@ -560,21 +552,24 @@ pub fn print_by_class(w: &mut dyn std::io::Write, e: &Evaluation) -> anyhow::Res
         "  by class: faults, detected, top-1 right, mean time to detect"
     )?;
     let class = df.column("class")?.str()?.clone();
-    let faults = df.column("faults")?.cast(&DataType::UInt64)?;
-    let detected = df.column("detected")?.cast(&DataType::UInt64)?;
-    let top1 = df.column("top1")?.cast(&DataType::UInt64)?;
-    let mttd = df.column("mttd_seconds")?.cast(&DataType::Float64)?;
+    let count = |name: &str| -> anyhow::Result<UInt64Chunked> {
+        Ok(df.column(name)?.cast(&DataType::UInt64)?.u64()?.clone())
+    };
+    let (faults, detected, top1) = (count("faults")?, count("detected")?, count("top1")?);
+    let mttd = df
+        .column("mttd_seconds")?
+        .cast(&DataType::Float64)?
+        .f64()?
+        .clone();
     for i in 0..df.height() {
         writeln!(
             w,
             "    {:<19} {:>2} {:>2} {:>2}  {}",
             class.get(i).unwrap_or(""),
-            faults.u64()?.get(i).unwrap_or(0),
-            detected.u64()?.get(i).unwrap_or(0),
-            top1.u64()?.get(i).unwrap_or(0),
-            mttd.f64()?
-                .get(i)
-                .map_or("-".to_string(), |s| format!("{s:.0}s")),
+            faults.get(i).unwrap_or(0),
+            detected.get(i).unwrap_or(0),
+            top1.get(i).unwrap_or(0),
+            mttd.get(i).map_or("-".to_string(), |s| format!("{s:.0}s")),
         )?;
     }
     Ok(())
@@ -653,7 +648,8 @@ mod tests {
     /// Every row of a table through the decoder, as replay sends them.
     fn decode(t: &mut TableRecords) -> (Vec<Event>, Vec<DeadLetter>, Vec<u64>) {
         let mut p = Pipeline::new(PipelineConfig::for_run()).unwrap();
-        p.set_origin_format(t.origin().clone(), t.format()).unwrap();
+        p.set_origin_format(t.origin.clone(), TableRecords::format(t))
+            .unwrap();
         let (mut events, mut dead, mut rows) = (Vec::new(), Letters::default(), Vec::new());
         while let Some(raw) = t.next_record() {
             let raw = raw.unwrap();

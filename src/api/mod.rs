@@ -729,7 +729,6 @@ pub fn analyze_inputs(
     let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::new();
     for (name, format, lines) in inputs {
         let origin: Arc<str> = Arc::from(name.as_str());
-        pipeline.set_origin_format(origin.clone(), format)?;
         let records: Vec<ingest::RawRecord> = lines
             .into_iter()
             .enumerate()
@@ -737,6 +736,7 @@ pub fn analyze_inputs(
             .collect();
         sources.push(Box::new(crate::run::MemoryRecords {
             origin,
+            format,
             records: records.into_iter(),
         }));
     }

@@ -81,29 +81,23 @@ pub struct Args {
     pub tables: Option<crate::table::TableFormat>,
 }
 
-/// One input of a replay.
-enum Input {
-    /// A file of lines (or standard input).
-    Lines(ingest::source::file::LineReader),
-    /// A CSV or Parquet table, read with polars.
-    #[cfg(feature = "tables")]
-    Table(crate::table::TableRecords),
-}
-
 /// Open every input in the order the merge breaks ties in: files of lines
 /// stream, tables (`.csv`, `.csv.gz`, `.parquet`) are read and ordered by
 /// time now, so an unreadable Parquet file fails before anything is
 /// written.
-fn open_inputs(paths: &[PathBuf], max_line_bytes: usize) -> anyhow::Result<Vec<Input>> {
+fn open_inputs(
+    paths: &[PathBuf],
+    max_line_bytes: usize,
+) -> anyhow::Result<Vec<Box<dyn crate::run::Records>>> {
     let files = FileSource::open(paths, max_line_bytes)?;
     files
         .files()
         .iter()
-        .map(|f| {
+        .map(|f| -> anyhow::Result<Box<dyn crate::run::Records>> {
             #[cfg(feature = "tables")]
             if crate::table::is_table(f) {
                 match crate::table::TableRecords::open(f) {
-                    Ok(t) => return Ok(Input::Table(t)),
+                    Ok(t) => return Ok(Box::new(t)),
                     // A CSV that is not a table of events (a ground-truth
                     // file beside a log, a log named .csv) is read as lines,
                     // as any other file: its records are parsed or
@@ -114,7 +108,7 @@ fn open_inputs(paths: &[PathBuf], max_line_bytes: usize) -> anyhow::Result<Vec<I
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Input::Lines(ingest::source::file::LineReader::open(
+            Ok(Box::new(ingest::source::file::LineReader::open(
                 f,
                 max_line_bytes,
             )?))
@@ -141,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Open every input before creating any output, so a typo in a path
     // leaves nothing behind.
     let inputs = if stdin {
-        vec![Input::Lines(stdin_lines(args.max_line_bytes))]
+        vec![Box::new(stdin_lines(args.max_line_bytes)) as Box<dyn crate::run::Records>]
     } else {
         open_inputs(&args.paths, args.max_line_bytes)?
     };
@@ -184,19 +178,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
 
-    let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        match input {
-            Input::Lines(r) => sources.push(Box::new(r)),
-            #[cfg(feature = "tables")]
-            Input::Table(t) => {
-                // A table's rows are rendered as the JSON records of its
-                // kind; the file's own name would otherwise be sniffed.
-                pipeline.set_origin_format(t.origin().clone(), t.format())?;
-                sources.push(Box::new(t));
-            }
-        }
-    }
+    let mut sources = inputs;
     crate::run::merge(&mut sources, &mut pipeline, &mut dead, &|| progress.inc(1))?;
     progress.finish_and_clear();
     dead.0.commit()?;
