@@ -19,6 +19,12 @@ mod table;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Replay and streaming allocate a few short-lived strings per record on
+// several threads at once; mimalloc's thread-local free lists make that
+// markedly cheaper than glibc malloc (BENCHMARKS.md, replay throughput).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Log-driven AIOps: incidents, ranked root causes and safe remediation from
 /// the logs and metrics your systems already emit.
 #[derive(Debug, Parser)]
