@@ -15,12 +15,12 @@
 //! Memory is bounded by [`SignalConfig::max_signals`]: a signal beyond the
 //! cap is not tracked and is counted in [`SignalStats::signals_over_cap`].
 
-use crate::hash::{FastMap, FastSet};
+use crate::hash::FastMap;
 use models::{
     Event, Level, LogRecord, MetricKind, MetricSample, SeriesKey, Signal, SignalKind, Timestamp,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Windowing settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,13 +77,13 @@ pub struct SignalStats {
     pub windows: u64,
 }
 
-/// State of one open window.
+/// State of one open window, keyed by signal id (see [`SignalAggregator`]).
 #[derive(Default, Serialize, Deserialize)]
 struct Window {
-    counts: FastMap<Signal, u64>,
-    gauges: FastMap<Signal, (Timestamp, f64)>,
-    rates: FastMap<Signal, f64>,
-    latencies: FastMap<Signal, Vec<f64>>,
+    counts: FastMap<u32, u64>,
+    gauges: FastMap<u32, (Timestamp, f64)>,
+    rates: FastMap<u32, f64>,
+    latencies: FastMap<u32, Vec<f64>>,
 }
 
 /// Last cumulative value of a counter, for rates across windows.
@@ -93,40 +93,77 @@ struct CounterState {
     value: f64,
 }
 
+/// A cached signal id: an id, not resolved yet, or beyond the cap.
+type Slot = u32;
+const UNRESOLVED: Slot = u32::MAX;
+const OVER_CAP: Slot = u32::MAX - 1;
+
+/// The ids of a service's log signals, so that a record costs one lookup
+/// by service name instead of building and hashing a [`Signal`] (four
+/// strings) per signal it feeds.
+#[derive(Clone, Copy)]
+struct LogSlots {
+    log: Slot,
+    errors: Slot,
+    warns: Slot,
+    latency: Slot,
+    /// `1xx` .. `5xx`.
+    status: [Slot; 5],
+}
+
+/// The ids of a metric series' signals: as a gauge and as a counter rate
+/// (a series' type can differ between scrapes of an untyped exposition).
+#[derive(Clone, Copy)]
+struct MetricSlots {
+    series: Slot,
+    rate: Slot,
+}
+
 /// Turns events into signal points. See the module docs.
+///
+/// Every tracked signal gets a small integer id (its index in `signals`);
+/// windows and per-signal state are keyed by the id, and the signals
+/// themselves are only cloned when a window is emitted. A replay feeds a
+/// few signals per record and emits each signal once per window, so this
+/// moves the string work from the per-record path to the per-window one.
 #[derive(Serialize, Deserialize)]
 pub struct SignalAggregator {
     cfg: SignalConfig,
     window_ms: i64,
     windows: BTreeMap<i64, Window>,
-    /// Count signals seen so far: each closed window emits all of them, zero
-    /// when absent, because "no errors this window" is information.
-    count_signals: BTreeSet<Signal>,
-    /// Every signal tracked (for the cap). A hash set: membership is asked
-    /// for every record, and ordered comparisons of long series names were
-    /// the hottest path of a replay.
-    tracked: FastSet<Signal>,
-    /// The same membership for `count_signals`.
-    counted: FastSet<Signal>,
+    /// Every signal tracked (bounded by the cap), by id.
+    signals: Vec<Signal>,
+    /// Whether each signal is a count: count signals seen so far are
+    /// emitted by every closed window, zero when absent, because "no
+    /// errors this window" is information.
+    counted: Vec<bool>,
+    /// The ids of the count signals, in the order they appeared.
+    count_ids: Vec<u32>,
     counters: FastMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
-    buckets: FastMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets: FastMap<u32, BTreeMap<OrdF64, f64>>,
     /// Cumulative histogram buckets as last seen in the current windows.
-    buckets_now: FastMap<Signal, BTreeMap<OrdF64, f64>>,
+    buckets_now: FastMap<u32, BTreeMap<OrdF64, f64>>,
     /// Windows starting before this are closed and emitted.
     closed_until: i64,
     max_seen: Option<i64>,
     stats: SignalStats,
-    /// The signal of each metric series seen (as [`metric_signal`] builds
-    /// it, kind aside), so a sample does not format its series name again:
-    /// a cache of a pure function, rebuilt after a restore, bounded like
-    /// the signals.
+    /// Signal -> id, the inverse of `signals` (rebuilt after a restore).
     #[serde(skip)]
-    metric_signals: FastMap<SeriesKey, Signal>,
-    /// The same for histogram buckets: bucket series (with `le`) -> the
-    /// latency signal of their histogram.
+    ids: FastMap<Signal, u32>,
+    /// Caches of pure functions of the input, each bounded like the
+    /// signals and rebuilt as records arrive after a restore: a service's
+    /// log signal ids (by service name; `None` for records without one)...
     #[serde(skip)]
-    bucket_signals: FastMap<SeriesKey, Signal>,
+    log_slots: FastMap<String, LogSlots>,
+    #[serde(skip)]
+    anonymous_slots: Option<LogSlots>,
+    /// ...a metric series' signal ids...
+    #[serde(skip)]
+    metric_slots: FastMap<SeriesKey, MetricSlots>,
+    /// ...and a histogram bucket series' (with `le`) latency signal id.
+    #[serde(skip)]
+    bucket_slots: FastMap<SeriesKey, Slot>,
 }
 
 /// A float usable as a map key (bucket bounds; never NaN here).
@@ -140,6 +177,14 @@ impl Ord for OrdF64 {
     }
 }
 
+const UNRESOLVED_LOG: LogSlots = LogSlots {
+    log: UNRESOLVED,
+    errors: UNRESOLVED,
+    warns: UNRESOLVED,
+    latency: UNRESOLVED,
+    status: [UNRESOLVED; 5],
+};
+
 impl SignalAggregator {
     /// A new aggregator.
     pub fn new(cfg: SignalConfig) -> Self {
@@ -148,24 +193,27 @@ impl SignalAggregator {
             cfg,
             window_ms,
             windows: BTreeMap::new(),
-            count_signals: BTreeSet::new(),
-            tracked: FastSet::default(),
-            counted: FastSet::default(),
+            signals: Vec::new(),
+            counted: Vec::new(),
+            count_ids: Vec::new(),
             counters: FastMap::default(),
             buckets: FastMap::default(),
             buckets_now: FastMap::default(),
             closed_until: i64::MIN,
             max_seen: None,
             stats: SignalStats::default(),
-            metric_signals: FastMap::default(),
-            bucket_signals: FastMap::default(),
+            ids: FastMap::default(),
+            log_slots: FastMap::default(),
+            anonymous_slots: None,
+            metric_slots: FastMap::default(),
+            bucket_slots: FastMap::default(),
         }
     }
 
     /// Counters of what was left out.
     pub fn stats(&self) -> SignalStats {
         SignalStats {
-            signals: self.tracked.len(),
+            signals: self.signals.len(),
             ..self.stats.clone()
         }
     }
@@ -196,50 +244,76 @@ impl SignalAggregator {
         self.close_before(i64::MAX, out);
     }
 
-    /// [`metric_signal`], answered from `metric_signals` when it can be.
-    fn metric_signal(&mut self, kind: SignalKind, key: &SeriesKey) -> Signal {
-        if let Some(s) = self.metric_signals.get(key) {
-            let mut s = s.clone();
-            s.kind = kind;
-            return s;
+    /// The id of a signal, tracking it if the cap allows (`count`: it is a
+    /// count signal, emitted by every window from now on). `None` beyond
+    /// the cap, counted in the stats.
+    fn track(&mut self, s: Signal, count: bool) -> Option<u32> {
+        if self.ids.len() < self.signals.len() {
+            // Restored from a checkpoint: the inverse map was not saved.
+            self.ids = (0u32..)
+                .zip(&self.signals)
+                .map(|(i, s)| (s.clone(), i))
+                .collect();
         }
-        let s = metric_signal(kind, key);
-        if self.metric_signals.len() < self.cfg.max_signals {
-            self.metric_signals.insert(key.clone(), s.clone());
+        if let Some(&id) = self.ids.get(&s) {
+            return Some(id);
         }
-        s
-    }
-
-    fn track(&mut self, s: &Signal) -> bool {
-        if self.tracked.contains(s) {
-            return true;
-        }
-        if self.tracked.len() >= self.cfg.max_signals {
+        if self.signals.len() >= self.cfg.max_signals {
             self.stats.signals_over_cap += 1;
-            return false;
+            return None;
         }
-        self.tracked.insert(s.clone());
-        true
+        let id = self.signals.len() as u32;
+        self.ids.insert(s.clone(), id);
+        self.signals.push(s);
+        self.counted.push(count);
+        if count {
+            self.count_ids.push(id);
+        }
+        Some(id)
     }
 
-    fn count(&mut self, start: i64, s: Signal) {
-        if !self.track(&s) {
-            return;
+    /// A cached slot's id, resolving it with `make` the first time. A slot
+    /// beyond the cap stays there (the tracked set only grows) and counts
+    /// each observation it turns away, as an uncached lookup would.
+    fn resolve(
+        &mut self,
+        slot: &mut Slot,
+        count: bool,
+        make: impl FnOnce() -> Signal,
+    ) -> Option<u32> {
+        match *slot {
+            UNRESOLVED => {
+                let id = self.track(make(), count);
+                *slot = id.unwrap_or(OVER_CAP);
+                id
+            }
+            OVER_CAP => {
+                self.stats.signals_over_cap += 1;
+                None
+            }
+            id => Some(id),
         }
-        if !self.counted.contains(&s) {
-            self.counted.insert(s.clone());
-            self.count_signals.insert(s.clone());
+    }
+
+    fn add_count(&mut self, start: i64, id: Option<u32>) {
+        if let Some(id) = id {
+            *self
+                .windows
+                .entry(start)
+                .or_default()
+                .counts
+                .entry(id)
+                .or_default() += 1;
         }
-        *self
-            .windows
-            .entry(start)
-            .or_default()
-            .counts
-            .entry(s)
-            .or_default() += 1;
     }
 
     fn log(&mut self, start: i64, r: &LogRecord) {
+        let service = r.service.as_deref();
+        let cached = match service {
+            Some(name) => self.log_slots.get(name).copied(),
+            None => self.anonymous_slots,
+        };
+        let mut slots = cached.unwrap_or(UNRESOLVED_LOG);
         let base = |kind, name: &str| Signal {
             kind,
             name: name.to_string(),
@@ -247,44 +321,51 @@ impl SignalAggregator {
             host: None,
             container: None,
         };
-        self.count(start, base(SignalKind::LogRate, ""));
+        let log = self.resolve(&mut slots.log, true, || base(SignalKind::LogRate, ""));
+        self.add_count(start, log);
         // Error and warning counts exist from a service's first record, so
         // their zeros before the first error are part of the baseline.
-        let errors = base(SignalKind::ErrorRate, "");
-        let warns = base(SignalKind::WarnRate, "");
-        for s in [&errors, &warns] {
-            if self.track(s) && !self.counted.contains(s) {
-                self.counted.insert(s.clone());
-                self.count_signals.insert(s.clone());
-            }
-        }
-        match r.level {
-            Some(l) if l.is_error() => self.count(start, errors),
-            Some(Level::Warn) => self.count(start, warns),
-            _ => {}
+        let errors = self.resolve(&mut slots.errors, true, || base(SignalKind::ErrorRate, ""));
+        let warns = self.resolve(&mut slots.warns, true, || base(SignalKind::WarnRate, ""));
+        let again = match r.level {
+            Some(l) if l.is_error() => Some(errors),
+            Some(Level::Warn) => Some(warns),
+            _ => None,
+        };
+        match again {
+            Some(Some(id)) => self.add_count(start, Some(id)),
+            // Turned away again, as every observation beyond the cap is.
+            Some(None) => self.stats.signals_over_cap += 1,
+            None => {}
         }
         if let Some(status) = r.fields.get("status").and_then(|v| v.as_f64()) {
             if (100.0..600.0).contains(&status) {
-                let class = format!("{}xx", (status as u32) / 100);
-                self.count(start, base(SignalKind::StatusClass, &class));
+                let class = (status as usize) / 100;
+                let id = self.resolve(&mut slots.status[class - 1], true, || {
+                    base(SignalKind::StatusClass, &format!("{class}xx"))
+                });
+                self.add_count(start, id);
             }
         }
         if self.cfg.template_counts {
             if let Some(t) = &r.template_id {
-                self.count(start, base(SignalKind::TemplateCount, t));
+                let id = self.track(base(SignalKind::TemplateCount, t), true);
+                self.add_count(start, id);
             }
         }
         if let Some(d) = r.fields.get("duration_seconds").and_then(|v| v.as_f64()) {
             if d.is_finite() && d >= 0.0 {
-                let s = base(SignalKind::LatencyQuantile, "");
-                if self.track(&s) {
+                let id = self.resolve(&mut slots.latency, false, || {
+                    base(SignalKind::LatencyQuantile, "")
+                });
+                if let Some(id) = id {
                     let cap = self.cfg.max_latency_samples;
                     let v = self
                         .windows
                         .entry(start)
                         .or_default()
                         .latencies
-                        .entry(s)
+                        .entry(id)
                         .or_default();
                     if v.len() < cap {
                         v.push(d);
@@ -297,6 +378,18 @@ impl SignalAggregator {
                 }
             }
         }
+        // Remember the slots (bounded: hostile service names beyond the
+        // cap are looked up afresh, which gives the same answers).
+        match service {
+            Some(name) => {
+                if let Some(c) = self.log_slots.get_mut(name) {
+                    *c = slots;
+                } else if self.log_slots.len() < self.cfg.max_signals {
+                    self.log_slots.insert(name.to_string(), slots);
+                }
+            }
+            None => self.anonymous_slots = Some(slots),
+        }
     }
 
     fn metric(&mut self, start: i64, m: &MetricSample) {
@@ -307,28 +400,24 @@ impl SignalAggregator {
         if let Some(le) = m.key.label("le") {
             if m.kind == MetricKind::Histogram || name.ends_with("_bucket") {
                 let Ok(bound) = parse_le(le) else { return };
-                let s = match self.bucket_signals.get(&m.key) {
-                    Some(s) => s.clone(),
-                    None => {
-                        let mut labels = m.key.labels.clone();
-                        labels.remove("le");
-                        let base = SeriesKey {
-                            name: name.trim_end_matches("_bucket").to_string(),
-                            labels,
-                        };
-                        let s = metric_signal(SignalKind::LatencyQuantile, &base);
-                        if self.bucket_signals.len() < self.cfg.max_signals {
-                            self.bucket_signals.insert(m.key.clone(), s.clone());
-                        }
-                        s
-                    }
-                };
-                if !self.track(&s) {
-                    return;
+                let mut slot = self.bucket_slots.get(&m.key).copied().unwrap_or(UNRESOLVED);
+                let fresh = slot == UNRESOLVED;
+                let id = self.resolve(&mut slot, false, || {
+                    let mut labels = m.key.labels.clone();
+                    labels.remove("le");
+                    let base = SeriesKey {
+                        name: name.trim_end_matches("_bucket").to_string(),
+                        labels,
+                    };
+                    metric_signal(SignalKind::LatencyQuantile, &base)
+                });
+                if fresh && self.bucket_slots.len() < self.cfg.max_signals {
+                    self.bucket_slots.insert(m.key.clone(), slot);
                 }
+                let Some(id) = id else { return };
                 self.windows.entry(start).or_default();
                 self.buckets_now
-                    .entry(s)
+                    .entry(id)
                     .or_default()
                     .insert(OrdF64(bound), m.value);
                 return;
@@ -343,11 +432,27 @@ impl SignalAggregator {
         }
         let is_counter = m.kind == MetricKind::Counter
             || (m.kind == MetricKind::Untyped && name.ends_with("_total"));
+        let cached = self.metric_slots.get(&m.key).copied();
+        let mut slots = cached.unwrap_or(MetricSlots {
+            series: UNRESOLVED,
+            rate: UNRESOLVED,
+        });
+        let id = if is_counter {
+            self.resolve(&mut slots.rate, false, || {
+                metric_signal(SignalKind::CounterRate, &m.key)
+            })
+        } else {
+            self.resolve(&mut slots.series, false, || {
+                metric_signal(SignalKind::MetricSeries, &m.key)
+            })
+        };
+        if let Some(c) = self.metric_slots.get_mut(&m.key) {
+            *c = slots;
+        } else if self.metric_slots.len() < self.cfg.max_signals {
+            self.metric_slots.insert(m.key.clone(), slots);
+        }
+        let Some(id) = id else { return };
         if is_counter {
-            let s = self.metric_signal(SignalKind::CounterRate, &m.key);
-            if !self.track(&s) {
-                return;
-            }
             let rate = match self.counters.get(&m.key) {
                 Some(prev) if m.timestamp > prev.at => {
                     let dt = (m.timestamp.as_millis() - prev.at.as_millis()) as f64 / 1000.0;
@@ -362,29 +467,36 @@ impl SignalAggregator {
                 }
                 _ => None,
             };
-            if self.counters.get(&m.key).is_none_or(|p| m.timestamp > p.at) {
-                self.counters.insert(
-                    m.key.clone(),
-                    CounterState {
-                        at: m.timestamp,
-                        value: m.value,
-                    },
-                );
+            match self.counters.get_mut(&m.key) {
+                Some(p) if m.timestamp > p.at => {
+                    p.at = m.timestamp;
+                    p.value = m.value;
+                }
+                Some(_) => {}
+                None => {
+                    self.counters.insert(
+                        m.key.clone(),
+                        CounterState {
+                            at: m.timestamp,
+                            value: m.value,
+                        },
+                    );
+                }
             }
             if let Some(rate) = rate {
-                self.windows.entry(start).or_default().rates.insert(s, rate);
+                self.windows
+                    .entry(start)
+                    .or_default()
+                    .rates
+                    .insert(id, rate);
             }
-            return;
-        }
-        let s = self.metric_signal(SignalKind::MetricSeries, &m.key);
-        if !self.track(&s) {
             return;
         }
         let w = self.windows.entry(start).or_default();
-        match w.gauges.get(&s) {
+        match w.gauges.get(&id) {
             Some((at, _)) if *at > m.timestamp => {}
             _ => {
-                w.gauges.insert(s, (m.timestamp, m.value));
+                w.gauges.insert(id, (m.timestamp, m.value));
             }
         }
     }
@@ -400,35 +512,41 @@ impl SignalAggregator {
         }
     }
 
-    fn emit(&mut self, start: i64, mut w: Window, out: &mut Vec<SignalPoint>) {
+    fn emit(&mut self, start: i64, w: Window, out: &mut Vec<SignalPoint>) {
         self.stats.windows += 1;
-        let ts = Timestamp::from_millis(start);
-        let mut points: BTreeMap<Signal, f64> = BTreeMap::new();
-        for s in &self.count_signals {
-            points.insert(s.clone(), w.counts.remove(s).unwrap_or(0) as f64);
+        let timestamp = Timestamp::from_millis(start);
+        let first = out.len();
+        let point = |signal: Signal, value: f64| SignalPoint {
+            signal,
+            timestamp,
+            value,
+        };
+        for &id in &self.count_ids {
+            let n = w.counts.get(&id).copied().unwrap_or(0);
+            out.push(point(self.signals[id as usize].clone(), n as f64));
         }
-        for (s, (_, v)) in w.gauges {
-            points.insert(s, v);
+        for (id, (_, v)) in w.gauges {
+            out.push(point(self.signals[id as usize].clone(), v));
         }
-        for (s, v) in w.rates {
-            points.insert(s, v);
+        for (id, v) in w.rates {
+            out.push(point(self.signals[id as usize].clone(), v));
         }
-        for (s, mut v) in w.latencies {
+        for (id, mut v) in w.latencies {
             v.sort_by(f64::total_cmp);
             for (q, name) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
                 // Nearest rank: the smallest value with at least q of the samples
                 // at or below it.
                 let idx = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
-                let mut s = s.clone();
+                let mut s = self.signals[id as usize].clone();
                 s.name = name.to_string();
-                points.insert(s, v[idx]);
+                out.push(point(s, v[idx]));
             }
         }
         // Histograms: quantiles of the increase of each bucket since the
         // previous window, as Prometheus' histogram_quantile over a rate.
-        let now: Vec<(Signal, BTreeMap<OrdF64, f64>)> = self.buckets_now.drain().collect();
-        for (s, cum) in now {
-            let prev = self.buckets.get(&s);
+        let now: Vec<(u32, BTreeMap<OrdF64, f64>)> = self.buckets_now.drain().collect();
+        for (id, cum) in now {
+            let prev = self.buckets.get(&id);
             let delta: Vec<(f64, f64)> = cum
                 .iter()
                 .map(|(le, v)| {
@@ -439,19 +557,28 @@ impl SignalAggregator {
             if prev.is_some() {
                 for (q, name) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
                     if let Some(v) = histogram_quantile(q, &delta) {
-                        let mut s = s.clone();
+                        let mut s = self.signals[id as usize].clone();
                         s.name = format!("{name}:{}", s.name);
-                        points.insert(s, v);
+                        out.push(point(s, v));
                     }
                 }
             }
-            self.buckets.insert(s, cum);
+            self.buckets.insert(id, cum);
         }
-        out.extend(points.into_iter().map(|(signal, value)| SignalPoint {
-            signal,
-            timestamp: ts,
-            value,
-        }));
+        // Points in signal order, so the same records give the same
+        // sequence whatever the hash maps' order; distinct sources never
+        // produce the same signal, but if one did the later would win.
+        let points = &mut out[first..];
+        points.sort_by(|a, b| a.signal.cmp(&b.signal));
+        let mut keep = first;
+        for i in first..out.len() {
+            if i + 1 < out.len() && out[i + 1].signal == out[i].signal {
+                continue;
+            }
+            out.swap(keep, i);
+            keep += 1;
+        }
+        out.truncate(keep);
     }
 }
 
@@ -608,6 +735,73 @@ mod tests {
         assert!((histogram_quantile(0.5, &b).unwrap() - 0.1).abs() < 1e-9);
         assert!((histogram_quantile(0.95, &b).unwrap() - 0.75).abs() < 1e-9);
         assert_eq!(histogram_quantile(0.5, &[(f64::INFINITY, 0.0)]), None);
+    }
+
+    #[test]
+    fn log_signals_beyond_the_cap_are_counted_per_observation() {
+        // a's log, error and warning counts take three of four places; b
+        // gets its log count and nothing else.
+        let cfg = SignalConfig {
+            max_signals: 4,
+            ..SignalConfig::default()
+        };
+        let mut a = SignalAggregator::new(cfg);
+        let mut out = vec![];
+        a.push(&log(0, "a", Level::Error), &mut out);
+        a.push(&log(1, "b", Level::Info), &mut out);
+        a.push(&log(2, "b", Level::Error), &mut out);
+        a.push(&log(3, "a", Level::Error), &mut out);
+        a.finish(&mut out);
+        assert_eq!(a.stats().signals, 4);
+        // b: errors and warnings turned away on each record, and the error
+        // count once more for its error record.
+        assert_eq!(a.stats().signals_over_cap, 5);
+        let b_log = out.iter().find(|p| {
+            p.signal.kind == SignalKind::LogRate && p.signal.service.as_deref() == Some("b")
+        });
+        assert_eq!(b_log.map(|p| p.value), Some(2.0));
+        let a_err = out.iter().find(|p| {
+            p.signal.kind == SignalKind::ErrorRate && p.signal.service.as_deref() == Some("a")
+        });
+        assert_eq!(a_err.map(|p| p.value), Some(2.0));
+        assert!(!out
+            .iter()
+            .any(|p| p.signal.kind == SignalKind::ErrorRate
+                && p.signal.service.as_deref() == Some("b")));
+    }
+
+    #[test]
+    fn a_restored_aggregator_carries_on_with_the_same_signals() {
+        let events: Vec<Event> = (0..120)
+            .map(|i| {
+                let level = if i % 7 == 0 {
+                    Level::Error
+                } else {
+                    Level::Info
+                };
+                log(i, ["a", "b", "c"][i as usize % 3], level)
+            })
+            .collect();
+        let mut whole = SignalAggregator::new(SignalConfig::default());
+        let mut expected = vec![];
+        for e in &events {
+            whole.push(e, &mut expected);
+        }
+        whole.finish(&mut expected);
+
+        let mut first = SignalAggregator::new(SignalConfig::default());
+        let mut got = vec![];
+        for e in &events[..50] {
+            first.push(e, &mut got);
+        }
+        let saved = serde_json::to_string(&first).unwrap();
+        let mut second: SignalAggregator = serde_json::from_str(&saved).unwrap();
+        for e in &events[50..] {
+            second.push(e, &mut got);
+        }
+        second.finish(&mut got);
+        assert_eq!(got, expected);
+        assert_eq!(second.stats(), whole.stats());
     }
 
     #[test]
