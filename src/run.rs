@@ -21,6 +21,12 @@ pub trait Records: Send {
     /// The next record, `None` at the end.
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>>;
 
+    /// The next record into `raw`, reusing its buffer where the input can
+    /// (a decode worker reads millions of lines through one record).
+    fn next_into(&mut self, raw: &mut RawRecord) -> Option<anyhow::Result<()>> {
+        Some(self.next_record()?.map(|r| *raw = r))
+    }
+
     /// The origin every record of this input carries, when known before
     /// reading: inputs with distinct known origins are decoded on worker
     /// threads.
@@ -39,6 +45,19 @@ pub trait Records: Send {
 impl Records for ingest::source::file::LineReader {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         ingest::source::file::LineReader::next_record(self).map(|r| r.map_err(Into::into))
+    }
+
+    fn next_into(&mut self, raw: &mut RawRecord) -> Option<anyhow::Result<()>> {
+        let line_no = match self.next_line_into(&mut raw.bytes)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e.into())),
+        };
+        raw.position = line_no;
+        let origin = ingest::source::file::LineReader::origin(self);
+        if !Arc::ptr_eq(&raw.origin, origin) {
+            raw.origin = origin.clone();
+        }
+        Some(Ok(()))
     }
 
     fn origin(&self) -> Option<Arc<str>> {
@@ -222,14 +241,15 @@ fn decode_worker(
     spent: Receiver<Vec<Event>>,
 ) -> Decoder {
     let mut batch = Batch::default();
+    let mut raw = RawRecord::default();
     loop {
-        let decoded = match source.next_record() {
+        let decoded = match source.next_into(&mut raw) {
             None => break,
             Some(Err(e)) => {
                 batch.records.push(Decode::Failed(e));
                 break;
             }
-            Some(Ok(raw)) => {
+            Some(Ok(())) => {
                 let start = batch.events.len();
                 match decoder.decode(&raw, &mut batch.events) {
                     Ok(()) => Decode::Events((batch.events.len() - start) as u32),
