@@ -200,7 +200,12 @@ impl Decoder {
                 ),
             ));
         }
-        let text = String::from_utf8_lossy(bytes);
+        // `from_utf8` first: its validation is several times faster than
+        // the lossy decoder's, which only the rare invalid record needs.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => std::borrow::Cow::Borrowed(t),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         let replaced = matches!(text, std::borrow::Cow::Owned(_));
         if self.parser.is_none() {
             match Format::detect(&text) {
