@@ -51,7 +51,8 @@
 //!    was reported as a rise of 0.083, above the threshold NAB picks for
 //!    this detector (about 0.07-0.08). Conditional scores start at 0 at
 //!    the tail threshold and grow with the excess only (NAB-dev standard
-//!    65.0 to 69.3; false detections on anomaly-free series 78 to 44).
+//!    65.0 to 69.3; false detections on the anomaly-free series of
+//!    `bench/nab/clean.sh` at a score of 0.0728, 84 to 38).
 //! 4. **Onset reporting.** A sustained anomaly keeps the likelihood high
 //!    for many rows, and each row above the threshold would be one more
 //!    alert. The reported score is how far the likelihood climbs (over at
