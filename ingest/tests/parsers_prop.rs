@@ -67,8 +67,9 @@ proptest! {
             .collect::<Vec<_>>()
             .join(" ");
         let parsed = ingest::parse::logfmt::scan(&line).unwrap();
+        prop_assert_eq!(parsed.len(), pairs.len());
         for (k, v) in &pairs {
-            prop_assert_eq!(parsed.get(k), Some(&FieldValue::Str(v.clone())));
+            prop_assert_eq!(ingest::parse::fields::get(&parsed, k), Some(&FieldValue::Str(v.clone())));
         }
     }
 }

@@ -8,7 +8,6 @@ use crate::record::RawRecord;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use models::{ChangeEvent, ChangeKind, Event, FieldValue, Level, LogRecord, Timestamp};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Which keys hold which part of a record, in order of precedence. The
 /// defaults cover ECS (Filebeat, Elastic Agent), the OpenTelemetry log data
@@ -121,10 +120,62 @@ impl Default for FieldMapping {
     }
 }
 
+/// The fields of one record while it is being mapped: a short list,
+/// searched linearly. A record carries a dozen fields or so, and a
+/// `BTreeMap` paid a search with string comparisons for every field the
+/// parser put in, every candidate key the mapping took out and every
+/// lookup (about a tenth of a replay); what is left becomes the record's
+/// sorted map once, at the end. Parsers hand over lists without repeated
+/// keys ([`dedup_keep_last`]).
+pub type FieldList = Vec<(String, FieldValue)>;
+
+/// Where `key` is in `f`.
+fn position(f: &FieldList, key: &str) -> Option<usize> {
+    f.iter().position(|(k, _)| k == key)
+}
+
+/// The value of `key` in `f`.
+pub fn get<'a>(f: &'a FieldList, key: &str) -> Option<&'a FieldValue> {
+    f.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Keep only the last value of each repeated key, as inserting the pairs
+/// into a map one by one would; true when a key was repeated.
+pub fn dedup_keep_last(f: &mut FieldList) -> bool {
+    // Pairwise on the short lists real records make; sorted on long ones,
+    // so a hostile line with thousands of keys stays O(n log n).
+    const SHORT: usize = 32;
+    if f.len() <= SHORT {
+        let mut repeated = false;
+        let mut i = f.len();
+        while i > 0 {
+            i -= 1;
+            if f[i + 1..].iter().any(|(k, _)| *k == f[i].0) {
+                f.remove(i);
+                repeated = true;
+            }
+        }
+        return repeated;
+    }
+    // A stable sort keeps equal keys in input order: the last of each run
+    // is the one to keep.
+    f.sort_by(|a, b| a.0.cmp(&b.0));
+    let before = f.len();
+    let mut kept: FieldList = Vec::with_capacity(before);
+    for (k, v) in f.drain(..) {
+        match kept.last_mut() {
+            Some(last) if last.0 == k => last.1 = v,
+            _ => kept.push((k, v)),
+        }
+    }
+    *f = kept;
+    f.len() != before
+}
+
 /// The result of mapping: the keys used for the well-known parts are
 /// removed from `fields`, everything else stays.
 pub fn to_event(
-    mut fields: BTreeMap<String, FieldValue>,
+    mut fields: FieldList,
     mapping: &FieldMapping,
     raw: &RawRecord,
     whole_line: &str,
@@ -175,7 +226,7 @@ pub fn to_event(
         Some(m) => m,
         // logfmt such as `event=database_timeout severity=error` has no
         // message: the event name is the most useful text to mine.
-        None => match fields.get("event").and_then(|v| v.as_str()) {
+        None => match get(&fields, "event").and_then(|v| v.as_str()) {
             Some(e) => e.to_string(),
             None => whole_line.to_string(),
         },
@@ -187,7 +238,7 @@ pub fn to_event(
     r.trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
     r.level = level;
     normalise_fields(&mut fields);
-    r.fields = fields;
+    r.fields = fields.into_iter().collect();
     Ok(Event::Log(r))
 }
 
@@ -211,8 +262,8 @@ fn change_kind(s: &str) -> Option<ChangeKind> {
 /// The lengths of the keys of `f` (modulo 64) as bits: a key whose bit is
 /// clear is not in `f`, so most of the mapping's candidate keys are ruled
 /// out without searching the map.
-fn key_lengths(f: &BTreeMap<String, FieldValue>) -> u64 {
-    f.keys().fold(0, |m, k| m | 1 << (k.len() & 63))
+fn key_lengths(f: &FieldList) -> u64 {
+    f.iter().fold(0, |m, (k, _)| m | 1 << (k.len() & 63))
 }
 
 /// Whether `key` may be in a map whose [`key_lengths`] are `lengths`.
@@ -220,24 +271,20 @@ fn may_hold(lengths: u64, key: &str) -> bool {
     lengths & 1 << (key.len() & 63) != 0
 }
 
-fn take_first(
-    f: &mut BTreeMap<String, FieldValue>,
-    lengths: u64,
-    keys: &[String],
-) -> Option<FieldValue> {
+fn take_first(f: &mut FieldList, lengths: u64, keys: &[String]) -> Option<FieldValue> {
     keys.iter()
         .filter(|k| may_hold(lengths, k))
-        .find_map(|k| f.remove(k))
+        .find_map(|k| position(f, k).map(|i| f.swap_remove(i).1))
 }
 
-fn first_str(f: &BTreeMap<String, FieldValue>, lengths: u64, keys: &[String]) -> Option<String> {
+fn first_str(f: &FieldList, lengths: u64, keys: &[String]) -> Option<String> {
     keys.iter()
         .filter(|k| may_hold(lengths, k))
-        .find_map(|k| f.get(k))
+        .find_map(|k| get(f, k))
         .map(|v| v.to_string())
 }
 
-fn take_str(f: &mut BTreeMap<String, FieldValue>, lengths: u64, keys: &[String]) -> Option<String> {
+fn take_str(f: &mut FieldList, lengths: u64, keys: &[String]) -> Option<String> {
     take_first(f, lengths, keys).map(|v| match v {
         FieldValue::Str(s) => s,
         other => other.to_string(),
@@ -245,8 +292,8 @@ fn take_str(f: &mut BTreeMap<String, FieldValue>, lengths: u64, keys: &[String])
 }
 
 /// Durations to `duration_seconds`, HTTP status to an integer `status`.
-fn normalise_fields(f: &mut BTreeMap<String, FieldValue>) {
-    if !f.contains_key("duration_seconds") {
+fn normalise_fields(f: &mut FieldList) {
+    if get(f, "duration_seconds").is_none() {
         let found = [
             ("duration", None),
             ("latency", None),
@@ -265,7 +312,7 @@ fn normalise_fields(f: &mut BTreeMap<String, FieldValue>) {
         ]
         .iter()
         .find_map(|(k, unit)| {
-            let v = f.get(*k)?;
+            let v = get(f, k)?;
             match (v, unit) {
                 (FieldValue::Str(s), None) => parse_duration(s),
                 // Divide rather than multiply by 1e-3: 1200 ms must give
@@ -278,7 +325,7 @@ fn normalise_fields(f: &mut BTreeMap<String, FieldValue>) {
         });
         if let Some(d) = found {
             if d.is_finite() {
-                f.insert("duration_seconds".into(), FieldValue::Float(d));
+                f.push(("duration_seconds".into(), FieldValue::Float(d)));
             }
         }
     }
@@ -290,10 +337,14 @@ fn normalise_fields(f: &mut BTreeMap<String, FieldValue>) {
         "code",
     ]
     .iter()
-    .find_map(|k| f.get(*k).and_then(|v| v.as_f64()));
+    .find_map(|k| get(f, k).and_then(|v| v.as_f64()));
     if let Some(s) = status {
         if (100.0..600.0).contains(&s) && s.fract() == 0.0 {
-            f.insert("status".into(), FieldValue::Int(s as i64));
+            let status = FieldValue::Int(s as i64);
+            match position(f, "status") {
+                Some(i) => f[i].1 = status,
+                None => f.push(("status".into(), status)),
+            }
         }
     }
 }

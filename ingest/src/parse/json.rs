@@ -4,7 +4,7 @@
 //! `attributes.k = v`, so one [`FieldMapping`] covers every shipper.
 
 use crate::deadletter::DeadLetterReason;
-use crate::parse::fields::{to_event, FieldMapping};
+use crate::parse::fields::{dedup_keep_last, to_event, FieldList, FieldMapping};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, FieldValue};
@@ -31,9 +31,10 @@ const MAX_DEPTH: usize = 16;
 
 /// Flatten a JSON object into dotted keys.
 pub fn flatten(obj: Map<String, Value>) -> BTreeMap<String, FieldValue> {
-    let mut out = BTreeMap::new();
-    flatten_into(String::new(), Value::Object(obj), &mut out, 0, &mut false);
-    out
+    let mut out = Vec::new();
+    flatten_into(String::new(), Value::Object(obj), &mut out, 0);
+    // Two paths to one dotted key: the later wins, as `from_iter` does.
+    out.into_iter().collect()
 }
 
 /// `prefix.k`, or `k` at the top.
@@ -48,25 +49,15 @@ fn join_key(prefix: &str, k: &str) -> String {
     key
 }
 
-/// Flatten `v` under `prefix` into `out`; `collided` is set when a key was
-/// already there (the streaming reader then starts over with [`flatten`]).
-fn flatten_into(
-    prefix: String,
-    v: Value,
-    out: &mut BTreeMap<String, FieldValue>,
-    depth: usize,
-    collided: &mut bool,
-) {
-    let mut put = |k: String, v: FieldValue| {
-        if out.insert(k, v).is_some() {
-            *collided = true;
-        }
-    };
+/// Flatten `v` under `prefix` onto `out` (repeated keys are left for the
+/// caller to find).
+fn flatten_into(prefix: String, v: Value, out: &mut FieldList, depth: usize) {
+    let mut put = |k: String, v: FieldValue| out.push((k, v));
     let key = |k: &str| join_key(&prefix, k);
     match v {
         Value::Object(m) if depth < MAX_DEPTH => {
             for (k, v) in m {
-                flatten_into(key(&k), v, out, depth + 1, collided);
+                flatten_into(key(&k), v, out, depth + 1);
             }
         }
         Value::Array(items) if depth < MAX_DEPTH && is_otlp_attributes(&items) => {
@@ -75,7 +66,7 @@ fn flatten_into(
                     let k = m.remove("key").and_then(|k| k.as_str().map(str::to_string));
                     let val = m.remove("value").map(otlp_any_value);
                     if let (Some(k), Some(val)) = (k, val) {
-                        flatten_into(key(&k), val, out, depth + 1, collided);
+                        flatten_into(key(&k), val, out, depth + 1);
                     }
                 }
             }
@@ -103,9 +94,9 @@ fn flatten_into(
 /// a well-formed object (a duplicate key, two paths to one dotted key,
 /// invalid JSON): the caller then takes the [`Value`] path, which decides
 /// (and words the error) as before.
-fn flatten_str(text: &str) -> Option<BTreeMap<String, FieldValue>> {
+fn flatten_str(text: &str) -> Option<FieldList> {
     use serde::de::DeserializeSeed;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     let mut collided = false;
     let mut de = serde_json::Deserializer::from_str(text);
     Flatten {
@@ -118,7 +109,8 @@ fn flatten_str(text: &str) -> Option<BTreeMap<String, FieldValue>> {
     .deserialize(&mut de)
     .ok()?;
     de.end().ok()?;
-    (!collided).then_some(out)
+    let repeated = dedup_keep_last(&mut out);
+    (!collided && !repeated).then_some(out)
 }
 
 /// [`flatten_into`] as a serde seed: objects are walked as they are read;
@@ -126,7 +118,7 @@ fn flatten_str(text: &str) -> Option<BTreeMap<String, FieldValue>> {
 /// read as a [`Value`] and handed to [`flatten_into`].
 struct Flatten<'a> {
     prefix: String,
-    out: &'a mut BTreeMap<String, FieldValue>,
+    out: &'a mut FieldList,
     depth: usize,
     collided: &'a mut bool,
     /// The whole record: it must be an object.
@@ -137,8 +129,10 @@ impl Flatten<'_> {
     fn put(self, v: FieldValue) {
         // A bare value where the record should be an object, or a key
         // already taken.
-        if self.top || self.out.insert(self.prefix, v).is_some() {
+        if self.top {
             *self.collided = true;
+        } else {
+            self.out.push((self.prefix, v));
         }
     }
 }
@@ -149,7 +143,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         if self.depth >= MAX_DEPTH {
             let v = Value::deserialize(d)?;
-            flatten_into(self.prefix, v, self.out, self.depth, self.collided);
+            flatten_into(self.prefix, v, self.out, self.depth);
             return Ok(());
         }
         d.deserialize_any(self)
@@ -212,13 +206,7 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
             *self.collided = true;
             return Ok(());
         }
-        flatten_into(
-            self.prefix,
-            Value::Array(items),
-            self.out,
-            self.depth,
-            self.collided,
-        );
+        flatten_into(self.prefix, Value::Array(items), self.out, self.depth);
         Ok(())
     }
 
@@ -296,12 +284,17 @@ impl Parser for JsonParser {
                         "a JSON log record must be an object",
                     ));
                 };
-                flatten(obj)
+                flatten(obj).into_iter().collect()
             }
         };
         // OpenTelemetry's body may be an AnyValue object.
-        if let Some(FieldValue::Str(s)) = fields.remove("body.stringValue") {
-            fields.insert("body".into(), FieldValue::Str(s));
+        if let Some(i) = fields.iter().position(|(k, _)| k == "body.stringValue") {
+            if let (_, FieldValue::Str(s)) = fields.swap_remove(i) {
+                match fields.iter_mut().find(|(k, _)| k == "body") {
+                    Some((_, v)) => *v = FieldValue::Str(s),
+                    None => fields.push(("body".into(), FieldValue::Str(s))),
+                }
+            }
         }
         out.push(to_event(fields, &self.mapping, raw, text)?);
         Ok(())
@@ -330,7 +323,8 @@ mod tests {
             let Value::Object(obj) = serde_json::from_str::<Value>(text).unwrap() else {
                 panic!("{text}")
             };
-            assert_eq!(flatten_str(text), Some(flatten(obj)), "{text}");
+            let streamed = flatten_str(text).map(|f| f.into_iter().collect::<BTreeMap<_, _>>());
+            assert_eq!(streamed, Some(flatten(obj)), "{text}");
         }
         // Where the answers could differ, the reader steps aside.
         for text in [

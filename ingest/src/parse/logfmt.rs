@@ -6,11 +6,10 @@
 //! floats are kept as numbers.
 
 use crate::deadletter::DeadLetterReason;
-use crate::parse::fields::{to_event, FieldMapping};
+use crate::parse::fields::{dedup_keep_last, to_event, FieldList, FieldMapping};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, FieldValue};
-use std::collections::BTreeMap;
 
 /// The logfmt parser.
 #[derive(Debug, Clone, Default)]
@@ -19,10 +18,11 @@ pub struct LogfmtParser {
 }
 
 /// Split a logfmt line into key/value pairs.
-pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
+/// A key given twice keeps its last value.
+pub fn scan(line: &str) -> Result<FieldList, ParseError> {
     let b = line.as_bytes();
     let mut i = 0;
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     let mut pairs = 0;
     while i < b.len() {
         while i < b.len() && b[i].is_ascii_whitespace() {
@@ -43,7 +43,7 @@ pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
         }
         let key = &line[start..i];
         if i >= b.len() || b[i] != b'=' {
-            out.insert(key.to_string(), FieldValue::Bool(true));
+            out.push((key.to_string(), FieldValue::Bool(true)));
             continue;
         }
         i += 1; // '='
@@ -69,13 +69,13 @@ pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
                 ));
             };
             i = next;
-            out.insert(key.to_string(), FieldValue::Str(val));
+            out.push((key.to_string(), FieldValue::Str(val)));
         } else {
             let vs = i;
             while i < b.len() && !b[i].is_ascii_whitespace() {
                 i += 1;
             }
-            out.insert(key.to_string(), typed(&line[vs..i]));
+            out.push((key.to_string(), typed(&line[vs..i])));
         }
     }
     if pairs == 0 {
@@ -84,6 +84,7 @@ pub fn scan(line: &str) -> Result<BTreeMap<String, FieldValue>, ParseError> {
             "no key=value pair in the line",
         ));
     }
+    dedup_keep_last(&mut out);
     Ok(out)
 }
 
@@ -123,6 +124,21 @@ impl Parser for LogfmtParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value() {
+        let f = scan("level=info msg=a level=error n=1").unwrap();
+        assert_eq!(f.len(), 3);
+        let level = crate::parse::fields::get(&f, "level");
+        assert_eq!(level, Some(&FieldValue::Str("error".into())));
+        // Past the short-list limit the sorted path gives the same answer.
+        let mut line: String = (0..40).map(|i| format!("k{i}={i} ")).collect();
+        line.push_str("k3=last");
+        let f = scan(&line).unwrap();
+        assert_eq!(f.len(), 40);
+        let k3 = crate::parse::fields::get(&f, "k3");
+        assert_eq!(k3, Some(&FieldValue::Str("last".into())));
+    }
     use models::Level;
 
     fn log(line: &str) -> models::LogRecord {
@@ -161,8 +177,12 @@ mod tests {
     fn a_backslash_before_a_multibyte_character_is_kept() {
         // Regression: this used to slice inside 'é' and panic.
         let f = scan("ts=1 msg=\"caf\\é \\\u{fffd}\" n=2").unwrap();
-        assert_eq!(f["msg"], FieldValue::Str("caf\\é \\\u{fffd}".into()));
-        assert_eq!(f["n"], FieldValue::Int(2));
+        let get = |k| crate::parse::fields::get(&f, k).cloned();
+        assert_eq!(
+            get("msg"),
+            Some(FieldValue::Str("caf\\é \\\u{fffd}".into()))
+        );
+        assert_eq!(get("n"), Some(FieldValue::Int(2)));
     }
 
     #[test]

@@ -287,8 +287,8 @@ impl Format {
             .or_else(|| {
                 let pairs = logfmt::scan(t).ok()?;
                 (pairs
-                    .values()
-                    .filter(|v| !matches!(v, models::FieldValue::Bool(true)))
+                    .iter()
+                    .filter(|(_, v)| !matches!(v, models::FieldValue::Bool(true)))
                     .count()
                     >= 2)
                     .then_some(Format::Logfmt)
