@@ -198,15 +198,33 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
     }
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            items.push(v);
-        }
         if self.top {
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
             *self.collided = true;
             return Ok(());
         }
-        flatten_into(self.prefix, Value::Array(items), self.out, self.depth);
+        // Attribute lists stream (they are most of an OTLP record); a list
+        // of scalars (tags) becomes its JSON text as before; anything else
+        // is an error here, which sends the record through `Value`.
+        let mut attributes = Vec::new();
+        let mut scalars = Vec::new();
+        while let Some(e) = seq.next_element_seed(ElementSeed)? {
+            match e {
+                Element::Attribute(k, v) => attributes.push((k, v)),
+                Element::Scalar(v) => scalars.push(v),
+            }
+        }
+        match (attributes.is_empty(), scalars.is_empty()) {
+            (false, true) => {
+                for (k, v) in attributes {
+                    if let Some(v) = v {
+                        self.out.push((join_key(&self.prefix, &k), v));
+                    }
+                }
+            }
+            (true, _) => flatten_into(self.prefix, Value::Array(scalars), self.out, self.depth),
+            (false, false) => return Err(serde::de::Error::custom("mixed array")),
+        }
         Ok(())
     }
 
@@ -229,6 +247,192 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
             })?;
         }
         Ok(())
+    }
+}
+
+/// An element of an array as [`Flatten`] reads it without a [`Value`]:
+/// an OpenTelemetry attribute in its common shape, `{"key": k, "value":
+/// {"stringValue": v}}` (or `intValue`, `doubleValue`, `boolValue`, or a
+/// bare scalar value), with what [`flatten_into`] would make of its value
+/// (nothing for null); or a scalar. Any other shape is an error, and the
+/// record goes the [`Value`] way, which reads everything.
+enum Element {
+    Attribute(String, Option<FieldValue>),
+    Scalar(Value),
+}
+
+struct ElementSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ElementSeed {
+    type Value = Element;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Element, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+fn not_simple<E: serde::de::Error>() -> E {
+    E::custom("not a plain attribute")
+}
+
+impl<'de> serde::de::Visitor<'de> for ElementSeed {
+    type Value = Element;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute or a scalar")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::from(i)))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::from(u)))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Element, E> {
+        // `Value` has no NaN or infinity; JSON text cannot carry them.
+        serde_json::Number::from_f64(f)
+            .map(|n| Element::Scalar(Value::Number(n)))
+            .ok_or_else(not_simple)
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::String(s.to_string())))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::String(s)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Element, E> {
+        Ok(Element::Scalar(Value::Null))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+        let mut key = None;
+        let mut value = None;
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*k {
+                "key" if key.is_none() => key = Some(map.next_value::<String>()?),
+                "value" if value.is_none() => value = Some(map.next_value_seed(AnyValueSeed)?),
+                _ => return Err(not_simple()),
+            }
+        }
+        match (key, value) {
+            (Some(k), Some(v)) => Ok(Element::Attribute(k, v)),
+            _ => Err(not_simple()),
+        }
+    }
+}
+
+/// An attribute's value: `{"stringValue": v}` and its siblings, or a bare
+/// scalar, as [`otlp_any_value`] then [`flatten_into`] would read it.
+struct AnyValueSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for AnyValueSeed {
+    type Value = Option<FieldValue>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AnyValueSeed {
+    type Value = Option<FieldValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an OpenTelemetry AnyValue")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            return Err(not_simple());
+        };
+        let v = match &*k {
+            "stringValue" | "doubleValue" | "boolValue" => map.next_value_seed(ScalarSeed)?,
+            "intValue" => match map.next_value_seed(ScalarSeed)? {
+                Some(FieldValue::Str(s)) => Some(match s.parse::<i64>() {
+                    Ok(i) => FieldValue::Int(i),
+                    Err(_) => FieldValue::Str(s),
+                }),
+                other => other,
+            },
+            _ => return Err(not_simple()),
+        };
+        // One key only: anything more is read the general way.
+        match map.next_key::<serde::de::IgnoredAny>()? {
+            None => Ok(v),
+            Some(_) => Err(not_simple()),
+        }
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
+        ScalarSeed.visit_bool(b)
+    }
+    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
+        ScalarSeed.visit_i64(i)
+    }
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
+        ScalarSeed.visit_u64(u)
+    }
+    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
+        ScalarSeed.visit_f64(f)
+    }
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+        ScalarSeed.visit_str(s)
+    }
+    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+        ScalarSeed.visit_string(s)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        ScalarSeed.visit_unit()
+    }
+}
+
+/// A scalar as [`flatten_into`] stores it (null stores nothing); objects
+/// and arrays are an error (read the general way).
+struct ScalarSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScalarSeed {
+    type Value = Option<FieldValue>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScalarSeed {
+    type Value = Option<FieldValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a scalar")
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(Some(FieldValue::Bool(b)))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Self::Value, E> {
+        Ok(Some(FieldValue::Int(i)))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
+        Ok(Some(match i64::try_from(u) {
+            Ok(i) => FieldValue::Int(i),
+            Err(_) => FieldValue::Float(u as f64),
+        }))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
+        Ok(Some(FieldValue::Float(f)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(Some(FieldValue::Str(s.to_string())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(Some(FieldValue::Str(s)))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
     }
 }
 
@@ -317,6 +521,8 @@ mod tests {
             r#"{"s":"caf\u00e9 \"q\"","k\u00e9y":{"x":"y"},"":{"z":1}}"#,
             r#"{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}},{"key":"n","value":{"intValue":"7"}}]}"#,
             r#"{"body":{"stringValue":"hi"},"o":{},"arr":[]}"#,
+            r#"{"a":[{"value":{"doubleValue":44.999},"key":"d"},{"key":"b","value":{"boolValue":true}},{"key":"i","value":{"intValue":7}},{"key":"x","value":{"intValue":"x7"}},{"key":"n","value":{"stringValue":null}},{"key":"bare","value":"v"},{"key":"u","value":18446744073709551615}]}"#,
+            r#"{"tags":["a","b",1,null,true,2.5],"empty":[]}"#,
             deep.as_str(),
         ];
         for text in cases {
@@ -325,6 +531,28 @@ mod tests {
             };
             let streamed = flatten_str(text).map(|f| f.into_iter().collect::<BTreeMap<_, _>>());
             assert_eq!(streamed, Some(flatten(obj)), "{text}");
+        }
+        // Shapes the streaming reader leaves to `Value`: the parser's
+        // fields are still what the `Value` path gives.
+        for text in [
+            r#"{"a":[{"key":"k","value":{"arrayValue":{"values":[{"stringValue":"x"}]}}}]}"#,
+            r#"{"a":[{"key":"k","value":{"stringValue":"x","intValue":"1"}}]}"#,
+            r#"{"a":[{"key":"k","value":{"stringValue":"x"},"extra":1}]}"#,
+            r#"{"a":[{"key":"k","value":{}}]}"#,
+            r#"{"a":[{"key":1,"value":{"stringValue":"x"}}]}"#,
+            r#"{"a":[{"key":"k"}]}"#,
+            r#"{"a":[{"key":"k","value":{"stringValue":"x"}},"tag"]}"#,
+            r#"{"a":[[1,2],[3]]}"#,
+            r#"{"a":[{"key":"k","value":{"stringValue":"x"}},{"key":"k","value":{"stringValue":"y"}}]}"#,
+        ] {
+            assert_eq!(flatten_str(text), None, "{text}");
+            // ...and the parser reads them that way.
+            let line = text.replacen('{', r#"{"ts":"2026-01-05T00:00:00Z","#, 1);
+            let mut events = vec![];
+            JsonParser::default()
+                .parse(&line, &RawRecord::default(), &mut events)
+                .unwrap();
+            assert_eq!(events.len(), 1, "{text}");
         }
         // Where the answers could differ, the reader steps aside.
         for text in [
