@@ -465,11 +465,14 @@ fn parse_iso_fast(s: &str) -> Option<Timestamp> {
         i += 1;
         let first = i;
         while i < b.len() && b[i].is_ascii_digit() {
+            if i - first == 9 {
+                return None; // finer than nanoseconds: the general path
+            }
             nanos = nanos * 10 + u32::from(b[i] - b'0');
             i += 1;
         }
         let n = i - first;
-        if n == 0 || n > 9 {
+        if n == 0 {
             return None;
         }
         nanos *= 10u32.pow((9 - n) as u32);
