@@ -142,29 +142,13 @@ pub struct Pipeline {
     origins: Vec<Arc<str>>,
     miner: TemplateMiner,
     acc: Accumulator,
-    /// The analysis, here except while [`crate::run::merge`] has lent it
-    /// to a thread of its own.
-    analysis: Option<Analysis>,
+    analyzer: Analyzer,
+    /// Anomalies and resolved incidents not yet taken by the caller.
+    output: AnalyzerOutput,
     /// Records per (template, minute), when `template_trace` asks.
     template_cells: HashMap<(String, i64), u64>,
     /// Cells not kept because the cap was reached.
     template_cells_dropped: u64,
-}
-
-/// The analyzer and what it has found that the caller has not taken: the
-/// part of the engine after template mining, which needs nothing else of
-/// it, so a replay can run it on a thread of its own.
-pub struct Analysis {
-    analyzer: Analyzer,
-    /// Anomalies and resolved incidents not yet taken by the caller.
-    output: AnalyzerOutput,
-}
-
-impl Analysis {
-    /// Fold in one event (its template id already assigned).
-    pub fn push(&mut self, event: &Event) {
-        self.analyzer.push(event, &mut self.output);
-    }
 }
 
 /// Running totals behind the summary.
@@ -272,10 +256,8 @@ impl Pipeline {
         let miner = TemplateMiner::new(config.miner.clone())?;
         let analyzer = Analyzer::new(config.analyzer.clone());
         Ok(Pipeline {
-            analysis: Some(Analysis {
-                analyzer,
-                output: AnalyzerOutput::default(),
-            }),
+            analyzer,
+            output: AnalyzerOutput::default(),
             config,
             decoders: HashMap::default(),
             origins: Vec::new(),
@@ -428,13 +410,6 @@ impl Pipeline {
     /// to the caller: replay hands it back to the thread that decoded it,
     /// which frees it.
     pub fn analyze_mut(&mut self, event: &mut Event) {
-        self.mine(event);
-        self.analysis().push(event);
-    }
-
-    /// The first half of [`Pipeline::analyze_mut`]: a log record gets its
-    /// template id (and the per-minute template counts their record).
-    pub fn mine(&mut self, event: &mut Event) {
         if let Event::Log(r) = event {
             let m = self.miner.add(&r.message);
             if self.config.template_trace > 0 {
@@ -451,26 +426,7 @@ impl Pipeline {
             }
             r.template_id = Some(m.id);
         }
-    }
-
-    fn analysis(&mut self) -> &mut Analysis {
-        self.analysis
-            .as_mut()
-            .expect("the analysis is back from the merge that borrowed it")
-    }
-
-    /// Lend the analysis out (to the merge's analysis thread); the engine
-    /// must have it back ([`Pipeline::put_analysis`]) before anything else
-    /// asks for anomalies, incidents or a snapshot.
-    pub fn take_analysis(&mut self) -> Analysis {
-        self.analysis
-            .take()
-            .expect("the analysis is lent to one merge at a time")
-    }
-
-    /// Give back what [`Pipeline::take_analysis`] lent.
-    pub fn put_analysis(&mut self, analysis: Analysis) {
-        self.analysis = Some(analysis);
+        self.analyzer.push(event, &mut self.output);
     }
 
     /// Take the anomalies found and incidents resolved since the last call
@@ -478,25 +434,20 @@ impl Pipeline {
     /// everything at the end from [`Pipeline::finish`]).
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn drain(&mut self) -> AnalyzerOutput {
-        std::mem::take(&mut self.analysis().output)
+        std::mem::take(&mut self.output)
     }
 
     /// Incidents still open, as they stand now.
     #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn open_incidents(&self) -> Vec<models::Incident> {
-        self.analysis
-            .as_ref()
-            .expect("the analysis is back from the merge that borrowed it")
-            .analyzer
-            .open_incidents()
+        self.analyzer.open_incidents()
     }
 
     /// End of input: flush the windows, close what is open, and hand over
     /// every anomaly and incident not yet taken.
     pub fn finish(&mut self) -> AnalyzerOutput {
-        let a = self.analysis();
-        a.analyzer.finish(&mut a.output);
-        std::mem::take(&mut a.output)
+        self.analyzer.finish(&mut self.output);
+        std::mem::take(&mut self.output)
     }
 
     /// The per-minute template counts as plottable points (no baseline: the
@@ -557,12 +508,7 @@ impl Pipeline {
             decoders,
             miner: self.miner.save_state(),
             acc: &self.acc,
-            analyzer: self
-                .analysis
-                .as_ref()
-                .expect("the analysis is back from the merge that borrowed it")
-                .analyzer
-                .snapshot(),
+            analyzer: self.analyzer.snapshot(),
             template_cells: cells,
             template_cells_dropped: self.template_cells_dropped,
         };
@@ -583,10 +529,8 @@ impl Pipeline {
             origins.push(origin);
         }
         Ok(Pipeline {
-            analysis: Some(Analysis {
-                analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
-                output: AnalyzerOutput::default(),
-            }),
+            analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
+            output: AnalyzerOutput::default(),
             miner: TemplateMiner::load_state(&s.miner)?,
             acc: s.acc,
             template_cells: s.template_cells.into_iter().collect(),

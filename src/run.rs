@@ -4,7 +4,7 @@
 //! is what makes "the same input gives the same incidents" true whichever
 //! way the input arrived.
 
-use crate::pipeline::{Analysis, DeadLetterSink, Pipeline, Summary, TemplateSummary};
+use crate::pipeline::{DeadLetterSink, Pipeline, Summary, TemplateSummary};
 use analyze::TracePoint;
 use ingest::decode::Decoder;
 use ingest::RawRecord;
@@ -130,12 +130,6 @@ const BATCH_RECORDS: usize = 256;
 /// ahead of the merge).
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// Batches of mined events in flight to the analysis thread.
-const ANALYSIS_BATCHES_IN_FLIGHT: usize = 4;
-
-/// Events in merge order for the analysis thread, each with its lane.
-type ToAnalyse = Vec<(usize, Event)>;
-
 /// What decoding one record gave.
 enum Decode {
     /// This many events (zero for a blank line or a `# TYPE` comment).
@@ -162,12 +156,10 @@ struct Batch {
 ///
 /// Inputs whose origins are known and distinct are read and decoded on one
 /// worker thread each (decoding is per origin and pure per record), handing
-/// batches of decoded records through a bounded channel. The merge, the
-/// summary counts and template mining stay on this thread, and the analysis
-/// runs on one more, fed in merge order: both see the records in exactly
-/// the order a one-thread run would, so the results do not depend on
-/// thread scheduling. (Mining and analysis were each about a fifth of a
-/// replay's work; on one thread together they were the critical path.)
+/// batches of decoded records through a bounded channel; the merge, the
+/// summary counts, template mining and the analysis stay on this thread and
+/// see the records in exactly the order a one-thread run would, so the
+/// results do not depend on thread scheduling.
 pub fn merge(
     sources: &mut [Box<dyn Records>],
     pipeline: &mut Pipeline,
@@ -195,13 +187,12 @@ pub fn merge(
                     done: false,
                 })
                 .collect();
-            return merge_lanes(lanes, pipeline, dead, tick, None);
+            return merge_lanes(lanes, pipeline, dead, tick);
         }
     };
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
         let mut lanes = Vec::new();
-        let mut spent_txs = Vec::new();
         for (source, origin) in sources.iter_mut().zip(origins) {
             let decoder = pipeline.take_decoder(&origin)?;
             let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
@@ -211,7 +202,6 @@ pub fn merge(
                 .name("decode".into())
                 .spawn_scoped(scope, move || decode_worker(source, decoder, tx, spent_rx))?;
             workers.push((origin.clone(), worker));
-            spent_txs.push(spent_tx.clone());
             lanes.push(Lane {
                 source: Source::Worker(Decoded {
                     origin,
@@ -227,22 +217,9 @@ pub fn merge(
                 done: false,
             });
         }
-        let mut analysis = pipeline.take_analysis();
-        let (to_analysis, from_merge) = sync_channel(ANALYSIS_BATCHES_IN_FLIGHT);
-        let analyst = std::thread::Builder::new()
-            .name("analyze".into())
-            .spawn_scoped(scope, move || {
-                analyse(&mut analysis, from_merge, spent_txs);
-                analysis
-            })?;
         // On an error the lanes (the receivers) go first, so a worker
-        // blocked on a full channel stops instead of holding up the scope;
-        // the sender to the analysis goes with them, which ends it.
-        let result = merge_lanes(lanes, pipeline, dead, tick, Some(to_analysis));
-        match analyst.join() {
-            Ok(analysis) => pipeline.put_analysis(analysis),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        // blocked on a full channel stops instead of holding up the scope.
+        let result = merge_lanes(lanes, pipeline, dead, tick);
         for (origin, worker) in workers {
             match worker.join() {
                 Ok(decoder) => pipeline.return_decoder(origin, decoder),
@@ -313,39 +290,13 @@ fn decode_worker(
     decoder
 }
 
-/// The analysis thread: events in merge order, each then handed back to
-/// the worker that decoded it (to be freed there).
-fn analyse(
-    analysis: &mut Analysis,
-    events: Receiver<ToAnalyse>,
-    spent_txs: Vec<Sender<Vec<Event>>>,
-) {
-    let mut spent: Vec<Vec<Event>> = spent_txs.iter().map(|_| Vec::new()).collect();
-    for batch in events {
-        for (lane, event) in batch {
-            analysis.push(&event);
-            let done = &mut spent[lane];
-            done.push(event);
-            if done.len() >= BATCH_RECORDS {
-                // A worker that has finished frees nothing more: the events
-                // come back in the error and are freed here.
-                let _ = spent_txs[lane].send(std::mem::take(done));
-            }
-        }
-    }
-}
-
-/// The event-time merge over `lanes`. With `analysis`, events are mined
-/// here and analysed on the thread at the other end of it; without, both
-/// happen here.
+/// The event-time merge over `lanes`.
 fn merge_lanes(
     mut lanes: Vec<Lane>,
     pipeline: &mut Pipeline,
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
-    analysis: Option<SyncSender<ToAnalyse>>,
 ) -> anyhow::Result<()> {
-    let mut batch: ToAnalyse = Vec::new();
     let mut heap = BinaryHeap::new();
     let mut scratch = Vec::new();
     for (i, lane) in lanes.iter_mut().enumerate() {
@@ -358,34 +309,18 @@ fn merge_lanes(
             .buf
             .pop_front()
             .expect("a lane in the heap has events");
-        if let Some(to) = &analysis {
-            pipeline.mine(&mut event);
-            batch.push((i, event));
-            if batch.len() >= BATCH_RECORDS {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS));
-                if to.send(full).is_err() {
-                    // The analysis thread stopped (it panicked): the caller
-                    // finds out when it joins it.
-                    return Ok(());
-                }
-            }
-        } else {
-            pipeline.analyze_mut(&mut event);
-            if let Source::Worker(d) = &mut lanes[i].source {
-                d.spent.push(event);
-                if d.spent.len() >= BATCH_RECORDS {
-                    let spent = std::mem::replace(&mut d.spent, Vec::with_capacity(BATCH_RECORDS));
-                    let _ = d.spent_tx.send(spent);
-                }
+        pipeline.analyze_mut(&mut event);
+        if let Source::Worker(d) = &mut lanes[i].source {
+            d.spent.push(event);
+            if d.spent.len() >= BATCH_RECORDS {
+                let spent = std::mem::replace(&mut d.spent, Vec::with_capacity(BATCH_RECORDS));
+                // A worker that has finished frees nothing more: the events
+                // come back in the error and are freed here.
+                let _ = d.spent_tx.send(spent);
             }
         }
         if fill(&mut lanes[i], pipeline, dead, &mut scratch, tick)? {
             heap.push(Reverse((lanes[i].buf[0].timestamp(), i)));
-        }
-    }
-    if let Some(to) = &analysis {
-        if !batch.is_empty() {
-            let _ = to.send(batch);
         }
     }
     Ok(())
