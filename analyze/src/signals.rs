@@ -133,11 +133,9 @@ pub struct SignalAggregator {
     windows: BTreeMap<i64, Window>,
     /// Every signal tracked (bounded by the cap), by id.
     signals: Vec<Signal>,
-    /// Whether each signal is a count: count signals seen so far are
-    /// emitted by every closed window, zero when absent, because "no
-    /// errors this window" is information.
-    counted: Vec<bool>,
-    /// The ids of the count signals, in the order they appeared.
+    /// The ids of the count signals, in the order they appeared: every
+    /// closed window emits them all, zero when absent, because "no errors
+    /// this window" is information.
     count_ids: Vec<u32>,
     counters: FastMap<SeriesKey, CounterState>,
     /// Cumulative histogram buckets per base series, at the last window close.
@@ -194,7 +192,6 @@ impl SignalAggregator {
             window_ms,
             windows: BTreeMap::new(),
             signals: Vec::new(),
-            counted: Vec::new(),
             count_ids: Vec::new(),
             counters: FastMap::default(),
             buckets: FastMap::default(),
@@ -265,7 +262,6 @@ impl SignalAggregator {
         let id = self.signals.len() as u32;
         self.ids.insert(s.clone(), id);
         self.signals.push(s);
-        self.counted.push(count);
         if count {
             self.count_ids.push(id);
         }
@@ -568,17 +564,18 @@ impl SignalAggregator {
         // Points in signal order, so the same records give the same
         // sequence whatever the hash maps' order; distinct sources never
         // produce the same signal, but if one did the later would win.
-        let points = &mut out[first..];
+        let mut points = out.split_off(first);
         points.sort_by(|a, b| a.signal.cmp(&b.signal));
-        let mut keep = first;
-        for i in first..out.len() {
-            if i + 1 < out.len() && out[i + 1].signal == out[i].signal {
-                continue;
+        // `dedup_by` drops the later of two equal neighbours; swapping
+        // first keeps the later's value, as a map insert would.
+        points.dedup_by(|later, kept| {
+            let same = later.signal == kept.signal;
+            if same {
+                std::mem::swap(later, kept);
             }
-            out.swap(keep, i);
-            keep += 1;
-        }
-        out.truncate(keep);
+            same
+        });
+        out.append(&mut points);
     }
 }
 
@@ -756,18 +753,14 @@ mod tests {
         // b: errors and warnings turned away on each record, and the error
         // count once more for its error record.
         assert_eq!(a.stats().signals_over_cap, 5);
-        let b_log = out.iter().find(|p| {
-            p.signal.kind == SignalKind::LogRate && p.signal.service.as_deref() == Some("b")
-        });
-        assert_eq!(b_log.map(|p| p.value), Some(2.0));
-        let a_err = out.iter().find(|p| {
-            p.signal.kind == SignalKind::ErrorRate && p.signal.service.as_deref() == Some("a")
-        });
-        assert_eq!(a_err.map(|p| p.value), Some(2.0));
-        assert!(!out
-            .iter()
-            .any(|p| p.signal.kind == SignalKind::ErrorRate
-                && p.signal.service.as_deref() == Some("b")));
+        let of = |kind, service| {
+            out.iter()
+                .find(|p| p.signal.kind == kind && p.signal.service.as_deref() == Some(service))
+                .map(|p| p.value)
+        };
+        assert_eq!(of(SignalKind::LogRate, "b"), Some(2.0));
+        assert_eq!(of(SignalKind::ErrorRate, "a"), Some(2.0));
+        assert_eq!(of(SignalKind::ErrorRate, "b"), None);
     }
 
     #[test]
