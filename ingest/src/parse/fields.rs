@@ -136,7 +136,20 @@ fn position(f: &FieldList, key: &str) -> Option<usize> {
 
 /// The value of `key` in `f`.
 pub fn get<'a>(f: &'a FieldList, key: &str) -> Option<&'a FieldValue> {
-    f.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    position(f, key).map(|i| &f[i].1)
+}
+
+/// Take `key`'s value out of `f` (as a map remove).
+pub fn take(f: &mut FieldList, key: &str) -> Option<FieldValue> {
+    position(f, key).map(|i| f.swap_remove(i).1)
+}
+
+/// Give `key` the value `v`, replacing the one it had (as a map insert).
+pub fn set(f: &mut FieldList, key: &str, v: FieldValue) {
+    match position(f, key) {
+        Some(i) => f[i].1 = v,
+        None => f.push((key.to_string(), v)),
+    }
 }
 
 /// Keep only the last value of each repeated key, as inserting the pairs
@@ -274,7 +287,7 @@ fn may_hold(lengths: u64, key: &str) -> bool {
 fn take_first(f: &mut FieldList, lengths: u64, keys: &[String]) -> Option<FieldValue> {
     keys.iter()
         .filter(|k| may_hold(lengths, k))
-        .find_map(|k| position(f, k).map(|i| f.swap_remove(i).1))
+        .find_map(|k| take(f, k))
 }
 
 fn first_str(f: &FieldList, lengths: u64, keys: &[String]) -> Option<String> {
@@ -340,11 +353,7 @@ fn normalise_fields(f: &mut FieldList) {
     .find_map(|k| get(f, k).and_then(|v| v.as_f64()));
     if let Some(s) = status {
         if (100.0..600.0).contains(&s) && s.fract() == 0.0 {
-            let status = FieldValue::Int(s as i64);
-            match position(f, "status") {
-                Some(i) => f[i].1 = status,
-                None => f.push(("status".into(), status)),
-            }
+            set(f, "status", FieldValue::Int(s as i64));
         }
     }
 }

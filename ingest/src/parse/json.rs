@@ -4,7 +4,7 @@
 //! `attributes.k = v`, so one [`FieldMapping`] covers every shipper.
 
 use crate::deadletter::DeadLetterReason;
-use crate::parse::fields::{dedup_keep_last, to_event, FieldList, FieldMapping};
+use crate::parse::fields::{dedup_keep_last, set, take, to_event, FieldList, FieldMapping};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, FieldValue};
@@ -492,13 +492,8 @@ impl Parser for JsonParser {
             }
         };
         // OpenTelemetry's body may be an AnyValue object.
-        if let Some(i) = fields.iter().position(|(k, _)| k == "body.stringValue") {
-            if let (_, FieldValue::Str(s)) = fields.swap_remove(i) {
-                match fields.iter_mut().find(|(k, _)| k == "body") {
-                    Some((_, v)) => *v = FieldValue::Str(s),
-                    None => fields.push(("body".into(), FieldValue::Str(s))),
-                }
-            }
+        if let Some(FieldValue::Str(s)) = take(&mut fields, "body.stringValue") {
+            set(&mut fields, "body", FieldValue::Str(s));
         }
         out.push(to_event(fields, &self.mapping, raw, text)?);
         Ok(())
