@@ -168,10 +168,7 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
     }
 
     fn visit_u64<E>(self, u: u64) -> Result<(), E> {
-        self.put(match i64::try_from(u) {
-            Ok(i) => FieldValue::Int(i),
-            Err(_) => FieldValue::Float(u as f64),
-        });
+        self.put(unsigned(u));
         Ok(())
     }
 
@@ -318,7 +315,9 @@ impl<'de> serde::de::Visitor<'de> for ElementSeed {
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*k {
                 "key" if key.is_none() => key = Some(map.next_value::<String>()?),
-                "value" if value.is_none() => value = Some(map.next_value_seed(AnyValueSeed)?),
+                "value" if value.is_none() => {
+                    value = Some(map.next_value_seed(ScalarSeed { any_value: true })?)
+                }
                 _ => return Err(not_simple()),
             }
         }
@@ -329,72 +328,13 @@ impl<'de> serde::de::Visitor<'de> for ElementSeed {
     }
 }
 
-/// An attribute's value: `{"stringValue": v}` and its siblings, or a bare
-/// scalar, as [`otlp_any_value`] then [`flatten_into`] would read it.
-struct AnyValueSeed;
-
-impl<'de> serde::de::DeserializeSeed<'de> for AnyValueSeed {
-    type Value = Option<FieldValue>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
+/// A scalar as [`flatten_into`] stores it (null stores nothing); arrays
+/// are an error (read the general way), and so are objects, except that
+/// with `any_value` an OpenTelemetry AnyValue (`{"stringValue": v}` and its
+/// siblings) is read as [`otlp_any_value`] unwraps it.
+struct ScalarSeed {
+    any_value: bool,
 }
-
-impl<'de> serde::de::Visitor<'de> for AnyValueSeed {
-    type Value = Option<FieldValue>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an OpenTelemetry AnyValue")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
-            return Err(not_simple());
-        };
-        let v = match &*k {
-            "stringValue" | "doubleValue" | "boolValue" => map.next_value_seed(ScalarSeed)?,
-            "intValue" => match map.next_value_seed(ScalarSeed)? {
-                Some(FieldValue::Str(s)) => Some(match s.parse::<i64>() {
-                    Ok(i) => FieldValue::Int(i),
-                    Err(_) => FieldValue::Str(s),
-                }),
-                other => other,
-            },
-            _ => return Err(not_simple()),
-        };
-        // One key only: anything more is read the general way.
-        match map.next_key::<serde::de::IgnoredAny>()? {
-            None => Ok(v),
-            Some(_) => Err(not_simple()),
-        }
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Self::Value, E> {
-        ScalarSeed.visit_bool(b)
-    }
-    fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Self::Value, E> {
-        ScalarSeed.visit_i64(i)
-    }
-    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Self::Value, E> {
-        ScalarSeed.visit_u64(u)
-    }
-    fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Self::Value, E> {
-        ScalarSeed.visit_f64(f)
-    }
-    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-        ScalarSeed.visit_str(s)
-    }
-    fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
-        ScalarSeed.visit_string(s)
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-        ScalarSeed.visit_unit()
-    }
-}
-
-/// A scalar as [`flatten_into`] stores it (null stores nothing); objects
-/// and arrays are an error (read the general way).
-struct ScalarSeed;
 
 impl<'de> serde::de::DeserializeSeed<'de> for ScalarSeed {
     type Value = Option<FieldValue>;
@@ -410,6 +350,32 @@ impl<'de> serde::de::Visitor<'de> for ScalarSeed {
         f.write_str("a scalar")
     }
 
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        if !self.any_value {
+            return Err(not_simple());
+        }
+        let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+            return Err(not_simple());
+        };
+        let inner = ScalarSeed { any_value: false };
+        let v = match &*k {
+            "stringValue" | "doubleValue" | "boolValue" => map.next_value_seed(inner)?,
+            "intValue" => match map.next_value_seed(inner)? {
+                Some(FieldValue::Str(s)) => Some(match s.parse::<i64>() {
+                    Ok(i) => FieldValue::Int(i),
+                    Err(_) => FieldValue::Str(s),
+                }),
+                other => other,
+            },
+            _ => return Err(not_simple()),
+        };
+        // One key only: anything more is read the general way.
+        match map.next_key::<serde::de::IgnoredAny>()? {
+            None => Ok(v),
+            Some(_) => Err(not_simple()),
+        }
+    }
+
     fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
         Ok(Some(FieldValue::Bool(b)))
     }
@@ -417,10 +383,7 @@ impl<'de> serde::de::Visitor<'de> for ScalarSeed {
         Ok(Some(FieldValue::Int(i)))
     }
     fn visit_u64<E>(self, u: u64) -> Result<Self::Value, E> {
-        Ok(Some(match i64::try_from(u) {
-            Ok(i) => FieldValue::Int(i),
-            Err(_) => FieldValue::Float(u as f64),
-        }))
+        Ok(Some(unsigned(u)))
     }
     fn visit_f64<E>(self, f: f64) -> Result<Self::Value, E> {
         Ok(Some(FieldValue::Float(f)))
@@ -433,6 +396,15 @@ impl<'de> serde::de::Visitor<'de> for ScalarSeed {
     }
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
         Ok(None)
+    }
+}
+
+/// An unsigned JSON integer as a field: an integer while it fits, as
+/// `serde_json::Value::as_i64` reads it, else a float.
+fn unsigned(u: u64) -> FieldValue {
+    match i64::try_from(u) {
+        Ok(i) => FieldValue::Int(i),
+        Err(_) => FieldValue::Float(u as f64),
     }
 }
 
