@@ -262,17 +262,7 @@ impl Parser for PlainParser {
                     .captures(text)
                     .ok_or_else(mismatch)?;
                 let level = level_of(c.name("pri").map(|m| m.as_str()));
-                let mut r = if c.name("v5424").is_some() {
-                    let part = |n: &str| c.name(n).map_or("", |m| m.as_str());
-                    let f = Rfc5424 {
-                        pri: None,
-                        ts: part("ts5424"),
-                        host: part("host5424"),
-                        app: part("app5424"),
-                        pid: part("pid5424"),
-                        msgid: part("msgid"),
-                        msg: part("msg5424"),
-                    };
+                let mut r = if let Some(f) = Rfc5424::from_captures(&c) {
                     f.record().map_err(&bad_time)?
                 } else {
                     let t = format!("{} {}", &c["day"], &c["time"]);
@@ -420,7 +410,10 @@ impl<'a> Rfc5424<'a> {
                 while b.get(i) == Some(&b'[') {
                     match b[i..].iter().position(|&c| c == b']') {
                         Some(close) => i += close + 1,
-                        None if i > 0 && b[i - 1] == b']' => break,
+                        // After at least one group (the byte before the
+                        // first is the space), an unclosed `[` starts the
+                        // message.
+                        None if b[i - 1] == b']' => break,
                         None => return None,
                     }
                 }
@@ -438,6 +431,22 @@ impl<'a> Rfc5424<'a> {
             pid,
             msgid,
             msg: &text[i..],
+        })
+    }
+
+    /// The parts the syslog preset's expression captured, when it took
+    /// its RFC 5424 branch.
+    fn from_captures(c: &regex::Captures<'a>) -> Option<Self> {
+        c.name("v5424")?;
+        let part = |n: &str| c.name(n).map_or("", |m| m.as_str());
+        Some(Rfc5424 {
+            pri: c.name("pri").map(|m| m.as_str()),
+            ts: part("ts5424"),
+            host: part("host5424"),
+            app: part("app5424"),
+            pid: part("pid5424"),
+            msgid: part("msgid"),
+            msg: part("msg5424"),
         })
     }
 
@@ -471,17 +480,7 @@ mod tests {
     fn by_regex(text: &str) -> Option<Rfc5424<'_>> {
         let p = PlainParser::preset("syslog", 2026).unwrap();
         let c = p.re.as_ref().unwrap().captures(text)?;
-        c.name("v5424")?;
-        let part = |n: &str| c.name(n).map_or("", |m| m.as_str());
-        Some(Rfc5424 {
-            pri: c.name("pri").map(|m| m.as_str()),
-            ts: part("ts5424"),
-            host: part("host5424"),
-            app: part("app5424"),
-            pid: part("pid5424"),
-            msgid: part("msgid"),
-            msg: part("msg5424"),
-        })
+        Rfc5424::from_captures(&c)
     }
 
     proptest! {
