@@ -48,16 +48,7 @@ impl Records for ingest::source::file::LineReader {
     }
 
     fn next_into(&mut self, raw: &mut RawRecord) -> Option<anyhow::Result<()>> {
-        let line_no = match self.next_line_into(&mut raw.bytes)? {
-            Ok(n) => n,
-            Err(e) => return Some(Err(e.into())),
-        };
-        raw.position = line_no;
-        let origin = ingest::source::file::LineReader::origin(self);
-        if !Arc::ptr_eq(&raw.origin, origin) {
-            raw.origin = origin.clone();
-        }
-        Some(Ok(()))
+        self.next_record_into(raw).map(|r| r.map_err(Into::into))
     }
 
     fn origin(&self) -> Option<Arc<str>> {

@@ -73,11 +73,27 @@ impl LineReader {
 
     /// Read the next line into a record, or `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<RawRecord>> {
-        let mut buf = Vec::new();
-        match self.next_line_into(&mut buf)? {
-            Ok(line_no) => Some(Ok(RawRecord::line(self.origin.clone(), line_no, buf))),
-            Err(e) => Some(Err(e)),
+        let mut raw = RawRecord::line(self.origin.clone(), 0, Vec::new());
+        Some(self.next_record_into(&mut raw)?.map(|()| raw))
+    }
+
+    /// [`LineReader::next_record`] into `raw`, reusing its buffer: a
+    /// replay's decode worker reads millions of lines through one record.
+    pub fn next_record_into(&mut self, raw: &mut RawRecord) -> Option<Result<()>> {
+        let line_no = match self.next_line_into(&mut raw.bytes)? {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        if !Arc::ptr_eq(&raw.origin, &self.origin) {
+            raw.origin = self.origin.clone();
         }
+        raw.position = line_no;
+        // A line has no transport metadata, whatever the record held.
+        raw.partition = None;
+        raw.key = None;
+        raw.headers.clear();
+        raw.transport_time = None;
+        Some(Ok(()))
     }
 
     /// Read the next line into `buf` (cleared first), reusing its
