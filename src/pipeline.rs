@@ -85,7 +85,7 @@ struct StateRef<'a> {
     miner: String,
     acc: &'a Accumulator,
     analyzer: analyze::AnalyzerState<'a>,
-    template_cells: Vec<(&'a (String, i64), &'a u64)>,
+    template_cells: Vec<(&'a (Arc<str>, i64), &'a u64)>,
     template_cells_dropped: u64,
 }
 
@@ -99,7 +99,7 @@ struct StateOwned {
     miner: String,
     acc: Accumulator,
     analyzer: analyze::AnalyzerStateOwned,
-    template_cells: Vec<((String, i64), u64)>,
+    template_cells: Vec<((Arc<str>, i64), u64)>,
     template_cells_dropped: u64,
 }
 
@@ -146,7 +146,7 @@ pub struct Pipeline {
     /// Anomalies and resolved incidents not yet taken by the caller.
     output: AnalyzerOutput,
     /// Records per (template, minute), when `template_trace` asks.
-    template_cells: HashMap<(String, i64), u64>,
+    template_cells: HashMap<(Arc<str>, i64), u64>,
     /// Cells not kept because the cap was reached.
     template_cells_dropped: u64,
 }
@@ -460,7 +460,7 @@ impl Pipeline {
                 "template counts over time are incomplete: the cap on (template, minute) cells was reached"
             );
         }
-        let mut cells: Vec<(&(String, i64), &u64)> = self.template_cells.iter().collect();
+        let mut cells: Vec<(&(Arc<str>, i64), &u64)> = self.template_cells.iter().collect();
         cells.sort();
         cells
             .into_iter()
@@ -469,7 +469,7 @@ impl Pipeline {
                 analyze::TracePoint {
                     signal: models::Signal {
                         kind: models::SignalKind::TemplateCount,
-                        name: id.clone(),
+                        name: id.to_string(),
                         service: None,
                         host: None,
                         container: None,
@@ -501,7 +501,7 @@ impl Pipeline {
             .iter()
             .map(|o| (o.to_string(), self.decoders[o].state()))
             .collect();
-        let mut cells: Vec<(&(String, i64), &u64)> = self.template_cells.iter().collect();
+        let mut cells: Vec<(&(Arc<str>, i64), &u64)> = self.template_cells.iter().collect();
         cells.sort();
         let state = StateRef {
             version: STATE_VERSION,

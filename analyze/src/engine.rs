@@ -509,7 +509,9 @@ impl Analyzer {
     /// text); it does not open an incident on its own, since every deploy
     /// brings new messages.
     fn watch_templates(&mut self, r: &models::LogRecord, out: &mut AnalyzerOutput) {
-        let Some(id) = &r.template_id else { return };
+        let Some(id) = r.template_id.as_deref() else {
+            return;
+        };
         let first = *self.first_ts.get_or_insert(r.timestamp);
         if self.known_templates.contains(id) {
             if self.counting.contains(id) {
@@ -520,7 +522,7 @@ impl Analyzer {
         if self.known_templates.len() >= MAX_KNOWN_TEMPLATES {
             return;
         }
-        self.known_templates.insert(id.clone());
+        self.known_templates.insert(id.to_string());
         let warm = r.timestamp.as_millis() - first.as_millis() >= TEMPLATE_WARMUP_MS;
         if !warm || !r.level.is_some_and(|l| l.is_error()) {
             return;
@@ -529,7 +531,7 @@ impl Analyzer {
         let a = Anomaly {
             signal: Signal {
                 kind: SignalKind::TemplateCount,
-                name: id.clone(),
+                name: id.to_string(),
                 service: r.service.clone(),
                 host: r.host.clone(),
                 container: r.container.clone(),
@@ -550,7 +552,7 @@ impl Analyzer {
         if self.counting.len() >= 256 {
             self.counting.clear();
         }
-        self.counting.insert(id.clone());
+        self.counting.insert(id.to_string());
         self.correlator.observe_template(a, &r.message);
     }
 

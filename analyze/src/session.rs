@@ -21,6 +21,7 @@ use crate::hash::FastMap;
 use models::{Anomaly, AnomalyKind, Band, LogRecord, Signal, SignalKind, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 fn compile(p: &str) -> Result<Option<regex::Regex>, regex::Error> {
     if p.is_empty() {
@@ -73,12 +74,13 @@ impl Default for SessionConfig {
 /// One open session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Open {
-    id: String,
+    /// Shared with the map key and the idle queue's entries.
+    id: Arc<str>,
     service: Option<String>,
     first: Timestamp,
     last: Timestamp,
     /// Records per template, in the order first seen.
-    templates: Vec<(String, u32)>,
+    templates: Vec<(Arc<str>, u32)>,
     records: u32,
 }
 
@@ -86,10 +88,10 @@ struct Open {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionDetector {
     cfg: SessionConfig,
-    open: FastMap<String, Open>,
+    open: FastMap<Arc<str>, Open>,
     /// Open session ids by last activity, for closing idle ones in order
     /// (entries whose session moved on are skipped when popped).
-    by_last: VecDeque<(Timestamp, String)>,
+    by_last: VecDeque<(Timestamp, Arc<str>)>,
     /// Sessions that contained each template.
     sessions_with: BTreeMap<String, u64>,
     /// Sessions closed.
@@ -155,35 +157,42 @@ impl SessionDetector {
     /// sessions that closed before it.
     pub fn observe(&mut self, r: &LogRecord, out: &mut Vec<Anomaly>) {
         self.close_idle(r.timestamp, out);
-        let (Some(id), Some(tpl)) = (self.session_of(r), r.template_id.as_deref()) else {
+        let (Some(id), Some(tpl)) = (self.session_of(r), r.template_id.as_ref()) else {
             return;
         };
-        if !self.open.contains_key(id) && self.open.len() >= self.cfg.max_open {
-            // Close the least recently active session early.
-            while let Some((_, old)) = self.by_last.pop_front() {
-                if let Some(s) = self.open.remove(&old) {
-                    self.evicted += 1;
-                    self.judge(s, out);
-                    break;
+        // Most records belong to a session already open; only a new one
+        // allocates (one shared id for the map, the session and the queue).
+        if !self.open.contains_key(id) {
+            if self.open.len() >= self.cfg.max_open {
+                // Close the least recently active session early.
+                while let Some((_, old)) = self.by_last.pop_front() {
+                    if let Some(s) = self.open.remove(&old) {
+                        self.evicted += 1;
+                        self.judge(s, out);
+                        break;
+                    }
                 }
             }
+            let id: Arc<str> = id.into();
+            let s = Open {
+                id: id.clone(),
+                service: r.service.clone(),
+                first: r.timestamp,
+                last: r.timestamp,
+                templates: Vec::new(),
+                records: 0,
+            };
+            self.open.insert(id, s);
         }
-        let s = self.open.entry(id.to_string()).or_insert_with(|| Open {
-            id: id.to_string(),
-            service: r.service.clone(),
-            first: r.timestamp,
-            last: r.timestamp,
-            templates: Vec::new(),
-            records: 0,
-        });
+        let s = self.open.get_mut(id).expect("inserted above");
         s.last = s.last.max(r.timestamp);
         s.records += 1;
         if let Some((_, n)) = s.templates.iter_mut().find(|(t, _)| t == tpl) {
             *n += 1;
         } else if s.templates.len() < 256 {
-            s.templates.push((tpl.to_string(), 1));
+            s.templates.push((tpl.clone(), 1));
         }
-        self.by_last.push_back((r.timestamp, id.to_string()));
+        self.by_last.push_back((r.timestamp, s.id.clone()));
     }
 
     /// End of input: judge every session still open.
@@ -225,7 +234,7 @@ impl SessionDetector {
             let rarest = s
                 .templates
                 .iter()
-                .map(|(t, _)| (t, self.sessions_with.get(t).copied().unwrap_or(0)))
+                .map(|(t, _)| (t, self.sessions_with.get(&**t).copied().unwrap_or(0)))
                 .min_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
             let long = s.records >= 10 && s.records > 3 * self.max_records;
             let rare = rarest.filter(|(_, k)| (*k as f64) < self.cfg.rare_share * n);
@@ -244,7 +253,7 @@ impl SessionDetector {
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::Session,
-                        name: s.id.clone(),
+                        name: s.id.to_string(),
                         service: s.service.clone(),
                         host: None,
                         container: None,
@@ -266,10 +275,10 @@ impl SessionDetector {
         self.closed += 1;
         self.max_records = self.max_records.max(s.records);
         for (t, _) in &s.templates {
-            if let Some(k) = self.sessions_with.get_mut(t) {
+            if let Some(k) = self.sessions_with.get_mut(&**t) {
                 *k += 1;
             } else if self.sessions_with.len() < self.cfg.max_templates {
-                self.sessions_with.insert(t.clone(), 1);
+                self.sessions_with.insert(t.to_string(), 1);
             }
         }
     }

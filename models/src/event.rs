@@ -4,6 +4,7 @@ use crate::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// Severity of a log record, normalised from whatever the shipper wrote
 /// (`WARN`, `warning`, `W`, syslog severities, OpenTelemetry severity numbers).
@@ -178,7 +179,7 @@ pub struct LogRecord {
     pub message: String,
     /// Template id assigned by the miner (stable across runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_id: Option<String>,
+    pub template_id: Option<Arc<str>>,
     /// Trace, request or session id used to group records into sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,

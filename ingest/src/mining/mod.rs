@@ -26,6 +26,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The variable marker, as in loghub's ground truth.
 pub const WILDCARD: &str = "<*>";
@@ -75,7 +76,8 @@ struct Values {
 /// One template.
 #[derive(Debug, Clone)]
 struct Cluster {
-    id: String,
+    /// Shared: every log record of the template carries it.
+    id: Arc<str>,
     tokens: Vec<u32>,
     count: u64,
     /// Set when merged into another cluster (index of the survivor), or
@@ -89,8 +91,9 @@ const EVICTED: usize = usize::MAX;
 /// What [`TemplateMiner::add`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateMatch {
-    /// Stable id.
-    pub id: String,
+    /// Stable id (shared with the miner and every record of the template:
+    /// a reference count, not a copy, per line).
+    pub id: Arc<str>,
     /// Index of the cluster (resolve later with [`TemplateMiner::resolve`]).
     pub index: usize,
     /// Whether this message created the template.
@@ -102,8 +105,8 @@ pub struct TemplateMatch {
 struct Placed {
     index: usize,
     is_new: bool,
-    /// The id when it was just made (no copy needed).
-    id: Option<String>,
+    /// The id when it was just made.
+    id: Option<Arc<str>>,
 }
 
 /// A template as listed.
@@ -689,8 +692,9 @@ impl TemplateMiner {
             .collect();
         let key = key.unwrap_or_else(|| group_key(&tokens).expect("interned"));
         let ci = self.clusters.len();
+        let shared: Arc<str> = id.as_str().into();
         self.clusters.push(Cluster {
-            id: id.clone(),
+            id: shared.clone(),
             tokens,
             count: 1,
             merged_into: None,
@@ -705,7 +709,7 @@ impl TemplateMiner {
         Placed {
             index: ci,
             is_new: true,
-            id: Some(id),
+            id: Some(shared),
         }
     }
 
@@ -785,7 +789,7 @@ impl TemplateMiner {
         self.groups.retain(|_, g| !g.is_empty());
         for &ci in &gone {
             let c = &mut self.clusters[ci];
-            self.ids.remove(&c.id);
+            self.ids.remove(&*c.id);
             // Keep the slot (indexes stay valid) but free the tokens.
             c.tokens = Vec::new();
             c.values = Vec::new();
@@ -833,7 +837,7 @@ impl TemplateMiner {
                 .clusters
                 .iter()
                 .map(|c| StoredCluster {
-                    id: c.id.clone(),
+                    id: c.id.to_string(),
                     tokens: c.tokens.iter().map(|&t| s(t)).collect(),
                     count: c.count,
                     merged_into: c.merged_into,
@@ -874,7 +878,7 @@ impl TemplateMiner {
                     .collect();
                 values.resize_with(tokens.len(), Values::default);
                 Cluster {
-                    id: c.id,
+                    id: c.id.into(),
                     tokens,
                     count: c.count,
                     merged_into: c.merged_into,
@@ -889,7 +893,7 @@ impl TemplateMiner {
                 }
             }
             if c.merged_into != Some(EVICTED) {
-                self.ids.insert(c.id.clone(), i);
+                self.ids.insert(c.id.to_string(), i);
             }
         }
     }
@@ -911,7 +915,7 @@ impl TemplateMiner {
     pub fn resolve(&self, index: usize) -> Option<TemplateInfo> {
         let c = self.live(index)?;
         Some(TemplateInfo {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             template: self.text(&c.tokens),
             count: c.count,
         })
@@ -986,7 +990,7 @@ impl TemplateMiner {
         let id = if refined {
             format!("{}-{:06x}", c.id, fnv(template) & 0xff_ffff)
         } else {
-            c.id.clone()
+            c.id.to_string()
         };
         TemplateInfo {
             id,
@@ -1001,7 +1005,7 @@ impl TemplateMiner {
             .iter()
             .filter(|c| c.merged_into.is_none())
             .map(|c| TemplateInfo {
-                id: c.id.clone(),
+                id: c.id.to_string(),
                 template: self.text(&c.tokens),
                 count: c.count,
             })
