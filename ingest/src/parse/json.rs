@@ -98,9 +98,12 @@ fn flatten_str(text: &str) -> Option<FieldList> {
     use serde::de::DeserializeSeed;
     let mut out = Vec::new();
     let mut collided = false;
+    let mut path = String::new();
+    let mut keys = Vec::new();
     let mut de = serde_json::Deserializer::from_str(text);
     Flatten {
-        prefix: String::new(),
+        path: &mut path,
+        keys: &mut keys,
         out: &mut out,
         depth: 0,
         collided: &mut collided,
@@ -116,8 +119,16 @@ fn flatten_str(text: &str) -> Option<FieldList> {
 /// [`flatten_into`] as a serde seed: objects are walked as they are read;
 /// arrays (OTLP attribute lists) and anything deeper than [`MAX_DEPTH`] are
 /// read as a [`Value`] and handed to [`flatten_into`].
-struct Flatten<'a> {
-    prefix: String,
+///
+/// One buffer holds the dotted key of the value being read (each object
+/// appends its key and cuts it off again) and one stack the keys of the
+/// objects open, so only leaves allocate: a key per field, not also a
+/// prefix and a key list per nested object (an ECS record has eight).
+struct Flatten<'a, 'de> {
+    /// The dotted key of this value.
+    path: &'a mut String,
+    /// Keys read so far of every object open, innermost last.
+    keys: &'a mut Vec<std::borrow::Cow<'de, str>>,
     out: &'a mut FieldList,
     depth: usize,
     collided: &'a mut bool,
@@ -125,32 +136,32 @@ struct Flatten<'a> {
     top: bool,
 }
 
-impl Flatten<'_> {
+impl Flatten<'_, '_> {
     fn put(self, v: FieldValue) {
         // A bare value where the record should be an object, or a key
         // already taken.
         if self.top {
             *self.collided = true;
         } else {
-            self.out.push((self.prefix, v));
+            self.out.push((self.path.clone(), v));
         }
     }
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for Flatten<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         if self.depth >= MAX_DEPTH {
             let v = Value::deserialize(d)?;
-            flatten_into(self.prefix, v, self.out, self.depth);
+            flatten_into(self.path.clone(), v, self.out, self.depth);
             return Ok(());
         }
         d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
+impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -215,34 +226,57 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_> {
             (false, true) => {
                 for (k, v) in attributes {
                     if let Some(v) = v {
-                        self.out.push((join_key(&self.prefix, &k), v));
+                        self.out.push((join_key(self.path, &k), v));
                     }
                 }
             }
-            (true, _) => flatten_into(self.prefix, Value::Array(scalars), self.out, self.depth),
+            (true, _) => flatten_into(
+                self.path.clone(),
+                Value::Array(scalars),
+                self.out,
+                self.depth,
+            ),
             (false, false) => return Err(serde::de::Error::custom("mixed array")),
         }
         Ok(())
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // Keys of this object so far: a repeated key keeps only its last
-        // value in a `Value`, so the reader gives up on it.
-        let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::new();
+        // Keys of this object so far (`keys[start..]`): a repeated key
+        // keeps only its last value in a `Value`, so the reader gives up on
+        // it.
+        let Flatten {
+            path,
+            keys,
+            out,
+            depth,
+            collided,
+            ..
+        } = self;
+        let start = keys.len();
+        let base = path.len();
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if keys.iter().any(|seen| *seen == *k) {
-                *self.collided = true;
+            if keys[start..].iter().any(|seen| *seen == *k) {
+                *collided = true;
             }
-            let key = join_key(&self.prefix, &k);
+            // `path.k`, or `k` at the top (as `join_key` makes it).
+            path.truncate(base);
+            if base > 0 {
+                path.push('.');
+            }
+            path.push_str(&k);
             keys.push(k);
             map.next_value_seed(Flatten {
-                prefix: key,
-                out: self.out,
-                depth: self.depth + 1,
-                collided: self.collided,
+                path: &mut *path,
+                keys: &mut *keys,
+                out: &mut *out,
+                depth: depth + 1,
+                collided: &mut *collided,
                 top: false,
             })?;
         }
+        keys.truncate(start);
+        path.truncate(base);
         Ok(())
     }
 }
@@ -490,6 +524,8 @@ mod tests {
             r#"{"body":{"stringValue":"hi"},"o":{},"arr":[]}"#,
             r#"{"a":[{"value":{"doubleValue":44.999},"key":"d"},{"key":"b","value":{"boolValue":true}},{"key":"i","value":{"intValue":7}},{"key":"x","value":{"intValue":"x7"}},{"key":"n","value":{"stringValue":null}},{"key":"bare","value":"v"},{"key":"u","value":18446744073709551615}]}"#,
             r#"{"tags":["a","b",1,null,true,2.5],"empty":[]}"#,
+            // One key name in sibling and nested objects is no repeat.
+            r#"{"a":{"x":1,"y":{"x":2,"z":{}}},"b":{"x":3},"x":4,"c":{"x":{"x":5}}}"#,
             deep.as_str(),
         ];
         for text in cases {
