@@ -5,330 +5,32 @@
 //! narrowed to that label, so tests never touch each other's objects. Every
 //! wait is bounded.
 
-use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
-use bollard::query_parameters::{
-    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectContainerOptions,
-    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
-};
-use bollard::Docker;
+#[path = "support/podman.rs"]
+mod podman;
+
 use models::{
     Action, ActionKind, ActionStatus, PruneFilters, PruneScope, RootCauseClass, Target, Timestamp,
 };
+use podman::{docker_host, hex64, Engine, SERVICE_LABEL};
 use reclaim::exec::config::DockerConfig;
 use reclaim::exec::{wall_now, DockerExecutor, Driver, Ledger};
 use reclaim::{AuditEntry, Policy};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-const SERVICE_LABEL: &str = "com.docker.compose.service";
-
-fn host() -> String {
-    std::env::var("REMEDY_DOCKER_HOST").expect(
-        "REMEDY_DOCKER_HOST is not set: run scripts/test.sh, which starts Podman's Docker API \
-         (scripts/podman.sh) and sets it",
-    )
-}
-
-fn image() -> String {
-    std::env::var("REMEDY_TEST_IMAGE").unwrap_or_else(|_| "localhost/remedy-busybox:latest".into())
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000
-    )
-}
 
 fn executor() -> DockerExecutor {
     DockerExecutor::connect(&DockerConfig {
-        host: host(),
+        host: docker_host(),
         ..DockerConfig::default()
     })
     .unwrap()
 }
 
-struct Fixture {
-    docker: Docker,
-    run: String,
-}
-
-impl Fixture {
-    async fn new(prefix: &str) -> Fixture {
-        let exec = executor();
-        exec.ping()
-            .await
-            .expect("the engine at REMEDY_DOCKER_HOST does not answer");
-        Fixture {
-            docker: exec.client().clone(),
-            run: unique(prefix),
-        }
-    }
-
-    fn labels(&self, extra: &[(&str, &str)]) -> HashMap<String, String> {
-        let mut l = HashMap::from([("remedy.test".to_string(), self.run.clone())]);
-        for (k, v) in extra {
-            l.insert(k.to_string(), v.to_string());
-        }
-        l
-    }
-
-    /// A container named `<run>-<name>`, started; `cmd` decides whether it
-    /// exits at once or keeps running.
-    async fn container(
-        &self,
-        name: &str,
-        cmd: &[&str],
-        labels: &[(&str, &str)],
-        binds: &[String],
-    ) -> String {
-        let full = format!("{}-{name}", self.run);
-        self.docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::new().name(&full).build()),
-                ContainerCreateBody {
-                    image: Some(image()),
-                    cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
-                    labels: Some(self.labels(labels)),
-                    host_config: Some(HostConfig {
-                        binds: Some(binds.to_vec()),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap_or_else(|e| panic!("creating container {full}: {e}"));
-        self.docker
-            .start_container(&full, None::<StartContainerOptions>)
-            .await
-            .unwrap_or_else(|e| panic!("starting container {full}: {e}"));
-        let want_running = cmd.first() == Some(&"sleep");
-        for _ in 0..100 {
-            let st = self.state(&full).await;
-            if st.0 == want_running {
-                return full;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("container {full} did not reach running={want_running} within 10 s");
-    }
-
-    /// (running, started_at) of a container. Podman answers an inspect of
-    /// an exited container with a state bollard cannot read (`stopped`), so
-    /// the list says whether it runs and only running ones are inspected.
-    async fn state(&self, name: &str) -> (bool, String) {
-        let mut f = HashMap::new();
-        f.insert("name", vec![name.to_string()]);
-        let mut listed = Err(String::new());
-        for _ in 0..40 {
-            match self
-                .docker
-                .list_containers(Some(
-                    ListContainersOptionsBuilder::new()
-                        .all(true)
-                        .filters(&f)
-                        .build(),
-                ))
-                .await
-            {
-                Ok(v) => {
-                    listed = Ok(v);
-                    break;
-                }
-                // Podman's transient `stopped` state (see DockerExecutor::list).
-                Err(e) => {
-                    listed = Err(e.to_string());
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
-        let c = listed
-            .unwrap_or_else(|e| panic!("listing {name}: {e}"))
-            .into_iter()
-            .find(|c| {
-                c.names
-                    .iter()
-                    .flatten()
-                    .any(|n| n.trim_start_matches('/') == name)
-            })
-            .unwrap_or_else(|| panic!("container {name} is gone"));
-        if c.state != Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {
-            return (false, String::new());
-        }
-        // It may exit between the list and the inspect (`stopped` again).
-        let Ok(c) = self
-            .docker
-            .inspect_container(name, None::<InspectContainerOptions>)
-            .await
-        else {
-            return (false, String::new());
-        };
-        let s = c.state.unwrap_or_default();
-        (s.running.unwrap_or(false), s.started_at.unwrap_or_default())
-    }
-
-    async fn volume(&self, name: &str, labels: &[(&str, &str)]) -> String {
-        self.docker
-            .create_volume(VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(self.labels(labels)),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("creating volume {name}: {e}"));
-        name.to_string()
-    }
-
-    /// An image tagged `repo:latest` with the run label (and `labels`),
-    /// committed from `container`; committing twice leaves the first
-    /// dangling.
-    async fn commit(&self, container: &str, repo: &str, labels: &[(&str, &str)]) -> String {
-        let mut changes = format!("LABEL remedy.test={}", self.run);
-        for (k, v) in labels {
-            changes.push_str(&format!("\nLABEL {k}={v}"));
-        }
-        let r = self
-            .docker
-            .commit_container(
-                CommitContainerOptionsBuilder::new()
-                    .container(container)
-                    .repo(repo)
-                    .tag("latest")
-                    .changes(&changes)
-                    .build(),
-                bollard::models::ContainerConfig::default(),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("committing {container} to {repo}: {e}"));
-        r.id
-    }
-
-    async fn container_names(&self) -> Vec<String> {
-        let mut f = HashMap::new();
-        f.insert("label", vec![format!("remedy.test={}", self.run)]);
-        let mut v: Vec<String> = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&f)
-                    .build(),
-            ))
-            .await
-            .unwrap()
-            .into_iter()
-            .flat_map(|c| c.names.unwrap_or_default())
-            .map(|n| {
-                n.trim_start_matches('/')
-                    .trim_start_matches(&format!("{}-", self.run))
-                    .to_string()
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    async fn volume_names(&self) -> Vec<String> {
-        let mut f = HashMap::new();
-        f.insert("label", vec![format!("remedy.test={}", self.run)]);
-        let mut v: Vec<String> = self
-            .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&f).build()))
-            .await
-            .unwrap()
-            .volumes
-            .unwrap_or_default()
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
-        v.sort();
-        v
-    }
-
-    async fn image_ids(&self) -> Vec<String> {
-        let mut f = HashMap::new();
-        f.insert("label", vec![format!("remedy.test={}", self.run)]);
-        let mut v: Vec<String> = self
-            .docker
-            .list_images(Some(
-                ListImagesOptionsBuilder::new()
-                    .all(true)
-                    .filters(&f)
-                    .build(),
-            ))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| i.id.trim_start_matches("sha256:").to_string())
-            .collect();
-        v.sort();
-        v
-    }
-
-    /// Remove everything this test made (force), whatever happened.
-    async fn cleanup(&self) {
-        let mut f = HashMap::new();
-        f.insert("label", vec![format!("remedy.test={}", self.run)]);
-        for c in self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&f)
-                    .build(),
-            ))
-            .await
-            .unwrap_or_default()
-        {
-            let _ = self
-                .docker
-                .remove_container(
-                    c.id.as_deref().unwrap_or_default(),
-                    Some(
-                        RemoveContainerOptionsBuilder::new()
-                            .force(true)
-                            .v(true)
-                            .build(),
-                    ),
-                )
-                .await;
-        }
-        for v in self.volume_names().await {
-            let _ = self
-                .docker
-                .remove_volume(&v, None::<bollard::query_parameters::RemoveVolumeOptions>)
-                .await;
-        }
-        for i in self.image_ids().await {
-            let _ = self
-                .docker
-                .remove_image(
-                    &i,
-                    Some(RemoveImageOptionsBuilder::new().force(true).build()),
-                    None,
-                )
-                .await;
-        }
-    }
-}
-
-fn hex64(seed: &str) -> String {
-    use std::hash::{Hash, Hasher};
-    let mut out = String::new();
-    for i in 0..4 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (seed, i).hash(&mut h);
-        out.push_str(&format!("{:016x}", h.finish()));
-    }
-    out
+/// (running, started_at) of a container this test made.
+async fn state(fx: &Engine, name: &str) -> (bool, String) {
+    fx.state(name)
+        .await
+        .unwrap_or_else(|| panic!("container {name} is gone"))
 }
 
 fn action(id: &str, kind: ActionKind, target: Target) -> Action {
@@ -360,38 +62,49 @@ fn live_policy() -> Policy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_exactly_what_the_policy_allows() {
-    let fx = Fixture::new("prune").await;
+    let fx = Engine::new("prune").await;
     // Exited containers: one the policy allows, one of a denied service,
     // one carrying the protected label, one running (never pruned).
-    fx.container("exited-web", &["true"], &[(SERVICE_LABEL, "web")], &[])
-        .await;
-    fx.container("exited-db", &["true"], &[(SERVICE_LABEL, "database")], &[])
-        .await;
     fx.container(
-        "exited-protected",
+        &fx.named("exited-web"),
+        &["true"],
+        &[(SERVICE_LABEL, "web")],
+        &[],
+        true,
+    )
+    .await;
+    fx.container(
+        &fx.named("exited-db"),
+        &["true"],
+        &[(SERVICE_LABEL, "database")],
+        &[],
+        true,
+    )
+    .await;
+    fx.container(
+        &fx.named("exited-protected"),
         &["true"],
         &[(SERVICE_LABEL, "web"), ("remedy.io/protected", "true")],
         &[],
+        true,
     )
     .await;
     // Volumes: anonymous unused (goes), anonymous in use by a running
     // container (stays), anonymous unused but protected (stays), named
     // unused (stays: only anonymous volumes are pruned).
-    let anon_unused = fx.volume(&hex64(&format!("{}-a", fx.run)), &[]).await;
-    let anon_used = fx.volume(&hex64(&format!("{}-b", fx.run)), &[]).await;
+    let anon_unused = fx.volume(&hex64(&fx.named("a")), &[]).await;
+    let anon_used = fx.volume(&hex64(&fx.named("b")), &[]).await;
     let anon_protected = fx
-        .volume(
-            &hex64(&format!("{}-c", fx.run)),
-            &[("remedy.io/protected", "true")],
-        )
+        .volume(&hex64(&fx.named("c")), &[("remedy.io/protected", "true")])
         .await;
-    let named = fx.volume(&format!("{}-named", fx.run), &[]).await;
+    let named = fx.volume(&fx.named("named"), &[]).await;
     let running = fx
         .container(
-            "running-web",
+            &fx.named("running-web"),
             &["sleep", "600"],
             &[(SERVICE_LABEL, "web")],
             &[format!("{anon_used}:/data")],
+            true,
         )
         .await;
     // Images: committing twice to one tag leaves the first dangling; one
@@ -447,7 +160,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     let mut audit: Vec<AuditEntry> = vec![];
     let mut dry = Driver::new(Policy::default(), Ledger::in_memory())
         .with_executor("prune", Arc::new(executor()));
-    let mut a = action(&format!("{}-prune", fx.run), prune.clone(), target.clone());
+    let mut a = action(&fx.named("prune"), prune.clone(), target.clone());
     a.dry_run = true;
     assert!(dry
         .execute(&mut a, wall_now(), &mut audit)
@@ -464,7 +177,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     policy.allow_services = vec!["web".into()];
     let mut driver =
         Driver::new(policy, Ledger::in_memory()).with_executor("prune", Arc::new(executor()));
-    let mut a = action(&format!("{}-prune", fx.run), prune.clone(), target.clone());
+    let mut a = action(&fx.named("prune"), prune.clone(), target.clone());
     let report = driver
         .execute(&mut a, wall_now(), &mut audit)
         .await
@@ -474,7 +187,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     let mut removed = report.objects.clone();
     removed.sort();
     let mut expected = vec![
-        format!("container {}-exited-web", fx.run),
+        format!("container {}", fx.named("exited-web")),
         format!("volume {anon_unused}"),
         format!("image sha256:{dangling}"),
     ];
@@ -485,7 +198,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     assert_eq!(norm(&removed), norm(&expected), "report: {}", report.detail);
     assert_eq!(
         fx.container_names().await,
-        vec!["exited-db", "exited-protected", "running-web"],
+        ["exited-db", "exited-protected", "running-web"].map(|n| fx.named(n)),
         "only the allowed exited container may go"
     );
     let mut vols = vec![anon_used.clone(), anon_protected.clone(), named.clone()];
@@ -499,7 +212,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     imgs.sort();
     assert_eq!(fx.image_ids().await, imgs);
     assert!(
-        fx.state(&running).await.0,
+        state(&fx, &running).await.0,
         "the running container was disturbed"
     );
     let steps: Vec<&str> = audit
@@ -519,7 +232,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     );
 
     // Idempotent: the same action again changes nothing and says why.
-    let mut again = action(&format!("{}-prune", fx.run), prune.clone(), target.clone());
+    let mut again = action(&fx.named("prune"), prune.clone(), target.clone());
     assert!(driver
         .execute(&mut again, wall_now(), &mut audit)
         .await
@@ -535,33 +248,35 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     for e in &audit {
         println!("audit: {}", serde_json::to_string(e).unwrap());
     }
-    fx.cleanup().await;
+    fx.cleanup(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_happens_once_within_its_cooldown() {
-    let fx = Fixture::new("restart").await;
+    let fx = Engine::new("restart").await;
     // A service of its own: the blast radius counts every replica the
     // engine knows, other tests' included.
-    let svc = format!("{}-web", fx.run);
+    let svc = fx.named("web");
     let web1 = fx
         .container(
-            "web-1",
+            &fx.named("web-1"),
             &["sleep", "600"],
             &[(SERVICE_LABEL, svc.as_str())],
             &[],
+            true,
         )
         .await;
     let web2 = fx
         .container(
-            "web-2",
+            &fx.named("web-2"),
             &["sleep", "600"],
             &[(SERVICE_LABEL, svc.as_str())],
             &[],
+            true,
         )
         .await;
-    let (_, started0) = fx.state(&web1).await;
-    let (_, started_other) = fx.state(&web2).await;
+    let (_, started0) = state(&fx, &web1).await;
+    let (_, started_other) = state(&fx, &web2).await;
     let restart = ActionKind::Restart {
         graceful_timeout_secs: 1,
     };
@@ -574,11 +289,7 @@ async fn restart_happens_once_within_its_cooldown() {
     let mut driver = Driver::new(live_policy(), Ledger::in_memory())
         .with_executor("restart", Arc::new(executor()));
     // The memory-leak incident's restart.
-    let mut first = action(
-        &format!("{}-a-restart", fx.run),
-        restart.clone(),
-        target.clone(),
-    );
+    let mut first = action(&fx.named("a-restart"), restart.clone(), target.clone());
     first.class = RootCauseClass::MemoryLeak;
     let r = driver
         .execute(&mut first, wall_now(), &mut audit)
@@ -590,17 +301,13 @@ async fn restart_happens_once_within_its_cooldown() {
         "{:?}",
         audit.last()
     );
-    let (running, started1) = fx.state(&web1).await;
+    let (running, started1) = state(&fx, &web1).await;
     assert!(
         running && started1 != started0,
         "not restarted: {started0} -> {started1}"
     );
     // A second incident on the same container inside the cooldown: refused.
-    let mut second = action(
-        &format!("{}-b-restart", fx.run),
-        restart.clone(),
-        target.clone(),
-    );
+    let mut second = action(&fx.named("b-restart"), restart.clone(), target.clone());
     assert!(driver
         .execute(&mut second, wall_now(), &mut audit)
         .await
@@ -612,44 +319,52 @@ async fn restart_happens_once_within_its_cooldown() {
         second.status
     );
     assert_eq!(
-        fx.state(&web1).await.1,
+        state(&fx, &web1).await.1,
         started1,
         "restarted twice within the cooldown"
     );
     assert_eq!(
-        fx.state(&web2).await.1,
+        state(&fx, &web2).await.1,
         started_other,
         "the other replica was touched"
     );
-    fx.cleanup().await;
+    fx.cleanup(&[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crafted_targets_never_widen_what_runs() {
-    let fx = Fixture::new("crafted").await;
+    let fx = Engine::new("crafted").await;
     let web = fx
-        .container("web-1", &["sleep", "600"], &[(SERVICE_LABEL, "web")], &[])
+        .container(
+            &fx.named("web-1"),
+            &["sleep", "600"],
+            &[(SERVICE_LABEL, "web")],
+            &[],
+            true,
+        )
         .await;
     let db = fx
         .container(
-            "db-1",
+            &fx.named("db-1"),
             &["sleep", "600"],
             &[(SERVICE_LABEL, "database")],
             &[],
+            true,
         )
         .await;
     let vault = fx
         .container(
-            "vault-1",
+            &fx.named("vault-1"),
             &["sleep", "600"],
             &[(SERVICE_LABEL, "web"), ("remedy.io/protected", "true")],
             &[],
+            true,
         )
         .await;
     let before: Vec<(bool, String)> = vec![
-        fx.state(&web).await,
-        fx.state(&db).await,
-        fx.state(&vault).await,
+        state(&fx, &web).await,
+        state(&fx, &db).await,
+        state(&fx, &vault).await,
     ];
     let restart = ActionKind::Restart {
         graceful_timeout_secs: 1,
@@ -701,10 +416,10 @@ async fn crafted_targets_never_widen_what_runs() {
         assert!(reason.contains(why), "case {i} ({container:?}): {reason}");
     }
     let after: Vec<(bool, String)> = vec![
-        fx.state(&web).await,
-        fx.state(&db).await,
-        fx.state(&vault).await,
+        state(&fx, &web).await,
+        state(&fx, &db).await,
+        state(&fx, &vault).await,
     ];
     assert_eq!(before, after, "a crafted target changed a container");
-    fx.cleanup().await;
+    fx.cleanup(&[]).await;
 }
