@@ -423,6 +423,70 @@ async fn offload_through_the_driver_respects_age_and_size() {
     );
 }
 
+/// Bytes that do not repeat at any power-of-two period, so a piece copied
+/// twice or out of order cannot go unnoticed.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A file of several pieces goes up as a multipart upload, is checked
+/// piece by piece and arrives byte for byte; one just under a piece and an
+/// empty one take the single-put path beside it.
+#[tokio::test]
+async fn offload_copies_a_file_larger_than_a_piece_in_parts() {
+    use reclaim::exec::offload::CHUNK_BYTES;
+    let base = tempfile::tempdir().unwrap();
+    let hot = base.path().join("hot");
+    std::fs::create_dir_all(&hot).unwrap();
+    let files = [
+        ("big.log", noise(3 * CHUNK_BYTES + 12_345, 1)),
+        ("edge.log", noise(CHUNK_BYTES, 2)),
+        ("under.log", noise(CHUNK_BYTES - 1, 3)),
+        ("empty.log", Vec::new()),
+    ];
+    for (name, data) in &files {
+        std::fs::write(hot.join(name), data).unwrap();
+    }
+    let cfg = offload_config(base.path());
+    let report = OffloadExecutor::from_config(&cfg)
+        .unwrap()
+        .run("off-big", None, None)
+        .await
+        .unwrap();
+    assert_eq!(report.objects.len(), 4, "{}", report.detail);
+    let total: usize = files.iter().map(|(_, d)| d.len()).sum();
+    assert_eq!(report.bytes, total as u64);
+    assert!(tree(&hot).is_empty(), "sources deleted");
+    let cold = tree(&base.path().join("cold").join("hot"));
+    for (name, data) in &files {
+        assert!(
+            cold.get(*name) == Some(data),
+            "{name} differs after the copy"
+        );
+    }
+    // The journal recorded each file's size and checksum.
+    let journal = std::fs::read_to_string(&cfg.journal).unwrap();
+    let copied: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["step"] == "copied")
+        .collect();
+    assert_eq!(copied.len(), 4);
+    let big = copied
+        .iter()
+        .find(|r| r["file"].as_str().unwrap().ends_with("big.log"))
+        .unwrap();
+    assert_eq!(big["size"], (3 * CHUNK_BYTES + 12_345) as u64);
+}
+
 /// Offload to an S3-compatible store: the one `scripts/test.sh` starts
 /// (moto's server on loopback, address in `REMEDY_S3_ENDPOINT`), through
 /// the same executor, journal and checks as the local tier.
@@ -443,7 +507,11 @@ async fn offload_to_an_s3_compatible_store_moves_and_verifies_every_file() {
     assert!(put.status().is_success(), "create bucket: {}", put.status());
 
     let base = tempfile::tempdir().unwrap();
-    let original = make_files(&base.path().join("hot"), 12);
+    let mut original = make_files(&base.path().join("hot"), 12);
+    // One file of two and a half pieces: a multipart upload to the server.
+    let big = noise(reclaim::exec::offload::CHUNK_BYTES * 5 / 2, 9);
+    std::fs::write(base.path().join("hot").join("big.log"), &big).unwrap();
+    original.insert("big.log".into(), big);
     let options: BTreeMap<String, String> = [
         ("aws_endpoint", endpoint.as_str()),
         ("aws_allow_http", "true"),
@@ -465,7 +533,7 @@ async fn offload_to_an_s3_compatible_store_moves_and_verifies_every_file() {
         .run("off-s3", None, None)
         .await
         .unwrap();
-    assert_eq!(report.objects.len(), 12, "{}", report.detail);
+    assert_eq!(report.objects.len(), 13, "{}", report.detail);
     assert!(tree(&base.path().join("hot")).is_empty(), "sources deleted");
     let status = OffloadExecutor::status(&cfg.journal).unwrap();
     assert_eq!(status[0].state, OffloadState::Complete, "{status:?}");

@@ -14,6 +14,10 @@
 //! offload run again changes nothing. Status per offload (`pending`,
 //! `running`, `complete`, `failed`) is a fold over the journal
 //! ([`OffloadExecutor::status`], `remedy offload-status`).
+//!
+//! Files are read, copied and checked in pieces ([`CHUNK_BYTES`]): a large
+//! file goes up as a multipart upload and its checksums are computed as it
+//! streams, so memory does not grow with file size.
 
 use super::config::ObjectStoreConfig;
 use super::{wall_now, BoxFuture, Executor, Outcome, Report};
@@ -385,8 +389,8 @@ impl OffloadExecutor {
                         report.bytes += f.size.unwrap_or(0);
                     }
                     "copied" => {
-                        let source = match std::fs::read(&f.path) {
-                            Ok(b) => b,
+                        let source = match hash_file(&f.path) {
+                            Ok((sum, _)) => sum,
                             Err(e) => {
                                 return Err(Error::exec(
                                     NAME,
@@ -397,18 +401,9 @@ impl OffloadExecutor {
                                 ))
                             }
                         };
-                        let copy = self
-                            .store
-                            .get(&StorePath::from(f.key.as_str()))
-                            .await
-                            .map_err(|e| Error::exec(NAME, format!("reading back {}: {e}", f.key)))?
-                            .bytes()
-                            .await
-                            .map_err(|e| {
-                                Error::exec(NAME, format!("reading back {}: {e}", f.key))
-                            })?;
+                        let copy = hash_stored(&*self.store, &f.key).await?;
                         let want = f.sha256.clone().unwrap_or_default();
-                        if sha256(&source) != want || sha256(&copy) != want {
+                        if source != want || copy != want {
                             // The source changed since, or the copy is
                             // damaged: copy again.
                             f.step = String::new();
@@ -418,8 +413,8 @@ impl OffloadExecutor {
                         f.step = "verified".into();
                     }
                     _ => {
-                        let data = match std::fs::read(&f.path) {
-                            Ok(d) => d,
+                        let file = match std::fs::File::open(&f.path) {
+                            Ok(file) => file,
                             // Gone before its first copy: someone else
                             // removed it; nothing of ours to lose.
                             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -433,17 +428,15 @@ impl OffloadExecutor {
                                 ))
                             }
                         };
-                        f.size = Some(data.len() as u64);
-                        f.sha256 = Some(sha256(&data));
-                        self.store
-                            .put(&StorePath::from(f.key.as_str()), PutPayload::from(data))
-                            .await
-                            .map_err(|e| {
+                        let (sum, size) =
+                            copy_file(&*self.store, file, &f.key).await.map_err(|e| {
                                 Error::exec(
                                     NAME,
                                     format!("copying {} to {}: {e}", f.path.display(), f.key),
                                 )
                             })?;
+                        f.size = Some(size);
+                        f.sha256 = Some(sum);
                         self.record(id, "copied", Some(f), String::new())?;
                         f.step = "copied".into();
                     }
@@ -486,8 +479,129 @@ struct FileState {
     sha256: Option<String>,
 }
 
-fn sha256(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
+/// Files are read, copied and checked in pieces of this size, so an
+/// offload holds about two of them in memory (one being read, one being
+/// uploaded) whatever the size of the files. A file that fits in one piece
+/// is stored with a single put; a larger one as a multipart upload (S3
+/// wants parts of at least 5 MiB, all but the last).
+pub const CHUNK_BYTES: usize = 8 << 20;
+
+/// Read up to `buf.len()` bytes (fewer only at the end of the file).
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// What a copy failed on.
+#[derive(Debug)]
+enum CopyError {
+    Read(std::io::Error),
+    Store(object_store::Error),
+}
+
+impl std::fmt::Display for CopyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyError::Read(e) => write!(f, "reading the source: {e}"),
+            CopyError::Store(e) => write!(f, "writing the copy: {e}"),
+        }
+    }
+}
+
+/// Copy `file` to `key`, piece by piece; returns the sha256 (hex) and size
+/// of what was read, which is what was stored.
+async fn copy_file(
+    store: &dyn ObjectStore,
+    mut file: std::fs::File,
+    key: &str,
+) -> Result<(String, u64), CopyError> {
+    let key = StorePath::from(key);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let n = read_full(&mut file, &mut buf).map_err(CopyError::Read)?;
+    hasher.update(&buf[..n]);
+    if n < CHUNK_BYTES {
+        buf.truncate(n);
+        store
+            .put(&key, PutPayload::from(buf))
+            .await
+            .map_err(CopyError::Store)?;
+        return Ok((hex::encode(hasher.finalize()), n as u64));
+    }
+    let upload = store.put_multipart(&key).await.map_err(CopyError::Store)?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, CHUNK_BYTES);
+    let mut size = n as u64;
+    writer.write(&buf[..n]);
+    let result: Result<(), CopyError> = async {
+        loop {
+            let n = read_full(&mut file, &mut buf).map_err(CopyError::Read)?;
+            if n == 0 {
+                return Ok(());
+            }
+            hasher.update(&buf[..n]);
+            size += n as u64;
+            // One part uploading while the next is read.
+            writer
+                .wait_for_capacity(1)
+                .await
+                .map_err(CopyError::Store)?;
+            writer.write(&buf[..n]);
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            writer.finish().await.map_err(CopyError::Store)?;
+            Ok((hex::encode(hasher.finalize()), size))
+        }
+        Err(e) => {
+            // Leave no half-written parts behind (best effort: the error
+            // that stopped the copy is the one to report).
+            let _ = writer.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// The sha256 (hex) and size of a local file, read piece by piece.
+fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK_BYTES.min(1 << 20)];
+    let mut size = 0u64;
+    loop {
+        let n = read_full(&mut file, &mut buf)?;
+        if n == 0 {
+            return Ok((hex::encode(hasher.finalize()), size));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// The sha256 (hex) of the stored copy at `key`, read as a stream.
+async fn hash_stored(store: &dyn ObjectStore, key: &str) -> crate::Result<String> {
+    use futures::StreamExt;
+    let err = |e: object_store::Error| Error::exec(NAME, format!("reading back {key}: {e}"));
+    let mut stream = store
+        .get(&StorePath::from(key))
+        .await
+        .map_err(err)?
+        .into_stream();
+    let mut hasher = Sha256::new();
+    while let Some(piece) = stream.next().await {
+        hasher.update(&piece.map_err(err)?);
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn read_journal(path: &Path) -> crate::Result<Vec<JournalRecord>> {
