@@ -21,7 +21,9 @@
 
 use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
 use ingest::RawRecord;
-use models::{Action, Anomaly, Event, Incident, IncidentStatus};
+use models::{
+    Action, ActionStatus, Anomaly, Event, Incident, IncidentStatus, RootCauseClass, Target,
+};
 use reclaim::{AuditEntry, Planner, PlannerState, TargetInventory};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -93,6 +95,9 @@ pub struct Task {
     /// Planned actions waiting for their incident to resolve (then
     /// verified), by incident id.
     awaiting: BTreeMap<String, Vec<Action>>,
+    /// The root cause (class and target) each published incident's plan
+    /// was made for, by incident id (`None`: it had none yet).
+    planned_for: BTreeMap<String, Option<Cause>>,
     /// Whether anything changed since the last checkpoint.
     pub dirty: bool,
 }
@@ -107,6 +112,17 @@ struct TaskState {
     planner: PlannerState,
     published: Vec<(String, u64)>,
     awaiting: Vec<(String, Vec<Action>)>,
+    /// Absent in checkpoints taken before re-planning existed: those
+    /// incidents keep their first plan.
+    #[serde(default)]
+    planned_for: Vec<(String, Option<Cause>)>,
+}
+
+/// An incident's leading root cause, as far as planning goes.
+type Cause = (RootCauseClass, Target);
+
+fn cause_of(inc: &Incident) -> Option<Cause> {
+    inc.root_causes.first().map(|c| (c.class, c.target.clone()))
 }
 
 const TASK_STATE_VERSION: u32 = 1;
@@ -134,6 +150,7 @@ impl Task {
             planner: Planner::new(policy),
             published: BTreeMap::new(),
             awaiting: BTreeMap::new(),
+            planned_for: BTreeMap::new(),
             dirty: false,
         })
     }
@@ -166,6 +183,11 @@ impl Task {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            planned_for: self
+                .planned_for
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         };
         let mut buf = Vec::new();
         ciborium::into_writer(&state, &mut buf)?;
@@ -195,6 +217,7 @@ impl Task {
             planner: Planner::with_state(policy, s.planner),
             published: s.published.into_iter().collect(),
             awaiting: s.awaiting.into_iter().collect(),
+            planned_for: s.planned_for.into_iter().collect(),
             dirty: false,
         })
     }
@@ -265,7 +288,8 @@ impl Task {
     /// Everything found since the last call: new anomalies, incidents whose
     /// published form changed (open ones as they stand, resolved ones
     /// final), the actions planned for incidents published the first time
-    /// and the verification of actions whose incident resolved.
+    /// or whose leading root cause changed since their plan, and the
+    /// verification of actions whose incident resolved.
     pub fn take(&mut self) -> anyhow::Result<Emitted> {
         let out = self.pipeline.drain();
         let mut em = Emitted {
@@ -287,14 +311,7 @@ impl Task {
                 Some(_) => false,
                 None => true,
             };
-            if first {
-                let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
-                let planned = self.planner.plan(&inc, now, &inventory, &mut em.audit)?;
-                if !planned.is_empty() {
-                    em.actions.extend(planned.iter().cloned());
-                    self.awaiting.insert(inc.id.clone(), planned);
-                }
-            }
+            self.plan_for(&inc, first, &inventory, &mut em)?;
             if inc.status == IncidentStatus::Resolved {
                 if let (Some(actions), Some(end)) = (self.awaiting.remove(&inc.id), inc.end) {
                     for mut a in actions {
@@ -308,7 +325,96 @@ impl Task {
         }
         forget_oldest(&mut self.published);
         forget_oldest(&mut self.awaiting);
+        forget_oldest(&mut self.planned_for);
         Ok(em)
+    }
+
+    /// Plan for an incident being published: the first time, or again when
+    /// its leading root cause changed since its plan.
+    fn plan_for(
+        &mut self,
+        inc: &Incident,
+        first: bool,
+        inventory: &TargetInventory,
+        em: &mut Emitted,
+    ) -> anyhow::Result<()> {
+        let cause = cause_of(inc);
+        if first {
+            let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
+            let planned = self.planner.plan(inc, now, inventory, &mut em.audit)?;
+            if !planned.is_empty() {
+                em.actions.extend(planned.iter().cloned());
+                self.awaiting.insert(inc.id.clone(), planned);
+            }
+            self.planned_for.insert(inc.id.clone(), cause);
+        } else if self
+            .planned_for
+            .get(&inc.id)
+            .is_some_and(|was| *was != cause)
+        {
+            self.replan(inc, cause, inventory, em)?;
+        }
+        Ok(())
+    }
+
+    /// An open incident's leading root cause changed since its plan (more
+    /// evidence arrived): plan for the new one, as replay, which plans once
+    /// from the final incident, would, and withdraw what was planned for the
+    /// old one and not re-planned under the same id (a `superseded` skip,
+    /// audited). The planner's safety rules apply to the new plan as to any
+    /// (a cooldown or rate limit the first plan used stays used: withdrawing
+    /// never widens what may run). Timed at the incident's latest anomaly,
+    /// when the new cause became the leading one.
+    fn replan(
+        &mut self,
+        inc: &Incident,
+        cause: Option<Cause>,
+        inventory: &TargetInventory,
+        em: &mut Emitted,
+    ) -> anyhow::Result<()> {
+        let now = inc
+            .anomalies
+            .iter()
+            .map(|a| a.timestamp)
+            .max()
+            .unwrap_or(inc.start);
+        let planned = self.planner.plan(inc, now, inventory, &mut em.audit)?;
+        em.actions.extend(planned.iter().cloned());
+        let old = self.awaiting.remove(&inc.id).unwrap_or_default();
+        let reason = match &cause {
+            Some((class, target)) => format!(
+                "superseded: the incident's root cause is now {class} at {}",
+                target_text(target)
+            ),
+            None => "superseded: the incident has no root cause now".to_string(),
+        };
+        for mut a in old {
+            if planned.iter().any(|p| p.id == a.id)
+                || matches!(a.status, ActionStatus::Skipped { .. })
+            {
+                continue;
+            }
+            a.status = ActionStatus::Skipped {
+                reason: reason.clone(),
+            };
+            em.audit.push(AuditEntry {
+                timestamp: now,
+                action_id: a.id.clone(),
+                incident_id: a.incident_id.clone(),
+                class: a.class,
+                action: a.kind.name().to_string(),
+                target: a.target.clone(),
+                decision: "superseded".into(),
+                reason: reason.clone(),
+                dry_run: a.dry_run,
+            });
+            em.actions.push(a);
+        }
+        if !planned.is_empty() {
+            self.awaiting.insert(inc.id.clone(), planned);
+        }
+        self.planned_for.insert(inc.id.clone(), cause);
+        Ok(())
     }
 
     /// Whether every lane is empty.
@@ -336,6 +442,19 @@ fn forget_oldest<V>(m: &mut BTreeMap<String, V>) {
     }
 }
 
+/// `service/host/container`, the parts the target names.
+fn target_text(t: &Target) -> String {
+    let parts: Vec<&str> = [&t.service, &t.host, &t.container]
+        .into_iter()
+        .filter_map(|p| p.as_deref())
+        .collect();
+    if parts.is_empty() {
+        "no particular target".to_string()
+    } else {
+        parts.join("/")
+    }
+}
+
 fn hash_of(inc: &Incident) -> anyhow::Result<u64> {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     serde_json::to_vec(inc)?.hash(&mut h);
@@ -357,6 +476,140 @@ impl DeadLetterSink for DeadLetters {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    /// An open incident at `ms` whose leading root cause is `class` at
+    /// `target` (service, container).
+    fn incident(ms: i64, class: RootCauseClass, target: (&str, &str)) -> Incident {
+        let t = models::Timestamp::from_millis(ms);
+        Incident {
+            id: "inc-1000-a".into(),
+            start: models::Timestamp::from_millis(1000),
+            end: None,
+            status: IncidentStatus::Open,
+            anomalies: vec![Anomaly {
+                signal: models::Signal {
+                    kind: models::SignalKind::ErrorRate,
+                    name: format!("errors at {ms}"),
+                    service: Some(target.0.into()),
+                    host: None,
+                    container: None,
+                },
+                timestamp: t,
+                observed: 1.0,
+                expected: models::Band {
+                    lower: 0.0,
+                    expected: 0.0,
+                    upper: 0.0,
+                },
+                score: 1.0,
+                kind: models::AnomalyKind::ErrorBurst,
+                detector: "test".into(),
+                detail: String::new(),
+            }],
+            root_causes: vec![models::RootCause {
+                class,
+                target: Target {
+                    service: Some(target.0.into()),
+                    host: None,
+                    container: Some(target.1.into()),
+                },
+                confidence: 0.95,
+                evidence: vec![],
+            }],
+        }
+    }
+
+    /// The plan follows the incident's leading root cause: a changed cause
+    /// is planned for and the old plan withdrawn (audited); the same cause
+    /// again plans nothing; the memory of what was planned for survives a
+    /// hand-off.
+    #[test]
+    fn a_changed_root_cause_is_planned_for_and_the_old_plan_withdrawn() {
+        let mut task = Task::new(0, &["t".into()], config(), reclaim::Policy::default()).unwrap();
+        let inventory = TargetInventory {
+            replicas: [("checkout".to_string(), 2)].into(),
+            labels: Default::default(),
+        };
+        let mut em = Emitted::default();
+        let first = incident(
+            1000,
+            RootCauseClass::DependencyFailure,
+            ("payments", "payments-1"),
+        );
+        task.plan_for(&first, true, &inventory, &mut em).unwrap();
+        let ids: Vec<&str> = em.actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["inc-1000-a-notify"]);
+
+        let mut em = Emitted::default();
+        let leak = incident(
+            61_000,
+            RootCauseClass::MemoryLeak,
+            ("checkout", "checkout-1"),
+        );
+        task.plan_for(&leak, false, &inventory, &mut em).unwrap();
+        let got: Vec<(&str, &ActionStatus)> = em
+            .actions
+            .iter()
+            .map(|a| (a.id.as_str(), &a.status))
+            .collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, "inc-1000-a-restart");
+        assert_eq!(got[0].1, &ActionStatus::Planned, "{:?}", em.audit);
+        assert_eq!(
+            em.actions[0].target.container.as_deref(),
+            Some("checkout-1")
+        );
+        assert_eq!(got[1].0, "inc-1000-a-notify");
+        assert!(
+            matches!(got[1].1, ActionStatus::Skipped { reason }
+                if reason == "superseded: the incident's root cause is now memory_leak at checkout/checkout-1"),
+            "{:?}",
+            got[1].1
+        );
+        let superseded: Vec<&AuditEntry> = em
+            .audit
+            .iter()
+            .filter(|e| e.decision == "superseded")
+            .collect();
+        assert_eq!(superseded.len(), 1);
+        assert_eq!(superseded[0].action_id, "inc-1000-a-notify");
+        assert_eq!(task.awaiting["inc-1000-a"].len(), 1);
+
+        // Published again (another anomaly), same cause: nothing to plan,
+        // before and after a hand-off.
+        let mut em = Emitted::default();
+        let again = incident(
+            62_000,
+            RootCauseClass::MemoryLeak,
+            ("checkout", "checkout-1"),
+        );
+        task.plan_for(&again, false, &inventory, &mut em).unwrap();
+        assert!(
+            em.actions.is_empty() && em.audit.is_empty(),
+            "{:?}",
+            em.actions
+        );
+        let bytes = task.snapshot().unwrap();
+        let mut task =
+            Task::restore(&bytes, &["t".into()], config(), reclaim::Policy::default()).unwrap();
+        task.plan_for(&again, false, &inventory, &mut em).unwrap();
+        assert!(
+            em.actions.is_empty() && em.audit.is_empty(),
+            "{:?}",
+            em.actions
+        );
+        // ...and a further change is still noticed after it.
+        let back = incident(
+            63_000,
+            RootCauseClass::DependencyFailure,
+            ("payments", "payments-1"),
+        );
+        task.plan_for(&back, false, &inventory, &mut em).unwrap();
+        let ids: Vec<&str> = em.actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["inc-1000-a-notify", "inc-1000-a-restart"]);
+        assert!(matches!(&em.actions[1].status,
+            ActionStatus::Skipped { reason } if reason.starts_with("superseded")));
+    }
 
     fn records(topic: &str, lines: &[String]) -> Vec<RawRecord> {
         let origin: Arc<str> = Arc::from(topic);
