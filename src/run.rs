@@ -110,6 +110,7 @@ struct Decoded {
     event: usize,
     /// Events of the records folded in so far not yet analysed.
     pending: usize,
+    /// The worker has finished and its last batch has been taken.
     done: bool,
     /// Whether a record of this input was folded in yet.
     seen: bool,
