@@ -160,8 +160,9 @@ impl SessionDetector {
         let (Some(id), Some(tpl)) = (self.session_of(r), r.template_id.as_ref()) else {
             return;
         };
-        // Most records belong to a session already open; only a new one
-        // allocates (one shared id for the map, the session and the queue).
+        // A record of a session already open allocates nothing; a new
+        // session allocates its id once, shared by the map, the session and
+        // the idle queue.
         if !self.open.contains_key(id) {
             if self.open.len() >= self.cfg.max_open {
                 // Close the least recently active session early.
