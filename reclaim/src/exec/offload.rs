@@ -480,8 +480,9 @@ struct FileState {
 }
 
 /// Files are read, copied and checked in pieces of this size, so an
-/// offload holds about two of them in memory (one being read, one being
-/// uploaded) whatever the size of the files. A file that fits in one piece
+/// offload holds at most three of them in memory (one being read, one
+/// buffered as the next part, one uploading) whatever the size of the
+/// files. A file that fits in one piece
 /// is stored with a single put; a larger one as a multipart upload (S3
 /// wants parts of at least 5 MiB, all but the last).
 pub const CHUNK_BYTES: usize = 8 << 20;
