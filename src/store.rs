@@ -913,17 +913,12 @@ pub fn decide(
     )?;
     append_audit(
         &tx,
-        &AuditEntry {
-            timestamp: now,
-            action_id: action.id.clone(),
-            incident_id: action.incident_id.clone(),
-            class: action.class,
-            action: action.kind.name().to_string(),
-            target: action.target.clone(),
-            decision: if approve { "approved" } else { "rejected" }.into(),
-            reason: reason.to_string(),
-            dry_run: action.dry_run,
-        },
+        &AuditEntry::about(
+            &action,
+            now,
+            if approve { "approved" } else { "rejected" },
+            reason,
+        ),
     )?;
     tx.commit()?;
     Ok(action)

@@ -1,6 +1,6 @@
 //! The append-only audit trail: one JSON line per decision, skips included.
 
-use models::{RootCauseClass, Target, Timestamp};
+use models::{Action, RootCauseClass, Target, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
@@ -28,6 +28,29 @@ pub struct AuditEntry {
     pub reason: String,
     /// Whether the action was in dry-run mode.
     pub dry_run: bool,
+}
+
+impl AuditEntry {
+    /// The decision `decision` about `action` at `at`, for `reason`; in
+    /// dry-run when the action is.
+    pub fn about(
+        action: &Action,
+        at: Timestamp,
+        decision: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> AuditEntry {
+        AuditEntry {
+            timestamp: at,
+            action_id: action.id.clone(),
+            incident_id: action.incident_id.clone(),
+            class: action.class,
+            action: action.kind.name().to_string(),
+            target: action.target.clone(),
+            decision: decision.into(),
+            reason: reason.into(),
+            dry_run: action.dry_run,
+        }
+    }
 }
 
 /// Where audit entries go. Writing must succeed before the decision takes

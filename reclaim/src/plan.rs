@@ -143,21 +143,11 @@ impl Planner {
                 }
             }
         };
-        audit.append(&AuditEntry {
-            timestamp: now,
-            action_id: action.id.clone(),
-            incident_id: action.incident_id.clone(),
-            class: action.class,
-            action: name.to_string(),
-            target: action.target.clone(),
-            decision: match action.status {
-                ActionStatus::Skipped { .. } => "skipped",
-                _ => "planned",
-            }
-            .to_string(),
-            reason,
-            dry_run: action.dry_run,
-        })?;
+        let decision = match action.status {
+            ActionStatus::Skipped { .. } => "skipped",
+            _ => "planned",
+        };
+        audit.append(&AuditEntry::about(&action, now, decision, reason))?;
         Ok(vec![action])
     }
 
@@ -214,17 +204,12 @@ impl Planner {
             ),
         };
         action.verified = Some(ok);
-        audit.append(&AuditEntry {
-            timestamp: Timestamp::from_millis(deadline.min(now.as_millis())),
-            action_id: action.id.clone(),
-            incident_id: action.incident_id.clone(),
-            class: action.class,
-            action: action.kind.name().to_string(),
-            target: action.target.clone(),
-            decision: if ok { "verified" } else { "not_verified" }.to_string(),
+        audit.append(&AuditEntry::about(
+            action,
+            Timestamp::from_millis(deadline.min(now.as_millis())),
+            if ok { "verified" } else { "not_verified" },
             reason,
-            dry_run: action.dry_run,
-        })?;
+        ))?;
         Ok(Some(ok))
     }
 

@@ -245,14 +245,7 @@ fn step(
     dry_run: bool,
 ) -> crate::Result<()> {
     audit.append(&AuditEntry {
-        timestamp: at,
-        action_id: action.id.clone(),
-        incident_id: action.incident_id.clone(),
-        class: action.class,
-        action: action.kind.name().to_string(),
-        target: action.target.clone(),
-        decision: decision.to_string(),
-        reason: reason.to_string(),
         dry_run,
+        ..AuditEntry::about(action, at, decision, reason)
     })
 }
