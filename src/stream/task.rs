@@ -329,8 +329,15 @@ impl Task {
         Ok(em)
     }
 
-    /// Plan for an incident being published: the first time, or again when
-    /// its leading root cause changed since its plan.
+    /// Plan for an incident being published: the first time, timed at its
+    /// onset, or again when its leading root cause changed since its plan
+    /// (more evidence arrived), timed at its latest anomaly, when the new
+    /// cause became the leading one: as replay, which plans once from the
+    /// final incident, would. A re-plan withdraws what was planned for the
+    /// old cause and not re-planned under the same id (a `superseded` skip,
+    /// audited). The planner's safety rules apply to a re-plan as to any (a
+    /// cooldown or rate limit the first plan used stays used: withdrawing
+    /// never widens what may run).
     fn plan_for(
         &mut self,
         inc: &Incident,
@@ -339,76 +346,43 @@ impl Task {
         em: &mut Emitted,
     ) -> anyhow::Result<()> {
         let cause = cause_of(inc);
-        if first {
-            let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
-            let planned = self.planner.plan(inc, now, inventory, &mut em.audit)?;
-            if !planned.is_empty() {
-                em.actions.extend(planned.iter().cloned());
-                self.awaiting.insert(inc.id.clone(), planned);
-            }
-            self.planned_for.insert(inc.id.clone(), cause);
-        } else if self
-            .planned_for
-            .get(&inc.id)
-            .is_some_and(|was| *was != cause)
-        {
-            self.replan(inc, cause, inventory, em)?;
+        let changed = !first
+            && self
+                .planned_for
+                .get(&inc.id)
+                .is_some_and(|was| *was != cause);
+        if !first && !changed {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// An open incident's leading root cause changed since its plan (more
-    /// evidence arrived): plan for the new one, as replay, which plans once
-    /// from the final incident, would, and withdraw what was planned for the
-    /// old one and not re-planned under the same id (a `superseded` skip,
-    /// audited). The planner's safety rules apply to the new plan as to any
-    /// (a cooldown or rate limit the first plan used stays used: withdrawing
-    /// never widens what may run). Timed at the incident's latest anomaly,
-    /// when the new cause became the leading one.
-    fn replan(
-        &mut self,
-        inc: &Incident,
-        cause: Option<Cause>,
-        inventory: &TargetInventory,
-        em: &mut Emitted,
-    ) -> anyhow::Result<()> {
-        let now = inc
-            .anomalies
-            .iter()
-            .map(|a| a.timestamp)
-            .max()
-            .unwrap_or(inc.start);
+        let now = if first {
+            inc.anomalies.first().map(|a| a.timestamp)
+        } else {
+            inc.anomalies.iter().map(|a| a.timestamp).max()
+        }
+        .unwrap_or(inc.start);
         let planned = self.planner.plan(inc, now, inventory, &mut em.audit)?;
         em.actions.extend(planned.iter().cloned());
-        let old = self.awaiting.remove(&inc.id).unwrap_or_default();
-        let reason = match &cause {
-            Some((class, target)) => format!(
-                "superseded: the incident's root cause is now {class} at {}",
-                target_text(target)
-            ),
-            None => "superseded: the incident has no root cause now".to_string(),
-        };
-        for mut a in old {
-            if planned.iter().any(|p| p.id == a.id)
-                || matches!(a.status, ActionStatus::Skipped { .. })
-            {
-                continue;
-            }
-            a.status = ActionStatus::Skipped {
-                reason: reason.clone(),
+        if changed {
+            let reason = match &cause {
+                Some((class, target)) => format!(
+                    "superseded: the incident's root cause is now {class} at {}",
+                    target_text(target)
+                ),
+                None => "superseded: the incident has no root cause now".to_string(),
             };
-            em.audit.push(AuditEntry {
-                timestamp: now,
-                action_id: a.id.clone(),
-                incident_id: a.incident_id.clone(),
-                class: a.class,
-                action: a.kind.name().to_string(),
-                target: a.target.clone(),
-                decision: "superseded".into(),
-                reason: reason.clone(),
-                dry_run: a.dry_run,
-            });
-            em.actions.push(a);
+            for mut a in self.awaiting.remove(&inc.id).unwrap_or_default() {
+                if planned.iter().any(|p| p.id == a.id)
+                    || matches!(a.status, ActionStatus::Skipped { .. })
+                {
+                    continue;
+                }
+                a.status = ActionStatus::Skipped {
+                    reason: reason.clone(),
+                };
+                em.audit
+                    .push(AuditEntry::about(&a, now, "superseded", reason.clone()));
+                em.actions.push(a);
+            }
         }
         if !planned.is_empty() {
             self.awaiting.insert(inc.id.clone(), planned);
