@@ -244,6 +244,10 @@ pub fn to_event(
             None => whole_line.to_string(),
         },
     };
+    if level.is_none() {
+        // A shipper that ran no parser leaves the level in the text.
+        level = crate::parse::layout::level_in_text(&message);
+    }
     let mut r = LogRecord::new(timestamp, message);
     r.service = service;
     r.host = take_str(&mut fields, lengths, &mapping.host);

@@ -8,6 +8,7 @@
 pub mod fields;
 pub mod header;
 pub mod json;
+pub mod layout;
 pub mod logfmt;
 pub mod plain;
 pub mod prometheus;

@@ -1,0 +1,269 @@
+//! The level an application wrote into its own message text.
+//!
+//! A shipper that runs no parser (Fluent Bit's Kubernetes filter, Vector's
+//! `kubernetes_logs` source, Docker's json-file driver) sends the raw line
+//! as `log` or `message`, so a record arrives with no level field while the
+//! text starts `16:42:22.382 ERROR c.s.ContactsServiceImpl#37 ...`. Without
+//! the level, errors are invisible to every error-rate signal. This module
+//! reads it back from the common application layouts, cheaply and without
+//! regular expressions (it runs on every record that lacks a level):
+//!
+//! - logback / log4j / Spring Boot: `[date] time LEVEL [thread] logger ...`,
+//!   `date time  LEVEL pid --- [thread] logger : ...`, `[thread] LEVEL ...`;
+//! - Python `logging`: `LEVEL:logger:msg` (basicConfig) and
+//!   `date time,ms - name - LEVEL - msg`;
+//! - Go: zap's console encoder (`time\tLEVEL\tlogger\tmsg`), logrus' text
+//!   formatter (`time="..." level=error msg=...`), klog/glog
+//!   (`E0129 16:42:22.382123 1 file.go:12] msg`);
+//! - nginx and Apache error logs (`[error]`, `[core:error]`), and any
+//!   bracketed level (`[WARN]`, `<error>`).
+//!
+//! Only the first few tokens are read, and a bare word counts only in
+//! upper case (`ERROR`, `WARN`), so a message that merely mentions an
+//! error ("retrying after error ...") is not read as one.
+
+use models::Level;
+
+/// How many leading tokens may precede the level (date, time, pid,
+/// thread, `---`): Spring Boot puts it third, log4j's `%t %p` second.
+const MAX_TOKENS: usize = 6;
+
+/// The level a message's layout states, if it states one.
+pub fn level_in_text(msg: &str) -> Option<Level> {
+    let head = msg.trim_start();
+    if let Some(l) = klog(head) {
+        return Some(l);
+    }
+    let mut tokens = head
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|t| !t.is_empty())
+        .take(MAX_TOKENS)
+        .peekable();
+    let mut first = true;
+    while let Some(token) = tokens.next() {
+        if let Some(l) = level_token(token, first) {
+            return Some(l);
+        }
+        first = false;
+        // A logger name between ` - ` separators (Python's
+        // `%(asctime)s - %(name)s - %(levelname)s`) is part of the header.
+        let separated = tokens.peek() == Some(&"-");
+        if !is_prefix_token(token) && !separated {
+            // Free text has started: a level later on is prose.
+            return None;
+        }
+    }
+    None
+}
+
+/// One token as a level: `ERROR`, `[error]`, `<warn>`, `level=error`,
+/// `ERROR:root:msg` (Python's basicConfig, first token only).
+fn level_token(token: &str, first: bool) -> Option<Level> {
+    if let Some(v) = token
+        .strip_prefix("level=")
+        .or_else(|| token.strip_prefix("lvl="))
+        .or_else(|| token.strip_prefix("severity="))
+    {
+        return Level::parse(v.trim_matches('"'));
+    }
+    let bracketed = |open: char, close: char| {
+        token.strip_prefix(open).and_then(|t| {
+            t.strip_suffix(close)
+                .or_else(|| t.strip_suffix(&[close, ':'][..]))
+        })
+    };
+    if let Some(inner) = bracketed('[', ']').or_else(|| bracketed('<', '>')) {
+        // Apache 2.4 writes `[module:level]`.
+        let word = inner.rsplit(':').next().unwrap_or(inner);
+        return word_level(word, false);
+    }
+    let bare = token.trim_end_matches([':', ',', '|']);
+    if let Some(l) = word_level(bare, true) {
+        return Some(l);
+    }
+    if first {
+        // `ERROR:root:message`
+        if let Some((w, _)) = token.split_once(':') {
+            return word_level(w, true);
+        }
+    }
+    None
+}
+
+/// A level word. Bare words must be upper case, and one-letter forms are
+/// never taken: `I`, `E` or `A` are words too.
+fn word_level(w: &str, need_upper: bool) -> Option<Level> {
+    if w.len() < 3 || w.len() > 9 {
+        return None;
+    }
+    if need_upper && !w.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    match Level::parse(w)? {
+        // `Level::parse` also takes words such as `failure` and `alert`
+        // that are common in prose; as a layout token only the usual names
+        // count.
+        l if KNOWN.iter().any(|k| k.eq_ignore_ascii_case(w)) => Some(l),
+        _ => None,
+    }
+}
+
+const KNOWN: &[&str] = &[
+    "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
+    "CRITICAL", "CRIT", "EMERG", "PANIC", "FINE", "FINER", "FINEST",
+];
+
+/// A token that may stand before the level in a layout: dates, times,
+/// numbers (pids), `---`, `-`, `[thread]`, `time="..."`, timezone names.
+fn is_prefix_token(t: &str) -> bool {
+    let t = t.trim_end_matches([',', ':', '|']);
+    if t.is_empty() || t.bytes().all(|b| b == b'-') {
+        return true;
+    }
+    if t.starts_with('[') && t.ends_with(']') {
+        return true;
+    }
+    if t.starts_with("time=") || t.starts_with("ts=") {
+        return true;
+    }
+    if t.len() <= 4 && t.bytes().all(|b| b.is_ascii_uppercase()) {
+        // `UTC`, `CET`, `Z`
+        return true;
+    }
+    let b = t.as_bytes();
+    // Mostly digits with date/time punctuation: 2023-01-29, 16:42:22.382,
+    // 2023-01-29T16:42:22.382Z, 12345, +0000, 2023/01/29.
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    digits > 0
+        && b.iter().all(|c| {
+            c.is_ascii_digit() || matches!(c, b'-' | b':' | b'.' | b',' | b'/' | b'+' | b'T' | b'Z')
+        })
+}
+
+/// klog/glog: `Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg` with `L` one
+/// of I, W, E, F.
+fn klog(s: &str) -> Option<Level> {
+    let b = s.as_bytes();
+    if b.len() < 15 || !b[1..5].iter().all(u8::is_ascii_digit) || b[5] != b' ' {
+        return None;
+    }
+    if !(b[6].is_ascii_digit() && b[7].is_ascii_digit() && b[8] == b':') {
+        return None;
+    }
+    // The header ends with `file.go:line]` before the message.
+    let head = &s[..s.len().min(80)];
+    if !head.contains("] ") && !head.ends_with(']') {
+        return None;
+    }
+    Some(match b[0] {
+        b'I' => Level::Info,
+        b'W' => Level::Warn,
+        b'E' => Level::Error,
+        b'F' => Level::Fatal,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lv(s: &str) -> Option<Level> {
+        level_in_text(s)
+    }
+
+    #[test]
+    fn java_layouts() {
+        // TrainTicket's logback pattern (Nezha dataset, as Fluent Bit ships it).
+        assert_eq!(
+            lv("16:42:22.382 ERROR c.s.ContactsServiceImpl#37 TraceID: 6f3c SpanID: 576f [findContactsById]"),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            lv("16:42:09.486 INFO  t.c.Travel2Controller#115 TraceID: 6f3c [query]"),
+            Some(Level::Info)
+        );
+        // Spring Boot's default console pattern (Spring Boot reference, "Logging").
+        assert_eq!(
+            lv("2019-03-05 10:57:51.112  INFO 45469 --- [           main] org.apache.catalina.core.StandardEngine  : Starting Servlet Engine"),
+            Some(Level::Info)
+        );
+        assert_eq!(
+            lv("2023-10-05T14:48:00.000+02:00  WARN 1 --- [main] o.s.b.StartupInfoLogger : slow start"),
+            Some(Level::Warn)
+        );
+        // log4j's `%d [%t] %-5p %c - %m%n` and logback's default.
+        assert_eq!(
+            lv("2023-01-29 16:42:22,382 [http-nio-8080-exec-1] ERROR com.example.Foo - boom"),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            lv("17:12:44.123 [main] DEBUG com.example.App - starting"),
+            Some(Level::Debug)
+        );
+        // java.util.logging's SEVERE.
+        assert_eq!(
+            lv("SEVERE: Servlet.service() threw exception"),
+            Some(Level::Error)
+        );
+    }
+
+    #[test]
+    fn python_and_go_layouts() {
+        // Python logging.basicConfig default and a common formatter.
+        assert_eq!(lv("ERROR:root:connection refused"), Some(Level::Error));
+        assert_eq!(
+            lv("2023-01-29 16:42:22,382 - app.db - WARNING - pool exhausted"),
+            Some(Level::Warn)
+        );
+        // zap's console encoder.
+        assert_eq!(
+            lv("2023-01-29T16:42:22.382Z\terror\tpayments/charge.go:88\tcharge failed"),
+            None,
+            "zap writes lower-case levels: a bare lower-case word is not trusted"
+        );
+        assert_eq!(
+            lv("2023-01-29T16:42:22.382Z\tERROR\tpayments\tcharge failed"),
+            Some(Level::Error)
+        );
+        // logrus' text formatter.
+        assert_eq!(
+            lv("time=\"2023-01-29T16:42:22Z\" level=warning msg=\"slow query\""),
+            Some(Level::Warn)
+        );
+        // klog (Kubernetes components).
+        assert_eq!(
+            lv("E0129 16:42:22.382123       1 reflector.go:138] failed to list"),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            lv("I0129 16:42:22.382123   12345 main.go:12] started"),
+            Some(Level::Info)
+        );
+    }
+
+    #[test]
+    fn web_server_error_logs() {
+        assert_eq!(
+            lv("2023/01/29 16:42:22 [error] 29#29: *1 connect() failed (111: Connection refused)"),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            lv("[Sun Jan 29 16:42:22.382 2023] [core:error] [pid 123] AH00037: Symbolic link not allowed"),
+            None,
+            "the date's words come first: Apache's error log has its own parser"
+        );
+        assert_eq!(lv("[WARN] disk almost full"), Some(Level::Warn));
+    }
+
+    #[test]
+    fn prose_is_not_a_level() {
+        assert_eq!(lv("retrying after error in upstream"), None);
+        assert_eq!(lv("GET /api/error 200"), None);
+        assert_eq!(lv("user logged in, no ERROR"), None);
+        assert_eq!(lv("Error: something"), None, "a capitalised word is prose");
+        assert_eq!(lv("ALERT the operator"), None);
+        assert_eq!(lv(""), None);
+        assert_eq!(lv("E1234"), None);
+    }
+}
