@@ -275,11 +275,13 @@ impl Parser for PromJsonParser {
             Some(serde_json::Value::Number(n)) => n.as_f64(),
             _ => None,
         };
-        let value = value.filter(|x| x.is_finite()).ok_or_else(|| {
+        // `"NaN"` (a quantile with no requests) and `"+Inf"` are samples,
+        // as in the text format: the analysis treats them as missing.
+        let value = value.ok_or_else(|| {
             ParseError::new(
                 DeadLetterReason::NonNumericValue,
                 format!(
-                    "value {} of {name} is not a finite number",
+                    "value {} of {name} is not a number",
                     v.get("value").map_or("null".into(), |x| x.to_string())
                 ),
             )
@@ -407,10 +409,22 @@ temperature +Inf 1767607200000
         assert_eq!(s[0].key.label("instance"), Some("node-1:9100"));
         assert!(s[0].key.label("__name__").is_none());
         assert_eq!(s[0].value, 0.25);
+        // prometheus-kafka-adapter writes "NaN" for a quantile of a pod that
+        // served no requests: a sample, as the text parser reads it.
+        let s = samples(
+            &mut PromJsonParser,
+            r#"{"timestamp":"2026-01-05T10:00:00Z","value":"NaN","name":"x","labels":{}}"#,
+        );
+        assert!(s[0].value.is_nan());
+        let s = samples(
+            &mut PromJsonParser,
+            r#"{"timestamp":"2026-01-05T10:00:00Z","value":"+Inf","name":"x","labels":{}}"#,
+        );
+        assert_eq!(s[0].value, f64::INFINITY);
         let mut out = vec![];
         let e = PromJsonParser
             .parse(
-                r#"{"timestamp":"2026-01-05T10:00:00Z","value":"NaN","name":"x","labels":{}}"#,
+                r#"{"timestamp":"2026-01-05T10:00:00Z","value":"lots","name":"x","labels":{}}"#,
                 &RawRecord::default(),
                 &mut out,
             )
