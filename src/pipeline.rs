@@ -73,7 +73,7 @@ impl PipelineConfig {
 /// the state changes shape, so an old checkpoint is refused with a clear
 /// error instead of being misread.
 #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
-const STATE_VERSION: u32 = 2;
+const STATE_VERSION: u32 = 3;
 
 /// [`Pipeline::snapshot`]'s layout, borrowed to write. Fields in the same
 /// order as [`StateOwned`]: kept alike for readers of both.

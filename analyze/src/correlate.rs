@@ -1,10 +1,15 @@
 //! From anomalies to incidents, and from incidents to ranked root causes.
 //!
 //! **Grouping.** Anomalies arrive in event time. One joins an open incident
-//! when it comes within [`CorrelatorConfig::gap_secs`] of that incident's
-//! latest anomaly *and* is related to it: it shares a service, host or
-//! container with one of its anomalies, or its service calls (or is called
-//! by), within three calls, one of the incident's services in the topology.
+//! at the same place (a service or container of it, or a host-level signal
+//! and a service placed on that host) within [`CorrelatorConfig::gap_secs`]
+//! of that incident's latest anomaly; or, at another service, when a direct
+//! call links it to one of the incident's services and its onset comes
+//! within [`CorrelatorConfig::link_secs`] of the incident's latest onset,
+//! while the incident is younger than `gap_secs`. Anything else opens an
+//! incident of its own: a strong onset elsewhere is not swallowed by an
+//! unrelated incident that happens to be open, and a dense call graph does
+//! not fuse a day into one incident.
 //! The topology is the configured edges ([`CorrelatorConfig::topology`];
 //! replay reads a generator manifest's) plus those learned from the data
 //! with [`Correlator::learn_edge`] (the engine learns A -> B when a warning
@@ -44,6 +49,11 @@ pub struct CorrelatorConfig {
     /// Cap on anomalies kept per incident (the first ones matter most for
     /// ranking; later ones are counted).
     pub max_anomalies_per_incident: usize,
+    /// Largest gap between the onset of an anomaly at another service and
+    /// the incident's latest onset for a call between them to join the
+    /// two: a failure propagates to its callers within seconds to a
+    /// minute, so a link much later is a coincidence, not the same fault.
+    pub link_secs: u64,
 }
 
 impl Default for CorrelatorConfig {
@@ -54,12 +64,10 @@ impl Default for CorrelatorConfig {
             change_lookback_secs: 900,
             topology: BTreeMap::new(),
             max_anomalies_per_incident: 500,
+            link_secs: 120,
         }
     }
 }
-
-/// Calls followed when deciding whether two services share a fault.
-const MAX_HOPS: usize = 3;
 
 /// An incident still being built.
 #[derive(Serialize, Deserialize)]
@@ -75,6 +83,11 @@ struct Open {
     services: BTreeSet<String>,
     hosts: BTreeSet<String>,
     containers: BTreeSet<String>,
+    /// Hosts of host-level anomalies (a signal naming a host and neither
+    /// a service nor a container): only these join the services placed on
+    /// them. Two services that merely share a node are not one place.
+    #[serde(default)]
+    host_level: BTreeSet<String>,
     /// Templates never seen before that appeared at the incident's
     /// services: evidence, not symptoms (they neither open an incident nor
     /// keep one open, and do not vote in the ranking).
@@ -123,7 +136,27 @@ pub struct Correlator {
     /// New templates not yet attached to an incident, oldest first.
     #[serde(default)]
     pending_templates: VecDeque<NewTemplate>,
+    /// Recent error origins (a trace's first error-level record: where a
+    /// request failed), oldest first, for ranking.
+    #[serde(default)]
+    origins: VecDeque<(Timestamp, String)>,
+    /// Error origins per service over all the data so far: the share each
+    /// service usually has, against which an incident's share is judged.
+    #[serde(default)]
+    origin_totals: BTreeMap<String, u64>,
 }
+
+/// Classes whose prior is below this only join incidents (see `observe`).
+const SYMPTOM_PRIOR: f64 = 0.2;
+
+/// How long error origins are kept for ranking.
+const ORIGIN_KEEP_MS: i64 = 30 * 60_000;
+/// Cap on recent origins and on services with an origin count.
+const MAX_ORIGINS: usize = 100_000;
+/// An incident's onset period, over which its error origins are counted:
+/// from a minute before its first anomaly to five minutes after.
+const ORIGIN_BEFORE_MS: i64 = 60_000;
+const ORIGIN_AFTER_MS: i64 = 5 * 60_000;
 
 /// Cap on learned (service, host) pairs: hostile input cannot grow it.
 const MAX_PLACEMENTS: usize = 10_000;
@@ -144,6 +177,8 @@ impl Correlator {
             placement: BTreeMap::new(),
             placement_len: 0,
             pending_templates: VecDeque::new(),
+            origins: VecDeque::new(),
+            origin_totals: BTreeMap::new(),
         }
     }
 
@@ -179,6 +214,57 @@ impl Correlator {
         }
     }
 
+    /// A request failed at `service` (its trace's first error, see
+    /// [`crate::traces`]).
+    pub fn observe_origin(&mut self, service: &str, at: Timestamp) {
+        while self
+            .origins
+            .front()
+            .is_some_and(|(t, _)| at.as_millis() - t.as_millis() > ORIGIN_KEEP_MS)
+            || self.origins.len() >= MAX_ORIGINS
+        {
+            self.origins.pop_front();
+        }
+        self.origins.push_back((at, service.to_string()));
+        if let Some(n) = self.origin_totals.get_mut(service) {
+            *n += 1;
+        } else if self.origin_totals.len() < MAX_ORIGINS {
+            self.origin_totals.insert(service.to_string(), 1);
+        }
+    }
+
+    /// Each service's excess share of the error origins in an incident's
+    /// onset period over its usual share: the services where requests
+    /// started to fail when the incident began. Shares, not counts, so a
+    /// busier period or a gap in the logs changes nothing.
+    fn origin_excess(&self, o: &Open) -> BTreeMap<&str, f64> {
+        let from = o.start.as_millis() - ORIGIN_BEFORE_MS;
+        let to = o.start.as_millis() + ORIGIN_AFTER_MS;
+        let mut now: BTreeMap<&str, f64> = BTreeMap::new();
+        for (t, s) in &self.origins {
+            if (from..=to).contains(&t.as_millis()) {
+                *now.entry(s.as_str()).or_default() += 1.0;
+            }
+        }
+        let n_now: f64 = now.values().sum();
+        let n_all: f64 = self.origin_totals.values().map(|&n| n as f64).sum();
+        if n_now == 0.0 {
+            return now;
+        }
+        for (s, c) in now.iter_mut() {
+            // Usual share from everything seen, less this period itself.
+            let all = self.origin_totals.get(*s).map_or(0.0, |&n| n as f64);
+            let before = (all - *c).max(0.0);
+            let usual = if n_all - n_now > 0.0 {
+                before / (n_all - n_now)
+            } else {
+                0.0
+            };
+            *c = (*c / n_now - usual).max(0.0);
+        }
+        now
+    }
+
     /// Remember a change event as a suspect for incidents starting soon after.
     pub fn observe_change(&mut self, c: &ChangeEvent) {
         self.changes.push_back(c.clone());
@@ -192,23 +278,40 @@ impl Correlator {
     pub fn observe(&mut self, a: Anomaly) -> Vec<Incident> {
         let resolved = self.advance(a.timestamp);
         let gap = (self.cfg.gap_secs * 1000) as i64;
+        let link = (self.cfg.link_secs * 1000) as i64;
         let best = self
             .open
             .iter()
             .enumerate()
             .filter(|(_, o)| {
-                // Sharing a service, host or container keeps joining an
-                // incident whose signals are still anomalous (a leak's
-                // errors come long after its metric first moved); a link
-                // through the topology only counts near the last onset.
+                // Sharing a service or container (or a host-level signal of
+                // the host a service runs on) keeps joining an incident whose
+                // signals are still anomalous: a leak's errors come long
+                // after its metric first moved. Another service joins only
+                // when the evidence links them (a direct call either way)
+                // and its onset is close to the incident's latest one, and
+                // only while the incident is young: an incident grows by
+                // propagation, not by coincidence, and never for a day.
                 let t = a.timestamp.as_millis();
                 (t - o.last.as_millis() <= gap && self.same_place(o, &a))
-                    || (t - o.last_onset.as_millis() <= gap && self.related(o, &a))
+                    || (t - o.last_onset.as_millis() <= link
+                        && t - o.start.as_millis() <= gap
+                        && self.linked(o, &a))
             })
             .max_by_key(|(i, o)| (o.last_onset, *i))
             .map(|(i, _)| i);
+        let names_nothing =
+            a.signal.service.is_none() && a.signal.host.is_none() && a.signal.container.is_none();
         let o = match best {
             Some(i) => &mut self.open[i],
+            // An anomaly of no service, host or container (records that
+            // carried none) is reported, but an incident with no target
+            // would tell nobody what to look at.
+            None if names_nothing => return resolved,
+            // A signal that only observes others (a caller's wait on its
+            // callees) joins the incident of what it waits on, but does not
+            // open one: on its own it names no place to look.
+            None if classify(&a).2 < SYMPTOM_PRIOR => return resolved,
             None => {
                 self.open.push(Open {
                     start: a.timestamp,
@@ -219,6 +322,7 @@ impl Correlator {
                     services: BTreeSet::new(),
                     hosts: BTreeSet::new(),
                     containers: BTreeSet::new(),
+                    host_level: BTreeSet::new(),
                     templates: Vec::new(),
                 });
                 self.open.last_mut().expect("just pushed")
@@ -234,6 +338,9 @@ impl Correlator {
         }
         if let Some(c) = &a.signal.container {
             o.containers.insert(c.clone());
+        }
+        if let (Some(h), None, None) = (&a.signal.host, &a.signal.service, &a.signal.container) {
+            o.host_level.insert(h.clone());
         }
         if o.anomalies.len() < self.cfg.max_anomalies_per_incident {
             o.anomalies.push(a);
@@ -355,58 +462,47 @@ impl Correlator {
         v
     }
 
+    /// One place: the same service or container; or a host-level signal
+    /// and a service on that host (a full disk and the errors of what runs
+    /// there). Two services that only share a host are not one place: on
+    /// an orchestrated estate every node runs dozens of them.
     fn same_place(&self, o: &Open, a: &Anomaly) -> bool {
         let s = &a.signal;
-        s.service.as_ref().is_some_and(|x| o.services.contains(x))
-            || s.host.as_ref().is_some_and(|x| o.hosts.contains(x))
+        if s.service.as_ref().is_some_and(|x| o.services.contains(x))
             || s.container
                 .as_ref()
                 .is_some_and(|x| o.containers.contains(x))
-            || s.service
-                .as_ref()
-                .is_some_and(|svc| o.hosts.iter().any(|h| self.runs_on(svc, h)))
-            || s.host
-                .as_ref()
-                .is_some_and(|h| o.services.iter().any(|svc| self.runs_on(svc, h)))
+        {
+            return true;
+        }
+        match (&s.host, &s.service, &s.container) {
+            // A host-level signal: its host's incident, or one of the
+            // services placed on it.
+            (Some(h), None, None) => {
+                o.hosts.contains(h) || o.services.iter().any(|svc| self.runs_on(svc, h))
+            }
+            // A service's signal joins its host's host-level incident.
+            (host, service, _) => o.host_level.iter().any(|h| {
+                host.as_ref() == Some(h) || service.as_ref().is_some_and(|svc| self.runs_on(svc, h))
+            }),
+        }
     }
 
-    fn related(&self, o: &Open, a: &Anomaly) -> bool {
+    /// Linked by a direct call, either way, to one of the incident's
+    /// services (configured or learned). One hop, not three: a dense call
+    /// graph reaches everything within three calls, and a chain of
+    /// propagation still joins one hop at a time as each symptom appears.
+    fn linked(&self, o: &Open, a: &Anomaly) -> bool {
         if self.same_place(o, a) {
             return true;
         }
         let Some(svc) = &a.signal.service else {
             return false;
         };
-        o.services
-            .iter()
-            .any(|other| self.reaches(svc, other) || self.reaches(other, svc))
-    }
-
-    /// Whether `from` depends on `to` within [`MAX_HOPS`] calls: a gateway
-    /// failing because the database behind payments times out is the same
-    /// fault, while the hop limit keeps a large estate from becoming one
-    /// incident whenever two things break at once.
-    fn reaches(&self, from: &str, to: &str) -> bool {
-        let mut frontier = vec![from.to_string()];
-        for _ in 0..MAX_HOPS {
-            let mut next = Vec::new();
-            for f in &frontier {
-                for (caller, callee) in self.edges.range((f.clone(), String::new())..) {
-                    if caller != f {
-                        break;
-                    }
-                    if callee == to {
-                        return true;
-                    }
-                    next.push(callee.clone());
-                }
-            }
-            if next.is_empty() {
-                return false;
-            }
-            frontier = next;
-        }
-        false
+        o.services.iter().any(|other| {
+            self.edges.contains(&(svc.clone(), other.clone()))
+                || self.edges.contains(&(other.clone(), svc.clone()))
+        })
     }
 
     fn build(&self, o: Open, status: IncidentStatus) -> Incident {
@@ -472,17 +568,31 @@ impl Correlator {
                 }
             }
         }
+        let origins = self.origin_excess(o);
         for a in &o.anomalies {
             let (class, target, prior) = classify(a);
+            if target == Target::default() {
+                // Names nothing a person could act on.
+                continue;
+            }
             let earliness = 1.0 - (a.timestamp.as_millis() - o.start.as_millis()) as f64 / span;
             let depth = target
                 .service
                 .as_deref()
                 .map_or(0, |s| self.depth(s, &o.services)) as f64;
+            // Where requests started failing, beyond that service's usual
+            // share of failures, is where the fault is.
+            let origin = target
+                .service
+                .as_deref()
+                .and_then(|s| origins.get(s))
+                .copied()
+                .unwrap_or(0.0);
             let score = prior
                 * (0.5 + 0.5 * earliness.clamp(0.0, 1.0))
                 * (1.0 + 0.5 * depth)
-                * (0.5 + 0.5 * a.score);
+                * (0.5 + 0.5 * a.score)
+                * (1.0 + 2.0 * origin);
             let c = cands.entry((class, target)).or_insert(Cand {
                 score: 0.0,
                 onset: a.timestamp,
@@ -606,6 +716,7 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
         service: s.service.clone(),
         ..Default::default()
     };
+    let leak = a.kind == AnomalyKind::ResourceLeak;
     match s.kind {
         SignalKind::MetricSeries | SignalKind::CounterRate => {
             if has(&[
@@ -618,11 +729,11 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
                 "inode",
             ]) {
                 (RootCauseClass::DiskPressure, host_target, 1.0)
-            } else if has(&["open_fds", "file_descriptor", "_fds", "fd_"]) {
+            } else if leak && has(&["open_fds", "file_descriptor", "_fds", "fd_"]) {
                 (RootCauseClass::FdLeak, container_target, 1.0)
-            } else if has(&["thread", "goroutine"]) {
+            } else if leak && has(&["thread", "goroutine"]) {
                 (RootCauseClass::ThreadLeak, container_target, 1.0)
-            } else if has(&["memory", "heap", "rss", "oom"]) {
+            } else if leak && has(&["memory", "heap", "rss", "oom"]) {
                 (RootCauseClass::MemoryLeak, container_target, 1.0)
             } else if has(&["steal"]) {
                 (RootCauseClass::NoisyNeighbor, host_target, 0.9)
@@ -630,12 +741,23 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
                 (RootCauseClass::CpuSaturation, container_target, 0.9)
             } else if has(&["error", "5xx", "fail"]) {
                 (RootCauseClass::DependencyFailure, service_target, 0.4)
+            } else if has(&["client"]) && has(&["duration", "latency"]) {
+                // Client-side latency (OpenTelemetry's
+                // `http.client.request.duration`, `rpc.client.duration`)
+                // is how long this service waited on its callees: it points
+                // below it, at whatever it calls, not at itself.
+                (RootCauseClass::Unknown, container_target, 0.1)
             } else {
+                // Memory or descriptors that moved without a steady climb,
+                // server-side latency and other series: something changed
+                // here, and the class is not known.
                 (RootCauseClass::Unknown, container_target, 0.3)
             }
         }
+        // A service's own failing share of records is the most direct
+        // evidence that it is failing.
         SignalKind::ErrorRate | SignalKind::StatusClass | SignalKind::TemplateCount => {
-            (RootCauseClass::DependencyFailure, service_target, 0.5)
+            (RootCauseClass::DependencyFailure, service_target, 0.8)
         }
         SignalKind::LatencyQuantile => (RootCauseClass::Unknown, service_target, 0.3),
         _ => (RootCauseClass::Unknown, service_target, 0.2),
@@ -959,6 +1081,114 @@ mod tests {
             inc.root_causes[0].target.service.as_deref(),
             Some("payments")
         );
+    }
+
+    fn errors_at(sec: i64, svc: &str) -> Anomaly {
+        anomaly(
+            sec,
+            SignalKind::ErrorRate,
+            "",
+            svc,
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        )
+    }
+
+    #[test]
+    fn an_unrelated_earlier_incident_does_not_swallow_a_new_onset() {
+        // orders has been failing for a while (its alert keeps its incident
+        // open); 15 minutes later payments, two calls away, starts failing.
+        let mut c = Correlator::new(topo());
+        c.observe(errors_at(0, "gateway"));
+        for t in (30..=900).step_by(30) {
+            c.touch(&errors_at(0, "gateway").signal, Timestamp::from_secs(t));
+        }
+        c.observe(errors_at(900, "payments"));
+        // And a direct callee whose onset is long after the last one.
+        c.observe(errors_at(1200, "checkout"));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 3, "{incs:#?}");
+        assert_eq!(
+            incs[1].anomalies[0].signal.service.as_deref(),
+            Some("payments")
+        );
+        // Propagation within a minute over a direct call is one incident.
+        let mut c = Correlator::new(topo());
+        c.observe(errors_at(0, "payments"));
+        c.observe(errors_at(40, "checkout"));
+        c.observe(errors_at(70, "gateway"));
+        assert_eq!(c.finish().len(), 1);
+    }
+
+    #[test]
+    fn a_dense_topology_does_not_fuse_a_day() {
+        // Every service calls every other; something small fails every
+        // seven minutes somewhere, all day.
+        let names: Vec<String> = (0..12).map(|i| format!("svc-{i}")).collect();
+        let mut cfg = CorrelatorConfig::default();
+        for a in &names {
+            cfg.topology.insert(
+                a.clone(),
+                names.iter().filter(|b| *b != a).cloned().collect(),
+            );
+        }
+        let mut c = Correlator::new(cfg);
+        let mut incidents = Vec::new();
+        for i in 0..(24 * 60 / 7) {
+            let svc = &names[(i * 5) % names.len()];
+            incidents.extend(c.observe(errors_at(i as i64 * 420, svc)));
+        }
+        incidents.extend(c.finish());
+        assert!(incidents.len() > 100, "{} incidents", incidents.len());
+        let longest = incidents
+            .iter()
+            .map(|i| i.anomalies.last().unwrap().timestamp.as_millis() - i.start.as_millis())
+            .max()
+            .unwrap();
+        assert!(longest <= 600_000, "an incident spans {longest} ms");
+    }
+
+    #[test]
+    fn a_callee_fault_is_ranked_above_its_callers() {
+        // No configured topology. Traces showed gateway -> orders -> stock;
+        // stock starts throwing and the callers log the failure too, and
+        // since they are busier their error shares cross the line first.
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.learn_edge("gateway", "orders");
+        c.learn_edge("orders", "stock");
+        // Before the fault, the few failed requests started at gateway and
+        // orders (bad input, retries) as often as anywhere.
+        for i in 0..60 {
+            let svc = ["gateway", "orders", "gateway", "stock"][i % 4];
+            c.observe_origin(svc, Timestamp::from_secs(i as i64 * 30 - 3600));
+        }
+        c.observe(errors_at(0, "gateway"));
+        c.observe(errors_at(15, "orders"));
+        c.observe(errors_at(30, "stock"));
+        // Now most failing requests fail first at stock.
+        for i in 0..40 {
+            let svc = if i % 8 == 0 { "gateway" } else { "stock" };
+            c.observe_origin(svc, Timestamp::from_secs(i));
+        }
+        let inc = c.finish().remove(0);
+        assert_eq!(inc.root_causes[0].target.service.as_deref(), Some("stock"));
+        let rank = |s: &str| {
+            inc.root_causes
+                .iter()
+                .position(|r| r.target.service.as_deref() == Some(s))
+        };
+        assert!(rank("orders") > rank("stock") && rank("gateway") > rank("stock"));
+    }
+
+    #[test]
+    fn an_anomaly_naming_nothing_opens_no_incident() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut a = errors_at(0, "x");
+        a.signal.service = None;
+        a.signal.host = None;
+        c.observe(a);
+        assert!(c.finish().is_empty());
     }
 
     #[test]

@@ -409,17 +409,171 @@ impl CountDetector {
     }
 }
 
+/// Share-of-records detector for a service's error, warning or 5xx lines:
+/// how surprising are `k` such records among the `n` records the service
+/// wrote, given the share it has written so far?
+///
+/// Counting errors alone confuses a fault with load and with collection:
+/// a service that logs twice as much logs twice the errors, and a shipper
+/// that sends logs only now and then (or a service that was idle) makes
+/// the count drop to zero between bursts, so every resumption looked like
+/// a burst. The share does not move with either. The learned share is a
+/// Beta posterior (Jeffreys prior, discounted so it follows slow drift and
+/// frozen during an alert), and a window is scored by the beta-binomial
+/// predictive tail P(X >= k | n): with little history the posterior is
+/// wide and nothing is surprising; after thousands of clean records, a
+/// few dozen errors are. A window without records says nothing and
+/// changes nothing (RED method: errors are judged against requests).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RatioDetector {
+    /// Discounted counts of flagged and other records seen.
+    flagged: f64,
+    others: f64,
+    alert: Hysteresis,
+}
+
+impl Default for RatioDetector {
+    fn default() -> Self {
+        RatioDetector {
+            flagged: 0.0,
+            others: 0.0,
+            alert: Hysteresis::default(),
+        }
+    }
+}
+
+/// Jeffreys prior Beta(1/2, 1/2): no opinion on the share before data.
+const JEFFREYS: f64 = 0.5;
+
+/// log10 of P(X >= k) for X ~ BetaBinomial(n, a, b).
+pub fn log10_beta_binomial_tail(k: u64, n: u64, a: f64, b: f64) -> f64 {
+    if k == 0 {
+        return 0.0;
+    }
+    if k > n {
+        return f64::NEG_INFINITY;
+    }
+    let ln_beta = |x: f64, y: f64| ln_gamma(x) + ln_gamma(y) - ln_gamma(x + y);
+    let ln_choose = |n: u64, j: u64| ln_factorial(n) - ln_factorial(j) - ln_factorial(n - j);
+    let ln_pmf =
+        |j: u64| ln_choose(n, j) + ln_beta(j as f64 + a, (n - j) as f64 + b) - ln_beta(a, b);
+    // Sum from k upward in log space; terms fall off fast past the mode.
+    let first = ln_pmf(k);
+    let mut sum = 1.0;
+    for j in k + 1..=n {
+        let term = (ln_pmf(j) - first).exp();
+        sum += term;
+        if term < 1e-12 * sum {
+            break;
+        }
+    }
+    ((first + sum.ln()) / std::f64::consts::LN_10).min(0.0)
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, nine terms: about 15 digits).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection.
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut a = G[0];
+    let t = x + 7.5;
+    for (i, g) in G.iter().enumerate().skip(1) {
+        a += g / (x + i as f64);
+    }
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+}
+
+impl RatioDetector {
+    /// Score `k` flagged records among `n` (the sliding span's sums), and
+    /// learn from the newest window's `k_new` of `n_new`.
+    pub fn observe(&mut self, k: f64, n: f64, k_new: f64, n_new: f64) -> Score {
+        let k = k.max(0.0).round() as u64;
+        let n = (n.max(0.0).round() as u64).max(k);
+        let a = self.flagged + JEFFREYS;
+        let b = self.others + JEFFREYS;
+        let expected = n as f64 * a / (a + b);
+        if n == 0 {
+            // No records in the span: nothing to judge and nothing learned,
+            // and an alert ends: with no evidence left it cannot be held,
+            // and a service whose logs stop (or a shipper that sends them
+            // in stretches) must not stay in alert through the gap and
+            // miss the next burst. Windows during a gap may be minutes
+            // apart, so this does not wait for a count of calm ones.
+            self.alert = Hysteresis::default();
+            return Score {
+                score: 0.0,
+                alert: false,
+                expected: 0.0,
+                spread: 0.0,
+            };
+        }
+        let log_p = log10_beta_binomial_tail(k, n, a, b);
+        let score = (-log_p / 12.0).clamp(0.0, 1.0);
+        // Opens on a one-in-a-million share of at least three records;
+        // closes after eight windows back within ordinary chance.
+        let alert = self
+            .alert
+            .update(score >= 0.5 && k >= 3, log_p > -1.3, 1, 8);
+        // Learn only from windows that look ordinary (p > 0.001): a fault
+        // too small or too early to alert on must not teach the baseline
+        // that failing is normal (robust estimation, as the series
+        // baselines clip their updates).
+        if !alert && log_p > -3.0 {
+            let keep = 1.0 - COUNT_ALPHA;
+            self.flagged = self.flagged * keep + k_new.max(0.0);
+            self.others = self.others * keep + (n_new - k_new).max(0.0);
+        }
+        let p = a / (a + b);
+        Score {
+            score,
+            alert,
+            expected,
+            spread: (n as f64 * p * (1.0 - p)).sqrt(),
+        }
+    }
+}
+
 /// Resource-leak detector: a steady climb of a gauge (memory, descriptors,
 /// threads). It fits a least-squares line to the last [`LEAK_WINDOW`] points
 /// and alerts when the slope is both significant (its t-statistic) and
 /// material (the window's rise is a noticeable share of the level), for two
 /// points in a row. It sees a leak while the value is still inside the band
 /// a level detector would accept, minutes before the limit.
+///
+/// A climb alone is not a leak: a JVM heap or a cache climbs for minutes
+/// and falls back at each collection or eviction, every cycle to about the
+/// same peak. What a leak does that a sawtooth does not is set new highs:
+/// so a climb opens an alert only when it passes the highest value of the
+/// last [`LEAK_BLOCKS`] windows before the fitted one (the detector keeps
+/// one maximum per window), and the anomaly's band ends at that peak.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LeakDetector {
     values: VecDeque<f64>,
     alert: Hysteresis,
+    /// Maximum of each earlier window of [`LEAK_WINDOW`] points, newest last.
+    #[serde(default)]
+    peaks: VecDeque<f64>,
+    /// Points since the last window was closed into `peaks`, and their max.
+    #[serde(default)]
+    block: (usize, f64),
 }
+
+/// Earlier windows whose peaks a leak must pass.
+pub const LEAK_BLOCKS: usize = 8;
 
 /// Points in the fitted window (6 minutes at a 15 s scrape).
 pub const LEAK_WINDOW: usize = 24;
@@ -433,7 +587,23 @@ impl LeakDetector {
         }
         self.values.push_back(x);
         if self.values.len() > LEAK_WINDOW {
-            self.values.pop_front();
+            // The oldest point leaves the fitted window for the peaks.
+            let old = self.values.pop_front().expect("longer than the window");
+            self.block = (
+                self.block.0 + 1,
+                if self.block.0 == 0 {
+                    old
+                } else {
+                    self.block.1.max(old)
+                },
+            );
+            if self.block.0 == LEAK_WINDOW {
+                self.peaks.push_back(self.block.1);
+                if self.peaks.len() > LEAK_BLOCKS {
+                    self.peaks.pop_front();
+                }
+                self.block = (0, 0.0);
+            }
         }
         let n = self.values.len();
         if n < LEAK_WINDOW {
@@ -468,13 +638,34 @@ impl LeakDetector {
             .max(1e-9 * mean_x.abs().max(1.0));
         let t = slope / (sigma / sxx.sqrt());
         let rise = slope * nf / mean_x.abs().max(1e-9);
-        let strong = t >= 8.0 && rise >= 0.03;
+        // The highest value seen before the fitted window (and the part of
+        // the current block already out of it).
+        let peak = self
+            .peaks
+            .iter()
+            .copied()
+            .chain((self.block.0 > 0).then_some(self.block.1))
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Two earlier windows at least, so the peaks span a whole cycle of
+        // anything that saws more often than every 48 points.
+        let new_high = self.peaks.len() >= 2 && x > peak;
+        let strong = t >= 8.0 && rise >= 0.03 && new_high;
         let alert = self.alert.update(strong, t < 2.0, 2, 8);
-        Score {
-            score: (t / 16.0).clamp(0.0, 1.0),
-            alert,
-            expected: mean_x + slope * (nf - 1.0 - mean_i),
-            spread: sigma,
+        if peak.is_finite() {
+            // Expected: at most the earlier peak; the band ends there.
+            Score {
+                score: (t / 16.0).clamp(0.0, 1.0),
+                alert,
+                expected: peak - 3.0 * sigma,
+                spread: sigma,
+            }
+        } else {
+            Score {
+                score: (t / 16.0).clamp(0.0, 1.0),
+                alert,
+                expected: mean_x + slope * (nf - 1.0 - mean_i),
+                spread: sigma,
+            }
         }
     }
 }
@@ -573,6 +764,62 @@ mod tests {
         // Noise alone never alerts.
         let mut d = LeakDetector::default();
         assert!((0..2000).all(|i| !d.observe(500.0 + 10.0 * noise(i)).alert));
+    }
+
+    #[test]
+    fn a_heap_sawtooth_is_not_a_leak_and_a_leak_is_out_of_its_band() {
+        // A JVM old generation: climbs for 40 points, collected back down,
+        // every cycle to the same peak (at a 15 s scrape, a 10 minute cycle).
+        let mut d = LeakDetector::default();
+        for i in 0..2000 {
+            let x = 500.0 + 8.0 * (i % 40) as f64 + 3.0 * noise(i);
+            assert!(!d.observe(x).alert, "sawtooth flagged at {i}");
+        }
+        // The same heap starting to keep what it allocates: new highs.
+        let mut seen = false;
+        for i in 2000..2400 {
+            let x = 500.0 + 8.0 * (i % 40) as f64 + (i - 2000) as f64 * 2.0 + 3.0 * noise(i);
+            let s = d.observe(x);
+            if s.alert && !seen {
+                seen = true;
+                // The value that opens it is above its band's upper end.
+                assert!(x > s.expected + 3.0 * s.spread, "{x} inside {s:?}");
+            }
+        }
+        assert!(seen, "a rising sawtooth is a leak");
+    }
+
+    #[test]
+    fn error_share_ignores_load_and_gaps_and_sees_a_new_failure() {
+        let mut d = RatioDetector::default();
+        // A service writing 100 lines a window, 2% errors.
+        for i in 0..400 {
+            let k = if i % 50 == 0 { 4.0 } else { 2.0 };
+            assert!(!d.observe(k, 100.0, k, 100.0).alert, "noise at {i}");
+        }
+        // Ten times the load, same share; then no logs at all for a while.
+        for _ in 0..40 {
+            assert!(!d.observe(20.0, 1000.0, 20.0, 1000.0).alert);
+        }
+        for _ in 0..40 {
+            assert!(!d.observe(0.0, 0.0, 0.0, 0.0).alert);
+        }
+        // Logs resume as before: not a burst.
+        assert!(!d.observe(2.0, 100.0, 2.0, 100.0).alert);
+        // A quarter of its lines are now errors.
+        let s = d.observe(25.0, 100.0, 25.0, 100.0);
+        assert!(s.alert && s.score >= 0.5, "{s:?}");
+        // The logs stop: the alert ends, and a burst after the gap is a
+        // new alert, not the old one held through it.
+        assert!(!d.observe(0.0, 0.0, 0.0, 0.0).alert);
+        assert!(d.observe(25.0, 100.0, 25.0, 100.0).alert);
+        // With no history nothing is surprising.
+        let mut fresh = RatioDetector::default();
+        assert!(!fresh.observe(25.0, 100.0, 25.0, 100.0).alert);
+        // The tail is a probability: P(X >= 0) = 1, and it falls with k.
+        assert_eq!(log10_beta_binomial_tail(0, 10, 1.0, 1.0), 0.0);
+        // Beta(1, 1) makes every count from 0 to n equally likely.
+        assert!((log10_beta_binomial_tail(5, 9, 1.0, 1.0) - 0.5f64.log10()).abs() < 1e-9);
     }
 
     #[test]

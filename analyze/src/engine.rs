@@ -11,7 +11,7 @@
 
 use crate::baseline::{BaselineDetector, BaselineDetectorConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::detect::{CountDetector, DetectorConfig, LeakDetector};
+use crate::detect::{DetectorConfig, LeakDetector, RatioDetector};
 use crate::hash::{FastMap, FastSet};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
@@ -137,8 +137,10 @@ const COUNT_SPAN: usize = 4;
 
 #[derive(Serialize, Deserialize)]
 enum Det {
-    /// The count test, over a sliding sum of the last [`COUNT_SPAN`] windows.
-    Count(CountDetector, std::collections::VecDeque<f64>),
+    /// The share test of a service's error, warning or 5xx records among
+    /// all its records, over sliding sums of the last [`COUNT_SPAN`]
+    /// windows (flagged, all).
+    Ratio(RatioDetector, std::collections::VecDeque<(f64, f64)>),
     Series(Box<BaselineDetector>),
     /// Resource gauges: level and slope; either alerts.
     Resource(Box<BaselineDetector>, LeakDetector),
@@ -192,6 +194,7 @@ struct StateRef<'a> {
     counting: Vec<&'a String>,
     first_ts: Option<models::Timestamp>,
     sessions: &'a crate::session::SessionDetector,
+    traces: &'a crate::traces::TraceTracker,
 }
 
 /// An [`Analyzer`]'s state read back, for [`Analyzer::restore`].
@@ -209,6 +212,7 @@ struct StateOwned {
     counting: Vec<String>,
     first_ts: Option<models::Timestamp>,
     sessions: crate::session::SessionDetector,
+    traces: crate::traces::TraceTracker,
 }
 
 /// The engine. See the module docs.
@@ -231,6 +235,11 @@ pub struct Analyzer {
     /// First event time: new templates are news only after a warm-up.
     first_ts: Option<models::Timestamp>,
     sessions: crate::session::SessionDetector,
+    /// Calls and error origins learned from trace ids in logs.
+    traces: crate::traces::TraceTracker,
+    /// Scratch: record counts per (service, window) of the points being
+    /// scored (derived from them each time, never checkpointed).
+    log_counts: FastMap<(Option<String>, i64), f64>,
 }
 
 /// Which signals are watched, and how.
@@ -271,10 +280,10 @@ fn detector_for(s: &Signal, shared: &Shared) -> Option<Det> {
     let series = |cfg: &Arc<BaselineDetectorConfig>| Box::new(BaselineDetector::new(cfg.clone()));
     match s.kind {
         SignalKind::ErrorRate | SignalKind::WarnRate => {
-            Some(Det::Count(CountDetector::default(), Default::default()))
+            Some(Det::Ratio(RatioDetector::default(), Default::default()))
         }
         SignalKind::StatusClass if s.name == "5xx" => {
-            Some(Det::Count(CountDetector::default(), Default::default()))
+            Some(Det::Ratio(RatioDetector::default(), Default::default()))
         }
         // Quantiles from histograms are named `p99:<histogram>`.
         SignalKind::LatencyQuantile if s.name.starts_with("p99:") => {
@@ -311,6 +320,32 @@ fn service(cfg: &DetectorConfig) -> BaselineDetectorConfig {
         upward_only: cfg.upward_only,
         min_consecutive: 2,
         ..BaselineDetectorConfig::default()
+    }
+}
+
+/// Signals that cannot be negative: counts, counter rates, latencies, and
+/// gauges whose names say they measure sizes, counts or durations.
+fn non_negative(s: &Signal) -> bool {
+    match s.kind {
+        SignalKind::MetricSeries => {
+            let n = metric_name(&s.name);
+            [
+                "_bytes",
+                "_seconds",
+                "_total",
+                "_count",
+                "_ratio",
+                "_fds",
+                "threads",
+                "millicores",
+                "_rate",
+                "duration",
+                "latency",
+            ]
+            .iter()
+            .any(|w| n.contains(w))
+        }
+        _ => true,
     }
 }
 
@@ -388,6 +423,8 @@ impl Analyzer {
             counting: Default::default(),
             first_ts: None,
             sessions,
+            traces: Default::default(),
+            log_counts: FastMap::default(),
         }
     }
 
@@ -416,6 +453,7 @@ impl Analyzer {
             counting,
             first_ts: self.first_ts,
             sessions: &self.sessions,
+            traces: &self.traces,
         })
     }
 
@@ -442,6 +480,8 @@ impl Analyzer {
                 d.reattach();
                 d
             },
+            traces: s.traces,
+            log_counts: FastMap::default(),
         }
     }
 
@@ -465,6 +505,13 @@ impl Analyzer {
                     self.correlator.learn_placement(svc, host);
                 }
                 self.learn_calls(r);
+                let t = self.traces.observe(r);
+                if let Some((caller, callee)) = &t.edge {
+                    self.correlator.learn_edge(caller, callee);
+                }
+                if let (true, Some(svc)) = (t.origin, &r.service) {
+                    self.correlator.observe_origin(svc, r.timestamp);
+                }
                 self.watch_templates(r, out);
                 self.sessions.observe(r, &mut out.anomalies);
             }
@@ -567,6 +614,15 @@ impl Analyzer {
 
     fn score_points(&mut self, out: &mut AnalyzerOutput) {
         let points = std::mem::take(&mut self.points);
+        // Each service's record count per window: the denominator of its
+        // error, warning and 5xx shares (a window's points come together).
+        self.log_counts.clear();
+        for p in &points {
+            if p.signal.kind == SignalKind::LogRate {
+                self.log_counts
+                    .insert((p.signal.service.clone(), p.timestamp.as_millis()), p.value);
+            }
+        }
         for p in &points {
             if self.cfg.mode == DetectorMode::Static && p.signal.kind == SignalKind::MetricSeries {
                 let name = metric_name(&p.signal.name);
@@ -594,13 +650,27 @@ impl Analyzer {
                 }
             }
             let (det, was_alert) = self.detectors.get_mut(&p.signal).expect("inserted");
+            // Whether this point said anything: a share over no records
+            // neither confirms nor ends an alert, and must not keep an
+            // incident open through a gap in the logs.
+            let mut informative = true;
             let s = match det {
-                Det::Count(d, recent) => {
-                    recent.push_back(p.value);
+                Det::Ratio(d, recent) => {
+                    let all = self
+                        .log_counts
+                        .get(&(p.signal.service.clone(), p.timestamp.as_millis()))
+                        .copied()
+                        .unwrap_or(p.value)
+                        .max(p.value);
+                    recent.push_back((p.value, all));
                     if recent.len() > COUNT_SPAN {
                         recent.pop_front();
                     }
-                    d.observe(recent.iter().sum())
+                    let (k, n) = recent
+                        .iter()
+                        .fold((0.0, 0.0), |(k, n), (a, b)| (k + a, n + b));
+                    informative = n > 0.0;
+                    d.observe(k, n, p.value, all)
                 }
                 Det::Series(d) => d.observe(p.timestamp.as_millis() as f64 / 1000.0, p.value),
                 Det::Resource(level, slope) => {
@@ -647,8 +717,16 @@ impl Analyzer {
                 } else {
                     0.0
                 };
+                // Counts, rates of counters and latencies cannot go below
+                // zero, and neither can what is expected of them.
+                let floor = if non_negative(&p.signal) {
+                    0.0
+                } else {
+                    f64::NEG_INFINITY
+                };
+                let expected = expected.max(floor);
                 Band {
-                    lower: expected - 3.0 * spread,
+                    lower: (expected - 3.0 * spread).max(floor),
                     expected,
                     upper: expected + 3.0 * spread,
                 }
@@ -668,7 +746,7 @@ impl Analyzer {
                 }
             }
             out.incidents.extend(self.correlator.advance(p.timestamp));
-            if s.alert {
+            if s.alert && informative {
                 self.correlator.touch(&p.signal, p.timestamp);
             }
             if opened {
@@ -681,7 +759,7 @@ impl Analyzer {
                     score: s.score.max(0.5),
                     kind: kind_of(&p.signal, p.value > expected.expected),
                     detector: match det {
-                        Det::Count(..) => "poisson_count",
+                        Det::Ratio(..) => "record_share",
                         Det::Series(_) => "seasonal_baseline",
                         Det::Resource(..) => "level_and_slope",
                         Det::Threshold(..) => "static_threshold",

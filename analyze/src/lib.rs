@@ -7,6 +7,7 @@
 //!   (counter rates with resets handled, histogram quantiles).
 //! - [`ensemble`]: the default detector of `remedy detect` for one series
 //!   (level, step, daily and weekly predictors with calibrated tails).
+//! - [`traces`]: calls and error origins learned from the trace ids in logs.
 //! - [`correlate`]: groups anomalies into incidents by time, shared
 //!   service/host/container and the dependency topology, resolves them when
 //!   they go quiet, and ranks root-cause candidates with their evidence.
@@ -25,12 +26,15 @@ pub mod ensemble;
 mod hash;
 pub mod session;
 pub mod signals;
+pub mod traces;
 
 pub use baseline::{
     BaselineConfig, BaselineDetector, BaselineDetectorConfig, Expectation, SeasonalBaseline,
 };
 pub use correlate::{Correlator, CorrelatorConfig};
-pub use detect::{CountDetector, DetectorConfig, LeakDetector, Score, SeriesDetector};
+pub use detect::{
+    CountDetector, DetectorConfig, LeakDetector, RatioDetector, Score, SeriesDetector,
+};
 pub use engine::{
     Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
     TracePoint,
@@ -38,3 +42,4 @@ pub use engine::{
 pub use ensemble::{EnsembleConfig, EnsembleDetector};
 pub use session::{SessionConfig, SessionDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
+pub use traces::{TraceFinding, TraceTracker};
