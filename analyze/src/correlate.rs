@@ -637,8 +637,10 @@ impl Correlator {
             if !(0..=lookback).contains(&dt) || !o.services.contains(&ch.service) {
                 continue;
             }
+            // Errors, not warnings: a slow host makes a service warn.
             let errors_there = o.anomalies.iter().any(|a| {
                 a.signal.service.as_deref() == Some(ch.service.as_str())
+                    && a.signal.kind != SignalKind::WarnRate
                     && matches!(a.kind, AnomalyKind::ErrorBurst | AnomalyKind::NewTemplate)
             });
             if !errors_there {
@@ -648,6 +650,13 @@ impl Correlator {
                 service: Some(ch.service.clone()),
                 ..Default::default()
             };
+            // The change explains its service's errors: it stands above the
+            // strongest of them, whatever their weight.
+            let explained = cands
+                .iter()
+                .filter(|((_, t), _)| t.service.as_deref() == Some(ch.service.as_str()))
+                .map(|(_, c)| c.score)
+                .fold(0.0, f64::max);
             let c = cands
                 .entry((RootCauseClass::BadChange, target))
                 .or_insert(Cand {
@@ -655,7 +664,7 @@ impl Correlator {
                     onset: ch.timestamp,
                     evidence: vec![],
                 });
-            c.score += 1.2 - 0.4 * dt as f64 / lookback as f64;
+            c.score += explained + 1.2 - 0.4 * dt as f64 / lookback as f64;
             c.evidence
                 .insert(0, Evidence::Change { change: ch.clone() });
             break;

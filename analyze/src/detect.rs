@@ -521,7 +521,13 @@ impl RatioDetector {
                 spread: 0.0,
             };
         }
-        let log_p = log10_beta_binomial_tail(k, n, a, b);
+        // At or below the expected count nothing is surprising (the tail
+        // is above a half), and most windows are there: skip the sum.
+        let log_p = if (k as f64) <= expected {
+            0.0
+        } else {
+            log10_beta_binomial_tail(k, n, a, b)
+        };
         let score = (-log_p / 12.0).clamp(0.0, 1.0);
         // Opens on a one-in-a-million share of at least three records;
         // closes after eight windows back within ordinary chance.

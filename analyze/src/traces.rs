@@ -23,6 +23,7 @@
 //! at most [`MAX_SERVICES_PER_TRACE`] services per trace and
 //! [`MAX_VOTES`] voted pairs.
 
+use crate::hash::FastMap;
 use models::LogRecord;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -42,6 +43,8 @@ pub const EDGE_MIN_VOTES: u32 = 3;
 struct Trace {
     services: Vec<String>,
     errored: bool,
+    /// Records seen of it.
+    records: u32,
 }
 
 /// What one record taught.
@@ -54,12 +57,25 @@ pub struct TraceFinding {
 }
 
 /// Follows traces through the log records that carry their ids.
+///
+/// Traces are keyed by a 64-bit hash of their id, not the id: a replay
+/// whose every line has an id of its own (a request id per line) would
+/// otherwise copy each one twice. Two ids that collide (by chance one in
+/// 2^64, or crafted) only share one trace's state; the map itself is
+/// keyed with a per-process seed, so lookups stay fast either way.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct TraceTracker {
-    traces: BTreeMap<String, Trace>,
+    traces: FastMap<u64, Trace>,
     /// Traces by first record time, for expiry.
-    order: VecDeque<(i64, String)>,
+    order: VecDeque<(i64, u64)>,
     votes: BTreeMap<(String, String), u32>,
+}
+
+/// FNV-1a: stable across processes, so a checkpoint restores the same keys.
+fn key(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl TraceTracker {
@@ -80,13 +96,15 @@ impl TraceTracker {
             let (_, old) = self.order.pop_front().expect("front checked");
             self.traces.remove(&old);
         }
-        let trace = match self.traces.get_mut(id) {
+        let id = key(id);
+        let trace = match self.traces.get_mut(&id) {
             Some(t) => t,
             None => {
-                self.order.push_back((now, id.to_string()));
-                self.traces.entry(id.to_string()).or_insert(Trace {
+                self.order.push_back((now, id));
+                self.traces.entry(id).or_insert(Trace {
                     services: Vec::new(),
                     errored: false,
+                    records: 0,
                 })
             }
         };
@@ -107,8 +125,13 @@ impl TraceTracker {
         }
         if r.level.is_some_and(|l| l.is_error()) && !trace.errored {
             trace.errored = true;
-            found.origin = true;
+            // A trace id that appears once is an id per line (a request id
+            // or a generator's), not a request's path: its first error
+            // says nothing about where the request went wrong, only how
+            // loud a service is. An origin needs records before it.
+            found.origin = trace.records > 0;
         }
+        trace.records = trace.records.saturating_add(1);
         found
     }
 }
@@ -173,6 +196,8 @@ mod tests {
     #[test]
     fn the_first_error_of_a_trace_is_its_origin() {
         let mut t = TraceTracker::default();
+        // An error that is its trace's first record locates nothing.
+        assert!(!t.observe(&rec(0, "solo", "gateway", Level::Error)).origin);
         assert!(!t.observe(&rec(0, "a", "gateway", Level::Info)).origin);
         assert!(t.observe(&rec(1, "a", "db-proxy", Level::Error)).origin);
         // The callers logging the same failure later are not origins.
@@ -180,7 +205,8 @@ mod tests {
         assert!(!t.observe(&rec(3, "a", "gateway", Level::Error)).origin);
         // After the trace expired it is a new trace.
         let late = 3 + TRACE_TTL_MS / 1000 + 1;
-        assert!(t.observe(&rec(late, "a", "gateway", Level::Error)).origin);
+        assert!(!t.observe(&rec(late, "a", "gateway", Level::Info)).origin);
+        assert!(t.observe(&rec(late, "a", "orders", Level::Error)).origin);
     }
 
     #[test]
