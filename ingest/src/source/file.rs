@@ -183,7 +183,7 @@ impl FileSource {
                 source,
             })?;
             if meta.is_dir() {
-                walk(p, &mut files)?;
+                walk(p, &mut files, true)?;
             } else {
                 files.push(p.clone());
             }
@@ -211,19 +211,26 @@ impl FileSource {
     }
 }
 
-/// Files in a dataset directory that describe the data rather than being
-/// it: a scenario's labels and manifest, READMEs and licence notices. Named
-/// explicitly on the command line they are still read.
+/// Files at the top of a dataset directory that describe the data rather
+/// than being it: a scenario's labels and manifest, READMEs and licence
+/// notices. Only files, only at the top of a directory named on the command
+/// line, and only these names: a service called `license` logging under
+/// `logs/license/` is data. Named explicitly on the command line they are
+/// still read.
 fn is_metadata(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
+    let stem = lower.split('.').next().unwrap_or("");
     matches!(lower.as_str(), "labels.json" | "manifest.json")
-        || lower.starts_with("readme")
-        || lower.starts_with("license")
-        || lower.starts_with("licence")
-        || lower.ends_with(".md")
+        || (matches!(
+            stem,
+            "readme" | "license" | "licence" | "notice" | "copying"
+        ) && matches!(
+            lower.rsplit_once('.').map(|(_, e)| e),
+            None | Some("md" | "txt" | "rst")
+        ))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -235,14 +242,18 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || is_metadata(&name) {
+        if name.starts_with('.') {
             continue;
         }
         let path = e.path();
         let ft = e.file_type().map_err(io)?;
         if ft.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, false)?;
         } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
+            if top && is_metadata(&name) {
+                tracing::info!(file = %path.display(), "skipped: dataset metadata, not data");
+                continue;
+            }
             out.push(path);
         }
     }
@@ -316,6 +327,33 @@ mod tests {
             ]
         );
         assert!(got[2].0.ends_with("c.log.gz"));
+    }
+
+    #[test]
+    fn only_documentation_files_at_the_top_are_skipped_never_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        // A service called `license`, and a log file named like a notice
+        // below the top: both are data.
+        std::fs::create_dir_all(dir.path().join("logs/license")).unwrap();
+        std::fs::write(dir.path().join("logs/license/app.log"), b"a\n").unwrap();
+        std::fs::write(dir.path().join("logs/README.md"), b"b\n").unwrap();
+        std::fs::write(dir.path().join("LICENSE"), b"MIT\n").unwrap();
+        std::fs::write(dir.path().join("NOTICE.txt"), b"n\n").unwrap();
+        std::fs::write(dir.path().join("license-server.log"), b"c\n").unwrap();
+        let src = FileSource::open(&[dir.path().to_path_buf()], 1024).unwrap();
+        let names: Vec<String> = src
+            .files()
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "license-server.log",
+                "logs/README.md",
+                "logs/license/app.log"
+            ]
+        );
     }
 
     #[test]
