@@ -493,9 +493,6 @@ impl Correlator {
     /// graph reaches everything within three calls, and a chain of
     /// propagation still joins one hop at a time as each symptom appears.
     fn linked(&self, o: &Open, a: &Anomaly) -> bool {
-        if self.same_place(o, a) {
-            return true;
-        }
         let Some(svc) = &a.signal.service else {
             return false;
         };
