@@ -90,7 +90,7 @@
 //!    not a count switches back for good. (Robustness corpus: spiky counts
 //!    54.9 to 67.8, seed 12 63.0 to 71.7; the corpus 63.6 to 66.2 and 64.6
 //!    to 65.1; NAB-dev unchanged, its count series `nyc_taxi` is in the
-//!    tens of thousands, where the transform cost it 3.7 points.)
+//!    tens of thousands, where the transform cost it 4.2 points.)
 //!
 //! **The decision** (`alert`, `remedy detect`'s `label`) is taken on the
 //! row where the rise of a climb first reaches [`EnsembleConfig::threshold`]
