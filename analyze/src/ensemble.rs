@@ -604,8 +604,8 @@ impl EnsembleDetector {
     /// Flat-line surprise of row's step `d` (None on the first value): the
     /// probability, under this stream's own habits, that a run of repeated
     /// values starts and lasts as long as the current one (a stuck sensor
-    /// or a frozen exporter), as `-log10` beyond [`STUCK_OFFSET`], over 12
-    /// like the other streams. A stream that never repeats a value needs a
+    /// or a frozen exporter), as `-log10` beyond [`STUCK_OFFSET`], over
+    /// [`STUCK_SCALE`]. A stream that never repeats a value needs a
     /// few rows of repeats to be surprising; one that often sits still (a
     /// quiet count, a square wave) needs a run far longer than its usual.
     fn stuck(&mut self, d: Option<f64>, at_floor: bool, alpha: f64) -> f64 {
@@ -684,11 +684,13 @@ impl EnsembleDetector {
         self.diffs = RollingWindow::new(self.cfg.window);
         self.min_step = MinStep::default();
         let mut prev: Option<f64> = None;
-        for (row, &v) in raw.iter().enumerate() {
+        let first = self.row.saturating_sub(raw.len());
+        for (i, &v) in raw.iter().enumerate() {
             let v = f(v);
             if let Some(p) = prev {
                 self.diffs.push(v - p);
-                self.min_step.push(row, (v - p).abs(), self.cfg.window);
+                self.min_step
+                    .push(first + i, (v - p).abs(), self.cfg.window);
             }
             self.values.push(v);
             prev = Some(v);

@@ -21,9 +21,9 @@ Printed:
   default threshold, at the family's own best threshold (and that
   threshold), windows detected and false positives at the corpus
   threshold;
-- anomaly-free series: reports per series-day after the probationary
-  period at the default threshold (the calibrated false-alarm rate) and at
-  the corpus threshold."""
+- anomaly-free series: reports per series-day and per 1,000 rows after
+  the probationary period at the default threshold (the calibrated
+  false-alarm rate) and at the corpus threshold."""
 import bisect, csv, json, math, os, sys
 from datetime import datetime
 
