@@ -39,7 +39,7 @@ pub use engine::{
     Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
     TracePoint,
 };
-pub use ensemble::{EnsembleConfig, EnsembleDetector};
+pub use ensemble::{EnsembleConfig, EnsembleDetector, DEFAULT_THRESHOLD};
 pub use session::{SessionConfig, SessionDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 pub use traces::{TraceFinding, TraceTracker};

@@ -33,8 +33,10 @@ pub struct Args {
 /// Detectors `remedy detect` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
-    /// Level, step, daily and weekly predictors, the best listened to, with
-    /// peaks-over-threshold tails and onset reporting.
+    /// Level, step, daily and weekly predictors, the best listened to, and
+    /// runs of repeated values, with peaks-over-threshold tails and onset
+    /// reporting; `label` is 1 on the one row where an episode reaches
+    /// `analyze::DEFAULT_THRESHOLD`.
     Ensemble,
     /// Seasonal dynamic baseline (level, trend, daily and weekly cycles).
     Baseline,
