@@ -12,7 +12,14 @@ TH="${2:-0.08}"
 cargo build --release --no-default-features -q
 BIN="${CARGO_TARGET_DIR:-target}/release/remedy"
 DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
-python3 bench/nab/robust_series.py "$DIR/corpus" "$SEED"
+# The corpus generator needs numpy: use the machine's, or a venv of its own.
+PY=python3
+if ! python3 -c 'import numpy' 2>/dev/null; then
+  VENV=bench/.venv-nab
+  [ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q numpy; }
+  PY="$VENV/bin/python"
+fi
+"$PY" bench/nab/robust_series.py "$DIR/corpus" "$SEED"
 ( cd "$DIR/corpus/data" && find . -name '*.csv' | sort ) | while read -r f; do
   mkdir -p "$DIR/out/$(dirname "$f")"
   "$BIN" detect --out "$DIR/out/$f" "$DIR/corpus/data/$f"
