@@ -138,6 +138,8 @@ pub struct MinerStats {
 struct Interner {
     ids: HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     strs: Vec<Box<str>>,
+    /// Per id: [`is_open`] of its text.
+    open: Vec<bool>,
 }
 
 impl Interner {
@@ -156,6 +158,7 @@ impl Interner {
             return *id;
         }
         let id = self.strs.len() as u32;
+        self.open.push(is_open(s));
         self.strs.push(s.into());
         self.ids.insert(s.into(), id);
         id
@@ -164,6 +167,60 @@ impl Interner {
     fn str(&self, id: u32) -> &str {
         &self.strs[id as usize]
     }
+
+    fn is_open(&self, id: u32) -> bool {
+        self.open[id as usize]
+    }
+}
+
+/// Whether a token is a variable or looks like a value (see
+/// [`looks_like_value`]): in a template, such a position accepts any other
+/// value-like token; in a message, such a token agrees with a template's
+/// value-like position.
+fn is_open(tok: &str) -> bool {
+    tok.contains(WILDCARD) || looks_like_value(tok)
+}
+
+/// Token classes that are priors for a variable without a digit in them:
+/// a path (`/` or `\`), a dotted name (`chrome.exe`, `org.apache.Foo`,
+/// `host.example.com`: a dot between two alphanumerics), a `key=value` or
+/// `key:value` pair with a word for key, a quoted string. A prior, not the
+/// decision: such a token stays literal in its template while it never
+/// varies; it only lets records whose value differs there agree, so the
+/// position widens (a digit-bearing token is masked outright instead).
+fn looks_like_value(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    if b.len() < 2 {
+        return false;
+    }
+    if b.contains(&b'/') || b.contains(&b'\\') {
+        return true;
+    }
+    if (b[0] == b'"' || b[0] == b'\'') && b.len() > 2 && b[b.len() - 1] == b[0] {
+        return true;
+    }
+    let alnum = |c: u8| c.is_ascii_alphanumeric();
+    if b.windows(3)
+        .any(|w| w[1] == b'.' && alnum(w[0]) && alnum(w[2]))
+    {
+        return true;
+    }
+    key_value(tok).is_some()
+}
+
+/// `key=value` or `key:value`: a word for key (letters, digits, `_`, `-`,
+/// `.`, starting with a letter), a separator, a non-empty value. Returns the
+/// key with its separator.
+fn key_value(tok: &str) -> Option<&str> {
+    let b = tok.as_bytes();
+    let at = b.iter().position(|&c| c == b'=' || c == b':')?;
+    let key = &b[..at];
+    let ok = !key.is_empty()
+        && key[0].is_ascii_alphabetic()
+        && key
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    (ok && at + 1 < b.len()).then(|| &tok[..=at])
 }
 
 /// The miner. See the module docs.
@@ -185,6 +242,8 @@ pub struct TemplateMiner {
     last: Vec<u32>,
     /// Empty between calls; its allocation is reused for each message.
     toks: Vec<Tok<'static>>,
+    /// Per token of the message being placed: [`is_open`].
+    open: Vec<bool>,
     /// Intern every message token (offline use: `remedy templates` needs
     /// each line's tokens for refinement).
     intern_all: bool,
@@ -409,14 +468,49 @@ fn mask_token(tok: &str) -> Tok<'_> {
 /// `user=<*>` (a key keeps its name, its value is the variable), anything
 /// else `<*>`.
 fn widen(a: &str, b: &str) -> Option<String> {
-    let (ka, _) = a.split_once('=')?;
-    let (kb, _) = b.split_once('=')?;
-    (ka == kb && !ka.is_empty() && !ka.contains(WILDCARD)).then(|| format!("{ka}={WILDCARD}"))
+    if let (Some(ka), Some(kb)) = (key_value(a), key_value(b)) {
+        if ka == kb {
+            return Some(format!("{ka}{WILDCARD}"));
+        }
+    }
+    if let (Some((ka, _)), Some((kb, _))) = (a.split_once('='), b.split_once('=')) {
+        if ka == kb && !ka.is_empty() && !ka.contains(WILDCARD) {
+            return Some(format!("{ka}={WILDCARD}"));
+        }
+    }
+    // Punctuation both share around the part that differs stays, as the
+    // masking of a digit-bearing token keeps it: `[instance: <*>]` whether
+    // the value had a digit or not.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let lead = a
+        .iter()
+        .zip(b)
+        .take_while(|(x, y)| x == y && LEAD.contains(x))
+        .count();
+    let trail = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y && TRAIL.contains(x))
+        .count();
+    if lead + trail == 0 || lead + trail >= a.len().min(b.len()) {
+        return None;
+    }
+    let a = std::str::from_utf8(a).ok()?;
+    Some(format!("{}{WILDCARD}{}", &a[..lead], &a[a.len() - trail..]))
 }
 
-fn group_key(tokens: &[u32]) -> Option<u64> {
-    let first = tokens.first().copied().unwrap_or(WILD);
-    (first < PROVISIONAL).then_some(((tokens.len() as u64) << 32) | first as u64)
+/// Punctuation kept before a variable.
+const LEAD: &[u8] = b"([{\"'";
+/// Punctuation kept after a variable.
+const TRAIL: &[u8] = b")]}\"',;.:";
+
+/// The group of a template or message: its token count and its first token,
+/// or `<*>` for a first token that is (or looks like) a value, so
+/// `chrome.exe - ...` and `firefox.exe - ...` meet in one group.
+fn group_key(len: usize, first: u32, first_open: bool) -> Option<u64> {
+    let first = if first_open { WILD } else { first };
+    (first < PROVISIONAL).then_some(((len as u64) << 32) | first as u64)
 }
 
 impl TemplateMiner {
@@ -449,6 +543,7 @@ impl TemplateMiner {
             },
             last: Vec::new(),
             toks: Vec::new(),
+            open: Vec::new(),
             intern_all: false,
         })
     }
@@ -589,21 +684,45 @@ impl TemplateMiner {
         &self.last
     }
 
+    fn template_key(&self, tokens: &[u32]) -> Option<u64> {
+        let first = tokens.first().copied().unwrap_or(WILD);
+        group_key(tokens.len(), first, self.interner.is_open(first))
+    }
+
     fn place(&mut self, toks: &[Tok], ids: &[u32]) -> Placed {
-        let key = group_key(ids);
+        // Which message tokens are (or look like) values.
+        let mut open = std::mem::take(&mut self.open);
+        open.clear();
+        open.extend(ids.iter().zip(toks).map(|(&id, t)| {
+            if id < PROVISIONAL {
+                self.interner.is_open(id)
+            } else {
+                is_open(t.text(&self.interner))
+            }
+        }));
+        let key = group_key(
+            ids.len(),
+            ids.first().copied().unwrap_or(WILD),
+            open.first().copied().unwrap_or(true),
+        );
         let mut best: Option<(usize, usize, usize)> = None;
         if let Some(members) = key.and_then(|k| self.groups.get(&k)) {
             for &ci in members {
                 let c = &self.clusters[ci];
                 // A position agrees when the tokens are equal, variables
-                // included: a masked number meets the template's `<*>`. A
-                // template variable facing a literal word does not count, so
-                // widened templates do not swallow unrelated messages.
+                // included: a masked number meets the template's `<*>`, and
+                // a value-like token meets a template position that holds
+                // a variable or a value (a `key=` keeping its key). A
+                // template variable facing a literal word does not count,
+                // so widened templates do not swallow unrelated messages.
                 let mut same = 0;
                 let mut params = 0;
-                for (a, b) in c.tokens.iter().zip(ids) {
-                    same += usize::from(a == b);
-                    params += usize::from(*a == WILD);
+                for (i, (&a, &b)) in c.tokens.iter().zip(ids).enumerate() {
+                    same += usize::from(
+                        a == b
+                            || open[i] && self.interner.is_open(a) && self.same_key(a, b, toks, i),
+                    );
+                    params += usize::from(a == WILD);
                 }
                 if best.is_none_or(|(_, s, p)| same > s || (same == s && params > p)) {
                     best = Some((ci, same, params));
@@ -614,13 +733,51 @@ impl TemplateMiner {
             // Strictly more than the threshold: two-word messages that
             // differ in a word ("VM Started" / "VM Paused") stay apart.
             if same as f64 > self.cfg.similarity * ids.len() as f64 {
-                return self.join(ci, toks, ids, key.expect("matched in a group"));
+                let placed = self.join(ci, toks, ids, &open, key.expect("matched in a group"));
+                self.open = open;
+                return placed;
             }
         }
+        self.open = open;
         self.create(toks, ids, key)
     }
 
-    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], key: u64) -> Placed {
+    /// Whether message token `b` (position `i`) is a path, a quoted
+    /// string or a `key=value` / `key:value` pair: a value whatever the
+    /// number of values its position holds (a dotted name may be a
+    /// constant: `rpc.statd` / `rpc.idmapd`).
+    fn is_value(&self, b: u32, toks: &[Tok], i: usize) -> bool {
+        let t = if b < PROVISIONAL {
+            self.interner.str(b)
+        } else {
+            toks[i].text(&self.interner)
+        };
+        key_value(t).is_some()
+            || t.contains(['/', '\\'])
+            || (t.starts_with(['"', '\'']) && t.len() > 2 && t.ends_with(&t[..1]))
+    }
+
+    /// Whether template token `a` and message token `b` (position `i`) do
+    /// not name different keys: `user=<*>` and `uid=0` are different
+    /// fields, `user=<*>` and `user=root` the same.
+    fn same_key(&self, a: u32, b: u32, toks: &[Tok], i: usize) -> bool {
+        if a == WILD {
+            return true;
+        }
+        let ta = self.interner.str(a);
+        let tb = if b < PROVISIONAL {
+            self.interner.str(b)
+        } else {
+            toks[i].text(&self.interner)
+        };
+        match (key_value(ta), key_value(tb)) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], open: &[bool], key: u64) -> Placed {
         let mut widened = false;
         self.clusters[ci].count += 1;
         for (pos, &b) in ids.iter().enumerate() {
@@ -631,9 +788,18 @@ impl TemplateMiner {
                     Some(s) => self.interner.intern(&s),
                     None => WILD,
                 };
-                self.clusters[ci].tokens[pos] = new;
-                widened = true;
+                if new != a {
+                    self.clusters[ci].tokens[pos] = new;
+                    widened = true;
+                }
             }
+            // A path, a quoted string or the value of a `key=value` pair is
+            // a variable's value, never one of an enumeration's words.
+            let b = if open[pos] && b != WILD && self.is_value(b, toks, pos) {
+                WILD
+            } else {
+                b
+            };
             // Track the few words a position holds.
             let needs = self.clusters[ci].values[pos]
                 .few
@@ -697,7 +863,7 @@ impl TemplateMiner {
                 few: (t != WILD).then(|| vec![(t, 1)]),
             })
             .collect();
-        let key = key.unwrap_or_else(|| group_key(&tokens).expect("interned"));
+        let key = key.unwrap_or_else(|| self.template_key(&tokens).expect("interned"));
         let ci = self.clusters.len();
         let shared: Arc<str> = id.as_str().into();
         self.clusters.push(Cluster {
@@ -895,7 +1061,7 @@ impl TemplateMiner {
             .collect();
         for (i, c) in self.clusters.iter().enumerate() {
             if c.merged_into.is_none() {
-                if let Some(k) = group_key(&c.tokens) {
+                if let Some(k) = self.template_key(&c.tokens) {
                     self.groups.entry(k).or_default().push(i);
                 }
             }
@@ -939,14 +1105,21 @@ impl TemplateMiner {
         out
     }
 
-    /// Positions of a template that are enumerations: a `<*>` that only ever
-    /// held two or three words.
-    fn enum_positions(c: &Cluster) -> impl Iterator<Item = usize> + '_ {
+    /// Positions of a template that are enumerations: a `<*>` (or a `<*>`
+    /// with punctuation around it, `(<*>)`) that only ever held two or three
+    /// words. The value of a `key=value` pair never is.
+    fn enum_positions<'c>(&'c self, c: &'c Cluster) -> impl Iterator<Item = usize> + 'c {
         c.tokens
             .iter()
             .zip(&c.values)
             .enumerate()
-            .filter(|(_, (t, v))| **t == WILD && v.few.as_ref().is_some_and(|f| f.len() > 1))
+            .filter(|(_, (t, v))| {
+                v.few.as_ref().is_some_and(|f| f.len() > 1)
+                    && (**t == WILD || {
+                        let s = self.interner.str(**t);
+                        s.contains(WILDCARD) && key_value(s).is_none()
+                    })
+            })
             .map(|(i, _)| i)
     }
 
@@ -961,7 +1134,7 @@ impl TemplateMiner {
         let c = self.live(index)?;
         let mut out: Vec<&str> = c.tokens.iter().map(|&t| self.interner.str(t)).collect();
         let mut refined = false;
-        for p in Self::enum_positions(c) {
+        for p in self.enum_positions(c) {
             if let Some(t) = tokens.get(p) {
                 out[p] = t;
                 refined = true;
@@ -975,7 +1148,7 @@ impl TemplateMiner {
     /// line's ids at these positions only (none: every line of the
     /// template refines alike). None if the template was evicted.
     pub fn refine_positions(&self, index: usize) -> Option<Vec<usize>> {
-        self.live(index).map(|c| Self::enum_positions(c).collect())
+        self.live(index).map(|c| self.enum_positions(c).collect())
     }
 
     /// [`TemplateMiner::refine`] for token ids from
@@ -984,7 +1157,7 @@ impl TemplateMiner {
         let c = self.live(index)?;
         let mut out = c.tokens.clone();
         let mut refined = false;
-        for p in Self::enum_positions(c) {
+        for p in self.enum_positions(c) {
             if let Some(&t) = ids.get(p).filter(|t| **t < PROVISIONAL) {
                 out[p] = t;
                 refined = true;
