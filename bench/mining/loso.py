@@ -21,7 +21,7 @@ REPO = os.path.join(HERE, "..", "..")
 ROOT = os.path.join(REPO, "datasets", "loghub-2k")
 SIM = [0.4, 0.5, 0.6, 0.7]
 ENUM = [2, 3, 4, 5]
-DEFAULT = (0.5, 3)
+DEFAULT = (0.6, 3)
 
 
 def ga(pred, truth):

@@ -73,7 +73,7 @@ pub struct MinerConfig {
 impl Default for MinerConfig {
     fn default() -> Self {
         MinerConfig {
-            similarity: 0.5,
+            similarity: 0.6,
             max_templates: 10_000,
             masks: Vec::new(),
             max_enum_values: 3,
