@@ -202,3 +202,36 @@ fn a_key_word_late_in_the_line_keeps_streamed_events_apart() {
     assert!(ids[1] == ids[3] && ids[3] == ids[5], "{ids:?}");
     assert_ne!(ids[0], ids[1]);
 }
+
+/// Templates of several lengths survive a restart: a miner restored from
+/// its saved state halfway through gives every later record the id an
+/// uninterrupted miner gives it.
+#[test]
+fn shapes_of_a_template_keep_their_ids_across_a_restart() {
+    let lines: Vec<String> = (0..40)
+        .map(|i| match i % 4 {
+            0 => format!("app.exe - proxy:{i} close, {i} bytes sent, {i} bytes received"),
+            1 => {
+                format!("app.exe - proxy:{i} close, {i} bytes ({i}.5 KB) sent, {i} bytes received")
+            }
+            2 => format!(
+                "BLOCK* ask 10.0.0.{i}:50010 to delete {}",
+                "blk_7 ".repeat(i % 5 + 1)
+            ),
+            _ => format!("BLOCK* ask 10.0.0.{i}:50010 to delete blk_{i}"),
+        })
+        .collect();
+    let mut whole = TemplateMiner::new(MinerConfig::default()).unwrap();
+    let want: Vec<_> = lines.iter().map(|l| whole.add(l).id).collect();
+    assert_eq!(
+        want.iter().collect::<std::collections::HashSet<_>>().len(),
+        2,
+        "{want:?}"
+    );
+    let mut first = TemplateMiner::new(MinerConfig::default()).unwrap();
+    let mut got: Vec<_> = lines[..20].iter().map(|l| first.add(l).id).collect();
+    let mut second = TemplateMiner::load_state(&first.save_state()).unwrap();
+    got.extend(lines[20..].iter().map(|l| second.add(l).id));
+    assert_eq!(got, want);
+    assert_eq!(second.stats().templates, 2);
+}

@@ -29,6 +29,9 @@ use super::{TemplateMiner, WILD, WILDCARD};
 /// Lengths a shape may differ from a template by and still be aligned.
 const MAX_SPAN: usize = 8;
 
+/// Templates a new shape is aligned with, at most.
+const MAX_CANDIDATES: usize = 16;
+
 /// Longest token sequence aligned (a bound on the alignment's cost).
 const MAX_ALIGN: usize = 96;
 
@@ -205,7 +208,7 @@ impl TemplateMiner {
             let Some(members) = self.groups.get(&(((len as u64) << 32) | first as u64)) else {
                 continue;
             };
-            for &o in members {
+            for &o in members.iter().take(MAX_CANDIDATES) {
                 let c = self.canon(o);
                 if c == ci || seen.contains(&c) {
                     continue;
@@ -213,8 +216,11 @@ impl TemplateMiner {
                 seen.push(c);
             }
         }
-        // Oldest first: a shape joins the template that came first.
+        // Oldest first: a shape joins the template that came first. A
+        // bounded number of candidates: a stream of ever new templates
+        // costs a bounded alignment work per template.
         seen.sort_unstable();
+        seen.truncate(MAX_CANDIDATES);
         for c in seen {
             let var_a = self.variables(c);
             let Some(al) = self.align(self.family_tokens(c), &tokens, &var_a, &var_b) else {
