@@ -11,6 +11,9 @@
 # for (or be timed by the noise of) a disk. Each tool runs three times per
 # file and its fastest run counts (the same rule for both: it discards
 # noise from the other core, not work).
+#
+# REMEDY_BEFORE=/path/to/an/older/remedy adds that build to the same run
+# (same files, same rule), for a before/after comparison.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPEAT="${1:-50}"
@@ -22,8 +25,11 @@ fi
 cargo build --release --no-default-features -q
 BIN="${CARGO_TARGET_DIR:-target}/release/remedy"
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
-printf "%-10s %10s %14s %14s %8s\n" system lines drain3_l/s remedy_l/s ratio
-total_d=0; total_r=0; total_n=0
+BEFORE="${REMEDY_BEFORE:-}"
+printf "%-10s %10s %14s %14s %8s" system lines drain3_l/s remedy_l/s ratio
+[ -n "$BEFORE" ] && printf " %14s %8s" before_l/s ratio
+printf "\n"
+total_d=0; total_r=0; total_n=0; total_b=0
 for sys in $(python3 -c 'import json;print(" ".join(json.load(open("datasets/loghub-2k/settings.json"))))'); do
   fmt=$(python3 -c "import json;print(json.load(open('datasets/loghub-2k/settings.json'))['$sys']['log_format'])")
 
@@ -44,7 +50,17 @@ for sys in $(python3 -c 'import json;print(" ".join(json.load(open("datasets/log
     end=$(date +%s.%N)
     rsec=$(python3 -c "print(min(float(x) for x in '$rsec $(python3 -c "print($end - $start)")'.split()))")
   done
-  python3 -c "n=$n; d=$dsec; r=$rsec; print(f'{\"$sys\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x')"
-  total_d=$(python3 -c "print($total_d + $dsec)"); total_r=$(python3 -c "print($total_r + $rsec)"); total_n=$((total_n + n))
+  bsec=0
+  if [ -n "$BEFORE" ]; then
+    bsec=""
+    for _ in 1 2 3; do
+      start=$(date +%s.%N)
+      "$BEFORE" templates --log-format "$fmt" "${margs[@]}" "$big" > /dev/null
+      end=$(date +%s.%N)
+      bsec=$(python3 -c "print(min(float(x) for x in '$bsec $(python3 -c "print($end - $start)")'.split()))")
+    done
+  fi
+  python3 -c "n=$n; d=$dsec; r=$rsec; b=$bsec; print(f'{\"$sys\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x' + (f' {n/b:>14,.0f} {d/b:>7.1f}x' if b else ''))"
+  total_d=$(python3 -c "print($total_d + $dsec)"); total_r=$(python3 -c "print($total_r + $rsec)"); total_b=$(python3 -c "print($total_b + $bsec)"); total_n=$((total_n + n))
 done
-python3 -c "n=$total_n; d=$total_d; r=$total_r; print(f'{\"all\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x')"
+python3 -c "n=$total_n; d=$total_d; r=$total_r; b=$total_b; print(f'{\"all\":<10} {n:>10} {n/d:>14,.0f} {n/r:>14,.0f} {d/r:>7.1f}x' + (f' {n/b:>14,.0f} {d/b:>7.1f}x' if b else ''))"

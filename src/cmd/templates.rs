@@ -23,6 +23,15 @@ pub struct Args {
     #[arg(long = "mask", value_name = "REGEX")]
     pub masks: Vec<String>,
 
+    /// Share of tokens that must agree to join a template (evaluation
+    /// only: the default is the one setting for every log).
+    #[arg(long, hide = true, default_value_t = MinerConfig::default().similarity)]
+    pub similarity: f64,
+
+    /// Most words an enumeration position may hold (evaluation only).
+    #[arg(long, hide = true, default_value_t = MinerConfig::default().max_enum_values)]
+    pub max_enum_values: usize,
+
     /// Write the CSV here instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -137,6 +146,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         masks: args.masks.clone(),
         // One file, mined whole: no eviction, so every line keeps its template.
         max_templates: usize::MAX / 2,
+        similarity: args.similarity,
+        max_enum_values: args.max_enum_values,
         ..MinerConfig::default()
     })?;
     miner.set_intern_all(true);

@@ -77,9 +77,9 @@ fn grouping_accuracy_on_loghub_2k_meets_the_floor() {
     assert_eq!(scores.len(), 8);
     let mean = scores.iter().map(|(_, g)| g).sum::<f64>() / scores.len() as f64;
     eprintln!("mean GA {mean:.3}");
-    assert!(mean >= 0.95, "mean GA {mean:.3} < 0.95: {scores:?}");
+    assert!(mean >= 0.98, "mean GA {mean:.3} < 0.98: {scores:?}");
     for (system, ga) in &scores {
-        assert!(*ga >= 0.85, "{system} GA {ga:.3} < 0.85");
+        assert!(*ga >= 0.93, "{system} GA {ga:.3} < 0.93");
     }
 }
 

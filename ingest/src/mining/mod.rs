@@ -1,14 +1,27 @@
-//! Streaming log template mining, in the spirit of Drain.
+//! Streaming log template mining, in the spirit of Drain, with the
+//! decisions Brain and ByteBrain take from the data where Drain has fixed
+//! rules.
 //!
 //! A message is tokenised on whitespace and each token that carries a digit
 //! is masked as a variable (`blk_-123` -> `<*>`, `sku=42` -> `sku=<*>`), so
 //! numbers, ids, addresses and sizes never split a template while words stay
-//! literal. Messages are grouped by token count and first token (the fixed
-//! depth of Drain's prefix tree); inside a group a message joins the template
-//! whose literal tokens it matches best when at least
-//! [`MinerConfig::similarity`] of its tokens agree, and the template widens
-//! (differing positions become `<*>`). When widening makes a template cover
-//! another one of its group, the two merge, the older id surviving.
+//! literal. Other token classes are *priors*: a path, a dotted name, a
+//! quoted string or a `key=value` / `key:value` pair stays literal while it
+//! never varies, but meets any other value-like token (and a template's
+//! `<*>`) when records are compared, so the position widens when the data
+//! shows it varying. Messages are grouped by token count and first token
+//! (`<*>` for a value-like first token), the fixed depth of Drain's prefix
+//! tree; inside a group a message joins the template whose literal tokens
+//! it matches best when more than [`MinerConfig::similarity`] of its tokens
+//! agree, and the template widens (differing positions become `<*>`,
+//! keeping the punctuation both sides share: `[instance: <*>]`, and a
+//! pair's key: `user=<*>`, `overlap:<*>`). When widening makes a template
+//! cover another one of its group, the two merge, the older id surviving.
+//! Templates of different lengths whose alignment shows a variable
+//! spanning several tokens become one template ([`family`]). A position
+//! that only ever held a few words is an enumeration, refined into one
+//! template per word ([`TemplateMiner::refine`]); values (masked, value-like
+//! or pair values) never count as such words.
 //!
 //! Ids are derived from a stable hash of the template's first form and kept
 //! when it widens, so they are the same across runs and restarts
@@ -20,6 +33,10 @@
 //! a template compares integers. Only tokens that end up in a template (or
 //! in the few-values statistics of one) are interned, so a stream of unique
 //! tokens cannot grow the table without bound.
+
+#[cfg(test)]
+mod failure_classes;
+mod family;
 
 use crate::error::{Error, Result};
 use regex::Regex;
@@ -48,20 +65,21 @@ pub struct MinerConfig {
     pub max_templates: usize,
     /// Extra regular expressions whose matches are variables.
     pub masks: Vec<String>,
+    /// Most distinct words a variable position may hold and still be an
+    /// enumeration (one template per word, see [`TemplateMiner::refine`]).
+    pub max_enum_values: usize,
 }
 
 impl Default for MinerConfig {
     fn default() -> Self {
         MinerConfig {
-            similarity: 0.5,
+            similarity: 0.6,
             max_templates: 10_000,
             masks: Vec::new(),
+            max_enum_values: 3,
         }
     }
 }
-
-/// Distinct words a position may hold and still count as constant.
-const MAX_VALUES: usize = 3;
 
 /// The distinct literal tokens seen at one position, while they are few.
 /// A `<*>` position that only ever held two or three words is an enum
@@ -84,6 +102,34 @@ struct Cluster {
     /// `usize::MAX` when evicted.
     merged_into: Option<usize>,
     values: Vec<Values>,
+    /// Set when this cluster is a shape of another template (a length of
+    /// it): its records carry that template's id. See [`family`].
+    alias: Option<usize>,
+    /// The shapes that are aliases of this template.
+    members: Vec<usize>,
+    /// This template's text across its shapes, when it has some.
+    family: Option<Vec<u32>>,
+}
+
+impl Cluster {
+    fn new(
+        id: Arc<str>,
+        tokens: Vec<u32>,
+        count: u64,
+        merged_into: Option<usize>,
+        values: Vec<Values>,
+    ) -> Self {
+        Cluster {
+            id,
+            tokens,
+            count,
+            merged_into,
+            values,
+            alias: None,
+            members: Vec::new(),
+            family: None,
+        }
+    }
 }
 
 const EVICTED: usize = usize::MAX;
@@ -138,6 +184,8 @@ pub struct MinerStats {
 struct Interner {
     ids: HashMap<Box<str>, u32, rustc_hash::FxBuildHasher>,
     strs: Vec<Box<str>>,
+    /// Per id: [`is_open`] of its text.
+    open: Vec<bool>,
 }
 
 impl Interner {
@@ -156,6 +204,7 @@ impl Interner {
             return *id;
         }
         let id = self.strs.len() as u32;
+        self.open.push(is_open(s));
         self.strs.push(s.into());
         self.ids.insert(s.into(), id);
         id
@@ -164,6 +213,60 @@ impl Interner {
     fn str(&self, id: u32) -> &str {
         &self.strs[id as usize]
     }
+
+    fn is_open(&self, id: u32) -> bool {
+        self.open[id as usize]
+    }
+}
+
+/// Whether a token is a variable or looks like a value (see
+/// [`looks_like_value`]): in a template, such a position accepts any other
+/// value-like token; in a message, such a token agrees with a template's
+/// value-like position.
+fn is_open(tok: &str) -> bool {
+    tok.contains(WILDCARD) || looks_like_value(tok)
+}
+
+/// Token classes that are priors for a variable without a digit in them:
+/// a path (`/` or `\`), a dotted name (`chrome.exe`, `org.apache.Foo`,
+/// `host.example.com`: a dot between two alphanumerics), a `key=value` or
+/// `key:value` pair with a word for key, a quoted string. A prior, not the
+/// decision: such a token stays literal in its template while it never
+/// varies; it only lets records whose value differs there agree, so the
+/// position widens (a digit-bearing token is masked outright instead).
+fn looks_like_value(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    if b.len() < 2 {
+        return false;
+    }
+    if b.contains(&b'/') || b.contains(&b'\\') {
+        return true;
+    }
+    if (b[0] == b'"' || b[0] == b'\'') && b.len() > 2 && b[b.len() - 1] == b[0] {
+        return true;
+    }
+    let alnum = |c: u8| c.is_ascii_alphanumeric();
+    if b.windows(3)
+        .any(|w| w[1] == b'.' && alnum(w[0]) && alnum(w[2]))
+    {
+        return true;
+    }
+    key_value(tok).is_some()
+}
+
+/// `key=value` or `key:value`: a word for key (letters, digits, `_`, `-`,
+/// `.`, starting with a letter), a separator, a non-empty value. Returns the
+/// key with its separator.
+fn key_value(tok: &str) -> Option<&str> {
+    let b = tok.as_bytes();
+    let at = b.iter().position(|&c| c == b'=' || c == b':')?;
+    let key = &b[..at];
+    let ok = !key.is_empty()
+        && key[0].is_ascii_alphabetic()
+        && key
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    (ok && at + 1 < b.len()).then(|| &tok[..=at])
 }
 
 /// The miner. See the module docs.
@@ -185,6 +288,8 @@ pub struct TemplateMiner {
     last: Vec<u32>,
     /// Empty between calls; its allocation is reused for each message.
     toks: Vec<Tok<'static>>,
+    /// Per token of the message being placed: [`is_open`].
+    open: Vec<bool>,
     /// Intern every message token (offline use: `remedy templates` needs
     /// each line's tokens for refinement).
     intern_all: bool,
@@ -198,6 +303,10 @@ struct StoredCluster {
     merged_into: Option<usize>,
     #[serde(default)]
     values: Vec<Option<Vec<(String, u64)>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alias: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    family: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -206,6 +315,23 @@ struct State {
     config: MinerConfig,
     clusters: Vec<StoredCluster>,
     stats: MinerStats,
+}
+
+/// Words joined by spaces, a run of `<*>` written as one.
+fn joined<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::new();
+    let mut prev: Option<&str> = None;
+    for w in words {
+        if w == WILDCARD && prev == Some(WILDCARD) {
+            continue;
+        }
+        if prev.is_some() {
+            out.push(' ');
+        }
+        out.push_str(w);
+        prev = Some(w);
+    }
+    out
 }
 
 fn fnv(s: &str) -> u64 {
@@ -409,14 +535,49 @@ fn mask_token(tok: &str) -> Tok<'_> {
 /// `user=<*>` (a key keeps its name, its value is the variable), anything
 /// else `<*>`.
 fn widen(a: &str, b: &str) -> Option<String> {
-    let (ka, _) = a.split_once('=')?;
-    let (kb, _) = b.split_once('=')?;
-    (ka == kb && !ka.is_empty() && !ka.contains(WILDCARD)).then(|| format!("{ka}={WILDCARD}"))
+    if let (Some(ka), Some(kb)) = (key_value(a), key_value(b)) {
+        if ka == kb {
+            return Some(format!("{ka}{WILDCARD}"));
+        }
+    }
+    if let (Some((ka, _)), Some((kb, _))) = (a.split_once('='), b.split_once('=')) {
+        if ka == kb && !ka.is_empty() && !ka.contains(WILDCARD) {
+            return Some(format!("{ka}={WILDCARD}"));
+        }
+    }
+    // Punctuation both share around the part that differs stays, as the
+    // masking of a digit-bearing token keeps it: `[instance: <*>]` whether
+    // the value had a digit or not.
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let lead = a
+        .iter()
+        .zip(b)
+        .take_while(|(x, y)| x == y && LEAD.contains(x))
+        .count();
+    let trail = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take_while(|(x, y)| x == y && TRAIL.contains(x))
+        .count();
+    if lead + trail == 0 || lead + trail >= a.len().min(b.len()) {
+        return None;
+    }
+    let a = std::str::from_utf8(a).ok()?;
+    Some(format!("{}{WILDCARD}{}", &a[..lead], &a[a.len() - trail..]))
 }
 
-fn group_key(tokens: &[u32]) -> Option<u64> {
-    let first = tokens.first().copied().unwrap_or(WILD);
-    (first < PROVISIONAL).then_some(((tokens.len() as u64) << 32) | first as u64)
+/// Punctuation kept before a variable.
+const LEAD: &[u8] = b"([{\"'";
+/// Punctuation kept after a variable.
+const TRAIL: &[u8] = b")]}\"',;.:";
+
+/// The group of a template or message: its token count and its first token,
+/// or `<*>` for a first token that is (or looks like) a value, so
+/// `chrome.exe - ...` and `firefox.exe - ...` meet in one group.
+fn group_key(len: usize, first: u32, first_open: bool) -> Option<u64> {
+    let first = if first_open { WILD } else { first };
+    (first < PROVISIONAL).then_some(((len as u64) << 32) | first as u64)
 }
 
 impl TemplateMiner {
@@ -449,6 +610,7 @@ impl TemplateMiner {
             },
             last: Vec::new(),
             toks: Vec::new(),
+            open: Vec::new(),
             intern_all: false,
         })
     }
@@ -492,7 +654,9 @@ impl TemplateMiner {
     pub fn add(&mut self, message: &str) -> TemplateMatch {
         let p = self.add_placed(message);
         TemplateMatch {
-            id: p.id.unwrap_or_else(|| self.clusters[p.index].id.clone()),
+            id: p
+                .id
+                .unwrap_or_else(|| self.clusters[self.canon(p.index)].id.clone()),
             index: p.index,
             is_new: p.is_new,
         }
@@ -589,21 +753,45 @@ impl TemplateMiner {
         &self.last
     }
 
+    fn template_key(&self, tokens: &[u32]) -> Option<u64> {
+        let first = tokens.first().copied().unwrap_or(WILD);
+        group_key(tokens.len(), first, self.interner.is_open(first))
+    }
+
     fn place(&mut self, toks: &[Tok], ids: &[u32]) -> Placed {
-        let key = group_key(ids);
+        // Which message tokens are (or look like) values.
+        let mut open = std::mem::take(&mut self.open);
+        open.clear();
+        open.extend(ids.iter().zip(toks).map(|(&id, t)| {
+            if id < PROVISIONAL {
+                self.interner.is_open(id)
+            } else {
+                is_open(t.text(&self.interner))
+            }
+        }));
+        let key = group_key(
+            ids.len(),
+            ids.first().copied().unwrap_or(WILD),
+            open.first().copied().unwrap_or(true),
+        );
         let mut best: Option<(usize, usize, usize)> = None;
         if let Some(members) = key.and_then(|k| self.groups.get(&k)) {
             for &ci in members {
                 let c = &self.clusters[ci];
                 // A position agrees when the tokens are equal, variables
-                // included: a masked number meets the template's `<*>`. A
-                // template variable facing a literal word does not count, so
-                // widened templates do not swallow unrelated messages.
+                // included: a masked number meets the template's `<*>`, and
+                // a value-like token meets a template position that holds
+                // a variable or a value (a `key=` keeping its key). A
+                // template variable facing a literal word does not count,
+                // so widened templates do not swallow unrelated messages.
                 let mut same = 0;
                 let mut params = 0;
-                for (a, b) in c.tokens.iter().zip(ids) {
-                    same += usize::from(a == b);
-                    params += usize::from(*a == WILD);
+                for (i, (&a, &b)) in c.tokens.iter().zip(ids).enumerate() {
+                    same += usize::from(
+                        a == b
+                            || open[i] && self.interner.is_open(a) && self.same_key(a, b, toks, i),
+                    );
+                    params += usize::from(a == WILD);
                 }
                 if best.is_none_or(|(_, s, p)| same > s || (same == s && params > p)) {
                     best = Some((ci, same, params));
@@ -614,13 +802,37 @@ impl TemplateMiner {
             // Strictly more than the threshold: two-word messages that
             // differ in a word ("VM Started" / "VM Paused") stay apart.
             if same as f64 > self.cfg.similarity * ids.len() as f64 {
-                return self.join(ci, toks, ids, key.expect("matched in a group"));
+                let placed = self.join(ci, toks, ids, &open, key.expect("matched in a group"));
+                self.open = open;
+                return placed;
             }
         }
+        self.open = open;
         self.create(toks, ids, key)
     }
 
-    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], key: u64) -> Placed {
+    /// Whether template token `a` and message token `b` (position `i`) do
+    /// not name different keys: `user=<*>` and `uid=0` are different
+    /// fields, `user=<*>` and `user=root` the same.
+    fn same_key(&self, a: u32, b: u32, toks: &[Tok], i: usize) -> bool {
+        if a == WILD {
+            return true;
+        }
+        let ta = self.interner.str(a);
+        let tb = if b < PROVISIONAL {
+            self.interner.str(b)
+        } else {
+            toks[i].text(&self.interner)
+        };
+        match (key_value(ta), key_value(tb)) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
+    fn join(&mut self, ci: usize, toks: &[Tok], ids: &[u32], open: &[bool], key: u64) -> Placed {
+        let max_values = self.cfg.max_enum_values;
         let mut widened = false;
         self.clusters[ci].count += 1;
         for (pos, &b) in ids.iter().enumerate() {
@@ -631,17 +843,34 @@ impl TemplateMiner {
                     Some(s) => self.interner.intern(&s),
                     None => WILD,
                 };
-                self.clusters[ci].tokens[pos] = new;
-                widened = true;
+                if new != a {
+                    self.clusters[ci].tokens[pos] = new;
+                    widened = true;
+                }
             }
+            // A path, a dotted name, a quoted string or the value of a
+            // `key=value` pair is a variable's value, never one of an
+            // enumeration's words.
+            let b = if open[pos] && b != WILD && {
+                let t = if b < PROVISIONAL {
+                    self.interner.str(b)
+                } else {
+                    toks[pos].text(&self.interner)
+                };
+                !t.contains(WILDCARD) || key_value(t).is_some()
+            } {
+                WILD
+            } else {
+                b
+            };
             // Track the few words a position holds.
             let needs = self.clusters[ci].values[pos]
                 .few
                 .as_ref()
-                .is_some_and(|f| f.len() < MAX_VALUES || f.iter().any(|(t, _)| *t == b));
+                .is_some_and(|f| f.len() < max_values || f.iter().any(|(t, _)| *t == b));
             if b == WILD || b >= PROVISIONAL && !needs {
                 let v = &mut self.clusters[ci].values[pos];
-                if b == WILD || v.few.as_ref().is_some_and(|f| f.len() >= MAX_VALUES) {
+                if b == WILD || v.few.as_ref().is_some_and(|f| f.len() >= max_values) {
                     v.few = None;
                 }
                 continue;
@@ -651,11 +880,23 @@ impl TemplateMiner {
             } else {
                 b
             };
+            // A word that fits the frame of a masked value the position
+            // held (`deadbeef]` beside `<*>]`) is another value of that
+            // variable: the position is no enumeration.
+            let fits = |m: u32, w: u32| {
+                let ms = self.interner.str(m);
+                ms.contains(WILDCARD) && widen(ms, self.interner.str(w)).is_some_and(|x| x == ms)
+            };
+            let framed = self.clusters[ci].values[pos].few.as_ref().is_some_and(|f| {
+                !f.iter().any(|(t, _)| *t == b) && f.iter().any(|&(t, _)| fits(t, b) || fits(b, t))
+            });
             let v = &mut self.clusters[ci].values[pos];
             if let Some(few) = &mut v.few {
-                if let Some((_, n)) = few.iter_mut().find(|(t, _)| *t == b) {
+                if framed {
+                    v.few = None;
+                } else if let Some((_, n)) = few.iter_mut().find(|(t, _)| *t == b) {
                     *n += 1;
-                } else if few.len() < MAX_VALUES {
+                } else if few.len() < max_values {
                     few.push((b, 1));
                 } else {
                     v.few = None;
@@ -663,7 +904,9 @@ impl TemplateMiner {
             }
         }
         let ci = if widened {
-            self.merge_covered(ci, key)
+            let ci = self.merge_covered(ci, key);
+            self.join_family(ci);
+            ci
         } else {
             ci
         };
@@ -697,26 +940,25 @@ impl TemplateMiner {
                 few: (t != WILD).then(|| vec![(t, 1)]),
             })
             .collect();
-        let key = key.unwrap_or_else(|| group_key(&tokens).expect("interned"));
+        let key = key.unwrap_or_else(|| self.template_key(&tokens).expect("interned"));
         let ci = self.clusters.len();
         let shared: Arc<str> = id.as_str().into();
-        self.clusters.push(Cluster {
-            id: shared.clone(),
-            tokens,
-            count: 1,
-            merged_into: None,
-            values,
-        });
+        self.clusters
+            .push(Cluster::new(shared.clone(), tokens, 1, None, values));
         self.ids.insert(id.clone(), ci);
         self.groups.entry(key).or_default().push(ci);
         self.stats.templates += 1;
+        self.join_family(ci);
+        // The id its records carry: its template's, if it is a shape of one.
+        let carried = self.clusters[self.canon(ci)].id.clone();
         if self.stats.templates > self.stats.max_templates {
             self.evict();
         }
         Placed {
-            index: ci,
+            // Compaction (under eviction) moves clusters.
+            index: self.ids.get(&*shared).copied().unwrap_or(ci),
             is_new: true,
-            id: Some(shared),
+            id: Some(carried),
         }
     }
 
@@ -745,6 +987,7 @@ impl TemplateMiner {
             } else {
                 (survivor, other)
             };
+            let max_values = self.cfg.max_enum_values;
             let tokens = self.clusters[survivor].tokens.clone();
             let count = self.clusters[gone].count;
             let gone_values = std::mem::take(&mut self.clusters[gone].values);
@@ -761,13 +1004,14 @@ impl TemplateMiner {
                                 few.push((t, n));
                             }
                         }
-                        if few.len() > MAX_VALUES {
+                        if few.len() > max_values {
                             v.few = None;
                         }
                     }
                     _ => v.few = None,
                 }
             }
+            self.leave_family(gone);
             self.clusters[gone].merged_into = Some(keep);
             if let Some(g) = self.groups.get_mut(&key) {
                 g.retain(|&x| x != gone);
@@ -794,6 +1038,11 @@ impl TemplateMiner {
             g.retain(|ci| !gone.contains(ci));
         }
         self.groups.retain(|_, g| !g.is_empty());
+        let mut order: Vec<usize> = gone.iter().copied().collect();
+        order.sort_unstable();
+        for &ci in &order {
+            self.leave_family(ci);
+        }
         for &ci in &gone {
             let c = &mut self.clusters[ci];
             self.ids.remove(&*c.id);
@@ -831,6 +1080,7 @@ impl TemplateMiner {
             c.merged_into = c
                 .merged_into
                 .map(|m| if m == EVICTED { m } else { remap[m] });
+            c.alias = c.alias.map(|m| remap[m]);
         }
         self.load_clusters(stored);
     }
@@ -857,6 +1107,8 @@ impl TemplateMiner {
                                 .map(|f| f.iter().map(|(t, n)| (s(*t), *n)).collect())
                         })
                         .collect(),
+                    alias: c.alias,
+                    family: c.family.as_ref().map(|f| f.iter().map(|&t| s(t)).collect()),
                 })
                 .collect(),
             stats: self.stats,
@@ -884,18 +1136,22 @@ impl TemplateMiner {
                     })
                     .collect();
                 values.resize_with(tokens.len(), Values::default);
-                Cluster {
-                    id: c.id.into(),
-                    tokens,
-                    count: c.count,
-                    merged_into: c.merged_into,
-                    values,
-                }
+                let mut cl = Cluster::new(c.id.into(), tokens, c.count, c.merged_into, values);
+                cl.alias = c.alias;
+                cl.family = c
+                    .family
+                    .map(|f| f.iter().map(|t| self.interner.intern(t)).collect());
+                cl
             })
             .collect();
+        for i in 0..self.clusters.len() {
+            if let Some(a) = self.clusters[i].alias {
+                self.clusters[a].members.push(i);
+            }
+        }
         for (i, c) in self.clusters.iter().enumerate() {
             if c.merged_into.is_none() {
-                if let Some(k) = group_key(&c.tokens) {
+                if let Some(k) = self.template_key(&c.tokens) {
                     self.groups.entry(k).or_default().push(i);
                 }
             }
@@ -905,11 +1161,12 @@ impl TemplateMiner {
         }
     }
 
-    fn live(&self, mut index: usize) -> Option<&Cluster> {
+    /// The shape a cluster index now stands for (following merges).
+    fn shape(&self, mut index: usize) -> Option<usize> {
         loop {
             let c = self.clusters.get(index)?;
             match c.merged_into {
-                None => return Some(c),
+                None => return Some(index),
                 Some(EVICTED) => return None,
                 Some(next) => index = next,
             }
@@ -920,33 +1177,49 @@ impl TemplateMiner {
     /// evicted). Indexes from [`TemplateMatch::index`] stay valid until the
     /// next compaction, which only happens under eviction.
     pub fn resolve(&self, index: usize) -> Option<TemplateInfo> {
-        let c = self.live(index)?;
+        let c = self.canon(self.shape(index)?);
         Some(TemplateInfo {
-            id: c.id.to_string(),
-            template: self.text(&c.tokens),
-            count: c.count,
+            id: self.clusters[c].id.to_string(),
+            template: self.text(self.family_tokens(c)),
+            count: self.family_count(c),
         })
     }
 
-    fn text(&self, tokens: &[u32]) -> String {
-        let mut out = String::new();
-        for (i, &t) in tokens.iter().enumerate() {
-            if i > 0 {
-                out.push(' ');
-            }
-            out.push_str(self.interner.str(t));
-        }
-        out
+    /// Records of a template across its shapes.
+    fn family_count(&self, c: usize) -> u64 {
+        let c = &self.clusters[c];
+        c.count
+            + c.members
+                .iter()
+                .map(|&m| self.clusters[m].count)
+                .sum::<u64>()
     }
 
-    /// Positions of a template that are enumerations: a `<*>` that only ever
-    /// held two or three words.
-    fn enum_positions(c: &Cluster) -> impl Iterator<Item = usize> + '_ {
+    /// A template's text: its tokens, a run of variables written as one
+    /// `<*>` (a list of values is one variable, whatever its length).
+    fn text(&self, tokens: &[u32]) -> String {
+        joined(tokens.iter().map(|&t| self.interner.str(t)))
+    }
+
+    /// Positions of a template that are enumerations: a `<*>` (or a `<*>`
+    /// with punctuation around it, `(<*>)`) that only ever held two or three
+    /// words. The value of a `key=value` pair never is, and neither is any
+    /// position of a template with shapes of several lengths: there a
+    /// variable spans several tokens and positions shift between records.
+    fn enum_positions<'c>(&'c self, c: &'c Cluster) -> impl Iterator<Item = usize> + 'c {
+        let single = c.alias.is_none() && c.members.is_empty();
         c.tokens
             .iter()
             .zip(&c.values)
             .enumerate()
-            .filter(|(_, (t, v))| **t == WILD && v.few.as_ref().is_some_and(|f| f.len() > 1))
+            .filter(move |(_, (t, v))| {
+                single
+                    && v.few.as_ref().is_some_and(|f| f.len() > 1)
+                    && (**t == WILD || {
+                        let s = self.interner.str(**t);
+                        s.contains(WILDCARD) && key_value(s).is_none()
+                    })
+            })
             .map(|(i, _)| i)
     }
 
@@ -958,16 +1231,22 @@ impl TemplateMiner {
     /// template's id, suffixed when a position was refined. `tokens` are the
     /// message's tokens from [`TemplateMiner::tokens`].
     pub fn refine(&self, index: usize, tokens: &[String]) -> Option<TemplateInfo> {
-        let c = self.live(index)?;
-        let mut out: Vec<&str> = c.tokens.iter().map(|&t| self.interner.str(t)).collect();
+        let s = self.shape(index)?;
+        let c = self.canon(s);
+        let mut out: Vec<&str> = self.clusters[s]
+            .tokens
+            .iter()
+            .map(|&t| self.interner.str(t))
+            .collect();
         let mut refined = false;
-        for p in Self::enum_positions(c) {
+        for p in self.enum_positions(&self.clusters[s]) {
             if let Some(t) = tokens.get(p) {
                 out[p] = t;
                 refined = true;
             }
         }
-        Some(self.refined_info(c, &out.join(" "), refined))
+        let text = joined(out);
+        Some(self.refined_info(c, &text, refined))
     }
 
     /// The token positions whose words [`TemplateMiner::refine_ids`] may
@@ -975,16 +1254,18 @@ impl TemplateMiner {
     /// line's ids at these positions only (none: every line of the
     /// template refines alike). None if the template was evicted.
     pub fn refine_positions(&self, index: usize) -> Option<Vec<usize>> {
-        self.live(index).map(|c| Self::enum_positions(c).collect())
+        self.shape(index)
+            .map(|s| self.enum_positions(&self.clusters[s]).collect())
     }
 
     /// [`TemplateMiner::refine`] for token ids from
     /// [`TemplateMiner::last_tokens`] (with interning of every token on).
     pub fn refine_ids(&self, index: usize, ids: &[u32]) -> Option<TemplateInfo> {
-        let c = self.live(index)?;
-        let mut out = c.tokens.clone();
+        let s = self.shape(index)?;
+        let c = self.canon(s);
+        let mut out = self.clusters[s].tokens.clone();
         let mut refined = false;
-        for p in Self::enum_positions(c) {
+        for p in self.enum_positions(&self.clusters[s]) {
             if let Some(&t) = ids.get(p).filter(|t| **t < PROVISIONAL) {
                 out[p] = t;
                 refined = true;
@@ -993,28 +1274,33 @@ impl TemplateMiner {
         Some(self.refined_info(c, &self.text(&out), refined))
     }
 
-    fn refined_info(&self, c: &Cluster, template: &str, refined: bool) -> TemplateInfo {
-        let id = if refined {
-            format!("{}-{:06x}", c.id, fnv(template) & 0xff_ffff)
+    /// The template `c`'s info for a record: refined (its own shape's
+    /// words at enumeration positions, the id suffixed) or the template's.
+    fn refined_info(&self, c: usize, template: &str, refined: bool) -> TemplateInfo {
+        let cl = &self.clusters[c];
+        let (id, template) = if refined {
+            (
+                format!("{}-{:06x}", cl.id, fnv(template) & 0xff_ffff),
+                template.to_string(),
+            )
         } else {
-            c.id.to_string()
+            (cl.id.to_string(), self.text(self.family_tokens(c)))
         };
         TemplateInfo {
             id,
-            template: template.to_string(),
-            count: c.count,
+            template,
+            count: self.family_count(c),
         }
     }
 
     /// Live templates, in creation order.
     pub fn templates(&self) -> impl Iterator<Item = TemplateInfo> + '_ {
-        self.clusters
-            .iter()
-            .filter(|c| c.merged_into.is_none())
-            .map(|c| TemplateInfo {
-                id: c.id.to_string(),
-                template: self.text(&c.tokens),
-                count: c.count,
+        (0..self.clusters.len())
+            .filter(|&i| self.clusters[i].merged_into.is_none() && self.clusters[i].alias.is_none())
+            .map(|i| TemplateInfo {
+                id: self.clusters[i].id.to_string(),
+                template: self.text(self.family_tokens(i)),
+                count: self.family_count(i),
             })
     }
 
