@@ -187,8 +187,7 @@ async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> 
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         match presented {
             None => {
                 return Problem::new(
@@ -340,6 +339,17 @@ fn parse_cursor(c: &Option<String>) -> Result<Option<Cursor>, Problem> {
         }),
     }
 }
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// matched case-insensitively (RFC 9110, section 11.1), so `bearer` and
+/// `BEARER` work too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
 
 /// Query of `GET /incidents`.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -518,6 +518,44 @@ async fn reads_can_require_a_token_but_probes_never_do() {
     }
 }
 
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            tokens: vec!["s3cret".into()],
+            auth_reads: true,
+            ..ApiConfig::default()
+        },
+    );
+    // RFC 9110: the scheme is case-insensitive; the token is not.
+    for value in [
+        "bearer s3cret",
+        "BEARER s3cret",
+        "Bearer  s3cret",
+        "bEaReR\ts3cret",
+    ] {
+        let req = Request::get("/api/v1/incidents")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.0, StatusCode::OK, "{value:?}");
+    }
+    for value in [
+        "bearer S3CRET",
+        "Basic s3cret",
+        "Bearers3cret",
+        "bearer",
+        "s3cret",
+    ] {
+        let req = Request::get("/api/v1/incidents")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap();
+        assert_problem(&send(&app, req).await, 401, "unauthorized");
+    }
+}
+
 #[test]
 fn tokens_compare_whole() {
     let tokens = vec!["abc".to_string(), "".to_string()];

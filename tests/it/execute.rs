@@ -269,7 +269,8 @@ async fn replay_execute_prunes_exactly_what_the_policy_allows() {
         let steps: Vec<String> = decisions(&out, &id).into_iter().map(|d| d.0).collect();
         assert_eq!(
             steps,
-            ["planned", "verified", "requested", "started", "executed"]
+            ["planned", "requested", "started", "executed", "verified"],
+            "verified is decided after the execution it verifies"
         );
         let gone =
             |all: &[String], x: &str| all.iter().filter(|a| *a != x).cloned().collect::<Vec<_>>();
