@@ -64,10 +64,19 @@ pub struct MemoryRecords {
     pub format: ingest::Format,
     /// The records, in order.
     pub records: std::vec::IntoIter<RawRecord>,
+    /// When set, the next record is an error instead: the run stops (the
+    /// API's analysis whose client went away).
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Records for MemoryRecords {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
+        if let Some(c) = &self.cancel {
+            if c.load(std::sync::atomic::Ordering::Relaxed) {
+                self.records = Vec::new().into_iter();
+                return Some(Err(anyhow::anyhow!("cancelled")));
+            }
+        }
         self.records.next().map(Ok)
     }
 
