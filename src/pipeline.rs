@@ -87,6 +87,10 @@ struct StateRef<'a> {
     analyzer: analyze::AnalyzerState<'a>,
     template_cells: Vec<(&'a (Arc<str>, i64), &'a u64)>,
     template_cells_dropped: u64,
+    /// Found and not yet taken (a bounded `remedy run` takes everything at
+    /// the end, so a crash before then must not lose what was found).
+    pending_anomalies: &'a [models::Anomaly],
+    pending_incidents: &'a [models::Incident],
 }
 
 /// [`Pipeline::snapshot`]'s layout, read back.
@@ -101,6 +105,10 @@ struct StateOwned {
     analyzer: analyze::AnalyzerStateOwned,
     template_cells: Vec<((Arc<str>, i64), u64)>,
     template_cells_dropped: u64,
+    #[serde(default)]
+    pending_anomalies: Vec<models::Anomaly>,
+    #[serde(default)]
+    pending_incidents: Vec<models::Incident>,
 }
 
 /// Read a CBOR state whose `version` field must be `expected`, naming
@@ -151,6 +159,10 @@ pub struct Pipeline {
     template_cells_dropped: u64,
 }
 
+/// Most series beyond the series cap that are told apart (then counted as
+/// at least this many).
+const MAX_OVER_CAP: usize = 1_000_000;
+
 /// Running totals behind the summary.
 #[derive(Default, Serialize, Deserialize)]
 struct Accumulator {
@@ -159,10 +171,6 @@ struct Accumulator {
     logs: u64,
     by_level: BTreeMap<String, u64>,
     by_service: BTreeMap<String, ServiceSummary>,
-/// Most series beyond the series cap that are told apart (then counted as
-/// at least this many).
-const MAX_OVER_CAP: usize = 1_000_000;
-
     samples: u64,
     non_finite_samples: u64,
     series: HashSet<models::SeriesKey>,
@@ -522,6 +530,8 @@ impl Pipeline {
             analyzer: self.analyzer.snapshot(),
             template_cells: cells,
             template_cells_dropped: self.template_cells_dropped,
+            pending_anomalies: &self.output.anomalies,
+            pending_incidents: &self.output.incidents,
         };
         let mut buf = Vec::new();
         ciborium::into_writer(&state, &mut buf)?;
@@ -541,7 +551,13 @@ impl Pipeline {
         }
         Ok(Pipeline {
             analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
-            output: AnalyzerOutput::default(),
+            // What was found before the snapshot and not yet taken (the
+            // plotted points are not kept: they only feed plots).
+            output: AnalyzerOutput {
+                anomalies: s.pending_anomalies,
+                incidents: s.pending_incidents,
+                ..AnalyzerOutput::default()
+            },
             miner: TemplateMiner::load_state(&s.miner)?,
             acc: s.acc,
             template_cells: s.template_cells.into_iter().collect(),
