@@ -3,6 +3,8 @@
 #
 #   scripts/kafka.sh start    fetch Kafka (first time only), format KRaft storage, start, wait
 #   scripts/kafka.sh stop     stop the broker by PID and remove its data
+#   scripts/kafka.sh crash    kill -9 the broker, keeping its data (chaos tests)
+#   scripts/kafka.sh resume   start it again on that data
 #   scripts/kafka.sh status   say whether it runs, and where
 #
 # Kafka's jars come from Maven Central through the machine's Maven into a
@@ -108,6 +110,12 @@ PROPS
   cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>>"$LOG" | tail -n 1)
   java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$STATE/server.properties" >>"$LOG" 2>&1 \
     || { log "formatting KRaft storage failed:"; tail -n 20 "$LOG" >&2; exit 1; }
+  launch
+}
+
+# Start the broker on the storage and configuration already in $STATE.
+launch() {
+  : > "$STATE/broker.log"
   nohup java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$STATE/log4j2.properties" \
     -cp "$LIBS/*" kafka.Kafka "$STATE/server.properties" >>"$LOG" 2>&1 </dev/null &
@@ -125,6 +133,26 @@ PROPS
     sleep 1; waited=$((waited + 1))
   done
   log "started Kafka $KAFKA_VERSION (pid $(cat "$PIDFILE")) at 127.0.0.1:$KAFKA_PORT in ${waited}s; logs in $STATE"
+}
+
+# kill -9, keeping the data: a broker crash (for the chaos test).
+crash() {
+  if running; then
+    local pid; pid=$(cat "$PIDFILE")
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    log "crashed (pid $pid, kill -9); data kept in $STATE"
+  else
+    log "not running"
+  fi
+}
+
+# Start again after `crash`, on the same data and configuration.
+resume() {
+  if running; then log "already running (pid $(cat "$PIDFILE"))"; return 0; fi
+  [ -f "$STATE/server.properties" ] || { log "nothing to resume in $STATE; use start"; exit 1; }
+  fetch
+  launch
 }
 
 stop() {
@@ -146,8 +174,10 @@ status() {
 
 case "${1:-}" in
   start) start ;;
+  crash) crash ;;
+  resume) resume ;;
   stop) stop ;;
   status) status ;;
   fetch) fetch ;;
-  *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|fetch|crash|resume" >&2; exit 2 ;;
 esac

@@ -7,12 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# On a fresh machine: the system packages the suite needs (apt-get, as root
+# or through sudo; nothing is done when they are all there).
+scripts/deps.sh
+
 cargo fmt --all -- --check || { echo "test.sh: run 'cargo fmt --all' and commit" >&2; exit 1; }
 
 # The Compose stack, as Compose reads it (no Docker daemon needed), with and
 # without the demo and scale profiles; and its shell scripts.
-command -v docker-compose >/dev/null ||
-  { echo "test.sh: needs docker-compose (apt-get install docker-compose)" >&2; exit 1; }
 docker-compose -f compose/docker-compose.yml config -q
 docker-compose -f compose/docker-compose.yml --profile demo --profile scale config -q
 for f in compose/kafka/*.sh; do bash -n "$f"; done

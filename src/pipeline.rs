@@ -87,6 +87,10 @@ struct StateRef<'a> {
     analyzer: analyze::AnalyzerState<'a>,
     template_cells: Vec<(&'a (Arc<str>, i64), &'a u64)>,
     template_cells_dropped: u64,
+    /// Found and not yet taken (a bounded `remedy run` takes everything at
+    /// the end, so a crash before then must not lose what was found).
+    pending_anomalies: &'a [models::Anomaly],
+    pending_incidents: &'a [models::Incident],
 }
 
 /// [`Pipeline::snapshot`]'s layout, read back.
@@ -101,6 +105,10 @@ struct StateOwned {
     analyzer: analyze::AnalyzerStateOwned,
     template_cells: Vec<((Arc<str>, i64), u64)>,
     template_cells_dropped: u64,
+    #[serde(default)]
+    pending_anomalies: Vec<models::Anomaly>,
+    #[serde(default)]
+    pending_incidents: Vec<models::Incident>,
 }
 
 /// Read a CBOR state whose `version` field must be `expected`, naming
@@ -151,6 +159,10 @@ pub struct Pipeline {
     template_cells_dropped: u64,
 }
 
+/// Most series beyond the series cap that are told apart (then counted as
+/// at least this many).
+const MAX_OVER_CAP: usize = 1_000_000;
+
 /// Running totals behind the summary.
 #[derive(Default, Serialize, Deserialize)]
 struct Accumulator {
@@ -162,7 +174,10 @@ struct Accumulator {
     samples: u64,
     non_finite_samples: u64,
     series: HashSet<models::SeriesKey>,
-    series_over_cap: u64,
+    /// Hashes of the distinct series beyond `max_series` (8 bytes each, up
+    /// to [`MAX_OVER_CAP`]), so the summary counts series, not samples.
+    #[serde(default)]
+    over_cap: HashSet<u64>,
     metric_names: BTreeMap<String, u64>,
     changes: Vec<ChangeEvent>,
     /// Containers seen per service (replica counts for the blast radius).
@@ -227,7 +242,8 @@ pub struct Summary {
     pub metric_samples_non_finite: u64,
     /// Distinct series (up to the cap).
     pub metric_series: usize,
-    /// Samples of series beyond the cap (not tracked).
+    /// Distinct series beyond the cap (not tracked; counted up to a
+    /// million).
     pub metric_series_over_cap: u64,
     /// Samples per metric name.
     pub metric_names: BTreeMap<String, u64>,
@@ -380,8 +396,11 @@ impl Pipeline {
                                 set.insert(c.to_string());
                             }
                         }
-                    } else {
-                        self.acc.series_over_cap += 1;
+                    } else if self.acc.over_cap.len() < MAX_OVER_CAP {
+                        use std::hash::{Hash, Hasher};
+                        let mut h = rustc_hash::FxHasher::default();
+                        m.key.hash(&mut h);
+                        self.acc.over_cap.insert(h.finish());
                     }
                 }
                 if let Some(n) = self.acc.metric_names.get_mut(&m.key.name) {
@@ -511,6 +530,8 @@ impl Pipeline {
             analyzer: self.analyzer.snapshot(),
             template_cells: cells,
             template_cells_dropped: self.template_cells_dropped,
+            pending_anomalies: &self.output.anomalies,
+            pending_incidents: &self.output.incidents,
         };
         let mut buf = Vec::new();
         ciborium::into_writer(&state, &mut buf)?;
@@ -530,7 +551,13 @@ impl Pipeline {
         }
         Ok(Pipeline {
             analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
-            output: AnalyzerOutput::default(),
+            // What was found before the snapshot and not yet taken (the
+            // plotted points are not kept: they only feed plots).
+            output: AnalyzerOutput {
+                anomalies: s.pending_anomalies,
+                incidents: s.pending_incidents,
+                ..AnalyzerOutput::default()
+            },
             miner: TemplateMiner::load_state(&s.miner)?,
             acc: s.acc,
             template_cells: s.template_cells.into_iter().collect(),
@@ -611,7 +638,7 @@ impl Pipeline {
             metric_samples: self.acc.samples,
             metric_samples_non_finite: self.acc.non_finite_samples,
             metric_series: self.acc.series.len(),
-            metric_series_over_cap: self.acc.series_over_cap,
+            metric_series_over_cap: self.acc.over_cap.len() as u64,
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
             templates,
@@ -622,5 +649,31 @@ impl Pipeline {
             actions: 0,
             evaluation: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_over_the_cap_are_counted_as_series_not_samples() {
+        let mut config = PipelineConfig::for_run();
+        config.max_series = 1;
+        let mut p = Pipeline::new(config).unwrap();
+        for t in 0..5 {
+            for name in ["a", "b", "c"] {
+                p.account(&Event::Metric(models::MetricSample {
+                    key: models::SeriesKey::new(name, [("host", "n1")]),
+                    timestamp: Timestamp::from_secs(t),
+                    value: 1.0,
+                    kind: Default::default(),
+                }));
+            }
+        }
+        let s = p.summary();
+        assert_eq!(s.metric_samples, 15);
+        assert_eq!(s.metric_series, 1);
+        assert_eq!(s.metric_series_over_cap, 2, "two series, ten samples");
     }
 }

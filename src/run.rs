@@ -64,10 +64,19 @@ pub struct MemoryRecords {
     pub format: ingest::Format,
     /// The records, in order.
     pub records: std::vec::IntoIter<RawRecord>,
+    /// When set, the next record is an error instead: the run stops (the
+    /// API's analysis whose client went away).
+    pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Records for MemoryRecords {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
+        if let Some(c) = &self.cancel {
+            if c.load(std::sync::atomic::Ordering::Relaxed) {
+                self.records = Vec::new().into_iter();
+                return Some(Err(anyhow::anyhow!("cancelled")));
+            }
+        }
         self.records.next().map(Ok)
     }
 
@@ -442,6 +451,18 @@ pub struct RunResult {
 
 /// Finish `pipeline` and plan under `policy`.
 pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Result<RunResult> {
+    Ok(conclude_then(pipeline, policy, |_, _| Ok(()))?.0)
+}
+
+/// [`conclude`], with `act` run on the planned actions (and their audit
+/// trail) before they are verified: `replay --execute` executes there, so
+/// an action's trail reads planned, requested, started, executed, and only
+/// then verified (and an action the executor refused is not verified).
+pub fn conclude_then<R>(
+    pipeline: &mut Pipeline,
+    policy: reclaim::Policy,
+    act: impl FnOnce(&mut Vec<Action>, &mut Vec<AuditEntry>) -> anyhow::Result<R>,
+) -> anyhow::Result<(RunResult, R)> {
     let mut output = pipeline.finish();
     output.trace.extend(pipeline.template_trace());
     let mut incidents = output.incidents;
@@ -458,6 +479,7 @@ pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Res
         let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
         actions.extend(planner.plan(inc, now, &inventory, &mut audit)?);
     }
+    let acted = act(&mut actions, &mut audit)?;
     let mut summary = pipeline.summary();
     // Verification at the end of the data: did each incident's signals
     // return inside their bands within the policy's window of its action?
@@ -471,7 +493,7 @@ pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Res
     summary.anomalies = output.anomalies.len();
     summary.incidents = incidents.len();
     summary.actions = actions.len();
-    Ok(RunResult {
+    let run = RunResult {
         summary,
         anomalies: output.anomalies,
         incidents,
@@ -479,5 +501,6 @@ pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Res
         audit,
         trace: output.trace,
         templates: pipeline.templates(),
-    })
+    };
+    Ok((run, acted))
 }

@@ -30,6 +30,10 @@ pub enum DeadLetterReason {
     Empty,
     /// No parser recognised the format.
     UnknownFormat,
+    /// Not text: NUL or other control bytes, or mostly invalid UTF-8
+    /// (random or binary bytes on a topic), which a free-text layout would
+    /// otherwise take for a message.
+    Binary,
 }
 
 impl DeadLetterReason {
@@ -47,6 +51,7 @@ impl DeadLetterReason {
             DeadLetterReason::CardinalityExceeded => "cardinality_exceeded",
             DeadLetterReason::Empty => "empty",
             DeadLetterReason::UnknownFormat => "unknown_format",
+            DeadLetterReason::Binary => "binary",
         }
     }
 }

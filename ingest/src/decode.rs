@@ -207,6 +207,9 @@ impl Decoder {
             Err(_) => String::from_utf8_lossy(bytes),
         };
         let replaced = matches!(text, std::borrow::Cow::Owned(_));
+        if let Some(why) = binary(bytes, replaced.then_some(text.as_ref())) {
+            return Err(self.dead(raw, ParseError::new(DeadLetterReason::Binary, why)));
+        }
         if self.parser.is_none() {
             match Format::detect(&text) {
                 Some(f) => {
@@ -375,6 +378,38 @@ impl Decoder {
     }
 }
 
+/// Why a record is not text, if it is not: a NUL byte, control bytes
+/// (other than tab and the escape of terminal colours) in more than 1% of
+/// it, or mostly invalid UTF-8 (`lossy` is the text with replacements, when
+/// there were any). A log line has none of these; random or binary bytes
+/// almost always have one, and otherwise a free-text layout stamped with
+/// the transport's time would read them as a message.
+fn binary(bytes: &[u8], lossy: Option<&str>) -> Option<String> {
+    if bytes.contains(&0) {
+        return Some("a NUL byte: binary data, not a text record".into());
+    }
+    let controls = bytes
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b)) || b == 0x7f)
+        .count();
+    if controls > 0 && controls * 100 > bytes.len() {
+        return Some(format!(
+            "{controls} control bytes in {} bytes: binary data, not a text record",
+            bytes.len()
+        ));
+    }
+    if let Some(text) = lossy {
+        let invalid = text.chars().filter(|&c| c == '\u{fffd}').count();
+        let chars = text.chars().count();
+        if invalid >= 2 && invalid * 10 > chars {
+            return Some(format!(
+                "{invalid} of {chars} characters are not UTF-8: binary data, not a text record"
+            ));
+        }
+    }
+    None
+}
+
 fn trim_line(b: &[u8]) -> &[u8] {
     let end = b
         .iter()
@@ -477,6 +512,77 @@ mod tests {
         );
         assert_eq!(dead[0].position, 3);
         assert_eq!(dead[3].raw_len, 300);
+    }
+
+    /// Issue #21, finding 6: random bytes on a Kafka topic (where the
+    /// transport gives every record a time) were read as log records of
+    /// service `unknown` by the layouts that take free text. A text record
+    /// with a stray colour escape or one Latin-1 byte is still read.
+    #[test]
+    fn random_bytes_are_dead_lettered_not_read_as_text() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let first = br#"{"@timestamp":"2026-01-05T10:00:00Z","log.level":"info","message":"ok","service.name":"a"}"#;
+        for (format, mixed) in [
+            (Format::Auto, true),
+            (Format::Auto, false),
+            (Format::from_name("plain").unwrap(), false),
+            (Format::from_name("<Content>").unwrap(), false),
+            (Format::from_name("logfmt").unwrap(), false),
+            (Format::from_name("syslog").unwrap(), false),
+        ] {
+            let mut d = Decoder::new(
+                format.clone(),
+                DecoderConfig {
+                    mixed_formats: mixed,
+                    ..cfg()
+                },
+            )
+            .unwrap();
+            let mut out = vec![];
+            if format == Format::Auto {
+                d.decode(&rec(0, first), &mut out).unwrap();
+            }
+            let before = out.len();
+            for i in 0..7000u64 {
+                let len = 16 + (next() % 185) as usize;
+                let bytes: Vec<u8> = (0..len).map(|_| (next() >> 24) as u8).collect();
+                let mut r = rec(i + 1, &bytes);
+                r.transport_time = Some(Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap());
+                let _ = d.decode(&r, &mut out);
+            }
+            let read: Vec<String> = out[before..]
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .take(3)
+                .collect();
+            assert!(
+                out.len() == before,
+                "{format:?}: {} random records read as events, e.g. {read:?}",
+                out.len() - before
+            );
+            assert!(d.stats().balanced());
+        }
+        let mut d = Decoder::new(Format::from_name("logfmt").unwrap(), cfg()).unwrap();
+        let mut out = vec![];
+        for (i, l) in [
+            &b"ts=2026-01-05T10:00:00Z level=info msg=\"\x1b[31mred\x1b[0m\""[..],
+            b"ts=2026-01-05T10:00:01Z level=info msg=caf\xe9 service=a",
+            b"ts=2026-01-05T10:00:02Z level=info msg=\"tab\there\"",
+        ]
+        .iter()
+        .enumerate()
+        {
+            d.decode(&rec(i as u64, l), &mut out)
+                .unwrap_or_else(|e| panic!("{l:?}: {e:?}"));
+        }
+        let dl = d.decode(&rec(9, b"ts=2026-01-05T10:00:03Z msg=a\x00b"), &mut out);
+        assert_eq!(dl.unwrap_err().reason, DeadLetterReason::Binary);
     }
 
     #[test]

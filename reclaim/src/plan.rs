@@ -224,10 +224,8 @@ impl Planner {
         inventory: &TargetInventory,
     ) -> Result<(), String> {
         if cause.confidence < min_confidence {
-            return Err(format!(
-                "low_confidence: {:.2} < {:.2}",
-                cause.confidence, min_confidence
-            ));
+            let (have, need) = distinct(cause.confidence, min_confidence);
+            return Err(format!("low_confidence: {have} < {need}"));
         }
         self.policy.check_target(action, false)?;
         if !action.kind.is_destructive() {
@@ -320,4 +318,17 @@ fn notify_message(template: &str, cause: &RootCause) -> String {
         where_.join(", "),
         cause.confidence
     )
+}
+
+/// Two different numbers printed with two decimals, or with as many more as
+/// it takes to tell them apart (0.4999 below 0.5 is `0.4999 < 0.5000`, never
+/// `0.50 < 0.50`).
+fn distinct(a: f64, b: f64) -> (String, String) {
+    for digits in 2..=12 {
+        let (x, y) = (format!("{a:.digits$}"), format!("{b:.digits$}"));
+        if x != y {
+            return (x, y);
+        }
+    }
+    (a.to_string(), b.to_string())
 }

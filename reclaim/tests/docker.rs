@@ -18,12 +18,44 @@ use reclaim::{AuditEntry, Policy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The engine under test, acting for host `node-1`.
 fn executor() -> DockerExecutor {
     DockerExecutor::connect(&DockerConfig {
         host: docker_host(),
+        hosts: vec!["node-1".into()],
         ..DockerConfig::default()
     })
     .unwrap()
+}
+
+/// Networks carrying this run's label.
+async fn network_names(fx: &Engine) -> Vec<String> {
+    let mut v: Vec<String> = fx
+        .docker
+        .list_networks(Some(
+            bollard::query_parameters::ListNetworksOptionsBuilder::new()
+                .filters(&fx.run_filter())
+                .build(),
+        ))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|n| n.name)
+        .collect();
+    v.sort();
+    v
+}
+
+async fn network(fx: &Engine, name: &str, labels: &[(&str, &str)]) -> String {
+    fx.docker
+        .create_network(bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            labels: Some(fx.labels(labels, true)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("creating network {name}: {e}"));
+    name.to_string()
 }
 
 /// (running, started_at) of a container this test made.
@@ -422,4 +454,144 @@ async fn crafted_targets_never_widen_what_runs() {
     ];
     assert_eq!(before, after, "a crafted target changed a container");
     fx.cleanup(&[]).await;
+}
+
+/// Issue #21, finding 4: `deny_services` held for containers only; a prune
+/// with no allowlist removed volumes, images (and could remove networks)
+/// labelled with a denied service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_services_hold_for_every_object_kind() {
+    let fx = Engine::new("deny-all").await;
+    let db = [(SERVICE_LABEL, "database")];
+    let web = [(SERVICE_LABEL, "web")];
+    // Of each kind, one of the denied service (stays) and one of another
+    // service (goes, so the prune is seen to act).
+    fx.container(&fx.named("exited-db"), &["true"], &db, &[], true)
+        .await;
+    let exited_web = fx
+        .container(&fx.named("exited-web"), &["true"], &web, &[], true)
+        .await;
+    let vol_db = fx.volume(&hex64(&fx.named("db")), &db).await;
+    let vol_web = fx.volume(&hex64(&fx.named("web")), &web).await;
+    let running = fx
+        .container(&fx.named("running-db"), &["sleep", "600"], &db, &[], true)
+        .await;
+    let repo = format!("localhost/{}", fx.run);
+    let img_db = fx.commit(&running, &format!("{repo}-db"), &db).await;
+    let tagged_db = fx.commit(&running, &format!("{repo}-db"), &db).await;
+    let img_web = fx.commit(&running, &format!("{repo}-web"), &web).await;
+    let tagged_web = fx.commit(&running, &format!("{repo}-web"), &web).await;
+    let net_db = network(&fx, &fx.named("net-db"), &db).await;
+    let net_web = network(&fx, &fx.named("net-web"), &web).await;
+
+    let prune = ActionKind::Prune {
+        scope: vec![
+            PruneScope::ExitedContainers,
+            PruneScope::UnusedVolumes,
+            PruneScope::DanglingImages,
+            PruneScope::Networks,
+        ],
+        filters: PruneFilters {
+            labels: BTreeMap::from([("remedy.test".into(), fx.run.clone())]),
+            ..Default::default()
+        },
+    };
+    // A host-wide prune (a disk-pressure incident names a host only), no
+    // allowlist: the deny list is all that keeps the database's objects.
+    let target = Target {
+        service: None,
+        host: Some("node-1".into()),
+        container: None,
+    };
+    let mut audit: Vec<AuditEntry> = vec![];
+    let mut driver = Driver::new(live_policy(), Ledger::in_memory())
+        .with_executor("prune", Arc::new(executor()));
+    let mut a = action(&fx.named("prune"), prune, target);
+    let report = driver
+        .execute(&mut a, wall_now(), &mut audit)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("the prune did not run: {:?}", audit.last()));
+    let mut removed: Vec<String> = report
+        .objects
+        .iter()
+        .map(|s| s.replace("sha256:", ""))
+        .collect();
+    removed.sort();
+    let mut expected = vec![
+        format!("container {exited_web}"),
+        format!("volume {vol_web}"),
+        format!("image {img_web}"),
+        format!("network {net_web}"),
+    ];
+    expected.sort();
+    let containers = fx.container_names().await;
+    let volumes = fx.volume_names().await;
+    let images = fx.image_ids().await;
+    let networks = network_names(&fx).await;
+    for n in [&net_db, &net_web] {
+        let _ = fx.docker.remove_network(n).await;
+    }
+    fx.cleanup(&[]).await;
+    assert_eq!(removed, expected, "report: {}", report.detail);
+    let mut want = vec![fx.named("exited-db"), running.clone()];
+    want.sort();
+    assert_eq!(containers, want);
+    assert_eq!(volumes, vec![vol_db]);
+    let mut want = vec![img_db, tagged_db, tagged_web];
+    want.sort();
+    assert_eq!(images, want);
+    assert_eq!(networks, vec![net_db]);
+}
+
+/// Issue #21, finding 4: a prune for a host ran on the one configured
+/// engine whatever host the incident named. Now it runs on that host's
+/// engine, or is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_scoped_actions_run_only_on_their_hosts_engine() {
+    let fx = Engine::new("host").await;
+    let vol = fx.volume(&hex64(&fx.named("v")), &[]).await;
+    let prune = ActionKind::Prune {
+        scope: vec![PruneScope::UnusedVolumes],
+        filters: PruneFilters {
+            labels: BTreeMap::from([("remedy.test".into(), fx.run.clone())]),
+            ..Default::default()
+        },
+    };
+    let on = |host: &str| Target {
+        service: None,
+        host: Some(host.into()),
+        container: None,
+    };
+    let mut audit: Vec<AuditEntry> = vec![];
+    // The engine acts for node-1; node-9 has none: refused, nothing gone.
+    let mut driver = Driver::new(live_policy(), Ledger::in_memory())
+        .with_executor("prune", Arc::new(executor()));
+    let mut a = action(&fx.named("a-prune"), prune.clone(), on("node-9"));
+    let ran = driver
+        .execute(&mut a, wall_now(), &mut audit)
+        .await
+        .unwrap();
+    let refused =
+        matches!(&a.status, ActionStatus::Skipped { reason } if reason.starts_with("wrong_host"));
+    let still = fx.volume_names().await;
+    // node-9 named in `engines` (here the same Podman): it runs there.
+    let per_host = DockerExecutor::connect(&DockerConfig {
+        host: docker_host(),
+        hosts: vec![],
+        engines: BTreeMap::from([("node-9".into(), docker_host())]),
+        ..DockerConfig::default()
+    })
+    .unwrap();
+    let mut driver =
+        Driver::new(live_policy(), Ledger::in_memory()).with_executor("prune", Arc::new(per_host));
+    let mut b = action(&fx.named("b-prune"), prune.clone(), on("node-9"));
+    let report = driver.execute(&mut b, wall_now(), &mut audit).await;
+    let after = fx.volume_names().await;
+    fx.cleanup(&[]).await;
+    assert!(ran.is_none() && refused, "{:?}", a.status);
+    assert_eq!(still, vec![vol.clone()], "a refused prune removed a volume");
+    let report = report.unwrap().expect("the prune ran on node-9's engine");
+    assert_eq!(report.objects, vec![format!("volume {vol}")]);
+    assert!(after.is_empty(), "{after:?}");
 }

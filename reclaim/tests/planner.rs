@@ -246,6 +246,20 @@ fn low_confidence_is_skipped() {
 }
 
 #[test]
+fn a_confidence_just_below_the_bar_reads_as_below_it() {
+    let mut p = Planner::new(Policy::default());
+    let inc = incident(
+        "i1",
+        RootCauseClass::MemoryLeak,
+        "checkout",
+        "checkout-1",
+        0.4999,
+    );
+    let (status, _) = plan_one(&mut p, &inc, at(0), &inventory(4));
+    assert_eq!(skipped_reason(&status), "low_confidence: 0.4999 < 0.5000");
+}
+
+#[test]
 fn approval_is_required_where_the_policy_says() {
     let policy = Policy {
         dry_run: false,

@@ -9,9 +9,10 @@
 use crate::store::{self, Db};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
@@ -34,6 +35,32 @@ pub struct Metrics {
     registry: Registry,
     /// `remedy_http_request_duration_seconds`.
     pub requests: Family<RequestLabels, Histogram>,
+    /// Requests refused before a handler ran, by reason
+    /// (`remedy_http_requests_shed_total`).
+    pub shed: Family<ShedLabels, Counter>,
+    /// `remedy_http_analyses_cancelled_total`: analyses stopped because
+    /// their client went away or the request timed out.
+    pub analyses_cancelled: Counter,
+    conn: ConnMetrics,
+}
+
+/// Why a request was refused before its handler ran.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `overloaded` (every request slot busy), `body_budget` (too many
+    /// bodies being received), `body_timeout` (a body too slow),
+    /// `analysis_budget` (too many analyses in flight).
+    pub reason: String,
+}
+
+/// The connection layer's metrics (`api::server`).
+#[derive(Clone, Default)]
+pub struct ConnMetrics {
+    /// `remedy_http_connections_open`.
+    pub open: Gauge,
+    /// `remedy_http_connections_refused_total`: closed at once because
+    /// `max_connections` were open.
+    pub refused: Counter,
 }
 
 impl Metrics {
@@ -53,8 +80,51 @@ impl Metrics {
             "Time to answer an API request, by method, route and status",
             requests.clone(),
         );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "remedy_http_requests_shed",
+            "Requests refused before their handler ran, by reason",
+            shed.clone(),
+        );
+        let analyses_cancelled = Counter::default();
+        registry.register(
+            "remedy_http_analyses_cancelled",
+            "Analyses stopped because their client went away or the request timed out",
+            analyses_cancelled.clone(),
+        );
+        let conn = ConnMetrics::default();
+        registry.register(
+            "remedy_http_connections_open",
+            "Client connections open",
+            conn.open.clone(),
+        );
+        registry.register(
+            "remedy_http_connections_refused",
+            "Connections closed at once because the connection cap was reached",
+            conn.refused.clone(),
+        );
         registry.register_collector(Box::new(StoreCollector { db }));
-        Metrics { registry, requests }
+        Metrics {
+            registry,
+            requests,
+            shed,
+            analyses_cancelled,
+            conn,
+        }
+    }
+
+    /// The connection layer's metrics, for [`super::server::serve`].
+    pub fn conn(&self) -> ConnMetrics {
+        self.conn.clone()
+    }
+
+    /// Count a request refused before its handler ran.
+    pub fn shed(&self, reason: &str) {
+        self.shed
+            .get_or_create(&ShedLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// The registry, for metrics of the process serving the API (the

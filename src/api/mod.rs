@@ -11,6 +11,7 @@
 
 pub mod metrics;
 pub mod problem;
+pub mod server;
 pub mod ui;
 
 use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
@@ -51,6 +52,17 @@ pub struct ApiConfig {
     /// Origins allowed to call from a browser (CORS); empty, the default,
     /// sends no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Longest time a request body may take to arrive. Bodies are read
+    /// before a request takes one of the `concurrency` slots, so a slow
+    /// one holds only a body slot, and only this long.
+    pub body_timeout: Duration,
+    /// Request bodies received at once; more are refused with 503 at once.
+    pub body_readers: usize,
+    /// `POST /analyze` without a token (off by default: an analysis is
+    /// seconds of CPU and memory in proportion to its body).
+    pub open_analyze: bool,
+    /// Analyses run at once; more are refused with 503 at once.
+    pub analyze_concurrency: usize,
 }
 
 impl Default for ApiConfig {
@@ -64,8 +76,20 @@ impl Default for ApiConfig {
             max_page: 500,
             max_analyze_lines: 20_000,
             cors_origins: Vec::new(),
+            body_timeout: Duration::from_secs(10),
+            body_readers: 64,
+            open_analyze: false,
+            analyze_concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
+}
+
+/// The semaphores behind the body and analysis budgets, shared by every
+/// request of one router.
+#[derive(Clone)]
+struct Budgets {
+    bodies: Arc<tokio::sync::Semaphore>,
+    analyses: Arc<tokio::sync::Semaphore>,
 }
 
 /// What every handler shares.
@@ -83,9 +107,21 @@ pub struct AppState {
 type Shared = Arc<AppState>;
 
 /// The API router with its limits and middleware.
+///
+/// Two parts: the probes and `/metrics`, answered outside every limit (they
+/// are cheap and bounded, and must answer while the rest is saturated);
+/// everything else behind, from the outside in, the body budget (bodies are
+/// read whole, under `body_timeout`, at most `body_readers` at once), load
+/// shedding at `concurrency` requests in flight, and the request timeout.
 pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     let config = state.config.clone();
+    let budgets = Budgets {
+        bodies: Arc::new(tokio::sync::Semaphore::new(config.body_readers.max(1))),
+        analyses: Arc::new(tokio::sync::Semaphore::new(
+            config.analyze_concurrency.max(1),
+        )),
+    };
     let api = Router::new()
         .route("/incidents", get(list_incidents))
         .route("/incidents/{id}", get(get_incident))
@@ -100,15 +136,13 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/", get(ui::index))
         .route("/ui/incidents/{id}", get(ui::incident))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(budgets.clone()))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .with_state(state);
+        .with_state(state.clone());
     if !config.cors_origins.is_empty() {
         let origins: Vec<HeaderValue> = config
             .cors_origins
@@ -122,30 +156,54 @@ pub fn router(state: AppState) -> Router {
                 .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
         );
     }
-    // Outermost: refuse at once when `concurrency` requests are in flight
-    // (load shedding, not an unbounded queue), and stop any request at the
+    // Refuse at once when `concurrency` requests are in flight (load
+    // shedding, not an unbounded queue), and stop any request at the
     // timeout. Both answer with a problem document.
-    app.layer(
-        tower::ServiceBuilder::new()
-            .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
-            .load_shed()
-            // Global: `Router::layer` wraps each route on its own, and a
-            // per-route limit would multiply by the number of routes.
-            .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-                config.concurrency,
-            ))
-            .timeout(config.timeout),
-    )
+    let shed_state = state.clone();
+    let limited = app
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(axum::error_handling::HandleErrorLayer::new(
+                    move |err: tower::BoxError| {
+                        let state = shed_state.clone();
+                        async move { overloaded(&state, err) }
+                    },
+                ))
+                .load_shed()
+                // Global: `Router::layer` wraps each route on its own, and a
+                // per-route limit would multiply by the number of routes.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    config.concurrency,
+                ))
+                .timeout(config.timeout),
+        )
+        // Outside the request slots: a body that trickles in holds a body
+        // slot for at most `body_timeout`, never a request slot.
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), budgets),
+            read_body,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+        .fallback_service(limited)
 }
 
-async fn overloaded(err: tower::BoxError) -> Problem {
+fn overloaded(state: &AppState, err: tower::BoxError) -> Problem {
     if err.is::<tower::timeout::error::Elapsed>() {
+        state.metrics.shed("timeout");
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             "the request took longer than the server's timeout; narrow it and retry",
         )
     } else if err.is::<tower::load_shed::error::Overloaded>() {
+        state.metrics.shed("overloaded");
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -154,6 +212,69 @@ async fn overloaded(err: tower::BoxError) -> Problem {
     } else {
         Problem::internal(&anyhow::anyhow!("{err}"))
     }
+}
+
+/// Read a request's body whole before it takes a request slot: at most
+/// `body_readers` at once (503 beyond), each within `body_timeout` (408
+/// after) and `body_limit` bytes (413 beyond). Requests without a body pass
+/// straight through.
+async fn read_body(
+    State((state, budgets)): State<(Shared, Budgets)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let Ok(permit) = budgets.bodies.try_acquire_owned() else {
+        state.metrics.shed("body_budget");
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many request bodies are being received; retry shortly",
+        )
+        .into_response();
+    };
+    let limit = state.config.body_limit;
+    let read = tokio::time::timeout(
+        state.config.body_timeout,
+        http_body_util::Limited::new(body, limit).collect(),
+    )
+    .await;
+    drop(permit);
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is over the limit of {limit} bytes"),
+            )
+            .into_response()
+        }
+        Ok(Err(_)) => {
+            return Problem::bad_request("the request body could not be read").into_response()
+        }
+        Err(_) => {
+            state.metrics.shed("body_timeout");
+            let mut res = Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} s",
+                    state.config.body_timeout.as_secs_f64()
+                ),
+            )
+            .into_response();
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return res;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 async fn not_found() -> Problem {
@@ -173,6 +294,11 @@ fn mutates(method: &Method, path: &str) -> bool {
     method == Method::POST && path.starts_with("/api/v1/actions/")
 }
 
+/// `POST /analyze`: costly, so a token is required unless `open_analyze`.
+fn analyzes(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/v1/analyze"
+}
+
 /// Routes open to everyone: probes and the API description.
 fn public(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | "/api/v1/openapi.json")
@@ -181,14 +307,15 @@ fn public(path: &str) -> bool {
 /// Check the bearer token where one is needed.
 async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let needed = mutates(req.method(), path) || (state.config.auth_reads && !public(path));
+    let needed = mutates(req.method(), path)
+        || (analyzes(req.method(), path) && !state.config.open_analyze)
+        || (state.config.auth_reads && !public(path));
     if needed {
         let presented = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .and_then(bearer_token);
         match presented {
             None => {
                 return Problem::new(
@@ -210,6 +337,17 @@ async fn authenticate(State(state): State<Shared>, req: Request, next: Next) -> 
         }
     }
     next.run(req).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// matched case-insensitively (RFC 9110, section 11.1), so `bearer` and
+/// `BEARER` work too.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once([' ', '\t'])?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Compare against every configured token in constant time, without
@@ -682,8 +820,25 @@ impl DeadLetterSink for Collect {
     security((), ("bearer" = [])))]
 async fn analyze(
     State(state): State<Shared>,
-    body: Result<Json<AnalyzeRequest>, JsonRejection>,
+    axum::Extension(budgets): axum::Extension<Budgets>,
+    req: Request,
 ) -> Result<Json<AnalyzeResponse>, Problem> {
+    // The budget is taken before the body is parsed: a refused analysis
+    // costs no more than its (already bounded) body.
+    let Ok(permit) = budgets.analyses.try_acquire_owned() else {
+        state.metrics.shed("analysis_budget");
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            format!(
+                "{} analyses are running, the most this server runs at once; retry shortly",
+                state.config.analyze_concurrency
+            ),
+        ));
+    };
+    let body: Result<Json<AnalyzeRequest>, JsonRejection> =
+        <Json<AnalyzeRequest> as axum::extract::FromRequest<Shared>>::from_request(req, &state)
+            .await;
     let Json(req) = body?;
     let lines: usize = req.inputs.iter().map(|i| i.lines.len()).sum();
     if lines > state.config.max_analyze_lines || req.inputs.len() > 64 {
@@ -710,20 +865,45 @@ async fn analyze(
         inputs.push((name, format, input.lines));
     }
     let policy = state.policy.clone();
+    // Dropped with this future (the client went away, or the timeout
+    // fired): the analysis then stops at its next record.
+    let cancel = CancelOnDrop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
+    let flag = cancel.0.clone();
+    let metrics_state = state.clone();
     // The engine is CPU work: off the async workers, so other requests keep
-    // being answered meanwhile.
-    let result = tokio::task::spawn_blocking(move || analyze_inputs(inputs, policy))
-        .await
-        .map_err(|e| anyhow::anyhow!("analysis task failed: {e}"))??;
+    // being answered meanwhile. The permit goes with it and is released
+    // only when the work has really stopped.
+    let result = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let r = analyze_inputs(inputs, policy, &flag);
+        if flag.load(std::sync::atomic::Ordering::Relaxed) {
+            metrics_state.metrics.analyses_cancelled.inc();
+        }
+        r
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("analysis task failed: {e}"))??;
+    drop(cancel);
     Ok(Json(result))
+}
+
+/// Sets its flag when dropped.
+struct CancelOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Run the replay engine over in-memory inputs: the same merge, engine and
 /// planning as `remedy replay` over files, so the same records give the
-/// same incidents.
-pub fn analyze_inputs(
+/// same incidents. Stopped with an error at the next record once `cancel`
+/// is set (the request's future was dropped).
+fn analyze_inputs(
     inputs: Vec<(String, ingest::Format, Vec<String>)>,
     policy: reclaim::Policy,
+    cancel: &Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<AnalyzeResponse> {
     let mut pipeline = Pipeline::new(PipelineConfig::for_run())?;
     let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::new();
@@ -738,6 +918,7 @@ pub fn analyze_inputs(
             origin,
             format,
             records: records.into_iter(),
+            cancel: Some(cancel.clone()),
         }));
     }
     let mut dead = Collect(Vec::new());

@@ -518,6 +518,44 @@ async fn reads_can_require_a_token_but_probes_never_do() {
     }
 }
 
+#[tokio::test]
+async fn the_bearer_scheme_is_case_insensitive() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            tokens: vec!["s3cret".into()],
+            auth_reads: true,
+            ..ApiConfig::default()
+        },
+    );
+    // RFC 9110: the scheme is case-insensitive; the token is not.
+    for value in [
+        "bearer s3cret",
+        "BEARER s3cret",
+        "Bearer  s3cret",
+        "bEaReR\ts3cret",
+    ] {
+        let req = Request::get("/api/v1/incidents")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, req).await.0, StatusCode::OK, "{value:?}");
+    }
+    for value in [
+        "bearer S3CRET",
+        "Basic s3cret",
+        "Bearers3cret",
+        "bearer",
+        "s3cret",
+    ] {
+        let req = Request::get("/api/v1/incidents")
+            .header("authorization", value)
+            .body(Body::empty())
+            .unwrap();
+        assert_problem(&send(&app, req).await, 401, "unauthorized");
+    }
+}
+
 #[test]
 fn tokens_compare_whole() {
     let tokens = vec!["abc".to_string(), "".to_string()];
@@ -553,6 +591,7 @@ async fn analyze_gives_the_incidents_replay_gives() {
         ApiConfig {
             body_limit: 200 << 20,
             max_analyze_lines: 1_000_000,
+            open_analyze: true,
             ..ApiConfig::default()
         },
     );
@@ -600,6 +639,7 @@ async fn analyze_keeps_bad_records_and_refuses_bad_requests() {
         ApiConfig {
             body_limit: 4096,
             max_analyze_lines: 10,
+            open_analyze: true,
             ..ApiConfig::default()
         },
     );
@@ -764,6 +804,7 @@ async fn a_request_over_the_timeout_gets_a_problem() {
         ApiConfig {
             timeout: Duration::from_millis(1),
             body_limit: 64 << 20,
+            open_analyze: true,
             ..ApiConfig::default()
         },
     );
@@ -779,6 +820,7 @@ async fn overload_is_refused_at_once_with_a_problem() {
             concurrency: 1,
             body_limit: 64 << 20,
             max_analyze_lines: 1_000_000,
+            open_analyze: true,
             ..ApiConfig::default()
         },
     );
@@ -790,12 +832,98 @@ async fn overload_is_refused_at_once_with_a_problem() {
         async move { send(&app, req).await }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    // ...so the next is shed at once rather than queued.
-    let res = get(&app, "/healthz").await;
+    // ...so the next is shed at once rather than queued, but the probes
+    // and metrics stand outside the limit and still answer.
+    let res = get(&app, "/api/v1/incidents").await;
     assert_problem(&res, 503, "overloaded");
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        assert_eq!(get(&app, probe).await.0, StatusCode::OK, "{probe}");
+    }
     let done = slow.await.unwrap();
     assert_eq!(done.0, StatusCode::OK, "{}", done.2);
-    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&app, "/api/v1/incidents").await.0, StatusCode::OK);
+    let (_, _, metrics) = get(&app, "/metrics").await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .contains("remedy_http_requests_shed_total{reason=\"overloaded\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// Issue #21, finding 3: `POST /analyze` needed no token, any number ran
+/// at once, and work went on after the client had gone.
+#[tokio::test]
+async fn analyze_needs_a_token_by_default() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            tokens: vec!["s3cret".into()],
+            ..ApiConfig::default()
+        },
+    );
+    let body = json!({"inputs": [{"format": "json", "lines": [
+        r#"{"timestamp":"2026-01-05T00:00:00Z","level":"error","message":"boom","service":"api"}"#,
+    ]}]});
+    let res = send(&app, post("/api/v1/analyze", None, body.clone())).await;
+    assert_problem(&res, 401, "unauthorized");
+    let res = send(&app, post("/api/v1/analyze", Some("wrong"), body.clone())).await;
+    assert_problem(&res, 401, "unauthorized");
+    let (s, _, b) = send(&app, post("/api/v1/analyze", Some("s3cret"), body)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["parsed"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyses_beyond_the_budget_are_refused_and_abandoned_ones_stop() {
+    let app = app_with(
+        &fixture().db,
+        ApiConfig {
+            body_limit: 64 << 20,
+            max_analyze_lines: 1_000_000,
+            open_analyze: true,
+            analyze_concurrency: 1,
+            ..ApiConfig::default()
+        },
+    );
+    // One long analysis takes the only analysis slot...
+    let req = slow_analysis(400_000);
+    let slow = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, req).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so another is refused at once, while reads are still answered.
+    let res = send(&app, slow_analysis(10)).await;
+    assert_problem(&res, 503, "overloaded");
+    // (Its body is parsed by now and the engine is working through it.)
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(get(&app, "/api/v1/incidents").await.0, StatusCode::OK);
+    // The client goes away: the analysis stops and gives its slot back.
+    slow.abort();
+    let _ = slow.await;
+    let mut answered = None;
+    for _ in 0..600 {
+        let res = send(&app, slow_analysis(10)).await;
+        if res.0 == StatusCode::OK {
+            answered = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered.is_some(), "the analysis slot never came back");
+    let (_, _, metrics) = get(&app, "/metrics").await;
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("remedy_http_analyses_cancelled_total 1\n"),
+        "{text}"
+    );
+    // (The polling above may have been refused too while it stopped.)
+    assert!(
+        text.contains("remedy_http_requests_shed_total{reason=\"analysis_budget\"} "),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -192,22 +192,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     progress.inc(pending.get());
     progress.finish_and_clear();
     dead.0.commit()?;
-    let mut run = crate::run::conclude(&mut pipeline, policy)?;
-    let reports = match driver.as_mut() {
-        Some(d) => {
-            // What a person approved through the API (`remedy serve`) runs.
-            if let Some(store) = &store {
-                let approved = store.approved_actions()?;
-                for a in &mut run.actions {
-                    if a.status == ActionStatus::Planned && approved.contains(&a.id) {
-                        a.status = ActionStatus::Approved;
-                    }
-                }
-            }
-            crate::execute::execute_all(d, &mut run.actions, &mut run.audit)?
-        }
-        None => Default::default(),
+    // What a person approved through the API (`remedy serve`) runs.
+    let approved = match (&driver, &store) {
+        (Some(_), Some(store)) => store.approved_actions()?,
+        _ => Default::default(),
     };
+    // Executed before verification, so the audit trail is in the order
+    // things happened.
+    let (mut run, reports) = crate::run::conclude_then(&mut pipeline, policy, |actions, audit| {
+        let Some(d) = driver.as_mut() else {
+            return Ok(Default::default());
+        };
+        for a in actions.iter_mut() {
+            if a.status == ActionStatus::Planned && approved.contains(&a.id) {
+                a.status = ActionStatus::Approved;
+            }
+        }
+        crate::execute::execute_all(d, actions, audit)
+    })?;
     run.summary.evaluation = labels
         .as_ref()
         .map(|l| crate::evaluate::evaluate(l, &run.incidents, &run.actions));

@@ -93,12 +93,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     } else {
         let addr: std::net::SocketAddr = cfg.api.listen.parse()?;
+        let conn_metrics = metrics.conn();
         let app = api::router(AppState {
             metrics,
             db,
             config: ApiConfig {
                 tokens,
                 auth_reads: cfg.api.auth_reads,
+                open_analyze: cfg.api.open_analyze,
                 ..ApiConfig::default()
             },
             policy: policy.clone(),
@@ -114,9 +116,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             };
-            axum::serve(listener, app)
-                .with_graceful_shutdown(until)
-                .await
+            api::server::serve(
+                listener,
+                app,
+                api::server::ServerLimits::default(),
+                conn_metrics,
+                until,
+                std::time::Duration::from_secs(35),
+            )
+            .await
         }))
     };
     // The consumer loop is synchronous (librdkafka's own threads do the

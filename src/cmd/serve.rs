@@ -80,6 +80,30 @@ pub struct Args {
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub concurrency: usize,
 
+    /// Longest a client may take to send a request's headers (and the
+    /// idle time allowed between keep-alive requests), in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub header_timeout: u64,
+
+    /// Longest a client may take to send a request's body, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub body_timeout: u64,
+
+    /// Client connections open at once (also held under the process's
+    /// descriptor limit); one beyond is closed at once.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
+
+    /// `POST /api/v1/analyze` runs at most this many analyses at once
+    /// (default: one per core); beyond it, 503 at once.
+    #[arg(long, value_name = "N")]
+    pub analyze_concurrency: Option<usize>,
+
+    /// Let `POST /api/v1/analyze` run without a token (by default it needs
+    /// one, like approvals: an analysis costs CPU and memory).
+    #[arg(long, env = "REMEDY_OPEN_ANALYZE")]
+    pub open_analyze: bool,
+
     /// Allow browser calls from this origin (CORS), repeatable. Off by
     /// default.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
@@ -104,12 +128,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         timeout: Duration::from_secs(args.timeout.max(1)),
         concurrency: args.concurrency.max(1),
         cors_origins: args.cors_origins,
+        body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+        open_analyze: args.open_analyze,
         ..ApiConfig::default()
+    };
+    let config = ApiConfig {
+        analyze_concurrency: args
+            .analyze_concurrency
+            .unwrap_or(config.analyze_concurrency)
+            .max(1),
+        ..config
+    };
+    let limits = api::server::ServerLimits {
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+        max_connections: args.max_connections.max(1),
     };
     if config.tokens.is_empty() {
         tracing::warn!("no API tokens configured: approve and reject will refuse every request");
     }
     let mut metrics = api::metrics::Metrics::new(db.clone());
+    let conn_metrics = metrics.conn();
     // Execution is on when the policy lifts dry-run: approved actions (and
     // those allowed without approval) and due schedules run in the
     // background, through the driver and its safety rules.
@@ -142,10 +180,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "remedy serve: listening on http://{addr} (database {})",
             args.db.display()
         );
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await
-            .context("the server failed")
+        api::server::serve(
+            listener,
+            app,
+            limits,
+            conn_metrics,
+            shutdown(),
+            Duration::from_secs(args.timeout.max(1) + 5),
+        )
+        .await
+        .context("the server failed")
     })
 }
 

@@ -75,6 +75,8 @@ pub struct ApiSection {
     pub listen: String,
     /// Require a token for reads too.
     pub auth_reads: bool,
+    /// Let `POST /api/v1/analyze` run without a token.
+    pub open_analyze: bool,
 }
 
 /// `[store]`.
@@ -130,6 +132,7 @@ impl Default for RunConfig {
             api: ApiSection {
                 listen: "127.0.0.1:8080".into(),
                 auth_reads: false,
+                open_analyze: false,
             },
             store: StoreSection {
                 db: PathBuf::from("remedy.db"),

@@ -79,6 +79,108 @@ pub struct StreamMetrics {
     /// `remedy_stream_buffered_events`: decoded events waiting for the
     /// event-time merge (0 once everything consumed is analysed).
     pub buffered: Gauge,
+    /// `remedy_kafka_retries_total`: retriable broker errors met (and
+    /// retried), by operation and error.
+    pub retries: Family<RetryLabels, Counter>,
+}
+
+/// Labels of a retried Kafka error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// What was being done (`commit`, `read_checkpoint`, ...).
+    pub operation: String,
+    /// The broker's error code (`NotLeaderForPartition`, ...).
+    pub error: String,
+}
+
+/// How long an operation keeps retrying a retriable error before the
+/// process gives up on it.
+const RETRY_FOR: Duration = Duration::from_secs(300);
+
+/// Broker conditions that pass by themselves: a partition's leader moving
+/// or not elected yet (a topic created a moment ago), a group coordinator
+/// loading or moving, a request timing out, a broker briefly unreachable.
+/// These are retried with backoff; anything else (a missing input topic, a
+/// refused configuration, an authorisation error) ends the process.
+pub fn retriable(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            NotLeaderForPartition
+                | LeaderNotAvailable
+                | PreferredLeaderNotAvailable
+                | UnknownLeaderEpoch
+                | FencedLeaderEpoch
+                | UnknownTopicOrPartition
+                | UnknownPartition
+                | CoordinatorLoadInProgress
+                | CoordinatorNotAvailable
+                | NotCoordinator
+                | RequestTimedOut
+                | OperationTimedOut
+                | NetworkException
+                | BrokerNotAvailable
+                | BrokerTransportFailure
+                | AllBrokersDown
+                | NotEnoughReplicas
+                | KafkaStorageError
+        )
+    )
+}
+
+/// A commit refused because the group no longer knows this member (or
+/// its generation): passes once the consumer has rejoined.
+fn lost_membership(e: &anyhow::Error) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<rdkafka::error::KafkaError>())
+        .any(|k| {
+            matches!(
+                k.rdkafka_error_code(),
+                Some(UnknownMemberId | IllegalGeneration | RebalanceInProgress)
+            )
+        })
+}
+
+/// `f` until it succeeds, retrying [`retriable`] errors with exponential
+/// backoff (100 ms doubling to 5 s) for up to [`RETRY_FOR`]; each retry is
+/// logged and counted in `remedy_kafka_retries_total`.
+fn with_retries<T>(
+    retries: &Family<RetryLabels, Counter>,
+    operation: &str,
+    mut f: impl FnMut() -> rdkafka::error::KafkaResult<T>,
+) -> anyhow::Result<T> {
+    let deadline = Instant::now() + RETRY_FOR;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) if retriable(&e) && Instant::now() + wait < deadline => {
+                count_retry(retries, operation, &e);
+                tracing::warn!(operation, error = %e, retry_in = ?wait, "retriable Kafka error");
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context(operation.to_string())),
+        }
+    }
+}
+
+fn count_retry(
+    retries: &Family<RetryLabels, Counter>,
+    operation: &str,
+    e: &rdkafka::error::KafkaError,
+) {
+    let error = e
+        .rdkafka_error_code()
+        .map_or_else(|| "unknown".to_string(), |c| format!("{c:?}"));
+    retries
+        .get_or_create(&RetryLabels {
+            operation: operation.to_string(),
+            error,
+        })
+        .inc();
 }
 
 fn latency_histogram() -> Histogram {
@@ -99,6 +201,7 @@ impl StreamMetrics {
             checkpoint_bytes: Gauge::default(),
             records: Counter::default(),
             buffered: Gauge::default(),
+            retries: Family::default(),
         };
         registry.register(
             "remedy_consumer_lag",
@@ -139,6 +242,11 @@ impl StreamMetrics {
             "remedy_stream_buffered_events",
             "Decoded events waiting for the event-time merge",
             m.buffered.clone(),
+        );
+        registry.register(
+            "remedy_kafka_retries",
+            "Retriable Kafka errors met and retried, by operation and error code",
+            m.retries.clone(),
         );
         m
     }
@@ -276,7 +384,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let n = check_inputs(&cfg)?;
-    ensure_topics(&cfg, n)?;
+    ensure_topics(&cfg, n, &metrics.retries)?;
     let failures = Arc::new(AtomicU64::new(0));
     let mut pc = client_config(&cfg);
     pc.set("enable.idempotence", "true")
@@ -352,7 +460,11 @@ pub fn run(
             match consumer.poll(timeout) {
                 None => break,
                 Some(Err(e)) => {
+                    // librdkafka recovers from these itself (reconnects,
+                    // finds new leaders); they are counted, never fatal.
                     tracing::warn!("consumer: {e}");
+                    let w = worker.lock().expect("worker lock");
+                    count_retry(&w.metrics.retries, "poll", &e);
                     break;
                 }
                 Some(Ok(msg)) => {
@@ -453,7 +565,11 @@ fn check_inputs(cfg: &RunConfig) -> anyhow::Result<i32> {
 }
 
 /// Create the output topics and the changelog when missing.
-fn ensure_topics(cfg: &RunConfig, n: i32) -> anyhow::Result<()> {
+fn ensure_topics(
+    cfg: &RunConfig,
+    n: i32,
+    retries: &Family<RetryLabels, Counter>,
+) -> anyhow::Result<()> {
     let mut c = client_config(cfg);
     apply_properties(&mut c, cfg);
     let admin: AdminClient<DefaultClientContext> =
@@ -493,7 +609,9 @@ fn ensure_topics(cfg: &RunConfig, n: i32) -> anyhow::Result<()> {
     let probe: BaseConsumer = c.create()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     let have = loop {
-        let md = probe.fetch_metadata(Some(&t.changelog), Duration::from_secs(15))?;
+        let md = with_retries(retries, "changelog_metadata", || {
+            probe.fetch_metadata(Some(&t.changelog), Duration::from_secs(15))
+        })?;
         let have = md
             .topics()
             .first()
@@ -518,7 +636,7 @@ impl Worker {
     fn open_task(&mut self, c: &BaseConsumer<Ctx>, p: i32) -> anyhow::Result<()> {
         let topics = self.cfg.kafka.topics.clone();
         let changelog = self.cfg.topics.changelog.clone();
-        let task = match read_last(&self.cfg, &changelog, p)? {
+        let task = match read_last(&self.cfg, &changelog, p, &self.metrics.retries)? {
             Some(bytes) => {
                 let t = Task::restore(&bytes, &topics, self.pipeline.clone(), self.policy.clone())
                     .with_context(|| format!("restoring partition {p} from {changelog}"))?;
@@ -541,9 +659,10 @@ impl Worker {
         };
         let mut lanes = Vec::new();
         for (i, topic) in topics.iter().enumerate() {
-            let (_, high) = c
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .with_context(|| format!("cannot read the end of {topic}/{p}"))?;
+            let (_, high) = with_retries(&self.metrics.retries, "input_end", || {
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+            })
+            .with_context(|| format!("cannot read the end of {topic}/{p}"))?;
             lanes.push(LaneRt {
                 high,
                 end: high,
@@ -794,8 +913,27 @@ impl Worker {
         }
         self.flush()?;
         if tpl.count() > 0 {
-            c.commit(&tpl, CommitMode::Sync)
-                .context("cannot commit offsets")?;
+            match with_retries(&self.metrics.retries, "commit", || {
+                c.commit(&tpl, CommitMode::Sync)
+            }) {
+                Ok(()) => {}
+                // The group forgot this member (a broker restarted, a
+                // session timed out): the consumer rejoins by itself. The
+                // state written above covers these offsets, so a later
+                // commit (or a restore that skips what its state covers)
+                // loses and duplicates nothing.
+                Err(e) if lost_membership(&e) => {
+                    tracing::warn!("offsets not committed, the consumer rejoins its group: {e:#}");
+                    self.metrics
+                        .retries
+                        .get_or_create(&RetryLabels {
+                            operation: "commit".into(),
+                            error: "group_membership_lost".into(),
+                        })
+                        .inc();
+                }
+                Err(e) => return Err(e.context("cannot commit offsets")),
+            }
         }
         self.metrics.checkpoints.inc();
         Ok(())
@@ -969,7 +1107,12 @@ fn send<'a>(
 }
 
 /// The last record of `topic`/`p`, if any.
-fn read_last(cfg: &RunConfig, topic: &str, p: i32) -> anyhow::Result<Option<Vec<u8>>> {
+fn read_last(
+    cfg: &RunConfig,
+    topic: &str,
+    p: i32,
+    retries: &Family<RetryLabels, Counter>,
+) -> anyhow::Result<Option<Vec<u8>>> {
     let mut c = client_config(cfg);
     c.set("group.id", format!("{}-restore", cfg.kafka.group_id))
         .set("enable.auto.commit", "false")
@@ -977,25 +1120,123 @@ fn read_last(cfg: &RunConfig, topic: &str, p: i32) -> anyhow::Result<Option<Vec<
         .set("receive.message.max.bytes", "134217728");
     apply_properties(&mut c, cfg);
     let rc: BaseConsumer = c.create()?;
-    let (low, high) = rc
-        .fetch_watermarks(topic, p, Duration::from_secs(10))
-        .with_context(|| format!("cannot read the end of {topic}/{p}"))?;
+    // A changelog partition created a moment ago may have no leader yet
+    // (NotLeaderForPartition, LeaderNotAvailable): retried, not fatal.
+    let (low, high) = with_retries(retries, "read_checkpoint", || {
+        rc.fetch_watermarks(topic, p, Duration::from_secs(10))
+    })
+    .with_context(|| format!("cannot read the end of {topic}/{p}"))?;
     if high <= low {
         return Ok(None);
     }
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, p, Offset::Offset(high - 1))?;
     rc.assign(&tpl)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         match rc.poll(Duration::from_millis(500)) {
             Some(Ok(m)) if m.offset() == high - 1 => {
                 return Ok(Some(m.payload().unwrap_or_default().to_vec()))
             }
             Some(Ok(_)) => {}
+            Some(Err(e)) if retriable(&e) => {
+                count_retry(retries, "read_checkpoint", &e);
+                tracing::warn!(error = %e, "retriable Kafka error reading {topic}/{p}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
             Some(Err(e)) => anyhow::bail!("cannot read {topic}/{p}: {e}"),
             None => {}
         }
     }
-    anyhow::bail!("the last checkpoint in {topic}/{p} could not be read within 30 s")
+    anyhow::bail!("the last checkpoint in {topic}/{p} could not be read within 60 s")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #21, finding 5: `remedy run` exited on a broker error that
+    /// passes by itself (NotLeaderForPartition on a changelog partition
+    /// created a moment before). Here on the real broker: the changelog
+    /// partition does not exist yet when the checkpoint is read
+    /// (UnknownTopicOrPartition, or no leader yet) and appears two seconds
+    /// later; the read waits for it, and the retries are counted.
+    #[test]
+    fn reading_a_checkpoint_retries_while_its_partition_has_no_leader() {
+        let brokers = std::env::var("REMEDY_KAFKA_BOOTSTRAP")
+            .expect("REMEDY_KAFKA_BOOTSTRAP is not set: run scripts/test.sh, which starts Kafka");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let topic = format!("remedy-retry-{}-{nanos}", std::process::id());
+        let mut cfg = RunConfig::default();
+        cfg.kafka.brokers = brokers.clone();
+        cfg.kafka.group_id = format!("{topic}-group");
+        let creator = std::thread::spawn({
+            let topic = topic.clone();
+            move || {
+                std::thread::sleep(Duration::from_secs(2));
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", &brokers)
+                    .create()
+                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let r = rt
+                    .block_on(admin.create_topics(
+                        [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+                        &AdminOptions::new(),
+                    ))
+                    .unwrap();
+                assert!(
+                    matches!(
+                        &r[0],
+                        Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+                    ),
+                    "{r:?}"
+                );
+            }
+        });
+        let retries = Family::<RetryLabels, Counter>::default();
+        let read = read_last(&cfg, &topic, 0, &retries);
+        creator.join().unwrap();
+        assert!(
+            matches!(read, Ok(None)),
+            "an empty, new changelog partition has no checkpoint: {read:?}"
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("remedy_kafka_retries", "retries", retries);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("remedy_kafka_retries_total{operation=\"read_checkpoint\""),
+            "the retries are counted: {text}"
+        );
+    }
+
+    #[test]
+    fn only_passing_broker_conditions_are_retried() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode as C;
+        for c in [
+            C::NotLeaderForPartition,
+            C::LeaderNotAvailable,
+            C::CoordinatorLoadInProgress,
+            C::RequestTimedOut,
+            C::OperationTimedOut,
+        ] {
+            assert!(retriable(&KafkaError::MetadataFetch(c)), "{c:?}");
+        }
+        for c in [
+            C::TopicAuthorizationFailed,
+            C::InvalidConfig,
+            C::UnknownTopic,
+            C::InvalidReplicationFactor,
+        ] {
+            assert!(!retriable(&KafkaError::MetadataFetch(c)), "{c:?}");
+        }
+    }
 }

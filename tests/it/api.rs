@@ -194,3 +194,124 @@ fn serve_answers_over_a_socket_after_a_replay() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/no/such/tokens"), "{err}");
 }
+
+/// Issue #21, finding 2: 260 POSTs sending their bodies at one byte a
+/// second took every request slot (every route, probes included, answered
+/// 503 for the whole timeout), trickled heads were held for minutes and
+/// idle connections never closed. Here, at a small scale (8 request slots,
+/// 2 s header and body timeouts): 40 slow bodies, 20 trickled heads and 60
+/// idle connections, while `/healthz` is asked every 250 ms on a new
+/// connection and must answer within 1 s each time.
+#[test]
+fn slow_and_idle_clients_cost_a_bounded_share() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("remedy.db");
+    let (_server, addr) = start(
+        &db,
+        Some("t0ken"),
+        &[
+            "--concurrency",
+            "8",
+            "--header-timeout",
+            "2",
+            "--body-timeout",
+            "2",
+            "--max-connections",
+            "400",
+        ]
+        .map(std::ffi::OsStr::new),
+    );
+    let connect = || {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    let mut slow = Vec::new();
+    for _ in 0..40 {
+        let mut s = connect();
+        write!(
+            s,
+            "POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0ken\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+        )
+        .unwrap();
+        slow.push(s);
+    }
+    for _ in 0..20 {
+        let mut s = connect();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+        slow.push(s);
+    }
+    let idle: Vec<TcpStream> = (0..60).map(|_| connect()).collect();
+    // One byte every 500 ms on every slow connection, until told to stop
+    // (writes fail once the server has closed them).
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<TcpStream> = slow.iter().map(|s| s.try_clone().unwrap()).collect();
+    let trickle = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut writers = writers;
+            while !stop.load(Ordering::SeqCst) {
+                for w in &mut writers {
+                    let _ = w.write_all(b" ");
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    });
+    let probe = |path: &str| {
+        let start = Instant::now();
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        let read = s.read_to_string(&mut text);
+        (read.is_ok(), text, start.elapsed())
+    };
+    let until = Instant::now() + Duration::from_secs(6);
+    let mut probes = 0;
+    while Instant::now() < until {
+        for path in ["/healthz", "/metrics"] {
+            let (ok, text, took) = probe(path);
+            assert!(
+                ok && text.starts_with("HTTP/1.1 200") && took < Duration::from_secs(1),
+                "{path} after {took:?}: {text:?}"
+            );
+            probes += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(probes >= 20, "{probes}");
+    // The request slots were never the slow clients': a read answers.
+    let (status, body) = http(&addr, "GET", "/api/v1/incidents", None, "");
+    assert_eq!(status, 200, "{body}");
+    stop.store(true, Ordering::SeqCst);
+    trickle.join().unwrap();
+    // Every slow and idle connection has been closed by the server by now
+    // (the slow bodies with a 408): reading reaches the end.
+    let mut timeouts = 0;
+    for mut s in slow.into_iter().chain(idle) {
+        let mut text = Vec::new();
+        match s.read_to_end(&mut text) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a slow or idle connection is still open: {e}"),
+        }
+        if text.starts_with(b"HTTP/1.1 408") {
+            timeouts += 1;
+        }
+    }
+    assert_eq!(timeouts, 40, "every slow body is answered 408");
+    let (_, metrics) = http(&addr, "GET", "/metrics", None, "");
+    assert!(
+        metrics.contains("remedy_http_requests_shed_total{reason=\"body_timeout\"} 40"),
+        "{metrics}"
+    );
+}

@@ -17,6 +17,10 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The generated estate's hosts: the one Podman stands in for each of
+/// them (`execution.docker.hosts`).
+const HOSTS: &str = r#""node-1", "node-2", "node-3", "node-4""#;
+
 /// The memory-leak tests use the estate's fixed container names.
 static CHECKOUT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -115,6 +119,9 @@ action = {{ type = "prune", scope = ["exited_containers", "unused_volumes", "dan
 
 [execution]
 ledger = "{ledger}"
+
+[execution.docker]
+hosts = [{HOSTS}]
 "#,
             allow = allow.join(", "),
             ledger = dir.join(format!("ledger-{}.jsonl", allow.len())).display()
@@ -269,7 +276,8 @@ async fn replay_execute_prunes_exactly_what_the_policy_allows() {
         let steps: Vec<String> = decisions(&out, &id).into_iter().map(|d| d.0).collect();
         assert_eq!(
             steps,
-            ["planned", "verified", "requested", "started", "executed"]
+            ["planned", "requested", "started", "executed", "verified"],
+            "verified is decided after the execution it verifies"
         );
         let gone =
             |all: &[String], x: &str| all.iter().filter(|a| *a != x).cloned().collect::<Vec<_>>();
@@ -308,6 +316,9 @@ action = {{ type = "restart", graceful_timeout_secs = 1 }}
 
 [execution]
 ledger = "{}"
+
+[execution.docker]
+hosts = [{HOSTS}]
 "#,
             dir.join("ledger.jsonl").display()
         ),
@@ -532,6 +543,9 @@ action = {{ type = "restart", graceful_timeout_secs = 1 }}
 
 [execution]
 ledger = "{}"
+
+[execution.docker]
+hosts = [{HOSTS}]
 "#,
                 d.join("ledger.jsonl").display()
             ),

@@ -18,7 +18,16 @@ use std::time::Duration;
 /// Kafka headers as the source hands them on.
 type Headers = Vec<(String, Vec<u8>)>;
 
+thread_local! {
+    /// A broker of the test's own (the chaos test's), for the helpers
+    /// called on this thread; the shared one otherwise.
+    pub static BROKER: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 pub fn bootstrap() -> String {
+    if let Some(b) = BROKER.with(|b| b.borrow().clone()) {
+        return b;
+    }
     std::env::var("REMEDY_KAFKA_BOOTSTRAP").expect(
         "REMEDY_KAFKA_BOOTSTRAP is not set: run scripts/test.sh, which starts Kafka and sets it",
     )

@@ -5,7 +5,7 @@
 //! wait is bounded.
 
 use crate::cli::remedy;
-use crate::kafka::{bootstrap, create_topic, producer, unique};
+use crate::kafka::{bootstrap, create_topic, producer, unique, BROKER};
 use ingest::decode::{Decoder, DecoderConfig};
 use ingest::{Format, RawRecord};
 use rdkafka::config::ClientConfig;
@@ -589,6 +589,248 @@ async fn a_killed_instance_loses_and_duplicates_nothing() {
         &incidents_in(&names.incidents),
         &jsonl(&dir.path().join("replay/incidents.jsonl")),
     );
+}
+
+/// Issue #21, finding 1: a bounded run (`--exit-at-end`) killed after a few
+/// checkpoints and restarted with the same command read every record but
+/// published half of replay's incidents: what the engine had found before
+/// the last checkpoint was not in the state it restored. A scenario big
+/// enough to be killed mid-way, one file per one-partition topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_run_killed_mid_way_loses_no_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scenario");
+    let st = remedy()
+        .args([
+            "generate",
+            "--seed",
+            "23",
+            "--duration",
+            "8h",
+            "--rate",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut files = Vec::new();
+    for sub in ["logs", "metrics"] {
+        let mut fs: Vec<PathBuf> = std::fs::read_dir(out.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        fs.sort();
+        files.extend(fs);
+    }
+    let (topics, total) = topic_per_file(&files, "remedy-bcrash").await;
+    let names = Names::new("remedy-bcrash", topics);
+    let db = dir.path().join("s.db");
+    let bounded = || {
+        let mut c = names.command(&db);
+        c.args(["--exit-at-end", "--out"])
+            .arg(dir.path().join("run"));
+        c
+    };
+    replay(&files, &dir.path().join("replay"));
+    let replayed = jsonl(&dir.path().join("replay/incidents.jsonl"));
+
+    // Killed at the first checkpoint after half the records, so the state
+    // it restores holds findings no one has taken yet.
+    let first = Instance::start(bounded());
+    let mut at_half = None;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(
+            !first.exited(),
+            "the run ended before it could be killed; make the scenario bigger: {}",
+            first.log()
+        );
+        assert!(Instant::now() < deadline, "no progress: {}", first.log());
+        let consumed = first.metric("remedy_stream_records_total");
+        let checkpoints = first.metric("remedy_checkpoints_total");
+        match at_half {
+            None if consumed >= total as f64 / 2.0 => at_half = Some(checkpoints),
+            Some(c) if checkpoints > c => break,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let consumed = first.metric("remedy_stream_records_total");
+    first.crash();
+    assert!(
+        (consumed as u64) < total,
+        "the kill should land mid-stream ({consumed} of {total} consumed)"
+    );
+
+    // The same command again: it restores and runs to the end.
+    let err = run_bounded(names.command(&db), &dir.path().join("run"));
+    assert!(err.contains("state restored"), "{err}");
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/summary-0.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary["ingest"]["read"].as_u64().unwrap(), total, "{err}");
+    assert_same_incidents(&incidents_in(&names.incidents), &replayed);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored as usize, replayed.len(), "incidents in the store");
+    let streamed: BTreeSet<String> = read_all(&names.anomalies)
+        .into_iter()
+        .map(|(_, v, _)| serde_json::from_slice::<Value>(&v).unwrap().to_string())
+        .collect();
+    let want: BTreeSet<String> = jsonl(&dir.path().join("replay/anomalies.jsonl"))
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(streamed, want, "anomalies");
+}
+
+/// A broker of one test's own (`scripts/kafka.sh` on free ports and a
+/// private state directory), so it can be crashed without disturbing the
+/// other tests; stopped and removed on drop.
+struct OwnBroker {
+    env: Vec<(String, String)>,
+    addr: String,
+    _state: tempfile::TempDir,
+}
+
+impl OwnBroker {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn script(&self, what: &str) {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
+            .arg(what)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/kafka.sh {what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start() -> OwnBroker {
+        let state = tempfile::tempdir().unwrap();
+        let port = Self::free_port();
+        let b = OwnBroker {
+            env: vec![
+                ("KAFKA_PORT".into(), port.to_string()),
+                (
+                    "KAFKA_CONTROLLER_PORT".into(),
+                    Self::free_port().to_string(),
+                ),
+                (
+                    "KAFKA_STATE_DIR".into(),
+                    state.path().join("kafka").display().to_string(),
+                ),
+            ],
+            addr: format!("127.0.0.1:{port}"),
+            _state: state,
+        };
+        b.script("start");
+        b
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/kafka.sh"))
+            .arg("stop")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output();
+    }
+}
+
+/// Issue #21: chaos on the broker side. The broker (not Remedy) is killed
+/// with SIGKILL mid-stream and started again on its data a few seconds
+/// later: the running instance rides it out by itself (it is not
+/// restarted), reads the rest as it arrives, and downstream sees replay's
+/// incidents exactly (latest per key), every record counted once.
+#[tokio::test]
+async fn a_broker_crash_mid_stream_loses_and_duplicates_nothing() {
+    let broker = OwnBroker::start();
+    // Every Kafka helper below talks to this broker (this test runs on one
+    // thread).
+    BROKER.with(|b| *b.borrow_mut() = Some(broker.addr.clone()));
+    let dir = tempfile::tempdir().unwrap();
+    let files = scenario(dir.path(), "24");
+    let mut topics = Vec::new();
+    for _ in &files {
+        let t = unique("remedy-chaos");
+        create_topic(&t, 1).await;
+        topics.push(t);
+    }
+    let times: Vec<i64> = files
+        .iter()
+        .flat_map(|f| timed_lines(f).into_iter().map(|(t, _)| t))
+        .filter(|t| *t > i64::MIN)
+        .collect();
+    let (lo, hi) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+    let split = lo + (hi - lo) / 3;
+    let early = produce_files(&files, &topics, i64::MIN, split).await;
+    let names = Names::new("remedy-chaos", topics.clone());
+    let db = dir.path().join("s.db");
+    let mut cmd = names.command(&db);
+    // The broker is down for seconds: the producer keeps its records
+    // (librdkafka retries them) rather than failing them.
+    cmd.env("REMEDY_KAFKA__BROKERS", &broker.addr);
+    let first = Instance::start(cmd);
+    first.wait_until("a checkpoint of the first part", 120, |i| {
+        i.metric("remedy_checkpoints_total") >= 1.0
+            && i.metric("remedy_stream_records_total") >= early as f64
+    });
+
+    // The broker dies and comes back on its data.
+    broker.script("crash");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !first.exited(),
+        "remedy run died with the broker: {}",
+        first.log()
+    );
+    broker.script("resume");
+
+    // The rest arrives after the restart; the same instance reads it all.
+    let total = early + produce_files(&files, &topics, split, i64::MAX).await;
+    first.wait_until("every record consumed after the broker restart", 300, |i| {
+        i.metric("remedy_stream_records_total") >= total as f64
+    });
+    // A graceful stop: results flushed, state written, offsets committed.
+    first.stop();
+
+    // Finish like the other streaming tests (a bounded run from the
+    // committed state), then compare with replay.
+    let mut fin = names.command(&db);
+    fin.env("REMEDY_KAFKA__BROKERS", &broker.addr);
+    let err = run_bounded(fin, &dir.path().join("run"));
+    replay(&files, &dir.path().join("replay"));
+    let summary: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("run/summary-0.json")).unwrap(),
+    )
+    .unwrap();
+    let ing = &summary["ingest"];
+    assert_eq!(ing["read"].as_u64().unwrap(), total, "{err}");
+    assert_eq!(
+        ing["read"].as_u64().unwrap(),
+        ing["parsed"].as_u64().unwrap() + ing["dead_lettered"].as_u64().unwrap()
+    );
+    assert_same_incidents(
+        &incidents_in(&names.incidents),
+        &jsonl(&dir.path().join("replay/incidents.jsonl")),
+    );
+    BROKER.with(|b| *b.borrow_mut() = None);
 }
 
 /// Whether `group` has committed the end of every partition of `topics`.

@@ -8,6 +8,8 @@
 //!
 //! [execution.docker]
 //! host = "unix:///run/podman/podman.sock"   # default: DOCKER_HOST, then the local socket
+//! hosts = ["node-1"]                          # the hosts that engine acts for ("*": all)
+//! engines = { "node-2" = "tcp://node-2:2376" } # other hosts' engines
 //! service_label = "com.docker.compose.service"
 //!
 //! [execution.object_store]
@@ -101,6 +103,15 @@ pub struct DockerConfig {
     pub service_label: String,
     /// Seconds any single engine request may take.
     pub timeout_secs: u64,
+    /// The hosts (as incidents name them, `node-3`) the engine at `host`
+    /// runs on; `["*"]` for every host (one engine for the whole estate).
+    /// An action for a host named neither here nor in `engines` is refused
+    /// (`wrong_host`), so a prune or restart never lands on another
+    /// machine's engine. Actions naming no host use `host`.
+    pub hosts: Vec<String>,
+    /// The engines of other hosts: host name -> address (same forms as
+    /// `host`).
+    pub engines: BTreeMap<String, String>,
 }
 
 impl Default for DockerConfig {
@@ -109,6 +120,8 @@ impl Default for DockerConfig {
             host: String::new(),
             service_label: "com.docker.compose.service".into(),
             timeout_secs: 120,
+            hosts: Vec::new(),
+            engines: BTreeMap::new(),
         }
     }
 }

@@ -15,9 +15,19 @@
 //! - `dangling_images`: listed (`dangling=true`), filtered here by age and
 //!   labels (Podman's image prune ignores `label!`, so the deny labels are
 //!   never left to the engine), removed one by one without `force`.
-//! - `networks`, `build_cache`: the engine's prune endpoints with `until`,
-//!   `label` and `label!` (the filters' excludes and the policy's deny
-//!   labels); an engine without a build cache (Podman) reports none.
+//! - `networks`: listed, filtered here by age, labels and the service
+//!   lists (Podman's network prune ignores `label!`), predefined ones and
+//!   those with a container on them kept, removed one by one.
+//! - `build_cache`: the engine's prune endpoint with `until`, `label` and
+//!   `label!` (the filters' excludes and the policy's deny labels); an
+//!   engine without a build cache (Podman) reports none.
+//!
+//! The service deny and allow lists hold for every kind of object: a
+//! container, volume or image labelled with a denied service (or, under an
+//! allowlist, another service) is kept. An action for a host runs on that
+//! host's engine (`execution.docker.engines`, or the default engine for the
+//! hosts in `execution.docker.hosts`) and is refused (`wrong_host`) when no
+//! engine is configured for its host.
 
 use super::config::DockerConfig;
 use super::{BoxFuture, Executor, Outcome, Report};
@@ -25,14 +35,14 @@ use crate::ident::is_valid_identifier;
 use crate::policy::Policy;
 use crate::Error;
 use bollard::query_parameters::{
-    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListVolumesOptionsBuilder, PruneBuildOptionsBuilder, PruneNetworksOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RestartContainerOptionsBuilder,
+    InspectContainerOptions, InspectNetworkOptions, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    PruneBuildOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
 use models::{Action, ActionKind, PruneFilters, PruneScope, Timestamp};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 const NAME: &str = "docker";
 /// The API version spoken: the newest Podman 4 answers, and Docker still
@@ -45,6 +55,11 @@ const API: ClientVersion = ClientVersion {
 /// Prunes and restarts through the Docker Engine API.
 pub struct DockerExecutor {
     docker: Docker,
+    /// Hosts (as incidents name them) the default engine acts for; `*`
+    /// for any.
+    hosts: Vec<String>,
+    /// Engines of other hosts, by host name.
+    engines: BTreeMap<String, Docker>,
     service_label: String,
 }
 
@@ -58,37 +73,39 @@ impl DockerExecutor {
         } else {
             config.host.clone()
         };
-        let timeout = config.timeout_secs;
-        let docker = if let Some(path) = host.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout, &API)
-        } else if host.starts_with("https://")
-            || (host.starts_with("tcp://") && std::env::var_os("DOCKER_TLS_VERIFY").is_some())
-        {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let certs = std::path::PathBuf::from(
-                std::env::var("DOCKER_CERT_PATH").unwrap_or_else(|_| "~/.docker".into()),
-            );
-            Docker::connect_with_ssl(
-                &host,
-                &certs.join("key.pem"),
-                &certs.join("cert.pem"),
-                &certs.join("ca.pem"),
-                timeout,
-                &API,
-            )
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            Docker::connect_with_http(&host, timeout, &API)
-        } else {
-            return Err(Error::exec(
-                NAME,
-                format!("unsupported engine address {host:?}; use unix://, tcp:// or https://"),
-            ));
+        let docker = connect_to(&host, config.timeout_secs)?;
+        let mut engines = BTreeMap::new();
+        for (name, address) in &config.engines {
+            engines.insert(name.clone(), connect_to(address, config.timeout_secs)?);
         }
-        .map_err(|e| Error::exec(NAME, format!("cannot connect to {host}: {e}")))?;
         Ok(DockerExecutor {
             docker,
+            hosts: config.hosts.clone(),
+            engines,
             service_label: config.service_label.clone(),
         })
+    }
+
+    /// The engine that acts for `host` (the action's target host): its own
+    /// engine from `engines`, else the default engine if `hosts` names it
+    /// (or is `*`). A host-scoped action for any other host is refused: the
+    /// default engine would act on the wrong machine. An action that names
+    /// no host goes to the default engine.
+    fn engine_for(&self, host: Option<&str>) -> std::result::Result<&Docker, String> {
+        let Some(h) = host else {
+            return Ok(&self.docker);
+        };
+        if let Some(d) = self.engines.get(h) {
+            return Ok(d);
+        }
+        if self.hosts.iter().any(|x| x == h || x == "*") {
+            return Ok(&self.docker);
+        }
+        Err(format!(
+            "wrong_host: the action is for host {h}, and no engine is configured for it \
+             (execution.docker.hosts lists the default engine's hosts, execution.docker.engines \
+             the others)"
+        ))
     }
 
     /// The bollard client (tests use it to set up the engine).
@@ -110,12 +127,13 @@ impl DockerExecutor {
     /// container's exit and its clean-up.
     async fn list(
         &self,
+        docker: &Docker,
         options: bollard::query_parameters::ListContainersOptions,
         what: &str,
     ) -> crate::Result<Vec<bollard::models::ContainerSummary>> {
         let mut last = String::new();
         for _ in 0..20 {
-            match self.docker.list_containers(Some(options.clone())).await {
+            match docker.list_containers(Some(options.clone())).await {
                 Ok(v) => return Ok(v),
                 Err(e @ bollard::errors::Error::JsonSerdeError { .. }) => {
                     last = e.to_string();
@@ -173,6 +191,17 @@ impl DockerExecutor {
         None
     }
 
+    /// The service lists for an object that is not a container (volume,
+    /// image): one labelled with a denied service, or under an allowlist
+    /// with another service, is off limits. One with no service label is
+    /// judged by the deny labels and the action's filters alone.
+    fn service_listed(&self, labels: &HashMap<String, String>, policy: &Policy) -> Option<String> {
+        match labels.get(&self.service_label) {
+            Some(_) => self.service_allowed(labels, policy),
+            None => None,
+        }
+    }
+
     fn engine_filters(
         &self,
         filters: &PruneFilters,
@@ -204,6 +233,7 @@ impl DockerExecutor {
 
     async fn prune(
         &self,
+        docker: &Docker,
         scope: &[PruneScope],
         filters: &PruneFilters,
         policy: &Policy,
@@ -231,10 +261,22 @@ impl DockerExecutor {
         for s in order {
             match s {
                 PruneScope::ExitedContainers => {
-                    let mut lf = HashMap::new();
-                    lf.insert("status", vec!["exited"]);
+                    // Narrowed by the engine to the action's labels too
+                    // (checked again here): fewer containers listed, fewer
+                    // caught between states (Podman's transient `stopped`).
+                    let with: Vec<String> = filters
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let mut lf: HashMap<&str, Vec<String>> = HashMap::new();
+                    lf.insert("status", vec!["exited".to_string()]);
+                    if !with.is_empty() {
+                        lf.insert("label", with);
+                    }
                     let list = self
                         .list(
+                            docker,
                             ListContainersOptionsBuilder::new()
                                 .all(true)
                                 .size(true)
@@ -259,8 +301,7 @@ impl DockerExecutor {
                             kept += 1;
                             continue;
                         }
-                        match self
-                            .docker
+                        match docker
                             .remove_container(
                                 &id,
                                 Some(
@@ -297,8 +338,7 @@ impl DockerExecutor {
                 PruneScope::UnusedVolumes => {
                     let mut lf = HashMap::new();
                     lf.insert("dangling", vec!["true"]);
-                    let list = self
-                        .docker
+                    let list = docker
                         .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&lf).build()))
                         .await
                         .map_err(|e| Error::exec(NAME, format!("listing unused volumes: {e}")))?;
@@ -313,12 +353,12 @@ impl DockerExecutor {
                         if !is_anonymous(&v.name, &v.labels)
                             || !old_enough(created)
                             || self.off_limits(&v.labels, filters, policy).is_some()
+                            || self.service_listed(&v.labels, policy).is_some()
                         {
                             kept += 1;
                             continue;
                         }
-                        match self
-                            .docker
+                        match docker
                             .remove_volume(
                                 &v.name,
                                 Some(RemoveVolumeOptionsBuilder::new().force(false).build()),
@@ -350,8 +390,7 @@ impl DockerExecutor {
                     // ignores `label!`, so the deny labels are applied here.
                     let mut lf = HashMap::new();
                     lf.insert("dangling", vec!["true"]);
-                    let list = self
-                        .docker
+                    let list = docker
                         .list_images(Some(
                             ListImagesOptionsBuilder::new()
                                 .all(true)
@@ -366,12 +405,12 @@ impl DockerExecutor {
                         if !dangling
                             || !old_enough(i.created)
                             || self.off_limits(&i.labels, filters, policy).is_some()
+                            || self.service_listed(&i.labels, policy).is_some()
                         {
                             kept += 1;
                             continue;
                         }
-                        match self
-                            .docker
+                        match docker
                             .remove_image(
                                 &i.id,
                                 Some(RemoveImageOptionsBuilder::new().force(false).build()),
@@ -399,24 +438,84 @@ impl DockerExecutor {
                     notes.push(format!("{n} dangling images removed ({kept} kept)"));
                 }
                 PruneScope::Networks => {
-                    let f = self.engine_filters(filters, policy);
-                    let r = self
-                        .docker
-                        .prune_networks(Some(
-                            PruneNetworksOptionsBuilder::new().filters(&f).build(),
-                        ))
+                    // Listed and removed one by one, like images: Podman's
+                    // network prune ignores `label!`, so the deny rules
+                    // are applied here. A network with a container on it
+                    // is kept (and the engine refuses to remove one that
+                    // gained a container meanwhile).
+                    let mut lf: HashMap<&str, Vec<String>> = HashMap::new();
+                    let with: Vec<String> = filters
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    if !with.is_empty() {
+                        lf.insert("label", with);
+                    }
+                    let list = docker
+                        .list_networks(Some(ListNetworksOptionsBuilder::new().filters(&lf).build()))
                         .await
-                        .map_err(|e| Error::exec(NAME, format!("pruning unused networks: {e}")))?;
-                    let deleted = r.networks_deleted.unwrap_or_default();
-                    notes.push(format!("{} unused networks removed", deleted.len()));
-                    report
-                        .objects
-                        .extend(deleted.into_iter().map(|d| format!("network {d}")));
+                        .map_err(|e| Error::exec(NAME, format!("listing networks: {e}")))?;
+                    let (mut n, mut kept) = (0, 0);
+                    for net in list {
+                        let name = net.name.clone().unwrap_or_default();
+                        let labels = net.labels.clone().unwrap_or_default();
+                        let created = net
+                            .created
+                            .as_ref()
+                            .map(|d| d.to_string())
+                            .and_then(|d| Timestamp::parse_rfc3339(&d))
+                            .map_or(i64::MAX, |t| t.as_millis() / 1000);
+                        let predefined = matches!(
+                            name.as_str(),
+                            "bridge" | "host" | "none" | "podman" | "ingress" | "docker_gwbridge"
+                        );
+                        if name.is_empty()
+                            || predefined
+                            || !old_enough(created)
+                            || self.off_limits(&labels, filters, policy).is_some()
+                            || self.service_listed(&labels, policy).is_some()
+                        {
+                            kept += 1;
+                            continue;
+                        }
+                        let inspected = docker
+                            .inspect_network(&name, None::<InspectNetworkOptions>)
+                            .await;
+                        let in_use = match &inspected {
+                            Ok(i) => i.containers.as_ref().is_some_and(|c| !c.is_empty()),
+                            Err(e) if is_status(e, &[404]) => true,
+                            Err(e) => {
+                                return Err(Error::exec(
+                                    NAME,
+                                    format!("inspecting network {name}: {e}"),
+                                ))
+                            }
+                        };
+                        if in_use {
+                            kept += 1;
+                            continue;
+                        }
+                        match docker.remove_network(&name).await {
+                            Ok(()) => {
+                                n += 1;
+                                report.objects.push(format!("network {name}"));
+                            }
+                            // In use after all, or gone.
+                            Err(e) if is_status(&e, &[403, 404, 409]) => kept += 1,
+                            Err(e) => {
+                                return Err(Error::exec(
+                                    NAME,
+                                    format!("removing network {name}: {e}"),
+                                ))
+                            }
+                        }
+                    }
+                    notes.push(format!("{n} unused networks removed ({kept} kept)"));
                 }
                 PruneScope::BuildCache => {
                     let f = self.engine_filters(filters, policy);
-                    match self
-                        .docker
+                    match docker
                         .prune_build(Some(PruneBuildOptionsBuilder::new().filters(&f).build()))
                         .await
                     {
@@ -445,6 +544,7 @@ impl DockerExecutor {
 
     async fn restart(
         &self,
+        docker: &Docker,
         action: &Action,
         graceful_secs: u64,
         policy: &Policy,
@@ -463,6 +563,7 @@ impl DockerExecutor {
         lf.insert("name", vec![name.to_string()]);
         let listed = self
             .list(
+                docker,
                 ListContainersOptionsBuilder::new()
                     .all(true)
                     .filters(&lf)
@@ -491,8 +592,7 @@ impl DockerExecutor {
                     .map_or("in an unknown state".to_string(), |s| s.to_string())
             )));
         }
-        let before = self
-            .docker
+        let before = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
             .await
             .map_err(|e| Error::exec(NAME, format!("inspecting container {name}: {e}")))?;
@@ -518,6 +618,7 @@ impl DockerExecutor {
             lf.insert("label", vec![format!("{}={svc}", self.service_label)]);
             let replicas = self
                 .list(
+                    docker,
                     ListContainersOptionsBuilder::new()
                         .all(true)
                         .filters(&lf)
@@ -546,7 +647,7 @@ impl DockerExecutor {
             }
         }
         let started_before = before.state.as_ref().and_then(|s| s.started_at.clone());
-        self.docker
+        docker
             .restart_container(
                 &id,
                 Some(
@@ -557,8 +658,7 @@ impl DockerExecutor {
             )
             .await
             .map_err(|e| Error::exec(NAME, format!("restarting container {name}: {e}")))?;
-        let after = self
-            .docker
+        let after = docker
             .inspect_container(&id, None::<InspectContainerOptions>)
             .await
             .map_err(|e| {
@@ -602,13 +702,20 @@ impl Executor for DockerExecutor {
         policy: &'a Policy,
     ) -> BoxFuture<'a, crate::Result<Outcome>> {
         Box::pin(async move {
+            let docker = match self.engine_for(action.target.host.as_deref()) {
+                Ok(d) => d,
+                Err(why) => return Ok(Outcome::Refused(why)),
+            };
             match &action.kind {
-                ActionKind::Prune { scope, filters } => {
-                    Ok(Outcome::Done(self.prune(scope, filters, policy).await?))
-                }
+                ActionKind::Prune { scope, filters } => Ok(Outcome::Done(
+                    self.prune(docker, scope, filters, policy).await?,
+                )),
                 ActionKind::Restart {
                     graceful_timeout_secs,
-                } => self.restart(action, *graceful_timeout_secs, policy).await,
+                } => {
+                    self.restart(docker, action, *graceful_timeout_secs, policy)
+                        .await
+                }
                 other => Ok(Outcome::Refused(format!(
                     "not_supported: the docker executor does not {}",
                     other.name()
@@ -616,6 +723,38 @@ impl Executor for DockerExecutor {
             }
         })
     }
+}
+
+/// A client for the engine at `host` (`unix://`, `tcp://`, `http://` or
+/// `https://`; TLS for `https://` or with `DOCKER_TLS_VERIFY`, using the
+/// certificates in `DOCKER_CERT_PATH`). Nothing is sent yet.
+fn connect_to(host: &str, timeout: u64) -> crate::Result<Docker> {
+    if let Some(path) = host.strip_prefix("unix://") {
+        Docker::connect_with_unix(path, timeout, &API)
+    } else if host.starts_with("https://")
+        || (host.starts_with("tcp://") && std::env::var_os("DOCKER_TLS_VERIFY").is_some())
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let certs = std::path::PathBuf::from(
+            std::env::var("DOCKER_CERT_PATH").unwrap_or_else(|_| "~/.docker".into()),
+        );
+        Docker::connect_with_ssl(
+            host,
+            &certs.join("key.pem"),
+            &certs.join("cert.pem"),
+            &certs.join("ca.pem"),
+            timeout,
+            &API,
+        )
+    } else if host.starts_with("tcp://") || host.starts_with("http://") {
+        Docker::connect_with_http(host, timeout, &API)
+    } else {
+        return Err(Error::exec(
+            NAME,
+            format!("unsupported engine address {host:?}; use unix://, tcp:// or https://"),
+        ));
+    }
+    .map_err(|e| Error::exec(NAME, format!("cannot connect to {host}: {e}")))
 }
 
 fn is_status(e: &bollard::errors::Error, codes: &[u16]) -> bool {
