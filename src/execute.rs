@@ -262,7 +262,7 @@ impl ExecObserver for ExecMetrics {
 /// [`background`] on a thread of its own (the driver's futures borrow the
 /// audit log, so they stay on one thread), for the life of the process.
 pub fn spawn_background(
-    db: Arc<crate::store::Db>,
+    db: Arc<store::Db>,
     driver: Driver,
     interval: Duration,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -284,7 +284,7 @@ pub fn spawn_background(
 /// the last look (from the task's start: no catch-up of missed ones), under
 /// the same driver. Stops when `stop` resolves.
 pub async fn background(
-    db: Arc<crate::store::Db>,
+    db: Arc<store::Db>,
     mut driver: Driver,
     interval: Duration,
     stop: impl std::future::Future<Output = ()>,
@@ -304,12 +304,12 @@ pub async fn background(
 }
 
 async fn tick(
-    db: &crate::store::Db,
+    db: &store::Db,
     driver: &mut Driver,
     handed: &mut std::collections::HashSet<String>,
     since: &mut models::Timestamp,
 ) -> anyhow::Result<()> {
-    let mut due = db.with(|c| crate::store::executable_actions(c))?;
+    let mut due = db.with(|c| store::executable_actions(c))?;
     due.retain(|a| !a.dry_run && !handed.contains(&a.id));
     let now = wall_now();
     let policy = driver.policy().clone();
@@ -324,7 +324,7 @@ async fn tick(
         handed.insert(action.id.clone());
         let mut audit: Vec<reclaim::AuditEntry> = Vec::new();
         let result = execute_one(driver, &mut action, &mut audit).await;
-        db.with(|c| crate::store::record_execution(c, &action, &audit))
+        db.with(|c| store::record_execution(c, &action, &audit))
             .with_context(|| format!("recording the execution of {}", action.id))?;
         result?;
     }
@@ -365,7 +365,7 @@ action = {{ type = "notify", channel = "ops", message = "never now" }}
             ledger.display()
         ))
         .unwrap();
-        let db = Arc::new(crate::store::Db::open(&dir.path().join("s.db"), 2).unwrap());
+        let db = Arc::new(store::Db::open(&dir.path().join("s.db"), 2).unwrap());
         let driver = driver(&policy, None).unwrap();
         background(
             db.clone(),

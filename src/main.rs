@@ -4,13 +4,10 @@
 
 mod api;
 mod cmd;
-mod evaluate;
 mod execute;
 mod generate;
 mod output;
-mod pipeline;
-mod run;
-mod store;
+mod sinks;
 #[cfg(feature = "kafka")]
 mod stream;
 #[cfg(feature = "tables")]

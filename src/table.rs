@@ -15,8 +15,8 @@
 //! actions and the evaluation as flat tables for notebooks and BI tools, and
 //! the evaluation's per-class breakdown is a polars aggregation.
 
-use crate::evaluate::{Evaluation, FaultResult};
 use anyhow::{bail, Context};
+use engine::evaluate::{Evaluation, FaultResult};
 use ingest::{Format, RawRecord};
 use models::{Action, ActionStatus, Anomaly, Incident};
 use polars::prelude::*;
@@ -195,7 +195,7 @@ impl TableRecords {
     }
 }
 
-impl crate::run::Records for TableRecords {
+impl engine::Input for TableRecords {
     fn origin(&self) -> Option<Arc<str>> {
         Some(self.origin.clone())
     }
@@ -631,8 +631,8 @@ fn times(name: &str, ts: impl Iterator<Item = models::Timestamp>) -> Column {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
-    use crate::run::Records;
+    use engine::Input;
+    use engine::{DeadLetterSink, Engine, EngineSettings};
     use ingest::DeadLetter;
     use models::Event;
 
@@ -647,7 +647,7 @@ mod tests {
 
     /// Every row of a table through the decoder, as replay sends them.
     fn decode(t: &mut TableRecords) -> (Vec<Event>, Vec<DeadLetter>, Vec<u64>) {
-        let mut p = Pipeline::new(PipelineConfig::for_run()).unwrap();
+        let mut p = Engine::new(EngineSettings::for_run()).unwrap();
         p.set_origin_format(t.origin.clone(), TableRecords::format(t))
             .unwrap();
         let (mut events, mut dead, mut rows) = (Vec::new(), Letters::default(), Vec::new());

@@ -6,7 +6,6 @@
 //! --db`), so a collector reads it at scrape time instead of mirroring it in
 //! memory: the numbers can never drift from what the API serves.
 
-use crate::store::{self, Db};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -17,6 +16,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use store::{self, Db};
 
 /// Labels of one request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -14,8 +14,6 @@ pub mod problem;
 pub mod server;
 pub mod ui;
 
-use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
-use crate::store::{self, Cursor, Db};
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -23,11 +21,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use engine::{DeadLetterSink, Engine, EngineSettings};
 use models::{Action, Anomaly, Incident, Timestamp};
 use problem::Problem;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::{self, Cursor, Db};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Settings of the API.
@@ -102,6 +102,11 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// Policy for `POST /analyze` plans.
     pub policy: reclaim::Policy,
+    /// The engine's settings for `POST /analyze`: the server's
+    /// `--config`/`--topology` (or `remedy run`'s `[engine]` table), as
+    /// replay would take them, so an analysis here and a replay of the same
+    /// records with the same file agree.
+    pub engine: engine::EngineSettings,
 }
 
 type Shared = Arc<AppState>;
@@ -865,6 +870,10 @@ async fn analyze(
         inputs.push((name, format, input.lines));
     }
     let policy = state.policy.clone();
+    let mut settings = state.engine.clone();
+    // Timestamps are checked against the time of the request, not of the
+    // server's start.
+    settings.decoder.reference_time = engine::EngineSettings::for_run().decoder.reference_time;
     // Dropped with this future (the client went away, or the timeout
     // fired): the analysis then stops at its next record.
     let cancel = CancelOnDrop(Arc::new(std::sync::atomic::AtomicBool::new(false)));
@@ -875,7 +884,7 @@ async fn analyze(
     // only when the work has really stopped.
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let r = analyze_inputs(inputs, policy, &flag);
+        let r = analyze_inputs(inputs, settings, policy, &flag);
         if flag.load(std::sync::atomic::Ordering::Relaxed) {
             metrics_state.metrics.analyses_cancelled.inc();
         }
@@ -902,11 +911,12 @@ impl Drop for CancelOnDrop {
 /// is set (the request's future was dropped).
 fn analyze_inputs(
     inputs: Vec<(String, ingest::Format, Vec<String>)>,
+    settings: EngineSettings,
     policy: reclaim::Policy,
     cancel: &Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<AnalyzeResponse> {
-    let mut pipeline = Pipeline::new(PipelineConfig::for_run())?;
-    let mut sources: Vec<Box<dyn crate::run::Records>> = Vec::new();
+    let mut pipeline = Engine::new(settings)?;
+    let mut sources: Vec<Box<dyn engine::Input>> = Vec::new();
     for (name, format, lines) in inputs {
         let origin: Arc<str> = Arc::from(name.as_str());
         let records: Vec<ingest::RawRecord> = lines
@@ -914,7 +924,7 @@ fn analyze_inputs(
             .enumerate()
             .map(|(i, l)| ingest::RawRecord::line(origin.clone(), i as u64 + 1, l.into_bytes()))
             .collect();
-        sources.push(Box::new(crate::run::MemoryRecords {
+        sources.push(Box::new(engine::MemoryInput {
             origin,
             format,
             records: records.into_iter(),
@@ -922,11 +932,12 @@ fn analyze_inputs(
         }));
     }
     let mut dead = Collect(Vec::new());
-    crate::run::merge(&mut sources, &mut pipeline, &mut dead, &|| {})?;
-    let run = crate::run::conclude(&mut pipeline, policy)?;
+    engine::merge(&mut sources, &mut pipeline, &mut dead, &|| {})?;
+    let run = engine::Publisher::new(policy).conclude(&mut pipeline)?;
+    let ingest = run.summary.map(|s| s.ingest).unwrap_or_default();
     Ok(AnalyzeResponse {
-        read: run.summary.ingest.read,
-        parsed: run.summary.ingest.parsed,
+        read: ingest.read,
+        parsed: ingest.parsed,
         dead_letters: dead.0,
         anomalies: run.anomalies,
         incidents: run.incidents,

@@ -79,18 +79,20 @@ fn copy_db() -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The result of a run over no records, for a test to fill in.
-fn empty_run() -> crate::run::RunResult {
-    let mut pipeline = Pipeline::new(PipelineConfig::for_run()).unwrap();
-    crate::run::conclude(&mut pipeline, reclaim::Policy::default()).unwrap()
+fn empty_run() -> engine::Findings {
+    let mut pipeline = Engine::new(EngineSettings::for_run()).unwrap();
+    engine::Publisher::new(reclaim::Policy::default())
+        .conclude(&mut pipeline)
+        .unwrap()
 }
 
 /// A store at `path` holding just these incidents.
 fn write_incidents(path: &Path, incidents: Vec<Incident>) {
     let mut run = empty_run();
     run.incidents = incidents;
-    crate::store::Store::open(path)
+    store::Store::open(path)
         .unwrap()
-        .write_run(&run)
+        .write_findings(&run)
         .unwrap();
 }
 
@@ -101,6 +103,7 @@ fn app_with(db: &Path, config: ApiConfig) -> Router {
         db,
         config,
         policy: reclaim::Policy::default(),
+        engine: engine::EngineSettings::for_run(),
     })
 }
 
@@ -1031,21 +1034,21 @@ async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
         run.trace.push(point("T2", m, 5.0));
     }
     run.templates = vec![
-        crate::pipeline::TemplateSummary {
+        engine::TemplateSummary {
             id: "T1".into(),
             template: "disk <*> is full".into(),
             count: 1,
         },
-        crate::pipeline::TemplateSummary {
+        engine::TemplateSummary {
             id: "T2".into(),
             template: "GET <*> 200".into(),
             count: 1,
         },
     ];
     run.incidents = vec![inc.clone()];
-    crate::store::Store::open(&path)
+    store::Store::open(&path)
         .unwrap()
-        .write_run(&run)
+        .write_findings(&run)
         .unwrap();
     let app = app_with(&path, ApiConfig::default());
     let (s, _, body) = get(&app, &format!("/ui/incidents/{}", inc.id)).await;

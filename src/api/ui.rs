@@ -11,13 +11,13 @@
 //! every value it is given: log text cannot inject HTML.
 
 use super::{problem::Problem, Shared};
-use crate::store::{self, SignalSeries};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use models::{Action, ActionStatus, Evidence, Timestamp};
+use store::{self, SignalSeries};
 
 const STYLE: &str = r#"
 :root { color-scheme: light dark; --fg: #1d2330; --muted: #5b6475; --line: #d0d5de;

@@ -1,5 +1,15 @@
 //! One module per subcommand: its flags (`Args`) and its `run`.
 
+/// The keys of `remedy run`'s `[engine]` table that are the streaming
+/// service's own (the rest are [`engine::EngineConfig`]'s): replay and
+/// serve accept them in a shared file and ignore them.
+pub const RUN_ENGINE_KEYS: &[&str] = &[
+    "checkpoint_interval_secs",
+    "max_idle_ms",
+    "max_buffered",
+    "policy",
+];
+
 pub mod detect;
 pub mod generate;
 pub mod offload_status;

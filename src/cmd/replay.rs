@@ -1,10 +1,10 @@
 //! `remedy replay`: run files or directories through the engine and report.
 
-use crate::output::{AtomicFile, JsonLines};
-use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig, Summary};
+use crate::output::JsonLines;
 use anyhow::Context;
+use engine::{DeadLetterSink, Engine, EngineConfig, FindingsSink, Publisher, Summary};
 use ingest::source::file::{stdin_lines, FileSource};
-use ingest::{DeadLetter, Format};
+use ingest::DeadLetter;
 use models::{Action, ActionStatus, Evidence, Incident};
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,16 +21,24 @@ pub struct Args {
     #[arg(long, default_value = "remedy-out", value_name = "DIR")]
     pub out: PathBuf,
 
+    /// The engine's settings from the `[engine]` table of a TOML file
+    /// (`format`, `max_line_bytes`, `detectors`, `topology`,
+    /// `session_pattern`, `mixed_formats`; `remedy run`'s file works as
+    /// it is). The flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Input format for every file: a name (`json`, `logfmt`, `plain`,
     /// `syslog`, `prometheus`, `prom-json`, ...), a loghub header format
     /// such as '<Date> <Time> <Level> <Component>: <Content>', or `auto` to
-    /// sniff each file.
-    #[arg(long, default_value = "auto", value_name = "FORMAT")]
-    pub format: String,
+    /// sniff each file [default: auto].
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 
-    /// Records longer than this many bytes are dead-lettered, not parsed.
-    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
-    pub max_line_bytes: usize,
+    /// Records longer than this many bytes are dead-lettered, not parsed
+    /// [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
 
     /// Labelled faults (`labels.json` from `remedy generate`): print and
     /// record how the incidents compare.
@@ -44,8 +52,8 @@ pub struct Args {
     /// `dynamic` (learned baselines, the default) or `static` (fixed
     /// operator thresholds such as memory above 80% of its limit for 5
     /// minutes), to compare the two on the same data.
-    #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "static"])]
-    pub detectors: String,
+    #[arg(long, value_enum)]
+    pub detectors: Option<Detectors>,
 
     /// Also write incidents, anomalies, actions, the audit trail, templates
     /// and the signals behind each anomaly (for plotting) to this SQLite
@@ -81,6 +89,45 @@ pub struct Args {
     pub tables: Option<crate::table::TableFormat>,
 }
 
+/// `--detectors`' values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Detectors {
+    /// Learned baselines.
+    Dynamic,
+    /// Fixed operator thresholds.
+    Static,
+}
+
+impl Args {
+    /// The engine's configuration: the file's `[engine]` table, then the
+    /// flags given.
+    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let mut c = match &self.config {
+            Some(p) => EngineConfig::from_toml_file(p, super::RUN_ENGINE_KEYS)?,
+            None => EngineConfig::default(),
+        };
+        if let Some(f) = &self.format {
+            c.format = f.clone();
+        }
+        if let Some(n) = self.max_line_bytes {
+            c.max_line_bytes = n;
+        }
+        if let Some(d) = self.detectors {
+            c.detectors = match d {
+                Detectors::Dynamic => engine::config::Detectors::Dynamic,
+                Detectors::Static => engine::config::Detectors::Static,
+            };
+        }
+        if let Some(t) = &self.topology {
+            c.topology = t.clone();
+        }
+        if let Some(p) = &self.session_pattern {
+            c.session_pattern = p.clone();
+        }
+        Ok(c)
+    }
+}
+
 /// Open every input in the order the merge breaks ties in: files of lines
 /// stream, tables (`.csv`, `.csv.gz`, `.parquet`) are read and ordered by
 /// time now, so an unreadable Parquet file fails before anything is
@@ -88,12 +135,12 @@ pub struct Args {
 fn open_inputs(
     paths: &[PathBuf],
     max_line_bytes: usize,
-) -> anyhow::Result<Vec<Box<dyn crate::run::Records>>> {
+) -> anyhow::Result<Vec<Box<dyn engine::Input>>> {
     let files = FileSource::open(paths, max_line_bytes)?;
     files
         .files()
         .iter()
-        .map(|f| -> anyhow::Result<Box<dyn crate::run::Records>> {
+        .map(|f| -> anyhow::Result<Box<dyn engine::Input>> {
             #[cfg(feature = "tables")]
             if crate::table::is_table(f) {
                 match crate::table::TableRecords::open(f) {
@@ -125,19 +172,21 @@ impl DeadLetterSink for FileSink {
     }
 }
 
-/// Run `remedy replay`.
+/// Run `remedy replay`: the inputs, the engine and the sinks its flags
+/// name, then the report.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let format = Format::from_name(&args.format)?;
+    let config = args.engine_config()?;
     let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
     if stdin && args.paths.len() > 1 {
         anyhow::bail!("`-` (standard input) cannot be combined with other paths");
     }
-    // Open every input before creating any output, so a typo in a path
-    // leaves nothing behind.
-    let inputs = if stdin {
-        vec![Box::new(stdin_lines(args.max_line_bytes)) as Box<dyn crate::run::Records>]
+    // Check every setting and open every input before creating any output,
+    // so a typo leaves nothing behind.
+    let mut settings = config.settings(&args.paths)?;
+    let mut inputs = if stdin {
+        vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>]
     } else {
-        open_inputs(&args.paths, args.max_line_bytes)?
+        open_inputs(&args.paths, config.max_line_bytes)?
     };
     let policy = super::load_policy(args.policy.as_deref())?;
     // Set up the executors before anything is written: a bad [execution]
@@ -148,37 +197,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     };
     let labels = match &args.labels {
-        Some(p) => Some(crate::evaluate::Labels::load(p)?),
+        Some(p) => Some(engine::evaluate::Labels::load(p)?),
         None => None,
     };
-    let topology = crate::evaluate::load_topology(args.topology.as_deref(), &args.paths)?;
-    let mut store = args
-        .db
-        .as_deref()
-        .map(crate::store::Store::open)
-        .transpose()?;
+    let mut store = args.db.as_deref().map(store::Store::open).transpose()?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let mut config = PipelineConfig::for_run();
-    config.format = format;
-    config.decoder.max_line_bytes = args.max_line_bytes;
-    config.analyzer.correlator.topology = topology;
-    if let Some(p) = &args.session_pattern {
-        regex::Regex::new(p).with_context(|| format!("--session-pattern {p:?}"))?;
-        config.analyzer.sessions.id_pattern = p.clone();
-    }
     if args.db.is_some() {
-        config.analyzer.trace_limit = crate::store::TRACE_LIMIT;
-        config.template_trace = 1_000_000;
+        settings.analyzer.trace_limit = store::TRACE_LIMIT;
+        settings.template_trace = 1_000_000;
     }
-    if args.detectors == "static" {
-        config.analyzer.mode = analyze::DetectorMode::Static;
-    }
-    let mut pipeline = Pipeline::new(config)?;
+    let mut engine = Engine::new(settings)?;
     let mut dead = FileSink(JsonLines::create(args.out.join("dead-letter.jsonl"))?);
     let progress = crate::output::progress("replaying");
-
-    let mut sources = inputs;
     // The bar is told every 1,024 records: `inc` reads the clock, which
     // per record was about 1.5% of a replay.
     let pending = std::cell::Cell::new(0u64);
@@ -188,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             progress.inc(pending.replace(0));
         }
     };
-    crate::run::merge(&mut sources, &mut pipeline, &mut dead, &tick)?;
+    engine::merge(&mut inputs, &mut engine, &mut dead, &tick)?;
     progress.inc(pending.get());
     progress.finish_and_clear();
     dead.0.commit()?;
@@ -199,103 +230,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     // Executed before verification, so the audit trail is in the order
     // things happened.
-    let (mut run, reports) = crate::run::conclude_then(&mut pipeline, policy, |actions, audit| {
-        let Some(d) = driver.as_mut() else {
-            return Ok(Default::default());
-        };
-        for a in actions.iter_mut() {
-            if a.status == ActionStatus::Planned && approved.contains(&a.id) {
-                a.status = ActionStatus::Approved;
+    let (mut found, executions) =
+        Publisher::new(policy).conclude_then(&mut engine, |actions, audit| {
+            let Some(d) = driver.as_mut() else {
+                return Ok(Default::default());
+            };
+            for a in actions.iter_mut() {
+                if a.status == ActionStatus::Planned && approved.contains(&a.id) {
+                    a.status = ActionStatus::Approved;
+                }
             }
-        }
-        crate::execute::execute_all(d, actions, audit)
-    })?;
-    run.summary.evaluation = labels
+            crate::execute::execute_all(d, actions, audit)
+        })?;
+    found.executions = executions;
+    let summary = found.summary.as_mut().expect("a concluded run has counts");
+    summary.evaluation = labels
         .as_ref()
-        .map(|l| crate::evaluate::evaluate(l, &run.incidents, &run.actions));
+        .map(|l| engine::evaluate::evaluate(l, &found.incidents, &found.actions));
+
     if let (Some(store), Some(db)) = (store.as_mut(), &args.db) {
-        // One transaction: a crash mid-write leaves the previous contents.
         store
-            .write_run(&run)
+            .write(&found)
             .with_context(|| format!("cannot write the results to {}", db.display()))?;
     }
-    let crate::run::RunResult {
-        summary,
-        anomalies,
-        incidents,
-        actions,
-        audit,
-        ..
-    } = &run;
-    let evaluation = &summary.evaluation;
-
-    for (name, rows) in [
-        (
-            "anomalies.jsonl",
-            anomalies
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        (
-            "incidents.jsonl",
-            incidents
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        (
-            "actions.jsonl",
-            actions
-                .iter()
-                .map(|a| crate::execute::with_report(a, reports.get(&a.id)))
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-        (
-            "audit.jsonl",
-            audit
-                .iter()
-                .map(serde_json::to_value)
-                .collect::<Result<Vec<_>, _>>()?,
-        ),
-    ] {
-        let mut f = JsonLines::create(args.out.join(name))?;
-        for r in &rows {
-            f.write(r)?;
-        }
-        f.commit()?;
-    }
     #[cfg(feature = "tables")]
-    let tables = match args.tables {
-        Some(format) => crate::table::write_tables(
-            &args.out,
-            format,
-            anomalies,
-            incidents,
-            actions,
-            evaluation.as_ref(),
-        )?,
-        None => Vec::new(),
-    };
-    #[cfg(not(feature = "tables"))]
-    let tables: Vec<PathBuf> = Vec::new();
-    let mut file = AtomicFile::create(args.out.join("summary.json"))?;
-    serde_json::to_writer_pretty(&mut file, &summary)?;
-    file.write_all(b"\n")?;
-    file.commit()?;
+    let mut tables = args.tables.map(|format| crate::sinks::Tables {
+        dir: args.out.clone(),
+        format,
+        written: Vec::new(),
+    });
+    #[cfg(feature = "tables")]
+    if let Some(t) = tables.as_mut() {
+        t.write(&found)?;
+    }
+    crate::sinks::JsonlDir {
+        dir: args.out.clone(),
+    }
+    .write(&found)?;
+
+    let summary = found.summary.as_ref().expect("a concluded run has counts");
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     print_report(&mut w, summary, &args.out)?;
-    print_incidents(&mut w, incidents, actions)?;
+    print_incidents(&mut w, &found.incidents, &found.actions)?;
     if args.execute {
-        print_execution(&mut w, actions, audit, &reports)?;
+        print_execution(&mut w, &found.actions, &found.audit, &found.executions)?;
     }
-    if let Some(e) = &evaluation {
-        crate::evaluate::print(&mut w, e)?;
+    if let Some(e) = &summary.evaluation {
+        engine::evaluate::print(&mut w, e)?;
         #[cfg(feature = "tables")]
         crate::table::print_by_class(&mut w, e)?;
     }
-    for t in &tables {
+    #[cfg(feature = "tables")]
+    for t in tables.iter().flat_map(|t| &t.written) {
         writeln!(w, "table: {}", t.display())?;
     }
     Ok(())

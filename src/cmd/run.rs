@@ -4,10 +4,10 @@
 //! store, and serves the API and `/metrics` from the same process.
 
 use crate::api::{self, ApiConfig, AppState};
-use crate::pipeline::PipelineConfig;
 use crate::stream::config::RunConfig;
 use crate::stream::kafka::{self, StreamMetrics};
 use anyhow::Context;
+use engine::EngineSettings;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -41,25 +41,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(
         Some(cfg.engine.policy.as_path()).filter(|p| !p.as_os_str().is_empty()),
     )?;
-    let topology = crate::evaluate::load_topology(
-        Some(cfg.engine.topology.as_path()).filter(|p| !p.as_os_str().is_empty()),
-        &[],
-    )?;
-    let mut pipeline = PipelineConfig::for_run();
-    pipeline.analyzer.correlator.topology = topology;
-    // A topic often carries several shippers' formats; a record the
-    // topic's sniffed format cannot read is sniffed on its own. Topics with
-    // a format in `kafka.formats` keep to it.
-    pipeline.decoder.mixed_formats = true;
+    let mut pipeline = cfg.engine.analysis.settings(&[])?;
     // Scored windows for the dashboard's plots: taken at every step, so the
     // cap bounds what waits between two steps, not the total.
     if cfg.store.trace_retention_hours > 0 {
-        pipeline.analyzer.trace_limit = crate::store::TRACE_LIMIT;
+        pipeline.analyzer.trace_limit = store::TRACE_LIMIT;
     }
 
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let db = Arc::new(crate::store::Db::open(&cfg.store.db, workers * 2)?);
-    let store = crate::store::Store::open(&cfg.store.db)?;
+    let db = Arc::new(store::Db::open(&cfg.store.db, workers * 2)?);
+    let store = store::Store::open(&cfg.store.db)?;
     let mut metrics = api::metrics::Metrics::new(db.clone());
     let stream_metrics = StreamMetrics::register(metrics.registry_mut());
     // As in `remedy serve`: with dry-run lifted, actions the store holds
@@ -104,6 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..ApiConfig::default()
             },
             policy: policy.clone(),
+            engine: pipeline.clone(),
         });
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind(addr))

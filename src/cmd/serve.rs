@@ -68,6 +68,18 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
 
+    /// The engine's settings for `POST /analyze` from the `[engine]` table
+    /// of a TOML file, the same file and keys `remedy replay --config`
+    /// reads (`remedy run`'s file works as it is), so an analysis through
+    /// the API sees what a replay with the same file sees.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Service dependencies for `POST /analyze`, JSON
+    /// `{"caller": ["callee", ...]}` (overrides the file's `topology`).
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
+
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 2 << 20, value_name = "BYTES")]
     pub body_limit: usize,
@@ -118,8 +130,16 @@ pub struct Args {
 /// Run `remedy serve` until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(args.policy.as_deref())?;
+    let mut engine_config = match &args.config {
+        Some(p) => engine::EngineConfig::from_toml_file(p, super::RUN_ENGINE_KEYS)?,
+        None => engine::EngineConfig::default(),
+    };
+    if let Some(t) = &args.topology {
+        engine_config.topology = t.clone();
+    }
+    let engine = engine_config.settings(&[])?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let db = Arc::new(crate::store::Db::open(&args.db, workers * 2)?);
+    let db = Arc::new(store::Db::open(&args.db, workers * 2)?);
     let tokens = args.tokens.read()?;
     let config = ApiConfig {
         tokens,
@@ -162,6 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         db: db.clone(),
         config,
         policy,
+        engine,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -148,7 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         max_templates: usize::MAX / 2,
         similarity: args.similarity,
         max_enum_values: args.max_enum_values,
-        ..MinerConfig::default()
     })?;
     miner.set_intern_all(true);
     // The input is opened before any output exists: a wrong path leaves

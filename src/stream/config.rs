@@ -92,8 +92,15 @@ pub struct StoreSection {
 }
 
 /// `[engine]`.
+///
+/// Besides the streaming knobs below, the table holds the engine's own
+/// settings ([`engine::EngineConfig`]: `format`, `max_line_bytes`,
+/// `detectors`, `topology`, `session_pattern`, `mixed_formats`), the same
+/// keys `remedy replay --config` and `remedy serve --config` read. serde
+/// cannot refuse unknown keys through a flattened struct, so
+/// [`RunConfig::load`] checks the table's keys itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct EngineSection {
     /// Seconds between checkpoints: results produced, state written to the
     /// changelog, offsets committed. Lower means less to redo after a
@@ -107,8 +114,9 @@ pub struct EngineSection {
     pub max_buffered: usize,
     /// Remediation policy (TOML); empty is the built-in dry-run default.
     pub policy: PathBuf,
-    /// Topology (caller -> callees JSON); empty learns it from the data.
-    pub topology: PathBuf,
+    /// The analysis: the same settings replay takes.
+    #[serde(flatten)]
+    pub analysis: engine::EngineConfig,
 }
 
 impl Default for RunConfig {
@@ -143,7 +151,14 @@ impl Default for RunConfig {
                 max_idle_ms: 5000,
                 max_buffered: 50_000,
                 policy: PathBuf::new(),
-                topology: PathBuf::new(),
+                // A topic often carries several shippers' formats; a
+                // record the topic's sniffed format cannot read is sniffed
+                // on its own. Topics with a format in `kafka.formats` keep
+                // to it.
+                analysis: engine::EngineConfig {
+                    mixed_formats: true,
+                    ..Default::default()
+                },
             },
         }
     }
@@ -175,6 +190,17 @@ impl Default for EngineSection {
     fn default() -> Self {
         RunConfig::default().engine
     }
+}
+
+/// Every key of `[engine]`, sorted.
+fn engine_keys() -> Vec<&'static str> {
+    let mut k: Vec<&str> = engine::EngineConfig::KEYS
+        .iter()
+        .chain(crate::cmd::RUN_ENGINE_KEYS)
+        .copied()
+        .collect();
+    k.sort_unstable();
+    k
 }
 
 fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -214,6 +240,16 @@ impl RunConfig {
                 .filter(|k| k.as_str().contains("__"))
                 .split("__"),
         );
+        if let Ok(figment::value::Value::Dict(_, keys)) = fig.find_value("engine") {
+            for k in keys.keys() {
+                anyhow::ensure!(
+                    engine::EngineConfig::KEYS.contains(&k.as_str())
+                        || crate::cmd::RUN_ENGINE_KEYS.contains(&k.as_str()),
+                    "invalid configuration: unknown key engine.{k}; the keys are {}",
+                    engine_keys().join(", ")
+                );
+            }
+        }
         let cfg: RunConfig = fig.extract().map_err(|e| {
             let e = e.to_string();
             anyhow::anyhow!("invalid configuration: {e}")
@@ -307,6 +343,19 @@ mod tests {
             assert_eq!(c.topics.changelog, "remedy.changelog");
 
             jail.create_file("bad.toml", "[kafka]\nbrokrs = \"x\"\n")?;
+            let e = RunConfig::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(e.to_string().contains("brokrs"), "{e}");
+
+            // The engine's analysis keys sit beside the streaming ones, a
+            // typo among them is named.
+            jail.create_file("engine.toml", "[engine]\ndetectors = \"static\"\n")?;
+            let c = RunConfig::load(Some(Path::new("engine.toml"))).unwrap();
+            assert_eq!(
+                c.engine.analysis.detectors,
+                engine::config::Detectors::Static
+            );
+            assert!(c.engine.analysis.mixed_formats);
+            jail.create_file("bad.toml", "[engine]\ntopolgy = \"t.json\"\n")?;
             let e = RunConfig::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert!(e.to_string().contains("brokrs"), "{e}");
 

@@ -25,10 +25,9 @@
 //! record, not the topic.
 
 use super::config::RunConfig;
-use super::task::{DeadLetters, Emitted, Task};
-use crate::pipeline::PipelineConfig;
-use crate::run::RunResult;
 use anyhow::Context as _;
+use engine::task::{DeadLetters, Task};
+use engine::{EngineSettings, Findings, FindingsSink};
 use ingest::IngestStats;
 use models::Timestamp;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -345,18 +344,18 @@ struct LaneRt {
 /// Everything the loop and the rebalance callbacks share.
 struct Worker {
     cfg: RunConfig,
-    pipeline: PipelineConfig,
+    pipeline: EngineSettings,
     policy: reclaim::Policy,
     producer: ThreadedProducer<ProduceCtx>,
     failures: Arc<AtomicU64>,
     tasks: BTreeMap<i32, Running>,
     lane_of: HashMap<String, usize>,
     origins: HashMap<String, Arc<str>>,
-    store: Option<crate::store::Store>,
+    store: Option<store::Store>,
     metrics: StreamMetrics,
     bounded: bool,
     /// Results sent since the last store write.
-    pending: Emitted,
+    pending: Findings,
     assigned_once: bool,
     /// An error the callbacks could not return.
     fatal: Option<String>,
@@ -376,9 +375,9 @@ pub struct Options {
 /// Run until `stop` is set (or, bounded, until the input ends).
 pub fn run(
     cfg: RunConfig,
-    pipeline: PipelineConfig,
+    pipeline: EngineSettings,
     policy: reclaim::Policy,
-    store: Option<crate::store::Store>,
+    store: Option<store::Store>,
     metrics: StreamMetrics,
     opts: Options,
     stop: Arc<AtomicBool>,
@@ -418,7 +417,7 @@ pub fn run(
         store,
         metrics,
         bounded: opts.bounded,
-        pending: Emitted::default(),
+        pending: Findings::default(),
         assigned_once: false,
         fatal: None,
         pruned: None,
@@ -651,7 +650,7 @@ impl Worker {
             None => {
                 let mut t = Task::new(p, &topics, self.pipeline.clone(), self.policy.clone())?;
                 for (topic, f) in self.cfg.kafka.formats.clone() {
-                    t.pipeline_mut()
+                    t.engine_mut()
                         .set_origin_format(self.origin(&topic), ingest::Format::from_name(&f)?)?;
                 }
                 t
@@ -676,7 +675,7 @@ impl Worker {
                 "lane"
             );
         }
-        let written = task.pipeline().ingest();
+        let written = task.engine().ingest();
         self.tasks.insert(
             p,
             Running {
@@ -811,48 +810,14 @@ impl Worker {
         Ok(())
     }
 
-    fn send_results(&mut self, p: i32, em: Emitted) -> anyhow::Result<()> {
-        let t = &self.cfg.topics;
-        for a in &em.anomalies {
-            let key = a
-                .signal
-                .service
-                .clone()
-                .unwrap_or_else(|| a.signal.to_string());
-            let body = serde_json::to_vec(a)?;
-            send(
-                &self.producer,
-                BaseRecord::<[u8], [u8]>::to(&t.anomalies)
-                    .key(key.as_bytes())
-                    .payload(&body[..])
-                    .partition(p),
-            )?;
+    fn send_results(&mut self, p: i32, em: Findings) -> anyhow::Result<()> {
+        TopicSink {
+            producer: &self.producer,
+            topics: &self.cfg.topics,
+            partition: p,
         }
-        for i in &em.incidents {
-            let body = serde_json::to_vec(i)?;
-            send(
-                &self.producer,
-                BaseRecord::<[u8], [u8]>::to(&t.incidents)
-                    .key(i.id.as_bytes())
-                    .payload(&body[..])
-                    .partition(p),
-            )?;
-        }
-        for a in &em.actions {
-            let body = serde_json::to_vec(a)?;
-            send(
-                &self.producer,
-                BaseRecord::<[u8], [u8]>::to(&t.actions)
-                    .key(a.id.as_bytes())
-                    .payload(&body[..])
-                    .partition(p),
-            )?;
-        }
-        self.pending.anomalies.extend(em.anomalies);
-        self.pending.incidents.extend(em.incidents);
-        self.pending.actions.extend(em.actions);
-        self.pending.audit.extend(em.audit);
-        self.pending.trace.extend(em.trace);
+        .write(&em)?;
+        self.pending.extend(em);
         Ok(())
     }
 
@@ -948,7 +913,7 @@ impl Worker {
         };
         let mut ingest = IngestStats::default();
         for run in self.tasks.values_mut() {
-            let now = run.task.pipeline().ingest();
+            let now = run.task.engine().ingest();
             ingest.merge(&now.since(&run.written));
             run.written = now;
         }
@@ -961,7 +926,7 @@ impl Worker {
             .tasks
             .values()
             .next()
-            .map(|r| r.task.pipeline().summary())
+            .map(|r| r.task.engine().summary())
         else {
             return Ok(());
         };
@@ -975,14 +940,10 @@ impl Worker {
         for i in pending.incidents {
             incidents.insert(i.id.clone(), i);
         }
-        store.write_run(&RunResult {
-            summary,
-            anomalies: pending.anomalies,
+        store.write(&Findings {
+            summary: Some(summary),
             incidents: incidents.into_values().collect(),
-            actions: pending.actions,
-            audit: pending.audit,
-            trace: pending.trace,
-            templates: Vec::new(),
+            ..pending
         })?;
         self.prune_points()
     }
@@ -1000,7 +961,7 @@ impl Worker {
         let newest = self
             .tasks
             .values()
-            .filter_map(|r| r.task.pipeline().last_event())
+            .filter_map(|r| r.task.engine().last_event())
             .max();
         if let (Some(store), Some(newest)) = (self.store.as_mut(), newest) {
             let keep = self.cfg.store.trace_retention_hours as i64 * 3_600_000;
@@ -1060,25 +1021,73 @@ impl Worker {
         let ps: Vec<i32> = self.tasks.keys().copied().collect();
         for p in ps {
             let run = self.tasks.get_mut(&p).expect("task");
-            let result = crate::run::conclude(run.task.pipeline_mut(), self.policy.clone())?;
-            if let Some(dir) = out {
+            let mut found = run.task.conclude()?;
+            if let (Some(dir), Some(summary)) = (out, found.summary.take()) {
                 std::fs::create_dir_all(dir)?;
                 let path = dir.join(format!("summary-{p}.json"));
                 let tmp = dir.join(format!(".summary-{p}.json.tmp"));
-                std::fs::write(&tmp, serde_json::to_vec_pretty(&result.summary)?)?;
+                std::fs::write(&tmp, serde_json::to_vec_pretty(&summary)?)?;
                 std::fs::rename(&tmp, &path)?;
             }
-            let em = Emitted {
-                anomalies: result.anomalies,
-                incidents: result.incidents,
-                actions: result.actions,
-                audit: result.audit,
-                trace: result.trace,
-            };
-            self.send_results(p, em)?;
+            // The store's counts are the tasks' (`write_store`), and the
+            // streaming service keeps no template table, bounded or not.
+            found.summary = None;
+            found.templates.clear();
+            self.send_results(p, found)?;
         }
         self.flush()?;
         self.write_store()?;
+        Ok(())
+    }
+}
+
+/// The output topics as a findings sink: anomalies keyed by service,
+/// incidents and actions by id, into partition `partition` (the task's own,
+/// so one instance's results for a service stay in order).
+struct TopicSink<'a> {
+    producer: &'a ThreadedProducer<ProduceCtx>,
+    topics: &'a super::config::TopicsSection,
+    partition: i32,
+}
+
+impl FindingsSink for TopicSink<'_> {
+    fn write(&mut self, found: &Findings) -> anyhow::Result<()> {
+        let t = self.topics;
+        for a in &found.anomalies {
+            let key = a
+                .signal
+                .service
+                .clone()
+                .unwrap_or_else(|| a.signal.to_string());
+            let body = serde_json::to_vec(a)?;
+            send(
+                self.producer,
+                BaseRecord::<[u8], [u8]>::to(&t.anomalies)
+                    .key(key.as_bytes())
+                    .payload(&body[..])
+                    .partition(self.partition),
+            )?;
+        }
+        for i in &found.incidents {
+            let body = serde_json::to_vec(i)?;
+            send(
+                self.producer,
+                BaseRecord::<[u8], [u8]>::to(&t.incidents)
+                    .key(i.id.as_bytes())
+                    .payload(&body[..])
+                    .partition(self.partition),
+            )?;
+        }
+        for a in &found.actions {
+            let body = serde_json::to_vec(a)?;
+            send(
+                self.producer,
+                BaseRecord::<[u8], [u8]>::to(&t.actions)
+                    .key(a.id.as_bytes())
+                    .payload(&body[..])
+                    .partition(self.partition),
+            )?;
+        }
         Ok(())
     }
 }

@@ -5,4 +5,3 @@
 
 pub mod config;
 pub mod kafka;
-pub mod task;

@@ -217,7 +217,7 @@ fn scenario(dir: &Path, seed: &str) -> Vec<PathBuf> {
         fs.sort();
         files.extend(fs);
     }
-    // Records nobody can read must be dead-lettered, not lost.
+    // Input nobody can read must be dead-lettered, not lost.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(out.join("logs/gateway.ecs.json"))

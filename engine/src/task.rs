@@ -4,10 +4,10 @@
 //! Input topics are co-partitioned: records keyed by service land in the
 //! same partition number of every topic, so partition `p` of `logs` and
 //! partition `p` of `metrics` describe the same services and are analysed
-//! by one [`Pipeline`]. Each topic-partition is a *lane*; records are
+//! by one [`Engine`]. Each topic-partition is a *lane*; records are
 //! decoded as they arrive and wait in their lane, and the task analyses the
 //! earliest event at the head of any lane, exactly as replay's
-//! [`crate::run::merge`] does with files. That is what makes streaming and
+//! [`crate::merge::merge`] does with files. That is what makes streaming and
 //! replay agree: the same records give the same event-time order, hence the
 //! same templates, baselines and incidents.
 //!
@@ -19,15 +19,15 @@
 //! events waiting in lanes, round-trips through [`Task::snapshot`] and
 //! [`Task::restore`], which is how a partition moves between instances.
 
-use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
+use crate::engine::{DeadLetterSink, Engine, EngineSettings};
+use crate::findings::Findings;
+use crate::merge::Merge;
+use crate::publish::{Cause, Publisher};
 use ingest::RawRecord;
-use models::{
-    Action, ActionStatus, Anomaly, Event, Incident, IncidentStatus, RootCauseClass, Target,
-};
-use reclaim::{AuditEntry, Planner, PlannerState, TargetInventory};
+use models::{Action, Event};
+use reclaim::PlannerState;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::VecDeque;
 
 /// One input topic's partition, as the task sees it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,36 +51,6 @@ impl Lane {
     }
 }
 
-/// What a step produced, for the sinks.
-#[derive(Debug, Default)]
-pub struct Emitted {
-    /// New anomalies.
-    pub anomalies: Vec<Anomaly>,
-    /// Incidents that opened, changed or resolved since last published.
-    pub incidents: Vec<Incident>,
-    /// Actions planned or verified.
-    pub actions: Vec<Action>,
-    /// Planner decisions.
-    pub audit: Vec<AuditEntry>,
-    /// Scored windows, for the dashboard's plots (when traced).
-    pub trace: Vec<analyze::TracePoint>,
-}
-
-impl Emitted {
-    /// Whether there is nothing to send.
-    pub fn is_empty(&self) -> bool {
-        self.anomalies.is_empty()
-            && self.incidents.is_empty()
-            && self.actions.is_empty()
-            && self.audit.is_empty()
-            && self.trace.is_empty()
-    }
-}
-
-/// Most incidents and actions remembered for change detection and
-/// verification; older ones are forgotten first (bounded state).
-const MAX_REMEMBERED: usize = 10_000;
-
 /// The engine of one partition number. See the module docs.
 pub struct Task {
     /// Partition number.
@@ -88,16 +58,10 @@ pub struct Task {
     /// One per input topic, in configuration order (ties in the merge go
     /// to the earlier topic, as replay's go to the earlier file).
     pub lanes: Vec<Lane>,
-    pipeline: Pipeline,
-    planner: Planner,
-    /// Hash of each incident's last published form, by id.
-    published: BTreeMap<String, u64>,
-    /// Planned actions waiting for their incident to resolve (then
-    /// verified), by incident id.
-    awaiting: BTreeMap<String, Vec<Action>>,
-    /// The root cause (class and target) each published incident's plan
-    /// was made for, by incident id (`None`: it had none yet).
-    planned_for: BTreeMap<String, Option<Cause>>,
+    engine: Engine,
+    publisher: Publisher,
+    /// The merge's order over the lanes' heads (rebuilt on restore).
+    order: Merge,
     /// Whether anything changed since the last checkpoint.
     pub dirty: bool,
 }
@@ -118,13 +82,6 @@ struct TaskState {
     planned_for: Vec<(String, Option<Cause>)>,
 }
 
-/// An incident's leading root cause, as far as planning goes.
-type Cause = (RootCauseClass, Target);
-
-fn cause_of(inc: &Incident) -> Option<Cause> {
-    inc.root_causes.first().map(|c| (c.class, c.target.clone()))
-}
-
 const TASK_STATE_VERSION: u32 = 1;
 
 impl Task {
@@ -132,7 +89,7 @@ impl Task {
     pub fn new(
         partition: i32,
         topics: &[String],
-        config: PipelineConfig,
+        config: EngineSettings,
         policy: reclaim::Policy,
     ) -> anyhow::Result<Self> {
         Ok(Task {
@@ -146,11 +103,9 @@ impl Task {
                     last_ts: None,
                 })
                 .collect(),
-            pipeline: Pipeline::new(config)?,
-            planner: Planner::new(policy),
-            published: BTreeMap::new(),
-            awaiting: BTreeMap::new(),
-            planned_for: BTreeMap::new(),
+            engine: Engine::new(config)?,
+            publisher: Publisher::new(policy),
+            order: Merge::default(),
             dirty: false,
         })
     }
@@ -171,19 +126,22 @@ impl Task {
                     last_ts: l.last_ts,
                 })
                 .collect(),
-            pipeline: self.pipeline.snapshot()?,
-            planner: self.planner.state(),
+            pipeline: self.engine.snapshot()?,
+            planner: self.publisher.planner.state(),
             published: self
+                .publisher
                 .published
                 .iter()
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             awaiting: self
+                .publisher
                 .awaiting
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             planned_for: self
+                .publisher
                 .planned_for
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -199,10 +157,10 @@ impl Task {
     pub fn restore(
         bytes: &[u8],
         topics: &[String],
-        config: PipelineConfig,
+        config: EngineSettings,
         policy: reclaim::Policy,
     ) -> anyhow::Result<Self> {
-        let s: TaskState = crate::pipeline::read_state(bytes, TASK_STATE_VERSION, "checkpoint")?;
+        let s: TaskState = crate::engine::read_state(bytes, TASK_STATE_VERSION, "checkpoint")?;
         let had: Vec<&str> = s.lanes.iter().map(|l| l.topic.as_str()).collect();
         anyhow::ensure!(
             had == topics.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -210,14 +168,24 @@ impl Task {
              use a new changelog topic (or consumer group) when the input topics change",
             s.partition
         );
+        let mut order = Merge::default();
+        for (i, l) in s.lanes.iter().enumerate() {
+            if let Some(e) = l.buf.front() {
+                order.offer(i, e.timestamp());
+            }
+        }
         Ok(Task {
+            order,
             partition: s.partition,
             lanes: s.lanes,
-            pipeline: Pipeline::restore(config, &s.pipeline)?,
-            planner: Planner::with_state(policy, s.planner),
-            published: s.published.into_iter().collect(),
-            awaiting: s.awaiting.into_iter().collect(),
-            planned_for: s.planned_for.into_iter().collect(),
+            engine: Engine::restore(config, &s.pipeline)?,
+            publisher: Publisher::with_state(
+                policy,
+                s.planner,
+                s.published,
+                s.awaiting,
+                s.planned_for,
+            ),
             dirty: false,
         })
     }
@@ -237,12 +205,16 @@ impl Task {
             return Ok(false);
         }
         let mut out = Vec::new();
-        self.pipeline.decode(raw, dead, &mut out)?;
+        self.engine.decode(raw, dead, &mut out)?;
         let l = &mut self.lanes[lane];
         if let Some(t) = out.iter().map(Event::timestamp).max() {
             l.last_ts = Some(l.last_ts.map_or(t, |x| x.max(t)));
         }
+        let was_empty = l.buf.is_empty();
         l.buf.extend(out);
+        if let (true, Some(e)) = (was_empty, l.buf.front()) {
+            self.order.offer(lane, e.timestamp());
+        }
         l.next_offset = offset + 1;
         self.dirty = true;
         Ok(true)
@@ -259,24 +231,29 @@ impl Task {
     pub fn step(&mut self, strict: bool, ready: &mut dyn FnMut(usize) -> bool) -> usize {
         let mut n = 0;
         loop {
-            let mut best: Option<(models::Timestamp, usize)> = None;
-            for (i, l) in self.lanes.iter().enumerate() {
-                if let Some(e) = l.buf.front() {
-                    let t = e.timestamp();
-                    if best.is_none_or(|(bt, _)| t < bt) {
-                        best = Some((t, i));
-                    }
-                }
-            }
-            let Some((t, i)) = best else { break };
-            let blocked = self.lanes.iter().enumerate().any(|(j, l)| {
-                l.buf.is_empty() && (strict || l.last_ts.is_none_or(|last| last < t)) && !ready(j)
-            });
-            if blocked {
+            let lanes = &self.lanes;
+            // The streaming readiness rule: an empty lane blocks an event
+            // at `t` if it could still deliver an earlier one and is not
+            // ready.
+            let blocked = |t: models::Timestamp| {
+                lanes.iter().enumerate().any(|(j, l)| {
+                    l.buf.is_empty()
+                        && (strict || l.last_ts.is_none_or(|last| last < t))
+                        && !ready(j)
+                })
+            };
+            let Some(i) = self.order.next(blocked) else {
                 break;
+            };
+            let lane = &mut self.lanes[i];
+            let event = lane
+                .buf
+                .pop_front()
+                .expect("a lane in the order has a head");
+            if let Some(e) = lane.buf.front() {
+                self.order.offer(i, e.timestamp());
             }
-            let event = self.lanes[i].buf.pop_front().expect("lane has a head");
-            self.pipeline.analyze(event);
+            self.engine.analyze(event);
             n += 1;
         }
         if n > 0 {
@@ -285,110 +262,16 @@ impl Task {
         n
     }
 
-    /// Everything found since the last call: new anomalies, incidents whose
-    /// published form changed (open ones as they stand, resolved ones
-    /// final), the actions planned for incidents published the first time
-    /// or whose leading root cause changed since their plan, and the
-    /// verification of actions whose incident resolved.
-    pub fn take(&mut self) -> anyhow::Result<Emitted> {
-        let out = self.pipeline.drain();
-        let mut em = Emitted {
-            anomalies: out.anomalies,
-            trace: out.trace,
-            ..Default::default()
-        };
-        let mut incidents = out.incidents;
-        incidents.extend(self.pipeline.open_incidents());
-        incidents.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-        let inventory = TargetInventory {
-            replicas: self.pipeline.replicas(),
-            labels: Default::default(),
-        };
-        for inc in incidents {
-            let h = hash_of(&inc)?;
-            let first = match self.published.get(&inc.id) {
-                Some(old) if *old == h => continue,
-                Some(_) => false,
-                None => true,
-            };
-            self.plan_for(&inc, first, &inventory, &mut em)?;
-            if inc.status == IncidentStatus::Resolved {
-                if let (Some(actions), Some(end)) = (self.awaiting.remove(&inc.id), inc.end) {
-                    for mut a in actions {
-                        self.planner.verify(&mut a, &inc, end, &mut em.audit)?;
-                        em.actions.push(a);
-                    }
-                }
-            }
-            self.published.insert(inc.id.clone(), h);
-            em.incidents.push(inc);
-        }
-        forget_oldest(&mut self.published);
-        forget_oldest(&mut self.awaiting);
-        forget_oldest(&mut self.planned_for);
-        Ok(em)
+    /// Everything found since the last call (see [`Publisher::take`]).
+    pub fn take(&mut self) -> anyhow::Result<Findings> {
+        self.publisher.take(&mut self.engine)
     }
 
-    /// Plan for an incident being published: the first time, timed at its
-    /// onset, or again when its leading root cause changed since its plan
-    /// (more evidence arrived), timed at its latest anomaly, when the new
-    /// cause became the leading one: as replay, which plans once from the
-    /// final incident, would. A re-plan withdraws what was planned for the
-    /// old cause and not re-planned under the same id (a `superseded` skip,
-    /// audited). The planner's safety rules apply to a re-plan as to any (a
-    /// cooldown or rate limit the first plan used stays used: withdrawing
-    /// never widens what may run).
-    fn plan_for(
-        &mut self,
-        inc: &Incident,
-        first: bool,
-        inventory: &TargetInventory,
-        em: &mut Emitted,
-    ) -> anyhow::Result<()> {
-        let cause = cause_of(inc);
-        let changed = !first
-            && self
-                .planned_for
-                .get(&inc.id)
-                .is_some_and(|was| *was != cause);
-        if !first && !changed {
-            return Ok(());
-        }
-        let now = if first {
-            inc.anomalies.first().map(|a| a.timestamp)
-        } else {
-            inc.anomalies.iter().map(|a| a.timestamp).max()
-        }
-        .unwrap_or(inc.start);
-        let planned = self.planner.plan(inc, now, inventory, &mut em.audit)?;
-        em.actions.extend(planned.iter().cloned());
-        if changed {
-            let reason = match &cause {
-                Some((class, target)) => format!(
-                    "superseded: the incident's root cause is now {class} at {}",
-                    target_text(target)
-                ),
-                None => "superseded: the incident has no root cause now".to_string(),
-            };
-            for mut a in self.awaiting.remove(&inc.id).unwrap_or_default() {
-                if planned.iter().any(|p| p.id == a.id)
-                    || matches!(a.status, ActionStatus::Skipped { .. })
-                {
-                    continue;
-                }
-                a.status = ActionStatus::Skipped {
-                    reason: reason.clone(),
-                };
-                em.audit
-                    .push(AuditEntry::about(&a, now, "superseded", reason.clone()));
-                em.actions.push(a);
-            }
-        }
-        if !planned.is_empty() {
-            self.awaiting.insert(inc.id.clone(), planned);
-        }
-        self.planned_for.insert(inc.id.clone(), cause);
-        Ok(())
+    /// The end of a bounded run: everything the task found, planned and
+    /// verified at the end of the data, as replay's (see
+    /// [`Publisher::conclude`]).
+    pub fn conclude(&mut self) -> anyhow::Result<Findings> {
+        self.publisher.conclude(&mut self.engine)
     }
 
     /// Whether every lane is empty.
@@ -396,43 +279,15 @@ impl Task {
         self.lanes.iter().all(|l| l.buf.is_empty())
     }
 
-    /// The engine, for the end of a bounded run ([`crate::run::conclude`]).
-    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
-    }
-
     /// The engine, for its counts.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
-}
 
-/// Past the cap, drop entries in key order: incident ids start with their
-/// onset in milliseconds (`inc-<ms>-<hash>`), so that is oldest first (a
-/// forgotten incident that changes again is simply published again).
-fn forget_oldest<V>(m: &mut BTreeMap<String, V>) {
-    while m.len() > MAX_REMEMBERED {
-        m.pop_first();
+    /// The engine, to fix a lane's format before its first record.
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
     }
-}
-
-/// `service/host/container`, the parts the target names.
-fn target_text(t: &Target) -> String {
-    let parts: Vec<&str> = [&t.service, &t.host, &t.container]
-        .into_iter()
-        .filter_map(|p| p.as_deref())
-        .collect();
-    if parts.is_empty() {
-        "no particular target".to_string()
-    } else {
-        parts.join("/")
-    }
-}
-
-fn hash_of(inc: &Incident) -> anyhow::Result<u64> {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_vec(inc)?.hash(&mut h);
-    Ok(h.finish())
 }
 
 /// Dead letters kept in memory until the sink sends them.
@@ -449,6 +304,9 @@ impl DeadLetterSink for DeadLetters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use models::{ActionStatus, Anomaly, Incident, IncidentStatus, RootCauseClass, Target};
+    use reclaim::{AuditEntry, TargetInventory};
+    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     /// An open incident at `ms` whose leading root cause is `class` at
@@ -504,23 +362,27 @@ mod tests {
             replicas: [("checkout".to_string(), 2)].into(),
             labels: Default::default(),
         };
-        let mut em = Emitted::default();
+        let mut em = Findings::default();
         let first = incident(
             1000,
             RootCauseClass::DependencyFailure,
             ("payments", "payments-1"),
         );
-        task.plan_for(&first, true, &inventory, &mut em).unwrap();
+        task.publisher
+            .plan_for(&first, true, &inventory, &mut em)
+            .unwrap();
         let ids: Vec<&str> = em.actions.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["inc-1000-a-notify"]);
 
-        let mut em = Emitted::default();
+        let mut em = Findings::default();
         let leak = incident(
             61_000,
             RootCauseClass::MemoryLeak,
             ("checkout", "checkout-1"),
         );
-        task.plan_for(&leak, false, &inventory, &mut em).unwrap();
+        task.publisher
+            .plan_for(&leak, false, &inventory, &mut em)
+            .unwrap();
         let got: Vec<(&str, &ActionStatus)> = em
             .actions
             .iter()
@@ -547,17 +409,19 @@ mod tests {
             .collect();
         assert_eq!(superseded.len(), 1);
         assert_eq!(superseded[0].action_id, "inc-1000-a-notify");
-        assert_eq!(task.awaiting["inc-1000-a"].len(), 1);
+        assert_eq!(task.publisher.awaiting["inc-1000-a"].len(), 1);
 
         // Published again (another anomaly), same cause: nothing to plan,
         // before and after a hand-off.
-        let mut em = Emitted::default();
+        let mut em = Findings::default();
         let again = incident(
             62_000,
             RootCauseClass::MemoryLeak,
             ("checkout", "checkout-1"),
         );
-        task.plan_for(&again, false, &inventory, &mut em).unwrap();
+        task.publisher
+            .plan_for(&again, false, &inventory, &mut em)
+            .unwrap();
         assert!(
             em.actions.is_empty() && em.audit.is_empty(),
             "{:?}",
@@ -566,7 +430,9 @@ mod tests {
         let bytes = task.snapshot().unwrap();
         let mut task =
             Task::restore(&bytes, &["t".into()], config(), reclaim::Policy::default()).unwrap();
-        task.plan_for(&again, false, &inventory, &mut em).unwrap();
+        task.publisher
+            .plan_for(&again, false, &inventory, &mut em)
+            .unwrap();
         assert!(
             em.actions.is_empty() && em.audit.is_empty(),
             "{:?}",
@@ -578,20 +444,31 @@ mod tests {
             RootCauseClass::DependencyFailure,
             ("payments", "payments-1"),
         );
-        task.plan_for(&back, false, &inventory, &mut em).unwrap();
+        task.publisher
+            .plan_for(&back, false, &inventory, &mut em)
+            .unwrap();
         let ids: Vec<&str> = em.actions.iter().map(|a| a.id.as_str()).collect();
         assert_eq!(ids, ["inc-1000-a-notify", "inc-1000-a-restart"]);
         assert!(matches!(&em.actions[1].status,
             ActionStatus::Skipped { reason } if reason.starts_with("superseded")));
     }
 
-    fn records(topic: &str, lines: &[String]) -> Vec<RawRecord> {
+    /// A demo file's lines as the records of `topic`.
+    fn records(topic: &str, file: &str) -> Vec<RawRecord> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/demo")
+            .join(file);
+        let mut reader = ingest::source::file::LineReader::open(&path, 1 << 20).unwrap();
+        let mut lines = Vec::new();
+        while let Some(r) = reader.next_record() {
+            lines.push(r.unwrap().bytes);
+        }
         let origin: Arc<str> = Arc::from(topic);
         lines
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, l)| RawRecord {
-                bytes: l.as_bytes().to_vec(),
+            .map(|(i, bytes)| RawRecord {
+                bytes,
                 origin: origin.clone(),
                 position: i as u64,
                 partition: Some(0),
@@ -602,44 +479,19 @@ mod tests {
             .collect()
     }
 
-    /// Two topics of a generated scenario: logfmt logs and adapter JSON.
+    /// Two topics of the committed demo scenario (eight hours, a database
+    /// timeout among its faults): logfmt logs and adapter JSON.
     fn inputs() -> (Vec<RawRecord>, Vec<RawRecord>) {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            args: crate::cmd::generate::Args,
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("s");
-        let cli = <Cli as clap::Parser>::parse_from([
-            "generate",
-            "--out",
-            out.to_str().unwrap(),
-            "--duration",
-            "3h",
-            "--seed",
-            "5",
-            "--rate",
-            "1",
-        ]);
-        crate::cmd::generate::run(cli.args).unwrap();
-        let read = |p: &str| -> Vec<String> {
-            std::fs::read_to_string(out.join(p))
-                .unwrap()
-                .lines()
-                .map(String::from)
-                .collect()
-        };
         (
-            records("logs", &read("logs/payments.logfmt")),
-            records("metrics", &read("metrics/adapter.jsonl")),
+            records("logs", "logs/payments.logfmt.gz"),
+            records("metrics", "metrics/adapter.jsonl.gz"),
         )
     }
 
-    fn config() -> PipelineConfig {
-        PipelineConfig {
+    fn config() -> EngineSettings {
+        EngineSettings {
             decoder: Default::default(),
-            ..PipelineConfig::for_run()
+            ..EngineSettings::for_run()
         }
     }
 

@@ -1,15 +1,16 @@
-//! The end of a run, shared by `remedy replay` and the API's `POST /analyze`:
-//! flush the engine, order the incidents, plan remediation under the policy
-//! and verify each action at the end of the data. Keeping this in one place
-//! is what makes "the same input gives the same incidents" true whichever
-//! way the input arrived.
+//! The event-time merge: every input read lazily, the earliest pending
+//! event of any input analysed next (ties by input order), so the analysis
+//! sees one estate-wide timeline whether the records came from files, an
+//! API request or Kafka partitions. A bounded run reads an input when its
+//! lane is empty (every input is "ready" once read to its end); a
+//! streaming task ([`crate::task::Task::step`]) cannot wait for a
+//! partition, so its readiness rule is a parameter: an empty lane holds
+//! the merge back unless it is caught up or idle.
 
-use crate::pipeline::{DeadLetterSink, Pipeline, Summary, TemplateSummary};
-use analyze::TracePoint;
+use crate::engine::{DeadLetterSink, Engine};
 use ingest::decode::Decoder;
 use ingest::RawRecord;
-use models::{Action, Anomaly, Event, Incident, Timestamp};
-use reclaim::AuditEntry;
+use models::{Event, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 /// One input read in order: a file, stdin, or a list of lines sent to the
 /// API.
-pub trait Records: Send {
+pub trait Input: Send {
     /// The next record, `None` at the end.
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>>;
 
@@ -42,7 +43,7 @@ pub trait Records: Send {
     }
 }
 
-impl Records for ingest::source::file::LineReader {
+impl Input for ingest::source::file::LineReader {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         ingest::source::file::LineReader::next_record(self).map(|r| r.map_err(Into::into))
     }
@@ -57,7 +58,7 @@ impl Records for ingest::source::file::LineReader {
 }
 
 /// Records in memory that all carry one origin (the API's inputs).
-pub struct MemoryRecords {
+pub struct MemoryInput {
     /// Their origin.
     pub origin: Arc<str>,
     /// Their format.
@@ -69,7 +70,7 @@ pub struct MemoryRecords {
     pub cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
-impl Records for MemoryRecords {
+impl Input for MemoryInput {
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         if let Some(c) = &self.cancel {
             if c.load(std::sync::atomic::Ordering::Relaxed) {
@@ -94,7 +95,7 @@ enum Lane<'a> {
     /// Read and decoded here, by the engine's decoder of the record's
     /// origin; a record's events wait in `buf`.
     Inline {
-        source: &'a mut dyn Records,
+        source: &'a mut dyn Input,
         buf: VecDeque<Event>,
         done: bool,
     },
@@ -190,14 +191,14 @@ struct Batch {
 /// see the records in exactly the order a one-thread run would, so the
 /// results do not depend on thread scheduling.
 pub fn merge(
-    sources: &mut [Box<dyn Records>],
-    pipeline: &mut Pipeline,
+    sources: &mut [Box<dyn Input>],
+    engine: &mut Engine,
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
     for s in sources.iter() {
         if let (Some(origin), Some(format)) = (s.origin(), s.format()) {
-            pipeline.set_origin_format(origin, format)?;
+            engine.set_origin_format(origin, format)?;
         }
     }
     let origins: Option<Vec<Arc<str>>> = sources.iter().map(|s| s.origin()).collect();
@@ -216,17 +217,17 @@ pub fn merge(
                     done: false,
                 })
                 .collect();
-            return merge_lanes(lanes, pipeline, dead, tick);
+            return merge_lanes(lanes, engine, dead, tick);
         }
     };
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let mut workers = Vec::new();
         let mut lanes = Vec::new();
         for (source, origin) in sources.iter_mut().zip(origins) {
-            let decoder = pipeline.take_decoder(&origin)?;
+            let decoder = engine.take_decoder(&origin)?;
             let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
             let (spent_tx, spent_rx) = channel();
-            let source: &mut dyn Records = source.as_mut();
+            let source: &mut dyn Input = source.as_mut();
             let worker = std::thread::Builder::new()
                 .name("decode".into())
                 .spawn_scoped(scope, move || decode_worker(source, decoder, tx, spent_rx))?;
@@ -245,10 +246,10 @@ pub fn merge(
         }
         // On an error the lanes (the receivers) go first, so a worker
         // blocked on a full channel stops instead of holding up the scope.
-        let result = merge_lanes(lanes, pipeline, dead, tick);
+        let result = merge_lanes(lanes, engine, dead, tick);
         for (origin, worker) in workers {
             match worker.join() {
-                Ok(decoder) => pipeline.return_decoder(origin, decoder),
+                Ok(decoder) => engine.return_decoder(origin, decoder),
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
@@ -261,7 +262,7 @@ pub fn merge(
 /// Events the engine is done with come back on `spent` to be freed here.
 /// Returns the decoder, with its counts.
 fn decode_worker(
-    source: &mut dyn Records,
+    source: &mut dyn Input,
     mut decoder: Decoder,
     tx: SyncSender<Batch>,
     spent: Receiver<Vec<Event>>,
@@ -339,26 +340,65 @@ fn yield_to_engine() {
     }
 }
 
-/// The event-time merge over `lanes`.
+/// The order of the merge: which input's next event goes first.
+///
+/// Holds the event time of the head of every input that has one; the
+/// earliest goes next, ties to the earlier input (as `sort` by time would
+/// keep a file's order before the next file's). Whether it may go *now* is
+/// the caller's readiness rule, given as `blocked` to [`Merge::next`]: in a
+/// bounded run an input is read until it has an event or has ended, so an
+/// empty input can deliver nothing and nothing blocks; a stream cannot
+/// wait on a partition, so an empty one holds the merge back while it
+/// could still deliver something earlier (see [`crate::task::Task::step`]).
+/// Replay and streaming choose through this one type, which is why they
+/// analyse the same records in the same order.
+#[derive(Debug, Default)]
+pub struct Merge {
+    heads: BinaryHeap<Reverse<(Timestamp, usize)>>,
+}
+
+impl Merge {
+    /// Input `lane` has a new head at `time` (it was empty, or its head was
+    /// just taken). Each input with a head must be offered exactly once.
+    pub fn offer(&mut self, lane: usize, time: Timestamp) {
+        self.heads.push(Reverse((time, lane)));
+    }
+
+    /// The input whose head goes next, taken out of the order (offer it
+    /// again when it has another head); `None` when no input has a head or
+    /// `blocked(time of the earliest head)` says an empty input could still
+    /// deliver something earlier.
+    pub fn next(&mut self, blocked: impl FnOnce(Timestamp) -> bool) -> Option<usize> {
+        let Reverse((time, lane)) = *self.heads.peek()?;
+        if blocked(time) {
+            return None;
+        }
+        self.heads.pop();
+        Some(lane)
+    }
+}
+
+/// The event-time merge over `lanes`, each read until it has an event or
+/// ends before the merge chooses, so no empty lane blocks.
 fn merge_lanes(
     mut lanes: Vec<Lane>,
-    pipeline: &mut Pipeline,
+    engine: &mut Engine,
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
-    let mut heap = BinaryHeap::new();
+    let mut order = Merge::default();
     let mut scratch = Vec::new();
     for (i, lane) in lanes.iter_mut().enumerate() {
-        if let Some(ts) = fill(lane, pipeline, dead, &mut scratch, tick)? {
-            heap.push(Reverse((ts, i)));
+        if let Some(ts) = fill(lane, engine, dead, &mut scratch, tick)? {
+            order.offer(i, ts);
         }
     }
-    while let Some(Reverse((_, i))) = heap.pop() {
+    while let Some(i) = order.next(|_| false) {
         let lane = &mut lanes[i];
-        pipeline.analyze_mut(lane.head().expect("a lane in the heap has an event"));
+        engine.analyze_mut(lane.head().expect("a lane in the order has an event"));
         lane.advance();
-        if let Some(ts) = fill(lane, pipeline, dead, &mut scratch, tick)? {
-            heap.push(Reverse((ts, i)));
+        if let Some(ts) = fill(lane, engine, dead, &mut scratch, tick)? {
+            order.offer(i, ts);
         }
     }
     Ok(())
@@ -368,7 +408,7 @@ fn merge_lanes(
 /// event's time, if it has one.
 fn fill(
     lane: &mut Lane,
-    pipeline: &mut Pipeline,
+    engine: &mut Engine,
     dead: &mut dyn DeadLetterSink,
     scratch: &mut Vec<Event>,
     tick: &dyn Fn(),
@@ -381,7 +421,7 @@ fn fill(
                     Some(raw) => {
                         let raw = raw?;
                         scratch.clear();
-                        pipeline.decode(&raw, dead, scratch)?;
+                        engine.decode(&raw, dead, scratch)?;
                         buf.extend(scratch.drain(..));
                         tick();
                     }
@@ -409,7 +449,7 @@ fn fill(
                 }
                 if !d.seen {
                     d.seen = true;
-                    pipeline.decoded_from(&d.origin);
+                    engine.decoded_from(&d.origin);
                 }
                 let record = std::mem::replace(&mut d.batch.records[d.next], Decode::Events(0));
                 d.next += 1;
@@ -417,7 +457,7 @@ fn fill(
                     Decode::Events(n) => {
                         let n = n as usize;
                         for event in &d.batch.events[d.event..d.event + n] {
-                            pipeline.account(event);
+                            engine.account(event);
                         }
                         d.pending = n;
                     }
@@ -429,78 +469,4 @@ fn fill(
         }
     }
     Ok(lane.head().map(|e| e.timestamp()))
-}
-
-/// Everything one run produced.
-pub struct RunResult {
-    /// Counts (with `anomalies`, `incidents` and `actions` filled in).
-    pub summary: Summary,
-    /// Every anomaly, in event-time order.
-    pub anomalies: Vec<Anomaly>,
-    /// Incidents ordered by onset, then id.
-    pub incidents: Vec<Incident>,
-    /// Planned actions (skipped ones included, with their reason).
-    pub actions: Vec<Action>,
-    /// Every planning and verification decision.
-    pub audit: Vec<AuditEntry>,
-    /// Scored points for plotting, when the analyzer was asked to trace.
-    pub trace: Vec<TracePoint>,
-    /// Every template mined (up to the miner's cap).
-    pub templates: Vec<TemplateSummary>,
-}
-
-/// Finish `pipeline` and plan under `policy`.
-pub fn conclude(pipeline: &mut Pipeline, policy: reclaim::Policy) -> anyhow::Result<RunResult> {
-    Ok(conclude_then(pipeline, policy, |_, _| Ok(()))?.0)
-}
-
-/// [`conclude`], with `act` run on the planned actions (and their audit
-/// trail) before they are verified: `replay --execute` executes there, so
-/// an action's trail reads planned, requested, started, executed, and only
-/// then verified (and an action the executor refused is not verified).
-pub fn conclude_then<R>(
-    pipeline: &mut Pipeline,
-    policy: reclaim::Policy,
-    act: impl FnOnce(&mut Vec<Action>, &mut Vec<AuditEntry>) -> anyhow::Result<R>,
-) -> anyhow::Result<(RunResult, R)> {
-    let mut output = pipeline.finish();
-    output.trace.extend(pipeline.template_trace());
-    let mut incidents = output.incidents;
-    incidents.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.id.cmp(&b.id)));
-
-    let mut planner = reclaim::Planner::new(policy);
-    let inventory = reclaim::TargetInventory {
-        replicas: pipeline.replicas(),
-        labels: Default::default(),
-    };
-    let mut audit = Vec::new();
-    let mut actions = Vec::new();
-    for inc in &incidents {
-        let now = inc.anomalies.first().map_or(inc.start, |a| a.timestamp);
-        actions.extend(planner.plan(inc, now, &inventory, &mut audit)?);
-    }
-    let acted = act(&mut actions, &mut audit)?;
-    let mut summary = pipeline.summary();
-    // Verification at the end of the data: did each incident's signals
-    // return inside their bands within the policy's window of its action?
-    if let Some(end) = summary.last_event {
-        for action in &mut actions {
-            if let Some(inc) = incidents.iter().find(|i| i.id == action.incident_id) {
-                planner.verify(action, inc, end, &mut audit)?;
-            }
-        }
-    }
-    summary.anomalies = output.anomalies.len();
-    summary.incidents = incidents.len();
-    summary.actions = actions.len();
-    let run = RunResult {
-        summary,
-        anomalies: output.anomalies,
-        incidents,
-        actions,
-        audit,
-        trace: output.trace,
-        templates: pipeline.templates(),
-    };
-    Ok((run, acted))
 }

@@ -8,8 +8,8 @@
 //! of the domain object beside the columns that queries filter on, so the
 //! API returns exactly what the engine produced.
 
-use crate::run::RunResult;
 use anyhow::Context;
+use engine::{Findings, FindingsSink};
 use models::{Action, ActionStatus, Anomaly, Incident, Signal, Timestamp};
 use reclaim::AuditEntry;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -72,12 +72,21 @@ impl Store {
         Ok(Store { conn })
     }
 
-    /// Write one run in a single transaction.
-    pub fn write_run(&mut self, run: &RunResult) -> anyhow::Result<()> {
+    /// Write findings (a whole run, or what a streaming service found
+    /// since its last write) in a single transaction.
+    pub fn write_findings(&mut self, found: &Findings) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
-        write_run(&tx, run)?;
+        write_findings(&tx, found)?;
         tx.commit()?;
         Ok(())
+    }
+}
+
+/// The store as a sink: one transaction per write, so a crash leaves the
+/// previous contents and never a half-written incident.
+impl FindingsSink for Store {
+    fn write(&mut self, found: &Findings) -> anyhow::Result<()> {
+        self.write_findings(found)
     }
 }
 
@@ -96,7 +105,6 @@ impl Store {
 
     /// Delete plotted points older than `before` (event time), for a
     /// long-running service's retention. Returns how many went.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn prune_points(&mut self, before: Timestamp) -> anyhow::Result<usize> {
         Ok(self.conn.execute(
             "DELETE FROM signal_points WHERE ts_ms < ?1",
@@ -105,14 +113,18 @@ impl Store {
     }
 }
 
-fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
+fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
+    let summary = run
+        .summary
+        .as_ref()
+        .context("findings written to the store need the run's counts")?;
     tx.execute(
         "INSERT INTO runs (written_at, first_event_ms, last_event_ms, summary) VALUES (?1, ?2, ?3, ?4)",
         params![
             chrono::Utc::now().to_rfc3339(),
-            run.summary.first_event.map(Timestamp::as_millis),
-            run.summary.last_event.map(Timestamp::as_millis),
-            serde_json::to_string(&run.summary)?
+            summary.first_event.map(Timestamp::as_millis),
+            summary.last_event.map(Timestamp::as_millis),
+            serde_json::to_string(summary)?
         ],
     )?;
     let run_id = tx.last_insert_rowid();
@@ -250,7 +262,7 @@ fn write_run(tx: &Transaction<'_>, run: &RunResult) -> anyhow::Result<()> {
             ])?;
         }
     }
-    let ingest = &run.summary.ingest;
+    let ingest = &summary.ingest;
     let mut counters: Vec<(&str, String, u64)> = vec![
         ("records_read", String::new(), ingest.read),
         ("records_parsed", String::new(), ingest.parsed),
@@ -1024,17 +1036,12 @@ mod tests {
     use super::*;
     use models::{Action, ActionKind, ActionStatus, RootCauseClass, Target};
 
-    fn run_with(action: Action) -> RunResult {
-        let pipeline =
-            crate::pipeline::Pipeline::new(crate::pipeline::PipelineConfig::for_run()).unwrap();
-        RunResult {
-            summary: pipeline.summary(),
-            anomalies: vec![],
-            incidents: vec![],
+    fn run_with(action: Action) -> Findings {
+        let engine = engine::Engine::new(engine::EngineSettings::for_run()).unwrap();
+        Findings {
+            summary: Some(engine.summary()),
             actions: vec![action],
-            audit: vec![],
-            trace: vec![],
-            templates: vec![],
+            ..Default::default()
         }
     }
 
@@ -1061,14 +1068,14 @@ mod tests {
             planned_at: Timestamp::from_secs(1),
             verified: None,
         };
-        store.write_run(&run_with(planned.clone())).unwrap();
+        store.write_findings(&run_with(planned.clone())).unwrap();
         let executed = Action {
             status: ActionStatus::Executed,
             ..planned.clone()
         };
         record_execution(&mut store.conn, &executed, &[]).unwrap();
         store
-            .write_run(&run_with(Action {
+            .write_findings(&run_with(Action {
                 verified: Some(true),
                 ..planned
             }))

@@ -1,6 +1,6 @@
 //! The engine that replay and the Kafka consumer both drive.
 //!
-//! A source hands raw records to [`Pipeline::push`] in arrival order; the
+//! A source hands raw records to [`Engine::push`] in arrival order; the
 //! pipeline decodes them with one [`Decoder`] per origin (so format sniffing
 //! is per file or topic), mines log templates, and accumulates what it saw.
 //! Dead letters go to the sink the caller gave, so replay writes
@@ -29,7 +29,7 @@ pub trait DeadLetterSink {
 
 /// Settings for one run of the engine.
 #[derive(Debug, Clone)]
-pub struct PipelineConfig {
+pub struct EngineSettings {
     /// Format for every input, or `Format::Auto` to sniff each origin.
     pub format: Format,
     /// Size caps, timestamp sanity, cardinality caps.
@@ -47,13 +47,13 @@ pub struct PipelineConfig {
     pub template_trace: usize,
 }
 
-impl PipelineConfig {
+impl EngineSettings {
     /// The settings replay and `POST /analyze` share (one engine, so the
     /// same records give the same incidents): sniffed formats, timestamps
     /// checked against the wall clock of now, default miner and analysis.
     /// Callers adjust what their flags change.
     pub fn for_run() -> Self {
-        PipelineConfig {
+        EngineSettings {
             format: Format::Auto,
             decoder: DecoderConfig {
                 reference_time: Some(Timestamp::from_millis(
@@ -69,15 +69,13 @@ impl PipelineConfig {
     }
 }
 
-/// Version of [`Pipeline::snapshot`]'s format: bumped whenever a type in
+/// Version of [`Engine::snapshot`]'s format: bumped whenever a type in
 /// the state changes shape, so an old checkpoint is refused with a clear
 /// error instead of being misread.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
 const STATE_VERSION: u32 = 3;
 
-/// [`Pipeline::snapshot`]'s layout, borrowed to write. Fields in the same
+/// [`Engine::snapshot`]'s layout, borrowed to write. Fields in the same
 /// order as [`StateOwned`]: kept alike for readers of both.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
 #[derive(Serialize)]
 struct StateRef<'a> {
     version: u32,
@@ -93,8 +91,7 @@ struct StateRef<'a> {
     pending_incidents: &'a [models::Incident],
 }
 
-/// [`Pipeline::snapshot`]'s layout, read back.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
+/// [`Engine::snapshot`]'s layout, read back.
 #[derive(Deserialize)]
 struct StateOwned {
     #[allow(dead_code)] // checked before the whole state is read
@@ -113,7 +110,6 @@ struct StateOwned {
 
 /// Read a CBOR state whose `version` field must be `expected`, naming
 /// `what` in the error: an old checkpoint is refused, never misread.
-#[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
 pub fn read_state<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     expected: u32,
@@ -141,8 +137,8 @@ const TEMPLATE_TRACE_MS: i64 = 60_000;
 const TOP_TEMPLATES: usize = 15;
 
 /// The engine.
-pub struct Pipeline {
-    config: PipelineConfig,
+pub struct Engine {
+    config: EngineSettings,
     /// One decoder per origin: formats are sniffed per file or topic and
     /// Prometheus `# TYPE` state must not leak between files.
     decoders: HashMap<Arc<str>, Decoder>,
@@ -266,12 +262,12 @@ pub struct Summary {
     pub evaluation: Option<crate::evaluate::Evaluation>,
 }
 
-impl Pipeline {
+impl Engine {
     /// A new engine.
-    pub fn new(config: PipelineConfig) -> anyhow::Result<Self> {
+    pub fn new(config: EngineSettings) -> anyhow::Result<Self> {
         let miner = TemplateMiner::new(config.miner.clone())?;
         let analyzer = Analyzer::new(config.analyzer.clone());
-        Ok(Pipeline {
+        Ok(Engine {
             analyzer,
             output: AnalyzerOutput::default(),
             config,
@@ -324,9 +320,9 @@ impl Pipeline {
     /// Take the decoder of `origin` out of the engine (a new one when the
     /// origin has none yet), to decode that origin's records elsewhere (on
     /// a worker thread); fold what it yields in with
-    /// [`Pipeline::decoded_from`] and [`Pipeline::account`] in the order
-    /// [`Pipeline::decode`] would have seen it, and hand it back with
-    /// [`Pipeline::return_decoder`].
+    /// [`Engine::decoded_from`] and [`Engine::account`] in the order
+    /// [`Engine::decode`] would have seen it, and hand it back with
+    /// [`Engine::return_decoder`].
     pub fn take_decoder(&mut self, origin: &Arc<str>) -> anyhow::Result<Decoder> {
         match self.decoders.remove(origin) {
             Some(d) => Ok(d),
@@ -338,16 +334,16 @@ impl Pipeline {
     }
 
     /// The first record of `origin` was decoded by a decoder taken with
-    /// [`Pipeline::take_decoder`]: the origin joins the summary where
-    /// [`Pipeline::decode`] would have added it.
+    /// [`Engine::take_decoder`]: the origin joins the summary where
+    /// [`Engine::decode`] would have added it.
     pub fn decoded_from(&mut self, origin: &Arc<str>) {
         if !self.origins.contains(origin) {
             self.origins.push(origin.clone());
         }
     }
 
-    /// Give back a decoder taken with [`Pipeline::take_decoder`] (kept when
-    /// its origin had a record, as [`Pipeline::decode`] would have).
+    /// Give back a decoder taken with [`Engine::take_decoder`] (kept when
+    /// its origin had a record, as [`Engine::decode`] would have).
     pub fn return_decoder(&mut self, origin: Arc<str>, decoder: Decoder) {
         if self.origins.contains(&origin) {
             self.decoders.insert(origin, decoder);
@@ -417,15 +413,14 @@ impl Pipeline {
     /// into the analysis. Events must come in event-time order (within the
     /// allowed lateness); replay and the Kafka consumer both merge their
     /// inputs by event time before calling this. Mining happens here, not
-    /// in [`Pipeline::decode`], because template ids depend on the order
+    /// in [`Engine::decode`], because template ids depend on the order
     /// messages are seen: after the merge that order is the same however
     /// the records arrived.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
     pub fn analyze(&mut self, mut event: Event) {
         self.analyze_mut(&mut event);
     }
 
-    /// [`Pipeline::analyze`], leaving the event (its template id filled in)
+    /// [`Engine::analyze`], leaving the event (its template id filled in)
     /// to the caller: replay hands it back to the thread that decoded it,
     /// which frees it.
     pub fn analyze_mut(&mut self, event: &mut Event) {
@@ -450,14 +445,12 @@ impl Pipeline {
 
     /// Take the anomalies found and incidents resolved since the last call
     /// (the streaming service emits them as they happen; replay takes
-    /// everything at the end from [`Pipeline::finish`]).
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+    /// everything at the end from [`Engine::finish`]).
     pub fn drain(&mut self) -> AnalyzerOutput {
         std::mem::take(&mut self.output)
     }
 
     /// Incidents still open, as they stand now.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn open_incidents(&self) -> Vec<models::Incident> {
         self.analyzer.open_incidents()
     }
@@ -510,10 +503,9 @@ impl Pipeline {
     /// Everything the engine has learned, as bytes: the decoders' counts
     /// and chosen formats, the template miner, the summary totals and the
     /// analysis (baselines, windows, open incidents). The streaming service
-    /// checkpoints this to its changelog topic; [`Pipeline::restore`] reads
-    /// it back. Anomalies not yet taken with [`Pipeline::drain`] are not
+    /// checkpoints this to its changelog topic; [`Engine::restore`] reads
+    /// it back. Anomalies not yet taken with [`Engine::drain`] are not
     /// part of it: take them first.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
     pub fn snapshot(&self) -> anyhow::Result<Vec<u8>> {
         let decoders = self
             .origins
@@ -538,9 +530,8 @@ impl Pipeline {
         Ok(buf)
     }
 
-    /// An engine with `config` carrying on from [`Pipeline::snapshot`].
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))]
-    pub fn restore(config: PipelineConfig, bytes: &[u8]) -> anyhow::Result<Self> {
+    /// An engine with `config` carrying on from [`Engine::snapshot`].
+    pub fn restore(config: EngineSettings, bytes: &[u8]) -> anyhow::Result<Self> {
         let s: StateOwned = read_state(bytes, STATE_VERSION, "engine state")?;
         let mut decoders = HashMap::default();
         let mut origins = Vec::new();
@@ -549,7 +540,7 @@ impl Pipeline {
             decoders.insert(origin.clone(), Decoder::restore(d, config.decoder.clone())?);
             origins.push(origin);
         }
-        Ok(Pipeline {
+        Ok(Engine {
             analyzer: Analyzer::restore(config.analyzer.clone(), s.analyzer),
             // What was found before the snapshot and not yet taken (the
             // plotted points are not kept: they only feed plots).
@@ -603,7 +594,6 @@ impl Pipeline {
     }
 
     /// Newest event time seen.
-    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // used by `remedy run`
     pub fn last_event(&self) -> Option<Timestamp> {
         self.acc.last
     }
@@ -658,9 +648,9 @@ mod tests {
 
     #[test]
     fn series_over_the_cap_are_counted_as_series_not_samples() {
-        let mut config = PipelineConfig::for_run();
+        let mut config = EngineSettings::for_run();
         config.max_series = 1;
-        let mut p = Pipeline::new(config).unwrap();
+        let mut p = Engine::new(config).unwrap();
         for t in 0..5 {
             for name in ["a", "b", "c"] {
                 p.account(&Event::Metric(models::MetricSample {
