@@ -145,7 +145,7 @@ impl<D: Detector> Detector for Box<D> {
 /// a count of calm points) turns a noisy episode into one alert; waiting
 /// for `open_after` triggering points in a row ignores one-point blips.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
-pub(crate) struct Hysteresis {
+pub struct Hysteresis {
     pub(crate) in_alert: bool,
     streak: usize,
     quiet: usize,
@@ -154,7 +154,7 @@ pub(crate) struct Hysteresis {
 impl Hysteresis {
     /// Fold in one point: whether it triggers (counts toward opening) and
     /// whether it is calm (counts toward closing). Returns the alert state.
-    pub(crate) fn update(
+    pub fn update(
         &mut self,
         trigger: bool,
         calm: bool,
@@ -189,7 +189,7 @@ impl Hysteresis {
 /// decision) rather than keep an alert open, so that a climb that goes on,
 /// or resumes after a one-row dip, is still one event.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub(crate) struct HoldOff {
+pub struct HoldOff {
     /// Rows since the last event let through (saturating).
     since: usize,
 }
@@ -205,7 +205,7 @@ impl HoldOff {
     /// Count one row; `want` asks to let an event through on it. Returns
     /// whether it passes: only if more than `rows` rows have gone by since
     /// the last one that did.
-    pub(crate) fn pass(&mut self, want: bool, rows: usize) -> bool {
+    pub fn pass(&mut self, want: bool, rows: usize) -> bool {
         self.since = self.since.saturating_add(1);
         if want && self.since > rows {
             self.since = 0;

@@ -1,10 +1,15 @@
 //! The analysis engine: events in, anomalies and incidents out.
 //!
 //! Events (in event-time order, as replay's merge or a Kafka partition
-//! delivers them) become signal points ([`crate::signals`]); each signal has
-//! its own detector, count-aware for counts (errors, 5xx, warnings) and the
-//! robust series detector for metrics and latency; an alert that opens is an
-//! [`Anomaly`]; anomalies and change events feed the [`Correlator`], which
+//! delivers them) become signal points ([`crate::signals`]); each signal
+//! gets its own detector, chosen by the registry
+//! ([`crate::detectors::for_signal`]: the share of a service's records that
+//! are errors, warnings or 5xx, the seasonal baseline for metrics and
+//! latency, level and slope for leak-prone gauges, or the static rules);
+//! the engine shows it each point with what else it knows (the service's
+//! record count, the latest limits: [`crate::detector::Context`]); an
+//! alert that opens is an [`Anomaly`] named after its detector; anomalies
+//! and change events feed the [`Correlator`], which
 //! opens, extends and resolves incidents. While a signal stays in alert its
 //! incident stays open, so an incident resolves only once its signals are
 //! back inside their bands.

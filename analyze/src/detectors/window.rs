@@ -1,4 +1,5 @@
-//! Causal anomaly scoring of one numeric series.
+//! [`SeriesDetector`] (`remedy detect --method window`): causal anomaly
+//! scoring of one numeric series against a trailing window.
 //!
 //! [`SeriesDetector`] scores each point against what came before it only:
 //! 1. a robust z-score of the value against a trailing window (median and
