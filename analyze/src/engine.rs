@@ -17,7 +17,9 @@
 use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detector::{Context, Detector, Point};
 use crate::detectors::window::DetectorConfig;
-use crate::detectors::{for_signal, is_error_name, metric_name, AnyDetector, Settings};
+use crate::detectors::{
+    for_signal, is_error_name, metric_name, AnyDetector, DetectorMode, Settings,
+};
 use crate::hash::{FastMap, FastSet};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
@@ -33,7 +35,7 @@ pub struct AnalyzerConfig {
     /// Grouping and ranking.
     pub correlator: CorrelatorConfig,
     /// Dynamic baselines (the default) or static threshold rules.
-    pub mode: crate::detectors::DetectorMode,
+    pub mode: DetectorMode,
     /// Keep up to this many scored points (observed value and band) for
     /// plotting, in [`AnalyzerOutput::trace`]; 0, the default, keeps none.
     /// Points beyond the cap are counted in `trace_dropped`, never held.

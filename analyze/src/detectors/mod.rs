@@ -328,6 +328,37 @@ mod tests {
     }
 
     #[test]
+    fn the_engine_detectors_keep_their_names() {
+        // The names are written into anomalies: part of the output.
+        let dynamic = Settings::new(DetectorMode::Dynamic, &DetectorConfig::default());
+        let fixed = Settings::new(DetectorMode::Static, &DetectorConfig::default());
+        let signal = |kind, name: &str| Signal {
+            kind,
+            name: name.into(),
+            service: Some("api".into()),
+            host: None,
+            container: None,
+        };
+        let name = |s: &Signal, settings: &Settings| for_signal(s, settings).map(|d| d.name());
+        let errors = signal(SignalKind::ErrorRate, "");
+        let fds = signal(
+            SignalKind::MetricSeries,
+            "process_open_fds{service=\"api\"}",
+        );
+        let load = signal(SignalKind::MetricSeries, "load1");
+        let requests = signal(SignalKind::CounterRate, "http_requests_total");
+        assert_eq!(name(&errors, &dynamic), Some("record_share"));
+        assert_eq!(name(&fds, &dynamic), Some("level_and_slope"));
+        assert_eq!(name(&load, &dynamic), Some("seasonal_baseline"));
+        assert_eq!(name(&requests, &dynamic), None, "load is not a fault");
+        assert_eq!(name(&errors, &fixed), Some("static_threshold"));
+        assert_eq!(name(&fds, &fixed), Some("static_threshold"));
+        assert_eq!(name(&load, &fixed), None, "no rule for it");
+        let limit = signal(SignalKind::MetricSeries, "process_max_fds{service=\"api\"}");
+        assert!(fixed.keeps_limit(&limit) && !dynamic.keeps_limit(&limit));
+    }
+
+    #[test]
     fn every_method_runs_and_names_are_unique() {
         let mut names: Vec<&str> = METHODS.iter().map(|m| m.name).collect();
         names.sort();
