@@ -1,22 +1,29 @@
 //! The analysis engine: events in, anomalies and incidents out.
 //!
 //! Events (in event-time order, as replay's merge or a Kafka partition
-//! delivers them) become signal points ([`crate::signals`]); each signal has
-//! its own detector, count-aware for counts (errors, 5xx, warnings) and the
-//! robust series detector for metrics and latency; an alert that opens is an
-//! [`Anomaly`]; anomalies and change events feed the [`Correlator`], which
+//! delivers them) become signal points ([`crate::signals`]); each signal
+//! gets its own detector, chosen by the registry
+//! ([`crate::detectors::for_signal`]: the share of a service's records that
+//! are errors, warnings or 5xx, the seasonal baseline for metrics and
+//! latency, level and slope for leak-prone gauges, or the static rules);
+//! the engine shows it each point with what else it knows (the service's
+//! record count, the latest limits: [`crate::detector::Context`]); an
+//! alert that opens is an [`Anomaly`] named after its detector; anomalies
+//! and change events feed the [`Correlator`], which
 //! opens, extends and resolves incidents. While a signal stays in alert its
 //! incident stays open, so an incident resolves only once its signals are
 //! back inside their bands.
 
-use crate::baseline::{BaselineDetector, BaselineDetectorConfig};
 use crate::correlate::{Correlator, CorrelatorConfig};
-use crate::detect::{DetectorConfig, LeakDetector, RatioDetector};
+use crate::detector::{Context, Detector, Point};
+use crate::detectors::window::DetectorConfig;
+use crate::detectors::{
+    for_signal, is_error_name, metric_name, AnyDetector, DetectorMode, Settings,
+};
 use crate::hash::{FastMap, FastSet};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
@@ -37,85 +44,12 @@ pub struct AnalyzerConfig {
     pub sessions: crate::session::SessionConfig,
 }
 
-/// How signals are judged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DetectorMode {
-    /// Baselines learned per signal (count tests, robust series, slopes).
-    #[default]
-    Dynamic,
-    /// Fixed thresholds held for a duration, as operators write them
-    /// ("memory above 80% of its limit for 5 minutes"): the comparison
-    /// point for the dynamic detectors.
-    Static,
-}
-
-/// One static rule: the value (or its ratio to a limit series of the same
-/// container or host) beyond a level for `windows` consecutive windows.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ThresholdRule {
-    above: bool,
-    level: f64,
-    windows: usize,
-    /// Divide by the latest value of this metric for the same container
-    /// (or host): `container_spec_memory_limit_bytes`, `process_max_fds`...
-    ratio_of: Option<std::borrow::Cow<'static, str>>,
-}
-
 /// Templates remembered by the new-template detector; past it, no
 /// template is news (bounded memory under hostile input).
 const MAX_KNOWN_TEMPLATES: usize = 100_000;
 
 /// Event time before which every template is new (nothing to report).
 const TEMPLATE_WARMUP_MS: i64 = 3_600_000;
-
-/// Five minutes of 15-second windows.
-const FIVE_MIN: usize = 20;
-
-/// The static rules, by what a signal measures. Levels are the usual
-/// operator defaults.
-fn static_rule(s: &Signal) -> Option<ThresholdRule> {
-    let rule = |above, level, windows, ratio_of: Option<&'static str>| {
-        Some(ThresholdRule {
-            above,
-            level,
-            windows,
-            ratio_of: ratio_of.map(std::borrow::Cow::Borrowed),
-        })
-    };
-    let n = s.name.as_str();
-    match s.kind {
-        SignalKind::MetricSeries if n.starts_with("container_memory_working_set_bytes") => rule(
-            true,
-            0.8,
-            FIVE_MIN,
-            Some("container_spec_memory_limit_bytes"),
-        ),
-        SignalKind::MetricSeries if n.starts_with("process_open_fds") => {
-            rule(true, 0.8, FIVE_MIN, Some("process_max_fds"))
-        }
-        SignalKind::MetricSeries if n.starts_with("node_filesystem_avail_bytes") => {
-            rule(false, 0.2, FIVE_MIN, Some("node_filesystem_size_bytes"))
-        }
-        SignalKind::MetricSeries if n.starts_with("kafka_consumergroup_lag") => {
-            rule(true, 1000.0, FIVE_MIN, None)
-        }
-        SignalKind::MetricSeries if n.starts_with("jvm_threads_live_threads") => {
-            rule(true, 1000.0, FIVE_MIN, None)
-        }
-        SignalKind::CounterRate if n.starts_with("container_cpu_usage_seconds_total") => {
-            rule(true, 1.8, FIVE_MIN, None)
-        }
-        SignalKind::CounterRate
-            if n.starts_with("node_cpu_seconds_total") && n.contains("steal") =>
-        {
-            rule(true, 1.0, FIVE_MIN, None)
-        }
-        SignalKind::ErrorRate => rule(true, 5.0, 4, None),
-        SignalKind::StatusClass if n == "5xx" => rule(true, 5.0, 4, None),
-        SignalKind::LatencyQuantile if n.starts_with("p99") => rule(true, 1.0, FIVE_MIN, None),
-        _ => None,
-    }
-}
 
 /// Where a limit applies: the container, else the host.
 fn limit_place(s: &Signal) -> String {
@@ -125,27 +59,29 @@ fn limit_place(s: &Signal) -> String {
         .unwrap_or_default()
 }
 
-/// The metric name of a series key such as `up{job="api"}`.
-fn metric_name(series: &str) -> &str {
-    series.split('{').next().unwrap_or(series)
+/// What the engine knows beside a point's value, for the detectors that
+/// ask ([`Context`]): looked up only when asked.
+struct Known<'a> {
+    signal: &'a Signal,
+    window_ms: i64,
+    /// Record counts per (service, window) of the points being scored.
+    log_counts: &'a FastMap<(Option<String>, i64), f64>,
+    /// Latest limits per (metric, container or host).
+    limits: &'a FastMap<(String, String), f64>,
 }
 
-/// Windows summed for count tests: sparse services log a few lines per
-/// window, and a test on one window alone would need a handful of errors in
-/// 15 seconds before it could tell a burst from chance.
-const COUNT_SPAN: usize = 4;
+impl Context for Known<'_> {
+    fn records(&self) -> Option<f64> {
+        self.log_counts
+            .get(&(self.signal.service.clone(), self.window_ms))
+            .copied()
+    }
 
-#[derive(Serialize, Deserialize)]
-enum Det {
-    /// The share test of a service's error, warning or 5xx records among
-    /// all its records, over sliding sums of the last [`COUNT_SPAN`]
-    /// windows (flagged, all).
-    Ratio(RatioDetector, std::collections::VecDeque<(f64, f64)>),
-    Series(Box<BaselineDetector>),
-    /// Resource gauges: level and slope; either alerts.
-    Resource(Box<BaselineDetector>, LeakDetector),
-    /// A static rule: the rule, consecutive windows beyond it.
-    Threshold(ThresholdRule, usize),
+    fn limit(&self, metric: &str) -> Option<f64> {
+        self.limits
+            .get(&(metric.to_string(), limit_place(self.signal)))
+            .copied()
+    }
 }
 
 /// What the engine produced since the caller last drained it.
@@ -186,7 +122,7 @@ pub struct AnalyzerState<'a>(StateRef<'a>);
 #[derive(Serialize)]
 struct StateRef<'a> {
     agg: &'a SignalAggregator,
-    detectors: Vec<(&'a Signal, &'a (Det, bool))>,
+    detectors: Vec<(&'a Signal, &'a (AnyDetector, bool))>,
     correlator: &'a Correlator,
     services: Vec<&'a String>,
     limits: Vec<(&'a (String, String), &'a f64)>,
@@ -204,7 +140,7 @@ pub struct AnalyzerStateOwned(StateOwned);
 #[derive(Deserialize)]
 struct StateOwned {
     agg: SignalAggregator,
-    detectors: Vec<(Signal, (Det, bool))>,
+    detectors: Vec<(Signal, (AnyDetector, bool))>,
     correlator: Correlator,
     services: Vec<String>,
     limits: Vec<((String, String), f64)>,
@@ -219,7 +155,8 @@ struct StateOwned {
 pub struct Analyzer {
     cfg: AnalyzerConfig,
     agg: SignalAggregator,
-    detectors: FastMap<Signal, (Det, bool)>,
+    /// Each judged signal's detector, and whether it was in alert.
+    detectors: FastMap<Signal, (AnyDetector, bool)>,
     correlator: Correlator,
     points: Vec<SignalPoint>,
     /// Services seen in logs, for learning calls from messages.
@@ -227,7 +164,8 @@ pub struct Analyzer {
     /// Latest value of limit series (by metric name and container or host),
     /// for static ratio rules.
     limits: FastMap<(String, String), f64>,
-    shared: Shared,
+    /// Which detector each signal gets, with the settings they share.
+    settings: Settings,
     /// Template ids seen so far (for the new-template detector), capped.
     known_templates: FastSet<String>,
     /// New templates still counted as evidence (recent ones, capped).
@@ -240,87 +178,6 @@ pub struct Analyzer {
     /// Scratch: record counts per (service, window) of the points being
     /// scored (derived from them each time, never checkpointed).
     log_counts: FastMap<(Option<String>, i64), f64>,
-}
-
-/// Which signals are watched, and how.
-/// The detector settings in use, built once and shared by every signal of
-/// a kind: each signal then holds a pointer, not a copy.
-struct Shared {
-    /// Service signals: two anomalous windows in a row.
-    level: Arc<BaselineDetectorConfig>,
-    /// Only rises count (latency, error counters).
-    upward: Arc<BaselineDetectorConfig>,
-    /// Histogram quantiles: a quantile interpolated inside histogram
-    /// buckets jumps by a bucket's width whenever a few slow requests land
-    /// in the next bucket, so it must stay high for a minute, not 30 s.
-    bucketed: Arc<BaselineDetectorConfig>,
-}
-
-impl Shared {
-    fn new(cfg: &DetectorConfig) -> Self {
-        let level = service(cfg);
-        let upward = BaselineDetectorConfig {
-            upward_only: true,
-            ..level.clone()
-        };
-        let bucketed = BaselineDetectorConfig {
-            min_consecutive: 4,
-            ..upward.clone()
-        };
-        Shared {
-            level: Arc::new(level),
-            upward: Arc::new(upward),
-            bucketed: Arc::new(bucketed),
-        }
-    }
-}
-
-/// Which signals are watched, and how.
-fn detector_for(s: &Signal, shared: &Shared) -> Option<Det> {
-    let series = |cfg: &Arc<BaselineDetectorConfig>| Box::new(BaselineDetector::new(cfg.clone()));
-    match s.kind {
-        SignalKind::ErrorRate | SignalKind::WarnRate => {
-            Some(Det::Ratio(RatioDetector::default(), Default::default()))
-        }
-        SignalKind::StatusClass if s.name == "5xx" => {
-            Some(Det::Ratio(RatioDetector::default(), Default::default()))
-        }
-        // Quantiles from histograms are named `p99:<histogram>`.
-        SignalKind::LatencyQuantile if s.name.starts_with("p99:") => {
-            Some(Det::Series(series(&shared.bucketed)))
-        }
-        SignalKind::LatencyQuantile if s.name.starts_with("p99") => {
-            Some(Det::Series(series(&shared.upward)))
-        }
-        SignalKind::CounterRate if is_error_name(&s.name) => {
-            Some(Det::Series(series(&shared.upward)))
-        }
-        // Request counters measure load, not health: traffic follows the
-        // day and is not a fault by itself.
-        SignalKind::CounterRate if s.name.contains("requests") => None,
-        SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(Det::Resource(
-            series(&shared.level),
-            LeakDetector::default(),
-        )),
-        SignalKind::MetricSeries | SignalKind::CounterRate => {
-            Some(Det::Series(series(&shared.level)))
-        }
-        _ => None,
-    }
-}
-
-/// Service signals need two anomalous windows in a row: a fault lasts
-/// minutes, a one-window blip is noise.
-fn service(cfg: &DetectorConfig) -> BaselineDetectorConfig {
-    BaselineDetectorConfig {
-        short: cfg.short,
-        alert_on: cfg.alert_on,
-        alert_off: cfg.alert_off,
-        cooldown: cfg.cooldown,
-        upward_only: cfg.upward_only,
-        min_consecutive: 2,
-        ..BaselineDetectorConfig::default()
-    }
 }
 
 /// Signals that cannot be negative: counts, counter rates, latencies, and
@@ -347,25 +204,6 @@ fn non_negative(s: &Signal) -> bool {
         }
         _ => true,
     }
-}
-
-/// Gauges that leak: memory, descriptors, threads.
-fn is_leak_prone(name: &str) -> bool {
-    [
-        "memory_working_set",
-        "memory_rss",
-        "heap",
-        "open_fds",
-        "threads",
-        "goroutines",
-    ]
-    .iter()
-    .any(|w| name.contains(w))
-}
-
-/// Series that count failures: `code="5xx"`, `status="500"`, `*_errors_total`.
-fn is_error_name(name: &str) -> bool {
-    name.contains("5xx") || name.contains("error") || name.contains("fail") || name.contains("=\"5")
 }
 
 fn kind_of(s: &Signal, up: bool) -> AnomalyKind {
@@ -413,7 +251,7 @@ impl Analyzer {
         Analyzer {
             agg: SignalAggregator::new(cfg.signals.clone()),
             correlator: Correlator::new(cfg.correlator.clone()),
-            shared: Shared::new(&cfg.detector),
+            settings: Settings::new(cfg.mode, &cfg.detector),
             cfg,
             detectors: FastMap::default(),
             points: Vec::new(),
@@ -433,7 +271,7 @@ impl Analyzer {
     /// that serialises: what a streaming consumer checkpoints to its
     /// changelog so another instance can carry on where this one stopped.
     pub fn snapshot(&self) -> AnalyzerState<'_> {
-        let mut detectors: Vec<(&Signal, &(Det, bool))> = self.detectors.iter().collect();
+        let mut detectors: Vec<(&Signal, &(AnyDetector, bool))> = self.detectors.iter().collect();
         detectors.sort_by(|a, b| a.0.cmp(b.0));
         let mut limits: Vec<(&(String, String), &f64)> = self.limits.iter().collect();
         limits.sort_by(|a, b| a.0.cmp(b.0));
@@ -466,7 +304,7 @@ impl Analyzer {
         Analyzer {
             agg: s.agg,
             correlator: s.correlator,
-            shared: Shared::new(&cfg.detector),
+            settings: Settings::new(cfg.mode, &cfg.detector),
             cfg,
             detectors: s.detectors.into_iter().collect(),
             points: Vec::new(),
@@ -624,25 +462,13 @@ impl Analyzer {
             }
         }
         for p in &points {
-            if self.cfg.mode == DetectorMode::Static && p.signal.kind == SignalKind::MetricSeries {
+            if self.settings.keeps_limit(&p.signal) {
                 let name = metric_name(&p.signal.name);
-                if [
-                    "container_spec_memory_limit_bytes",
-                    "process_max_fds",
-                    "node_filesystem_size_bytes",
-                ]
-                .contains(&name)
-                {
-                    let place = limit_place(&p.signal);
-                    self.limits.insert((name.to_string(), place), p.value);
-                }
+                let place = limit_place(&p.signal);
+                self.limits.insert((name.to_string(), place), p.value);
             }
             if !self.detectors.contains_key(&p.signal) {
-                let det = match self.cfg.mode {
-                    DetectorMode::Dynamic => detector_for(&p.signal, &self.shared),
-                    DetectorMode::Static => static_rule(&p.signal).map(|r| Det::Threshold(r, 0)),
-                };
-                match det {
+                match for_signal(&p.signal, &self.settings) {
                     Some(d) => {
                         self.detectors.insert(p.signal.clone(), (d, false));
                     }
@@ -650,64 +476,17 @@ impl Analyzer {
                 }
             }
             let (det, was_alert) = self.detectors.get_mut(&p.signal).expect("inserted");
-            // Whether this point said anything: a share over no records
-            // neither confirms nor ends an alert, and must not keep an
-            // incident open through a gap in the logs.
-            let mut informative = true;
-            let s = match det {
-                Det::Ratio(d, recent) => {
-                    let all = self
-                        .log_counts
-                        .get(&(p.signal.service.clone(), p.timestamp.as_millis()))
-                        .copied()
-                        .unwrap_or(p.value)
-                        .max(p.value);
-                    recent.push_back((p.value, all));
-                    if recent.len() > COUNT_SPAN {
-                        recent.pop_front();
-                    }
-                    let (k, n) = recent
-                        .iter()
-                        .fold((0.0, 0.0), |(k, n), (a, b)| (k + a, n + b));
-                    informative = n > 0.0;
-                    d.observe(k, n, p.value, all)
-                }
-                Det::Series(d) => d.observe(p.timestamp.as_millis() as f64 / 1000.0, p.value),
-                Det::Resource(level, slope) => {
-                    let a = level.observe(p.timestamp.as_millis() as f64 / 1000.0, p.value);
-                    let b = slope.observe(p.value);
-                    if b.alert && !a.alert {
-                        b
-                    } else {
-                        a
-                    }
-                }
-                Det::Threshold(rule, run) => {
-                    let value = match &rule.ratio_of {
-                        Some(limit) => {
-                            let place = limit_place(&p.signal);
-                            match self.limits.get(&(limit.to_string(), place)) {
-                                Some(l) if *l > 0.0 => p.value / l,
-                                _ => f64::NAN,
-                            }
-                        }
-                        None => p.value,
-                    };
-                    let beyond = value.is_finite()
-                        && if rule.above {
-                            value > rule.level
-                        } else {
-                            value < rule.level
-                        };
-                    *run = if beyond { *run + 1 } else { 0 };
-                    crate::detect::Score {
-                        score: if beyond { 1.0 } else { 0.0 },
-                        alert: *run >= rule.windows,
-                        expected: rule.level,
-                        spread: 0.0,
-                    }
-                }
+            let known = Known {
+                signal: &p.signal,
+                window_ms: p.timestamp.as_millis(),
+                log_counts: &self.log_counts,
+                limits: &self.limits,
             };
+            let s = det.observe(&Point {
+                t: p.timestamp.as_millis() as f64 / 1000.0,
+                value: p.value,
+                context: &known,
+            });
             let opened = s.alert && !*was_alert;
             *was_alert = s.alert;
             let band = || {
@@ -746,7 +525,10 @@ impl Analyzer {
                 }
             }
             out.incidents.extend(self.correlator.advance(p.timestamp));
-            if s.alert && informative {
+            // A detector is never in alert on a point with nothing to judge
+            // (a share over no records), so a gap in the logs does not keep
+            // an incident open.
+            if s.alert {
                 self.correlator.touch(&p.signal, p.timestamp);
             }
             if opened {
@@ -758,13 +540,7 @@ impl Analyzer {
                     expected,
                     score: s.score.max(0.5),
                     kind: kind_of(&p.signal, p.value > expected.expected),
-                    detector: match det {
-                        Det::Ratio(..) => "record_share",
-                        Det::Series(_) => "seasonal_baseline",
-                        Det::Resource(..) => "level_and_slope",
-                        Det::Threshold(..) => "static_threshold",
-                    }
-                    .into(),
+                    detector: det.name().into(),
                     detail: format!("{:.4} observed, {:.4} expected", p.value, expected.expected),
                 };
                 out.incidents.extend(self.correlator.observe(a.clone()));

@@ -5,8 +5,13 @@
 //!   error, warning, status-class and template counts and latency quantiles
 //!   per service, metric samples become one value per series and window
 //!   (counter rates with resets handled, histogram quantiles).
-//! - [`ensemble`]: the default detector of `remedy detect` for one series
-//!   (level, step, daily and weekly predictors with calibrated tails).
+//! - [`detector`]: the [`Detector`] trait every detector implements
+//!   (observe a point, give a score and a decision, name itself, serialise
+//!   for checkpoints) and the alert logic they share (hysteresis,
+//!   hold-off).
+//! - [`detectors`]: the detectors, one module each, and the registry:
+//!   which detector the engine runs on each signal ([`detectors::for_signal`])
+//!   and the methods of `remedy detect` ([`detectors::METHODS`]).
 //! - [`traces`]: calls and error origins learned from the trace ids in logs.
 //! - [`correlate`]: groups anomalies into incidents by time, shared
 //!   service/host/container and the dependency topology, resolves them when
@@ -18,28 +23,31 @@
 
 #![deny(missing_docs)]
 
-pub mod baseline;
 pub mod correlate;
-pub mod detect;
+pub mod detector;
+pub mod detectors;
 pub mod engine;
-pub mod ensemble;
 mod hash;
 pub mod session;
 pub mod signals;
 pub mod traces;
 
-pub use baseline::{
+pub use correlate::{Correlator, CorrelatorConfig};
+pub use detector::{Context, Detector, NoContext, Point, Score};
+pub use detectors::baseline::{
     BaselineConfig, BaselineDetector, BaselineDetectorConfig, Expectation, SeasonalBaseline,
 };
-pub use correlate::{Correlator, CorrelatorConfig};
-pub use detect::{
-    CountDetector, DetectorConfig, LeakDetector, RatioDetector, Score, SeriesDetector,
-};
+pub use detectors::count::CountDetector;
+pub use detectors::ensemble::{EnsembleConfig, EnsembleDetector, DEFAULT_THRESHOLD};
+pub use detectors::leak::{LeakDetector, LevelAndSlope};
+pub use detectors::share::{RatioDetector, RecordShare};
+pub use detectors::threshold::{StaticBand, StaticThreshold};
+pub use detectors::window::{DetectorConfig, SeriesDetector};
+pub use detectors::{baseline, ensemble};
+pub use detectors::{AnyDetector, DetectorMode, Method, METHODS};
 pub use engine::{
-    Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, DetectorMode,
-    TracePoint,
+    Analyzer, AnalyzerConfig, AnalyzerOutput, AnalyzerState, AnalyzerStateOwned, TracePoint,
 };
-pub use ensemble::{EnsembleConfig, EnsembleDetector, DEFAULT_THRESHOLD};
 pub use session::{SessionConfig, SessionDetector};
 pub use signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 pub use traces::{TraceFinding, TraceTracker};

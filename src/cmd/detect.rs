@@ -1,10 +1,7 @@
 //! `remedy detect`: score one metric series with the causal detector.
 
 use crate::output::AtomicFile;
-use analyze::{
-    BaselineDetector, BaselineDetectorConfig, DetectorConfig, EnsembleConfig, EnsembleDetector,
-    Score, SeriesDetector,
-};
+use analyze::{Detector, Point, METHODS};
 use anyhow::{bail, Context};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -16,13 +13,15 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
-    /// Which detector scores the series: `ensemble` (level, step, daily and
-    /// weekly predictors with calibrated tails, the default), `baseline`
-    /// (the seasonal dynamic baseline of `remedy replay`), `window` (robust
-    /// median/MAD over a trailing window) or `static` (mean +/- 3 sd of the
-    /// first 500 rows, the comparison point).
-    #[arg(long, value_enum, default_value_t = Method::Ensemble)]
-    pub method: Method,
+    // Which detector scores the series: one of `analyze::METHODS`, whose
+    // names, help and default (the first) the option takes from there.
+    #[arg(
+        long,
+        help = method_help(),
+        value_parser = method_values(),
+        default_value = METHODS[0].name
+    )]
+    pub method: String,
 
     /// CSV with header `timestamp,value` (timestamps as `YYYY-MM-DD
     /// HH:MM:SS`, RFC 3339 or Unix seconds).
@@ -30,56 +29,26 @@ pub struct Args {
     pub series: PathBuf,
 }
 
-/// Detectors `remedy detect` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    /// Level, step, daily and weekly predictors, the best listened to, and
-    /// runs of repeated values, with peaks-over-threshold tails and onset
-    /// reporting; `label` is 1 on the one row where an episode reaches
-    /// `analyze::DEFAULT_THRESHOLD`.
-    Ensemble,
-    /// Seasonal dynamic baseline (level, trend, daily and weekly cycles).
-    Baseline,
-    /// Robust z-score against a trailing window.
-    Window,
-    /// A static threshold, the comparison point: mean +/- 3 standard
-    /// deviations of the first [`STATIC_LEARN`] rows, fixed afterwards.
-    Static,
-}
-
-/// Rows a static threshold is learned from.
-const STATIC_LEARN: usize = 500;
-
-/// The classic static rule: learn a band once, alert whenever outside it.
-#[derive(Default)]
-struct StaticBand {
-    seen: Vec<f64>,
-    band: Option<(f64, f64)>,
-}
-
-impl StaticBand {
-    fn observe(&mut self, x: f64) -> Score {
-        let score = match self.band {
-            Some((lo, hi)) if x.is_finite() && (x < lo || x > hi) => 1.0,
-            _ => 0.0,
-        };
-        if self.band.is_none() && x.is_finite() {
-            self.seen.push(x);
-            if self.seen.len() >= STATIC_LEARN {
-                let n = self.seen.len() as f64;
-                let mean = self.seen.iter().sum::<f64>() / n;
-                let sd = (self.seen.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                self.band = Some((mean - 3.0 * sd, mean + 3.0 * sd));
-                self.seen = Vec::new();
-            }
+/// `--method`'s help: the methods' summaries, the default marked.
+fn method_help() -> String {
+    let mut help = String::from("Which detector scores the series: ");
+    for (i, m) in METHODS.iter().enumerate() {
+        if i > 0 {
+            help.push_str(if i + 1 == METHODS.len() { " or " } else { ", " });
         }
-        Score {
-            score,
-            alert: score > 0.0,
-            expected: f64::NAN,
-            spread: f64::NAN,
-        }
+        let default = if i == 0 { ", the default" } else { "" };
+        help.push_str(&format!("`{}` ({}{default})", m.name, m.summary));
     }
+    help
+}
+
+/// `--method`'s values, each with its help.
+fn method_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        METHODS
+            .iter()
+            .map(|m| clap::builder::PossibleValue::new(m.name).help(m.help)),
+    )
 }
 
 /// Seconds since the Unix epoch of a timestamp in one of the accepted forms.
@@ -96,24 +65,6 @@ fn parse_time(s: &str) -> Option<f64> {
         Err(_) => chrono::DateTime::parse_from_rfc3339(s).ok()?.to_utc(),
     };
     Some(t.timestamp_micros() as f64 / 1e6)
-}
-
-enum Detector {
-    Ensemble(Box<EnsembleDetector>),
-    Baseline(Box<BaselineDetector>),
-    Window(Box<SeriesDetector>),
-    Static(StaticBand),
-}
-
-impl Detector {
-    fn observe(&mut self, t: f64, x: f64) -> Score {
-        match self {
-            Detector::Ensemble(d) => d.observe(t, x),
-            Detector::Baseline(d) => d.observe(t, x),
-            Detector::Window(d) => d.observe(x),
-            Detector::Static(d) => d.observe(x),
-        }
-    }
 }
 
 /// Run `remedy detect`.
@@ -148,18 +99,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let mut text = String::new();
-    let mut detector = match args.method {
-        Method::Ensemble => {
-            Detector::Ensemble(Box::new(EnsembleDetector::new(EnsembleConfig::default())))
-        }
-        Method::Baseline => Detector::Baseline(Box::new(BaselineDetector::new(
-            BaselineDetectorConfig::default(),
-        ))),
-        Method::Window => {
-            Detector::Window(Box::new(SeriesDetector::new(DetectorConfig::default())))
-        }
-        Method::Static => Detector::Static(StaticBand::default()),
-    };
+    let method = analyze::detectors::method(&args.method)
+        .with_context(|| format!("unknown method {:?}", args.method))?;
+    let mut detector = (method.new)();
     // A row with an unreadable timestamp is scored at the last good time.
     let mut last_t = 0.0;
     let mut bad_rows = Vec::new();
@@ -182,7 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(t) = t {
             last_t = t;
         }
-        let s = detector.observe(last_t, value);
+        let s = detector.observe(&Point::new(last_t, value));
         text.push_str(&format!(
             "{ts},{raw},{:.6},{}\n",
             s.score,

@@ -35,7 +35,8 @@
 //! O(1) time and memory per point. Everything here is causal: the score of
 //! a point is computed before the point updates the state.
 
-use crate::detect::{log10_normal_tail, Score};
+use super::tails::log10_normal_tail;
+use crate::detector::{Detector, Hysteresis, Point, Score};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -449,7 +450,7 @@ pub struct BaselineDetector {
     raw_var: f64,
     raw_n: u64,
     recent_max: f64,
-    alert: crate::detect::Hysteresis,
+    alert: Hysteresis,
 }
 
 impl BaselineDetector {
@@ -546,6 +547,16 @@ impl BaselineDetector {
             expected: e.value,
             spread: e.spread,
         }
+    }
+}
+
+impl Detector for BaselineDetector {
+    fn name(&self) -> &'static str {
+        "seasonal_baseline"
+    }
+
+    fn observe(&mut self, p: &Point<'_>) -> Score {
+        BaselineDetector::observe(self, p.t, p.value)
     }
 }
 

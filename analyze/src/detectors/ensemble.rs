@@ -116,7 +116,8 @@
 //! this scores far above the single-residual detectors; the limits are
 //! written down there.
 
-use crate::detect::Score;
+use crate::detector::{Detector, HoldOff, Point, Score};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 const DAY: f64 = 86_400.0;
@@ -181,7 +182,7 @@ pub const DEFAULT_THRESHOLD: f64 = 0.08;
 
 /// Settings of [`EnsembleDetector`]; the defaults are what `remedy detect`
 /// uses and what BENCHMARKS.md reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnsembleConfig {
     /// Trailing values for the robust medians and spreads.
     pub window: usize,
@@ -240,7 +241,7 @@ impl Default for EnsembleConfig {
 
 /// The last `cap` values in arrival order and sorted, for medians and
 /// quantiles in O(cap) per update.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct RollingWindow {
     order: VecDeque<f64>,
     sorted: Vec<f64>,
@@ -303,7 +304,7 @@ impl RollingWindow {
 
 /// Tail model of one stream: the short-term mean of its z-scores against
 /// the distribution of that mean over the last `long` rows.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct TailModel {
     recent: VecDeque<f64>,
     history: VecDeque<f64>,
@@ -384,7 +385,7 @@ impl TailModel {
 /// slots skipped by a gap in the data are emptied as time passes them, so a
 /// comparison a day back finds the value of that time of day, or nothing,
 /// however many rows are missing. Backwards timestamps are not stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct TimeRing {
     origin: f64,
     interval: f64,
@@ -453,7 +454,7 @@ impl TimeRing {
 
 /// A seasonal predictor: the median of the values at the same time one,
 /// two and three periods earlier, and the window of its residuals.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seasonal {
     /// Seconds.
     period: f64,
@@ -464,7 +465,7 @@ struct Seasonal {
 
 /// Exponentially weighted mean, normalised by the weights seen so far (so
 /// it is unbiased from the first value), with a count for readiness.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Ewma {
     num: f64,
     den: f64,
@@ -495,7 +496,7 @@ impl Ewma {
 
 /// Rolling minimum of the non-zero absolute steps over the last `window`
 /// rows (a monotonic queue), for the integer-step floor on spreads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct MinStep {
     queue: VecDeque<(usize, f64)>,
 }
@@ -524,7 +525,7 @@ fn alpha_window(cfg: &EnsembleConfig) -> f64 {
 }
 
 /// Causal ensemble detector for one series. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnsembleDetector {
     cfg: EnsembleConfig,
     /// Rows seen with a finite value.
@@ -564,9 +565,10 @@ pub struct EnsembleDetector {
     /// in progress (its base and peak and length).
     memory: f64,
     climb: Option<(f64, f64, usize)>,
-    /// Rows since the last report and since the last decision (saturating).
-    since_report: usize,
-    since_decision: usize,
+    /// One report and one decision per episode: each is held off for
+    /// [`EnsembleConfig::holdoff`] rows after the last.
+    report_gate: HoldOff,
+    decision_gate: HoldOff,
 }
 
 impl EnsembleDetector {
@@ -596,8 +598,8 @@ impl EnsembleDetector {
             scratch: Vec::new(),
             memory: 0.0,
             climb: None,
-            since_report: usize::MAX,
-            since_decision: usize::MAX,
+            report_gate: HoldOff::default(),
+            decision_gate: HoldOff::default(),
         }
     }
 
@@ -905,12 +907,9 @@ impl EnsembleDetector {
         let (reported, rise) = self.onset(likelihood);
         // The decision need not wait for the climb to end: it is taken as
         // soon as the rise so far reaches the threshold, once per episode.
-        self.since_decision = self.since_decision.saturating_add(1);
-        let alert =
-            rise.max(reported) >= self.cfg.threshold && self.since_decision > self.cfg.holdoff;
-        if alert {
-            self.since_decision = 0;
-        }
+        let alert = self
+            .decision_gate
+            .pass(rise.max(reported) >= self.cfg.threshold, self.cfg.holdoff);
         Score {
             score: reported,
             alert,
@@ -942,18 +941,24 @@ impl EnsembleDetector {
         }
         // One episode, one report: a climb that goes on past `climb` rows,
         // or resumes after a one-row dip, is the same episode.
-        self.since_report = self.since_report.saturating_add(1);
-        if reported > 0.0 {
-            if self.since_report <= self.cfg.holdoff {
-                reported = 0.0;
-            } else {
-                self.since_report = 0;
-            }
+        let passed = self.report_gate.pass(reported > 0.0, self.cfg.holdoff);
+        if reported > 0.0 && !passed {
+            reported = 0.0;
         }
         let decay = (-1.0 / self.cfg.memory.max(1.0)).exp();
         self.memory = (self.memory * decay).max(s);
         let rise = self.climb.map_or(0.0, |(base, peak, _)| peak - base);
         (reported, rise)
+    }
+}
+
+impl Detector for EnsembleDetector {
+    fn name(&self) -> &'static str {
+        "ensemble"
+    }
+
+    fn observe(&mut self, p: &Point<'_>) -> Score {
+        EnsembleDetector::observe(self, p.t, p.value)
     }
 }
 

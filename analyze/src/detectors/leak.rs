@@ -1,0 +1,223 @@
+//! Resource leaks: [`LeakDetector`] (a significant, material climb that
+//! sets new highs) and [`LevelAndSlope`] (the engine's detector of
+//! leak-prone gauges: the seasonal baseline for the level, the leak
+//! detector for the slope, either alerts).
+
+use super::baseline::BaselineDetector;
+use crate::detector::{Detector, Hysteresis, Point, Score};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// Resource-leak detector: a steady climb of a gauge (memory, descriptors,
+/// threads). It fits a least-squares line to the last [`LEAK_WINDOW`] points
+/// and alerts when the slope is both significant (its t-statistic) and
+/// material (the window's rise is a noticeable share of the level), for two
+/// points in a row. It sees a leak while the value is still inside the band
+/// a level detector would accept, minutes before the limit.
+///
+/// A climb alone is not a leak: a JVM heap or a cache climbs for minutes
+/// and falls back at each collection or eviction, every cycle to about the
+/// same peak. What a leak does that a sawtooth does not is set new highs:
+/// so a climb opens an alert only when it passes the highest value of the
+/// last [`LEAK_BLOCKS`] windows before the fitted one (the detector keeps
+/// one maximum per window), and the anomaly's band ends at that peak.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LeakDetector {
+    values: VecDeque<f64>,
+    alert: Hysteresis,
+    /// Maximum of each earlier window of [`LEAK_WINDOW`] points, newest last.
+    #[serde(default)]
+    peaks: VecDeque<f64>,
+    /// Points since the last window was closed into `peaks`, and their max.
+    #[serde(default)]
+    block: (usize, f64),
+}
+
+/// Earlier windows whose peaks a leak must pass.
+pub const LEAK_BLOCKS: usize = 8;
+
+/// Points in the fitted window (6 minutes at a 15 s scrape).
+pub const LEAK_WINDOW: usize = 24;
+
+impl LeakDetector {
+    /// Score one value. `score` is the slope's t-statistic scaled to [0, 1]
+    /// (t = 16 scores 1); `expected` is the fitted line's value.
+    pub fn observe(&mut self, x: f64) -> Score {
+        if !x.is_finite() {
+            return Score::missing(self.alert.in_alert);
+        }
+        self.values.push_back(x);
+        if self.values.len() > LEAK_WINDOW {
+            // The oldest point leaves the fitted window for the peaks.
+            let old = self.values.pop_front().expect("longer than the window");
+            self.block = (
+                self.block.0 + 1,
+                if self.block.0 == 0 {
+                    old
+                } else {
+                    self.block.1.max(old)
+                },
+            );
+            if self.block.0 == LEAK_WINDOW {
+                self.peaks.push_back(self.block.1);
+                if self.peaks.len() > LEAK_BLOCKS {
+                    self.peaks.pop_front();
+                }
+                self.block = (0, 0.0);
+            }
+        }
+        let n = self.values.len();
+        if n < LEAK_WINDOW {
+            return Score {
+                score: 0.0,
+                alert: false,
+                expected: x,
+                spread: 0.0,
+            };
+        }
+        let nf = n as f64;
+        let mean_i = (nf - 1.0) / 2.0;
+        let mean_x = self.values.iter().sum::<f64>() / nf;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, v) in self.values.iter().enumerate() {
+            let di = i as f64 - mean_i;
+            sxy += di * (v - mean_x);
+            sxx += di * di;
+        }
+        let slope = sxy / sxx;
+        let resid: f64 = self
+            .values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let fit = mean_x + slope * (i as f64 - mean_i);
+                (v - fit).powi(2)
+            })
+            .sum();
+        let sigma = (resid / (nf - 2.0))
+            .sqrt()
+            .max(1e-9 * mean_x.abs().max(1.0));
+        let t = slope / (sigma / sxx.sqrt());
+        let rise = slope * nf / mean_x.abs().max(1e-9);
+        // The highest value seen before the fitted window (and the part of
+        // the current block already out of it).
+        let peak = self
+            .peaks
+            .iter()
+            .copied()
+            .chain((self.block.0 > 0).then_some(self.block.1))
+            .fold(f64::NEG_INFINITY, f64::max);
+        // Two earlier windows at least, so the peaks span a whole cycle of
+        // anything that saws more often than every 48 points.
+        let new_high = self.peaks.len() >= 2 && x > peak;
+        let strong = t >= 8.0 && rise >= 0.03 && new_high;
+        let alert = self.alert.update(strong, t < 2.0, 2, 8);
+        if peak.is_finite() {
+            // Expected: at most the earlier peak; the band ends there.
+            Score {
+                score: (t / 16.0).clamp(0.0, 1.0),
+                alert,
+                expected: peak - 3.0 * sigma,
+                spread: sigma,
+            }
+        } else {
+            Score {
+                score: (t / 16.0).clamp(0.0, 1.0),
+                alert,
+                expected: mean_x + slope * (nf - 1.0 - mean_i),
+                spread: sigma,
+            }
+        }
+    }
+}
+
+impl Detector for LeakDetector {
+    fn name(&self) -> &'static str {
+        "leak_slope"
+    }
+
+    fn observe(&mut self, p: &Point<'_>) -> Score {
+        LeakDetector::observe(self, p.value)
+    }
+}
+
+/// Resource gauges (memory, descriptors, threads): the level against its
+/// seasonal baseline and the slope of a leak; either alerts. The slope's
+/// result is reported only when it alone alerts, so the band of a level
+/// anomaly is the baseline's.
+///
+/// A tuple struct on purpose: it checkpoints as the pair it was before it
+/// had a name (`Resource(level, slope)`), so older checkpoints still load.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LevelAndSlope(pub Box<BaselineDetector>, pub LeakDetector);
+
+impl Detector for LevelAndSlope {
+    fn name(&self) -> &'static str {
+        "level_and_slope"
+    }
+
+    fn observe(&mut self, p: &Point<'_>) -> Score {
+        let a = BaselineDetector::observe(&mut self.0, p.t, p.value);
+        let b = LeakDetector::observe(&mut self.1, p.value);
+        if b.alert && !a.alert {
+            b
+        } else {
+            a
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(i: usize) -> f64 {
+        // Deterministic pseudo-noise in [-1, 1].
+        ((i as f64 * 12.9898).sin() * 43758.5453).fract() * 2.0 - 1.0
+    }
+
+    #[test]
+    fn a_slow_leak_is_seen_before_it_leaves_the_noise() {
+        let mut d = LeakDetector::default();
+        let mut first = None;
+        for i in 0..400 {
+            let leak = if i >= 200 {
+                (i - 200) as f64 * 5.0
+            } else {
+                0.0
+            };
+            let x = 1000.0 + 10.0 * noise(i) + leak;
+            if d.observe(x).alert && first.is_none() {
+                first = Some(i);
+            }
+        }
+        let first = first.expect("the leak is found");
+        assert!((200..230).contains(&first), "found at {first}");
+        // Noise alone never alerts.
+        let mut d = LeakDetector::default();
+        assert!((0..2000).all(|i| !d.observe(500.0 + 10.0 * noise(i)).alert));
+    }
+
+    #[test]
+    fn a_heap_sawtooth_is_not_a_leak_and_a_leak_is_out_of_its_band() {
+        // A JVM old generation: climbs for 40 points, collected back down,
+        // every cycle to the same peak (at a 15 s scrape, a 10 minute cycle).
+        let mut d = LeakDetector::default();
+        for i in 0..2000 {
+            let x = 500.0 + 8.0 * (i % 40) as f64 + 3.0 * noise(i);
+            assert!(!d.observe(x).alert, "sawtooth flagged at {i}");
+        }
+        // The same heap starting to keep what it allocates: new highs.
+        let mut seen = false;
+        for i in 2000..2400 {
+            let x = 500.0 + 8.0 * (i % 40) as f64 + (i - 2000) as f64 * 2.0 + 3.0 * noise(i);
+            let s = d.observe(x);
+            if s.alert && !seen {
+                seen = true;
+                // The value that opens it is above its band's upper end.
+                assert!(x > s.expected + 3.0 * s.spread, "{x} inside {s:?}");
+            }
+        }
+        assert!(seen, "a rising sawtooth is a leak");
+    }
+}
