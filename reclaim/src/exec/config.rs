@@ -23,11 +23,10 @@
 //! ```
 //!
 //! This module knows no executor by name: an `[execution.<name>]` table
-//! belongs to the executor registered as `<name>` in
-//! [`EXECUTORS`](super::EXECUTORS), whose module defines its [`Settings`]
-//! type, checks it and builds from it. That is why adding an executor
-//! touches nothing here, and why the tables are kept as TOML until their
-//! executor reads them.
+//! belongs to the executor registered as `<name>` in [`EXECUTORS`], whose
+//! module defines its [`Settings`] type, checks it and builds from it.
+//! That is why adding an executor touches nothing here, and why the tables
+//! are kept as TOML until their executor reads them.
 
 use super::{registration, EXECUTORS};
 use crate::error::{Error, Result};

@@ -66,8 +66,9 @@ pub fn wall_now() -> models::Timestamp {
 
 /// Every executor the policy can choose, in the order error messages list
 /// them. Adding an executor is a module with its settings, checks, build
-/// and runtime, and one line here; the driver, the policy's validation and
-/// the product's wiring read this list and nothing else.
+/// and runtime, and one line here: the policy's validation and
+/// [`Driver::from_policy`] (which the product calls) read this list, and
+/// nothing else names executors.
 pub const EXECUTORS: &[Registration] = &[
     docker::EXECUTOR,
     offload::EXECUTOR,
