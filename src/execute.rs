@@ -1,9 +1,14 @@
-//! Execution wiring: the policy's `[execution]` section turned into a
-//! reclaim [`Driver`] with its executors, and planned actions handed to it.
-//! Every safety rule lives in the driver (dry-run, approval, identifiers,
-//! allow/deny lists, cooldown and rate limit on the ledger) and in the
-//! executors (what the engine reports now); this module only chooses and
-//! connects the executors and records what happened on each action.
+//! Execution wiring into the product: the reclaim [`Driver`] the policy
+//! describes, with metrics on `/metrics` ([`ExecMetrics`] through the
+//! driver's observer hook), `replay --execute` ([`execute_all`]) and the
+//! background executor of `serve` and `run` ([`background`]). Which
+//! executors exist and how each is built from the policy is reclaim's
+//! registry (`reclaim::exec::EXECUTORS`), not this module's: every safety
+//! rule lives in the driver (dry-run, approval, identifiers, allow/deny
+//! lists, cooldown and rate limit on the ledger) and in the executors
+//! (what the engine reports now); this module only connects the driver to
+//! the store, the runtime and the metrics, and records what happened on
+//! each action.
 
 use anyhow::Context;
 use models::{Action, ActionStatus};
@@ -12,96 +17,18 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use reclaim::exec::{
-    wall_now, Driver, ExecObserver, Executor, ExecutorKind, Ledger, LogExecutor, OffloadExecutor,
-    Report, WebhookExecutor,
-};
-use reclaim::exec::{DockerExecutor, ExecutionConfig};
+use reclaim::exec::{wall_now, Driver, ExecObserver, Report};
 use reclaim::{AuditLog, Policy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The actions an executor may be chosen for, in the policy's order.
-const ACTIONS: [&str; 4] = ["prune", "restart", "offload", "notify"];
-
-/// The engine address: the policy's `execution.docker.host`, else
-/// `REMEDY_DOCKER_HOST`, else (inside the executor) `DOCKER_HOST`, else the
-/// local socket.
-fn docker_config(config: &ExecutionConfig) -> reclaim::exec::config::DockerConfig {
-    let mut docker = config.docker.clone();
-    if docker.host.is_empty() {
-        if let Ok(h) = std::env::var("REMEDY_DOCKER_HOST") {
-            docker.host = h;
-        }
-    }
-    docker
-}
-
-/// A driver under `policy`, with the executors its `[execution]` section
-/// chooses, remembering past executions in its ledger. An executor whose
-/// system is not configured at all (no object-store destination, no webhook
-/// URL) is left out, and the driver then refuses its actions with
-/// `no_executor`; one that is configured but cannot be set up is an error
-/// naming the setting.
+/// The driver for `policy`: its executors as the policy's `[execution]`
+/// section chooses them ([`Driver::from_policy`], through reclaim's
+/// registry of executors), reporting every execution to `observer`
+/// (`/metrics` in `serve` and `run`; none for `replay --execute`).
 pub fn driver(policy: &Policy, observer: Option<Arc<dyn ExecObserver>>) -> anyhow::Result<Driver> {
-    let config = &policy.execution;
-    config.validate().context("policy [execution]")?;
-    let ledger = Ledger::open(&config.ledger).with_context(|| {
-        format!(
-            "cannot open the execution ledger {} (execution.ledger)",
-            config.ledger.display()
-        )
-    })?;
-    let mut built: BTreeMap<ExecutorKind, Option<Arc<dyn Executor>>> = BTreeMap::new();
-    let mut driver = Driver::new(policy.clone(), ledger);
-    for name in ACTIONS {
-        let Some(kind) = config.executors.for_action(name) else {
-            continue;
-        };
-        if let std::collections::btree_map::Entry::Vacant(slot) = built.entry(kind) {
-            let exec: Option<Arc<dyn Executor>> = match kind {
-                ExecutorKind::Docker => {
-                    let d = docker_config(config);
-                    // No engine named anywhere and none at the default
-                    // socket: not configured, like an empty webhook URL.
-                    if d.host.is_empty()
-                        && std::env::var_os("DOCKER_HOST").is_none()
-                        && !std::path::Path::new("/var/run/docker.sock").exists()
-                    {
-                        tracing::warn!(
-                            "no container engine (execution.docker.host, REMEDY_DOCKER_HOST, \
-                             DOCKER_HOST or /var/run/docker.sock): prune and restart will be \
-                             refused with no_executor"
-                        );
-                        None
-                    } else {
-                        Some(Arc::new(DockerExecutor::connect(&d).with_context(
-                            || format!("execution.docker (engine {:?})", d.host),
-                        )?))
-                    }
-                }
-                ExecutorKind::ObjectStore => {
-                    let o = &config.object_store;
-                    if o.destination.is_empty() {
-                        None
-                    } else {
-                        Some(Arc::new(
-                            OffloadExecutor::from_config(o).context("execution.object_store")?,
-                        ))
-                    }
-                }
-                ExecutorKind::Webhook => Some(Arc::new(
-                    WebhookExecutor::from_config(&config.webhook).context("execution.webhook")?,
-                )),
-                ExecutorKind::Log => Some(Arc::new(LogExecutor)),
-            };
-            slot.insert(exec);
-        }
-        if let Some(Some(exec)) = built.get(&kind) {
-            driver = driver.with_executor(name, exec.clone());
-        }
-    }
+    let mut driver = Driver::from_policy(policy).context("policy [execution]")?;
     if let Some(o) = observer {
         driver = driver.with_observer(o);
     }
@@ -315,7 +242,7 @@ async fn tick(
     let policy = driver.policy().clone();
     for s in &policy.schedules {
         if let Some(at) = s.due(*since, now)? {
-            let needs = policy.require_approval.iter().any(|a| a == s.action.name());
+            let needs = policy.needs_approval(s.action.action_name());
             due.push(s.action_at(at, policy.dry_run, needs));
         }
     }

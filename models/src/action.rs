@@ -3,6 +3,8 @@
 use crate::{RootCauseClass, Target, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 /// What a prune may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -88,17 +90,109 @@ pub enum ActionKind {
 impl ActionKind {
     /// Whether the action changes or removes anything.
     pub fn is_destructive(&self) -> bool {
-        !matches!(self, ActionKind::Notify { .. })
+        self.action_name().is_destructive()
+    }
+
+    /// Which action this is, without its settings.
+    pub fn action_name(&self) -> ActionName {
+        match self {
+            ActionKind::Prune { .. } => ActionName::Prune,
+            ActionKind::Offload { .. } => ActionName::Offload,
+            ActionKind::Restart { .. } => ActionName::Restart,
+            ActionKind::Notify { .. } => ActionName::Notify,
+        }
     }
 
     /// Short name: `prune`, `offload`, `restart`, `notify`.
     pub fn name(&self) -> &'static str {
+        self.action_name().as_str()
+    }
+}
+
+/// An action's name: the `type` tag of [`ActionKind`] without its
+/// settings. It is what a policy's `require_approval` and
+/// `execution.executors` keys, the execution ledger and the audit trail
+/// name, so those lists are checked against this one enum instead of
+/// repeating the names as strings; its serde form is the same lowercase
+/// word as the tag.
+///
+/// A new action is a variant here and in [`ActionKind`] (the exhaustive
+/// matches below and in the test make the compiler list what else to
+/// write), and an executor that claims it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    /// [`ActionKind::Prune`].
+    Prune,
+    /// [`ActionKind::Restart`].
+    Restart,
+    /// [`ActionKind::Offload`].
+    Offload,
+    /// [`ActionKind::Notify`].
+    Notify,
+}
+
+impl ActionName {
+    /// Every action, in the order the policy documents them.
+    pub const ALL: [ActionName; 4] = [
+        ActionName::Prune,
+        ActionName::Restart,
+        ActionName::Offload,
+        ActionName::Notify,
+    ];
+
+    /// The name on the wire and in the policy.
+    pub fn as_str(self) -> &'static str {
         match self {
-            ActionKind::Prune { .. } => "prune",
-            ActionKind::Offload { .. } => "offload",
-            ActionKind::Restart { .. } => "restart",
-            ActionKind::Notify { .. } => "notify",
+            ActionName::Prune => "prune",
+            ActionName::Restart => "restart",
+            ActionName::Offload => "offload",
+            ActionName::Notify => "notify",
         }
+    }
+
+    /// Whether the action changes or removes anything: destructive actions
+    /// are the ones cooldowns, the rate limit and the service lists hold
+    /// back; a notification only tells a person.
+    pub fn is_destructive(self) -> bool {
+        match self {
+            ActionName::Prune | ActionName::Restart | ActionName::Offload => true,
+            ActionName::Notify => false,
+        }
+    }
+}
+
+impl fmt::Display for ActionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not an action; its message lists the ones that are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAction(pub String);
+
+impl fmt::Display for UnknownAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown action {:?}; use one of ", self.0)?;
+        for (i, a) in ActionName::ALL.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownAction {}
+
+impl FromStr for ActionName {
+    type Err = UnknownAction;
+
+    fn from_str(s: &str) -> Result<ActionName, UnknownAction> {
+        ActionName::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_string()))
     }
 }
 
@@ -183,5 +277,57 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(&s).unwrap()["state"], s.state());
         }
+    }
+
+    /// One sample per kind: the match makes a new [`ActionKind`] variant a
+    /// compile error here until it has a sample, so the checks below cover
+    /// every action.
+    fn samples() -> Vec<ActionKind> {
+        let all = vec![
+            ActionKind::Prune {
+                scope: vec![PruneScope::BuildCache],
+                filters: PruneFilters::default(),
+            },
+            ActionKind::Restart {
+                graceful_timeout_secs: 30,
+            },
+            ActionKind::Offload {
+                mode: OffloadMode::ColdData,
+                min_age_secs: None,
+                min_size_bytes: None,
+            },
+            ActionKind::Notify {
+                channel: "ops".into(),
+                message: "m".into(),
+            },
+        ];
+        for k in &all {
+            match k {
+                ActionKind::Prune { .. }
+                | ActionKind::Restart { .. }
+                | ActionKind::Offload { .. }
+                | ActionKind::Notify { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn action_names_are_the_type_tags_and_all_lists_each_once() {
+        let kinds = samples();
+        let names: Vec<ActionName> = kinds.iter().map(ActionKind::action_name).collect();
+        for n in ActionName::ALL {
+            assert_eq!(names.iter().filter(|m| **m == n).count(), 1, "{n}");
+        }
+        assert_eq!(names.len(), ActionName::ALL.len());
+        for k in &kinds {
+            let n = k.action_name();
+            assert_eq!(serde_json::to_value(k).unwrap()["type"], n.as_str());
+            assert_eq!(serde_json::to_value(n).unwrap(), n.as_str());
+            assert_eq!(n.as_str().parse::<ActionName>(), Ok(n));
+            assert_eq!(k.name(), n.to_string());
+        }
+        let e = "reboot".parse::<ActionName>().unwrap_err().to_string();
+        assert!(e.contains("reboot") && e.contains("notify"), "{e}");
     }
 }

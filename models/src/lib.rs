@@ -20,7 +20,10 @@ mod event;
 mod incident;
 mod time;
 
-pub use action::{Action, ActionKind, ActionStatus, OffloadMode, PruneFilters, PruneScope};
+pub use action::{
+    Action, ActionKind, ActionName, ActionStatus, OffloadMode, PruneFilters, PruneScope,
+    UnknownAction,
+};
 pub use anomaly::{Anomaly, AnomalyKind, Band, Signal, SignalKind};
 pub use event::{
     ChangeEvent, ChangeKind, Event, FieldValue, Level, LogRecord, MetricKind, MetricSample,

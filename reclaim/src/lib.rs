@@ -10,8 +10,15 @@
 //!   that said no.
 //! - [`audit`]: the append-only audit trail of every decision.
 //! - [`exec`]: the executors (Docker Engine API, object store, webhook,
-//!   log) behind one trait, and the driver that re-checks the safety rules
-//!   at execution time and audits every step.
+//!   log), each a module with its own `[execution.<name>]` settings, build
+//!   and runtime, listed once in [`exec::EXECUTORS`]; and the driver,
+//!   built from the policy through that list, that re-checks the safety
+//!   rules at execution time and audits every step.
+//!
+//! Actions are named by [`models::ActionName`] wherever a policy or a
+//! record lists them (`require_approval`, `execution.executors`, the
+//! ledger), so a name is checked when the policy loads, not when an action
+//! first needs it.
 //! - [`ident`]: validation of identifiers taken from logs, so a crafted log
 //!   line can never widen what a plan touches.
 //!

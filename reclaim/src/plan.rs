@@ -109,7 +109,7 @@ impl Planner {
             },
             other => other.clone(),
         };
-        let name = kind.name();
+        let name = kind.action_name();
         let mut action = Action {
             id: format!("{}-{name}", incident.id),
             incident_id: incident.id.clone(),
@@ -118,7 +118,7 @@ impl Planner {
             target: cause.target.clone(),
             status: ActionStatus::Planned,
             dry_run: self.policy.dry_run,
-            requires_approval: self.policy.require_approval.iter().any(|a| a == name),
+            requires_approval: self.policy.needs_approval(name),
             planned_at: now,
             verified: None,
         };

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use models::{ActionKind, OffloadMode, PruneFilters, PruneScope, RootCauseClass};
+use models::{ActionKind, ActionName, OffloadMode, PruneFilters, PruneScope, RootCauseClass};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -59,8 +59,10 @@ pub struct Policy {
     pub deny_services: Vec<String>,
     /// Targets carrying any of these labels are never acted on.
     pub deny_labels: BTreeMap<String, String>,
-    /// Action names (`prune`, `offload`, `restart`) that wait for a person.
-    pub require_approval: Vec<String>,
+    /// Actions (`prune`, `offload`, `restart`, `notify`) that wait for a
+    /// person. Typed, so an unknown name fails to parse and names the
+    /// actions there are.
+    pub require_approval: Vec<ActionName>,
     /// Seconds after an action within which its incident's signals must be
     /// back inside their bands for the action to count as verified.
     pub verify_after_secs: u64,
@@ -98,7 +100,7 @@ impl Default for Policy {
             allow_services: vec![],
             deny_services: vec![],
             deny_labels: BTreeMap::new(),
-            require_approval: vec!["restart".into(), "offload".into()],
+            require_approval: vec![ActionName::Restart, ActionName::Offload],
             verify_after_secs: 900,
             execution: Default::default(),
             schedules: vec![],
@@ -166,13 +168,6 @@ impl Policy {
                 self.max_blast_radius_percent
             )));
         }
-        for name in &self.require_approval {
-            if !["prune", "offload", "restart", "notify"].contains(&name.as_str()) {
-                return Err(Error::Policy(format!(
-                    "require_approval names unknown action {name:?}; use prune, offload, restart or notify"
-                )));
-            }
-        }
         for r in &self.rules {
             if !(0.0..=1.0).contains(&r.min_confidence) {
                 return Err(Error::Policy(format!(
@@ -194,6 +189,11 @@ impl Policy {
             s.validate()?;
         }
         Ok(())
+    }
+
+    /// Whether actions named `name` wait for a person under this policy.
+    pub fn needs_approval(&self, name: ActionName) -> bool {
+        self.require_approval.contains(&name)
     }
 
     /// The rule for a class, if any.

@@ -9,11 +9,11 @@
 mod podman;
 
 use models::{
-    Action, ActionKind, ActionStatus, PruneFilters, PruneScope, RootCauseClass, Target, Timestamp,
+    Action, ActionKind, ActionName, ActionStatus, PruneFilters, PruneScope, RootCauseClass, Target,
+    Timestamp,
 };
 use podman::{docker_host, hex64, Engine, SERVICE_LABEL};
-use reclaim::exec::config::DockerConfig;
-use reclaim::exec::{wall_now, DockerExecutor, Driver, Ledger};
+use reclaim::exec::{wall_now, DockerConfig, DockerExecutor, Driver, Ledger};
 use reclaim::{AuditEntry, Policy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -191,7 +191,7 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     // Dry-run first: the plan is audited, nothing is touched.
     let mut audit: Vec<AuditEntry> = vec![];
     let mut dry = Driver::new(Policy::default(), Ledger::in_memory())
-        .with_executor("prune", Arc::new(executor()));
+        .with_executor(ActionName::Prune, Arc::new(executor()));
     let mut a = action(&fx.named("prune"), prune.clone(), target.clone());
     a.dry_run = true;
     assert!(dry
@@ -207,8 +207,8 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     // Live, with the allowlist naming only web.
     let mut policy = live_policy();
     policy.allow_services = vec!["web".into()];
-    let mut driver =
-        Driver::new(policy, Ledger::in_memory()).with_executor("prune", Arc::new(executor()));
+    let mut driver = Driver::new(policy, Ledger::in_memory())
+        .with_executor(ActionName::Prune, Arc::new(executor()));
     let mut a = action(&fx.named("prune"), prune.clone(), target.clone());
     let report = driver
         .execute(&mut a, wall_now(), &mut audit)
@@ -319,7 +319,7 @@ async fn restart_happens_once_within_its_cooldown() {
     };
     let mut audit: Vec<AuditEntry> = vec![];
     let mut driver = Driver::new(live_policy(), Ledger::in_memory())
-        .with_executor("restart", Arc::new(executor()));
+        .with_executor(ActionName::Restart, Arc::new(executor()));
     // The memory-leak incident's restart.
     let mut first = action(&fx.named("a-restart"), restart.clone(), target.clone());
     first.class = RootCauseClass::MemoryLeak;
@@ -425,7 +425,7 @@ async fn crafted_targets_never_widen_what_runs() {
     ];
     let mut audit: Vec<AuditEntry> = vec![];
     let mut driver = Driver::new(live_policy(), Ledger::in_memory())
-        .with_executor("restart", Arc::new(executor()));
+        .with_executor(ActionName::Restart, Arc::new(executor()));
     for (i, (svc, container, why)) in cases.iter().enumerate() {
         let target = Target {
             service: svc.map(str::to_string),
@@ -505,7 +505,7 @@ async fn deny_services_hold_for_every_object_kind() {
     };
     let mut audit: Vec<AuditEntry> = vec![];
     let mut driver = Driver::new(live_policy(), Ledger::in_memory())
-        .with_executor("prune", Arc::new(executor()));
+        .with_executor(ActionName::Prune, Arc::new(executor()));
     let mut a = action(&fx.named("prune"), prune, target);
     let report = driver
         .execute(&mut a, wall_now(), &mut audit)
@@ -566,7 +566,7 @@ async fn host_scoped_actions_run_only_on_their_hosts_engine() {
     let mut audit: Vec<AuditEntry> = vec![];
     // The engine acts for node-1; node-9 has none: refused, nothing gone.
     let mut driver = Driver::new(live_policy(), Ledger::in_memory())
-        .with_executor("prune", Arc::new(executor()));
+        .with_executor(ActionName::Prune, Arc::new(executor()));
     let mut a = action(&fx.named("a-prune"), prune.clone(), on("node-9"));
     let ran = driver
         .execute(&mut a, wall_now(), &mut audit)
@@ -583,8 +583,8 @@ async fn host_scoped_actions_run_only_on_their_hosts_engine() {
         ..DockerConfig::default()
     })
     .unwrap();
-    let mut driver =
-        Driver::new(live_policy(), Ledger::in_memory()).with_executor("prune", Arc::new(per_host));
+    let mut driver = Driver::new(live_policy(), Ledger::in_memory())
+        .with_executor(ActionName::Prune, Arc::new(per_host));
     let mut b = action(&fx.named("b-prune"), prune.clone(), on("node-9"));
     let report = driver.execute(&mut b, wall_now(), &mut audit).await;
     let after = fx.volume_names().await;

@@ -3,10 +3,14 @@
 //! before it accepts, and an offload killed (SIGKILL) mid-way and resumed.
 //! No external service needed. Every wait is bounded.
 
-use models::{Action, ActionKind, ActionStatus, OffloadMode, RootCauseClass, Target, Timestamp};
-use reclaim::exec::config::{ObjectStoreConfig, WebhookConfig};
+use models::{
+    Action, ActionKind, ActionName, ActionStatus, OffloadMode, RootCauseClass, Target, Timestamp,
+};
 use reclaim::exec::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
-use reclaim::exec::{wall_now, Driver, Ledger, OffloadExecutor, OffloadState, WebhookExecutor};
+use reclaim::exec::{
+    wall_now, Driver, Ledger, ObjectStoreConfig, OffloadExecutor, OffloadState, WebhookConfig,
+    WebhookExecutor,
+};
 use reclaim::{AuditEntry, Policy};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -143,7 +147,7 @@ async fn webhook_is_signed_retried_and_idempotent() {
     };
     let mut audit: Vec<AuditEntry> = vec![];
     let mut driver = Driver::new(live(), Ledger::in_memory()).with_executor(
-        "notify",
+        ActionName::Notify,
         Arc::new(WebhookExecutor::new(&webhook_config(&url), KEY.to_vec()).unwrap()),
     );
     let mut a = action("inc-1-notify", notify.clone());
@@ -177,7 +181,8 @@ async fn webhook_is_signed_retried_and_idempotent() {
     // same idempotency key, so the receiver acts once.
     let other = WebhookExecutor::new(&webhook_config(&url), KEY.to_vec()).unwrap();
     let mut dup = action("inc-1-notify", notify.clone());
-    let mut d2 = Driver::new(live(), Ledger::in_memory()).with_executor("notify", Arc::new(other));
+    let mut d2 =
+        Driver::new(live(), Ledger::in_memory()).with_executor(ActionName::Notify, Arc::new(other));
     d2.execute(&mut dup, wall_now(), &mut audit)
         .await
         .unwrap()
@@ -185,7 +190,8 @@ async fn webhook_is_signed_retried_and_idempotent() {
     assert_eq!(seen.lock().unwrap().acted, ["inc-1-notify"]);
     // A wrong key is refused (401) and not retried.
     let bad = WebhookExecutor::new(&webhook_config(&url), b"wrong".to_vec()).unwrap();
-    let mut d3 = Driver::new(live(), Ledger::in_memory()).with_executor("notify", Arc::new(bad));
+    let mut d3 =
+        Driver::new(live(), Ledger::in_memory()).with_executor(ActionName::Notify, Arc::new(bad));
     let mut forged = action("inc-2-notify", notify);
     d3.execute(&mut forged, wall_now(), &mut audit)
         .await
@@ -205,7 +211,7 @@ async fn webhook_gives_up_after_its_attempts_and_names_why() {
     let exec = WebhookExecutor::new(&webhook_config(&url), KEY.to_vec()).unwrap();
     let mut audit: Vec<AuditEntry> = vec![];
     let mut driver =
-        Driver::new(live(), Ledger::in_memory()).with_executor("restart", Arc::new(exec));
+        Driver::new(live(), Ledger::in_memory()).with_executor(ActionName::Restart, Arc::new(exec));
     let mut a = action(
         "inc-3-restart",
         ActionKind::Restart {
@@ -380,7 +386,7 @@ async fn offload_through_the_driver_respects_age_and_size() {
         ..live()
     };
     let mut driver =
-        Driver::new(policy, Ledger::in_memory()).with_executor("offload", Arc::new(exec));
+        Driver::new(policy, Ledger::in_memory()).with_executor(ActionName::Offload, Arc::new(exec));
     let kind = |age| ActionKind::Offload {
         mode: OffloadMode::ColdData,
         min_age_secs: age,

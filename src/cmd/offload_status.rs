@@ -28,7 +28,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (Some(j), _) => j,
         (None, Some(p)) => {
             let policy = super::load_policy(Some(&p))?;
-            let j = policy.execution.object_store.journal.clone();
+            let j = policy
+                .execution
+                .settings::<reclaim::exec::ObjectStoreConfig>()?
+                .journal;
             anyhow::ensure!(
                 !j.as_os_str().is_empty(),
                 "policy {} has no [execution.object_store] journal",

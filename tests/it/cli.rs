@@ -237,7 +237,7 @@ fn replay_of_the_demo_finds_its_faults_and_plans_safely() {
 /// `remedy offload-status` prints what the journal of a real offload says.
 #[tokio::test]
 async fn offload_status_reads_the_journal_of_a_real_offload() {
-    use reclaim::exec::{config::ObjectStoreConfig, OffloadExecutor};
+    use reclaim::exec::{ObjectStoreConfig, OffloadExecutor};
     let base = tempfile::tempdir().unwrap();
     let hot = base.path().join("hot");
     std::fs::create_dir_all(&hot).unwrap();

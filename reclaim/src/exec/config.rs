@@ -1,5 +1,5 @@
 //! The `[execution]` section of the policy: which executor carries out each
-//! action, and how each executor reaches its system.
+//! action, the ledger, and one table per executor for its own settings.
 //!
 //! ```toml
 //! [execution]
@@ -21,159 +21,89 @@
 //! url = "https://rundeck.example/hooks/remedy"
 //! secret_env = "REMEDY_WEBHOOK_SECRET"
 //! ```
+//!
+//! This module knows no executor by name: an `[execution.<name>]` table
+//! belongs to the executor registered as `<name>` in [`EXECUTORS`], whose
+//! module defines its [`Settings`] type, checks it and builds from it.
+//! That is why adding an executor touches nothing here, and why the tables
+//! are kept as TOML until their executor reads them.
 
+use super::{registration, EXECUTORS};
 use crate::error::{Error, Result};
+use models::ActionName;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// An executor's name in the policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ExecutorKind {
-    /// The Docker Engine API (Docker or Podman).
-    Docker,
-    /// Cold data to another storage tier through `object_store`.
-    ObjectStore,
-    /// A signed POST to a configured URL.
-    Webhook,
-    /// A line in Remedy's own log; changes nothing.
-    Log,
+/// An executor's own settings: the table `[execution.<SECTION>]`. Each
+/// executor module defines one (with `deny_unknown_fields`, so a misspelt
+/// key is named) and reads it with [`ExecutionConfig::settings`].
+pub trait Settings: Default + Serialize + DeserializeOwned {
+    /// The table's name, which is also the executor's name.
+    const SECTION: &'static str;
 }
 
-impl ExecutorKind {
-    /// The name used in the policy, the audit trail and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            ExecutorKind::Docker => "docker",
-            ExecutorKind::ObjectStore => "object_store",
-            ExecutorKind::Webhook => "webhook",
-            ExecutorKind::Log => "log",
-        }
-    }
-}
-
-/// Which executor carries out each action.
+/// Which executor carries out each action: action -> executor name. Every
+/// action has an entry: the policy's choices over each registered
+/// executor's `default_for`, so a policy only names the ones it changes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ExecutorChoice {
-    /// `docker` or `webhook`.
-    pub prune: ExecutorKind,
-    /// `docker` or `webhook`.
-    pub restart: ExecutorKind,
-    /// `object_store` or `webhook` (load offloads need the webhook).
-    pub offload: ExecutorKind,
-    /// `log` or `webhook`.
-    pub notify: ExecutorKind,
-}
+#[serde(
+    from = "BTreeMap<ActionName, String>",
+    into = "BTreeMap<ActionName, String>"
+)]
+pub struct ExecutorChoice(BTreeMap<ActionName, String>);
 
 impl Default for ExecutorChoice {
     fn default() -> Self {
-        ExecutorChoice {
-            prune: ExecutorKind::Docker,
-            restart: ExecutorKind::Docker,
-            offload: ExecutorKind::ObjectStore,
-            notify: ExecutorKind::Log,
+        let mut m = BTreeMap::new();
+        for r in EXECUTORS {
+            for a in r.default_for {
+                m.insert(*a, r.name.to_string());
+            }
         }
+        ExecutorChoice(m)
+    }
+}
+
+impl From<BTreeMap<ActionName, String>> for ExecutorChoice {
+    fn from(chosen: BTreeMap<ActionName, String>) -> Self {
+        let mut c = ExecutorChoice::default();
+        c.0.extend(chosen);
+        c
+    }
+}
+
+impl From<ExecutorChoice> for BTreeMap<ActionName, String> {
+    fn from(c: ExecutorChoice) -> Self {
+        c.0
     }
 }
 
 impl ExecutorChoice {
-    /// The executor for an action name (`prune`, `restart`, `offload`, `notify`).
-    pub fn for_action(&self, name: &str) -> Option<ExecutorKind> {
-        match name {
-            "prune" => Some(self.prune),
-            "restart" => Some(self.restart),
-            "offload" => Some(self.offload),
-            "notify" => Some(self.notify),
-            _ => None,
-        }
+    /// The executor chosen for `action`, if any.
+    pub fn for_action(&self, action: ActionName) -> Option<&str> {
+        self.0.get(&action).map(String::as_str)
     }
-}
 
-/// How to reach the container engine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DockerConfig {
-    /// `unix:///path`, `tcp://host:port` or `https://host:port` (TLS with
-    /// `DOCKER_CERT_PATH`). Empty: `DOCKER_HOST`, else the local socket.
-    pub host: String,
-    /// The container label that names a container's service (for the
-    /// service allow/deny lists and the blast radius).
-    pub service_label: String,
-    /// Seconds any single engine request may take.
-    pub timeout_secs: u64,
-    /// The hosts (as incidents name them, `node-3`) the engine at `host`
-    /// runs on; `["*"]` for every host (one engine for the whole estate).
-    /// An action for a host named neither here nor in `engines` is refused
-    /// (`wrong_host`), so a prune or restart never lands on another
-    /// machine's engine. Actions naming no host use `host`.
-    pub hosts: Vec<String>,
-    /// The engines of other hosts: host name -> address (same forms as
-    /// `host`).
-    pub engines: BTreeMap<String, String>,
-}
-
-impl Default for DockerConfig {
-    fn default() -> Self {
-        DockerConfig {
-            host: String::new(),
-            service_label: "com.docker.compose.service".into(),
-            timeout_secs: 120,
-            hosts: Vec::new(),
-            engines: BTreeMap::new(),
-        }
+    /// Choose `executor` for `action`.
+    pub fn set(&mut self, action: ActionName, executor: &str) {
+        self.0.insert(action, executor.to_string());
     }
-}
 
-/// Where cold data goes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct ObjectStoreConfig {
-    /// Directories whose files may be offloaded; nothing outside them is
-    /// ever read or deleted.
-    pub roots: Vec<PathBuf>,
-    /// The other tier as a URL: `file:///dir` (default kind), or
-    /// `s3://bucket/prefix` when built with the `s3` feature.
-    pub destination: String,
-    /// Options handed to the store builder (`aws_endpoint`, `aws_region`...).
-    pub options: BTreeMap<String, String>,
-    /// The journal that makes offloads resumable (JSON lines, fsynced).
-    pub journal: PathBuf,
-}
-
-/// Where webhooks go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebhookConfig {
-    /// The receiver (`http://` or `https://`).
-    pub url: String,
-    /// The environment variable holding the HMAC-SHA256 key; the key itself
-    /// never sits in the policy file.
-    pub secret_env: String,
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// Wait before the first retry; doubles after each.
-    pub initial_backoff_ms: u64,
-    /// Seconds one attempt may take.
-    pub timeout_secs: u64,
-}
-
-impl Default for WebhookConfig {
-    fn default() -> Self {
-        WebhookConfig {
-            url: String::new(),
-            secret_env: "REMEDY_WEBHOOK_SECRET".into(),
-            max_attempts: 5,
-            initial_backoff_ms: 500,
-            timeout_secs: 10,
-        }
+    /// The actions `executor` is chosen for.
+    pub fn actions_of(&self, executor: &str) -> Vec<ActionName> {
+        self.0
+            .iter()
+            .filter(|(_, e)| e.as_str() == executor)
+            .map(|(a, _)| *a)
+            .collect()
     }
 }
 
 /// The `[execution]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct ExecutionConfig {
     /// Which executor carries out each action.
     pub executors: ExecutorChoice,
@@ -181,12 +111,13 @@ pub struct ExecutionConfig {
     /// what result. It makes re-running a completed action a no-op and
     /// holds the wall-clock cooldowns and rate limit.
     pub ledger: PathBuf,
-    /// The container engine.
-    pub docker: DockerConfig,
-    /// The cold tier.
-    pub object_store: ObjectStoreConfig,
-    /// The webhook receiver.
-    pub webhook: WebhookConfig,
+    /// Each executor's table, by executor name, as written. Flattened, so
+    /// `[execution.docker]` stays where users have always written it; a
+    /// key that is neither a field above nor a registered executor lands
+    /// here too and [`ExecutionConfig::validate`] names it (serde cannot
+    /// deny unknown fields beside a flattened map).
+    #[serde(flatten)]
+    sections: BTreeMap<String, toml::Value>,
 }
 
 impl Default for ExecutionConfig {
@@ -194,47 +125,218 @@ impl Default for ExecutionConfig {
         ExecutionConfig {
             executors: ExecutorChoice::default(),
             ledger: PathBuf::from("remedy-executions.jsonl"),
-            docker: DockerConfig::default(),
-            object_store: ObjectStoreConfig::default(),
-            webhook: WebhookConfig::default(),
+            sections: BTreeMap::new(),
         }
     }
 }
 
 impl ExecutionConfig {
-    /// Check combinations that parse but cannot work.
+    /// The settings of one executor: its table parsed, or the defaults
+    /// when the policy has none.
+    pub fn settings<S: Settings>(&self) -> Result<S> {
+        match self.sections.get(S::SECTION) {
+            None => Ok(S::default()),
+            Some(v) => v
+                .clone()
+                .try_into()
+                .map_err(|e| Error::Policy(format!("execution.{}: {e}", S::SECTION))),
+        }
+    }
+
+    /// Replace one executor's settings (for policies built in code).
+    pub fn set_settings<S: Settings>(&mut self, settings: &S) -> Result<()> {
+        let v = toml::Value::try_from(settings)
+            .map_err(|e| Error::Policy(format!("execution.{}: {e}", S::SECTION)))?;
+        self.sections.insert(S::SECTION.to_string(), v);
+        Ok(())
+    }
+
+    /// Check combinations that parse but cannot work: every table belongs
+    /// to a registered executor and passes its check, and every action's
+    /// executor exists and can carry that action out.
     pub fn validate(&self) -> Result<()> {
-        use ExecutorKind::*;
-        let e = &self.executors;
-        let ok = [
-            ("prune", e.prune, &[Docker, Webhook][..]),
-            ("restart", e.restart, &[Docker, Webhook][..]),
-            ("offload", e.offload, &[ObjectStore, Webhook][..]),
-            ("notify", e.notify, &[Log, Webhook][..]),
-        ];
-        for (action, kind, allowed) in ok {
-            if !allowed.contains(&kind) {
+        let names = || {
+            EXECUTORS
+                .iter()
+                .map(|r| r.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(key) = self.sections.keys().find(|k| registration(k).is_none()) {
+            return Err(Error::Policy(format!(
+                "execution.{key}: unknown key; [execution] holds executors, ledger and the \
+                 tables of the executors ({})",
+                names()
+            )));
+        }
+        for action in ActionName::ALL {
+            let Some(name) = self.executors.for_action(action) else {
+                continue;
+            };
+            let Some(r) = registration(name) else {
                 return Err(Error::Policy(format!(
-                    "execution.executors.{action} = {:?} cannot carry out a {action}; use one of {}",
-                    kind.name(),
-                    allowed
-                        .iter()
-                        .map(|k| k.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "execution.executors.{action} = {name:?} is not an executor; use one of {}",
+                    names()
                 )));
-            }
-            if kind == Webhook && self.webhook.url.is_empty() {
+            };
+            if !r.actions.contains(&action) {
+                let able: Vec<&str> = EXECUTORS
+                    .iter()
+                    .filter(|r| r.actions.contains(&action))
+                    .map(|r| r.name)
+                    .collect();
                 return Err(Error::Policy(format!(
-                    "execution.executors.{action} = \"webhook\" needs execution.webhook.url"
+                    "execution.executors.{action} = {name:?} cannot carry out a {action}; use one of {}",
+                    able.join(", ")
                 )));
             }
         }
-        if self.webhook.max_attempts == 0 {
-            return Err(Error::Policy(
-                "execution.webhook.max_attempts must be at least 1".into(),
-            ));
+        for r in EXECUTORS {
+            (r.check)(self, &self.executors.actions_of(r.name))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::{DockerConfig, ObjectStoreConfig, WebhookConfig};
+    use crate::Policy;
+
+    /// The README's `[execution]` example, as users have it in their
+    /// policy files: the layout from before the executors owned their
+    /// tables must read to the same settings.
+    const README: &str = r#"
+[execution]
+executors = { prune = "docker", restart = "docker", offload = "object_store", notify = "webhook" }
+ledger = "/var/lib/remedy/executions.jsonl"
+
+[execution.docker]
+host = "unix:///run/podman/podman.sock"    # default: DOCKER_HOST
+hosts = ["node-1"]                         # the hosts that engine acts for ("*": all)
+engines = { "node-2" = "tcp://node-2:2376" }  # other hosts' engines
+service_label = "com.docker.compose.service"
+
+[execution.object_store]
+roots = ["/var/log/archive"]
+destination = "file:///mnt/cold"
+journal = "/var/lib/remedy/offload.journal"
+
+[execution.webhook]
+url = "https://rundeck.internal/hooks/remedy"
+secret_env = "REMEDY_WEBHOOK_SECRET"       # HMAC-SHA256 key, never in the file
+"#;
+
+    #[test]
+    fn the_documented_layout_reads_to_the_same_settings() {
+        let p = Policy::from_toml(README).unwrap();
+        let e = &p.execution;
+        assert_eq!(e.ledger, PathBuf::from("/var/lib/remedy/executions.jsonl"));
+        let chosen: Vec<(ActionName, &str)> = ActionName::ALL
+            .iter()
+            .map(|a| (*a, e.executors.for_action(*a).unwrap()))
+            .collect();
+        assert_eq!(
+            chosen,
+            [
+                (ActionName::Prune, "docker"),
+                (ActionName::Restart, "docker"),
+                (ActionName::Offload, "object_store"),
+                (ActionName::Notify, "webhook"),
+            ]
+        );
+        let d: DockerConfig = e.settings().unwrap();
+        assert_eq!(
+            d,
+            DockerConfig {
+                host: "unix:///run/podman/podman.sock".into(),
+                hosts: vec!["node-1".into()],
+                engines: [("node-2".to_string(), "tcp://node-2:2376".to_string())].into(),
+                ..DockerConfig::default()
+            }
+        );
+        let o: ObjectStoreConfig = e.settings().unwrap();
+        assert_eq!(
+            o,
+            ObjectStoreConfig {
+                roots: vec!["/var/log/archive".into()],
+                destination: "file:///mnt/cold".into(),
+                options: BTreeMap::new(),
+                journal: "/var/lib/remedy/offload.journal".into(),
+            }
+        );
+        let w: WebhookConfig = e.settings().unwrap();
+        assert_eq!(w.url, "https://rundeck.internal/hooks/remedy");
+        assert_eq!(w.max_attempts, WebhookConfig::default().max_attempts);
+        // And it survives a round trip through TOML unchanged.
+        let text = toml::to_string(&p).unwrap();
+        assert_eq!(Policy::from_toml(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn a_partial_choice_keeps_the_defaults_for_the_other_actions() {
+        let p = Policy::from_toml(
+            "[execution]\nexecutors = { notify = \"webhook\" }\n[execution.webhook]\nurl = \"http://x\"\n",
+        )
+        .unwrap();
+        let mut want = ExecutorChoice::default();
+        want.set(ActionName::Notify, "webhook");
+        assert_eq!(p.execution.executors, want);
+        assert_eq!(
+            ExecutorChoice::default().for_action(ActionName::Prune),
+            Some("docker")
+        );
+        assert_eq!(
+            ExecutorChoice::default().for_action(ActionName::Offload),
+            Some("object_store")
+        );
+        assert_eq!(
+            ExecutorChoice::default().for_action(ActionName::Notify),
+            Some("log")
+        );
+    }
+
+    /// Every way an `[execution]` section can be wrong is refused when the
+    /// policy loads, naming the key.
+    #[test]
+    fn mistakes_are_named_when_the_policy_loads() {
+        let err = |text: &str| Policy::from_toml(text).unwrap_err().to_string();
+        for (text, named) in [
+            ("[execution]\nledgr = \"x\"", "execution.ledgr"),
+            ("[execution.docker]\nhots = [\"a\"]", "hots"),
+            ("[execution.dockr]\nhost = \"x\"", "execution.dockr"),
+            ("[execution.log]\nlevel = \"x\"", "level"),
+            ("[execution]\nexecutors = { reboot = \"docker\" }", "reboot"),
+            ("[execution]\nexecutors = { prune = \"dockr\" }", "dockr"),
+            (
+                "[execution]\nexecutors = { prune = \"log\" }",
+                "cannot carry out a prune",
+            ),
+            (
+                "[execution]\nexecutors = { restart = \"object_store\" }",
+                "use one of docker, webhook",
+            ),
+            (
+                "[execution]\nexecutors = { notify = \"webhook\" }",
+                "needs execution.webhook.url",
+            ),
+            ("[execution.webhook]\nmax_attempts = 0", "max_attempts"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(named), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn settings_set_in_code_read_back() {
+        let mut e = ExecutionConfig::default();
+        let o = ObjectStoreConfig {
+            destination: "file:///cold".into(),
+            ..Default::default()
+        };
+        e.set_settings(&o).unwrap();
+        assert_eq!(e.settings::<ObjectStoreConfig>().unwrap(), o);
+        e.validate().unwrap();
     }
 }

@@ -29,8 +29,8 @@
 //! hosts in `execution.docker.hosts`) and is refused (`wrong_host`) when no
 //! engine is configured for its host.
 
-use super::config::DockerConfig;
-use super::{BoxFuture, Executor, Outcome, Report};
+use super::config::{ExecutionConfig, Settings};
+use super::{BoxFuture, Built, Executor, Outcome, Registration, Report};
 use crate::ident::is_valid_identifier;
 use crate::policy::Policy;
 use crate::Error;
@@ -41,10 +41,89 @@ use bollard::query_parameters::{
     RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder,
 };
 use bollard::{ClientVersion, Docker};
-use models::{Action, ActionKind, PruneFilters, PruneScope, Timestamp};
+use models::{Action, ActionKind, ActionName, PruneFilters, PruneScope, Timestamp};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 const NAME: &str = "docker";
+
+/// The Docker executor in the registry: prunes and restarts, the default
+/// for both.
+pub const EXECUTOR: Registration = Registration {
+    name: NAME,
+    actions: &[ActionName::Prune, ActionName::Restart],
+    default_for: &[ActionName::Prune, ActionName::Restart],
+    check: |config, _| config.settings::<DockerConfig>().map(|_| ()),
+    build,
+};
+
+/// `[execution.docker]`: how to reach the container engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerConfig {
+    /// `unix:///path`, `tcp://host:port` or `https://host:port` (TLS with
+    /// `DOCKER_CERT_PATH`). Empty: `REMEDY_DOCKER_HOST`, then
+    /// `DOCKER_HOST`, else the local socket.
+    pub host: String,
+    /// The container label that names a container's service (for the
+    /// service allow/deny lists and the blast radius).
+    pub service_label: String,
+    /// Seconds any single engine request may take.
+    pub timeout_secs: u64,
+    /// The hosts (as incidents name them, `node-3`) the engine at `host`
+    /// runs on; `["*"]` for every host (one engine for the whole estate).
+    /// An action for a host named neither here nor in `engines` is refused
+    /// (`wrong_host`), so a prune or restart never lands on another
+    /// machine's engine. Actions naming no host use `host`.
+    pub hosts: Vec<String>,
+    /// The engines of other hosts: host name -> address (same forms as
+    /// `host`).
+    pub engines: BTreeMap<String, String>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            host: String::new(),
+            service_label: "com.docker.compose.service".into(),
+            timeout_secs: 120,
+            hosts: Vec::new(),
+            engines: BTreeMap::new(),
+        }
+    }
+}
+
+impl Settings for DockerConfig {
+    const SECTION: &'static str = NAME;
+}
+
+/// The engine address is the policy's `execution.docker.host`, else
+/// `REMEDY_DOCKER_HOST` (so a test or a container can point Remedy at its
+/// engine without touching the policy or the Docker CLI's `DOCKER_HOST`),
+/// else, inside [`DockerExecutor::connect`], `DOCKER_HOST`, else the local
+/// socket. With none of them there is no engine to talk to: not built, like
+/// an object store with no destination, so prune and restart are refused
+/// with `no_executor` instead of failing on every call.
+fn build(config: &ExecutionConfig) -> Built {
+    let mut docker: DockerConfig = config.settings()?;
+    if docker.host.is_empty() {
+        if let Ok(h) = std::env::var("REMEDY_DOCKER_HOST") {
+            docker.host = h;
+        }
+    }
+    if docker.host.is_empty()
+        && std::env::var_os("DOCKER_HOST").is_none()
+        && !std::path::Path::new("/var/run/docker.sock").exists()
+    {
+        tracing::warn!(
+            "no container engine (execution.docker.host, REMEDY_DOCKER_HOST, DOCKER_HOST or \
+             /var/run/docker.sock): prune and restart will be refused with no_executor"
+        );
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(DockerExecutor::connect(&docker)?)))
+}
 /// The API version spoken: the newest Podman 4 answers, and Docker still
 /// accepts it.
 const API: ClientVersion = ClientVersion {

@@ -1,10 +1,10 @@
 //! The execution driver: safety re-checked at execution time, every step
 //! audited, the result recorded on the action and in the ledger.
 
-use super::{Executor, Ledger, LedgerEntry, Outcome, Report};
+use super::{registration, Executor, Ledger, LedgerEntry, Outcome, Report};
 use crate::audit::{AuditEntry, AuditLog};
 use crate::policy::Policy;
-use models::{Action, ActionStatus, Timestamp};
+use models::{Action, ActionName, ActionStatus, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,14 +29,16 @@ const HOUR_MS: i64 = 3_600_000;
 /// Runs actions through their executors under the policy.
 pub struct Driver {
     policy: Policy,
-    executors: BTreeMap<String, Arc<dyn Executor>>,
+    executors: BTreeMap<ActionName, Arc<dyn Executor>>,
     ledger: Ledger,
     observer: Option<Arc<dyn ExecObserver>>,
 }
 
 impl Driver {
-    /// A driver under `policy`, remembering past executions in `ledger`.
-    /// Executors are added per action name with [`Driver::with_executor`].
+    /// A driver under `policy`, remembering past executions in `ledger`,
+    /// with no executors yet: add them per action with
+    /// [`Driver::with_executor`] (tests), or build the whole driver from
+    /// the policy with [`Driver::from_policy`].
     pub fn new(policy: Policy, ledger: Ledger) -> Driver {
         Driver {
             policy,
@@ -46,11 +48,49 @@ impl Driver {
         }
     }
 
-    /// Carry out actions named `action` (`prune`, `restart`, `offload`,
-    /// `notify`) with `executor`.
-    pub fn with_executor(mut self, action: &str, executor: Arc<dyn Executor>) -> Driver {
-        self.executors.insert(action.to_string(), executor);
+    /// Carry out actions named `action` with `executor`.
+    pub fn with_executor(mut self, action: ActionName, executor: Arc<dyn Executor>) -> Driver {
+        self.executors.insert(action, executor);
         self
+    }
+
+    /// A driver under `policy` with the executors its `[execution]`
+    /// section chooses, built through the registry
+    /// ([`EXECUTORS`](super::EXECUTORS)), remembering past executions in
+    /// the ledger it names. Each chosen executor is built once and shared
+    /// by the actions that chose it. One whose system is not configured at
+    /// all (no object-store destination, no engine anywhere) is left out,
+    /// and its actions are then refused with `no_executor`; one that is
+    /// configured but cannot be set up is an error naming the setting.
+    pub fn from_policy(policy: &Policy) -> crate::Result<Driver> {
+        let config = &policy.execution;
+        config.validate()?;
+        let ledger = Ledger::open(&config.ledger).map_err(|e| {
+            crate::Error::exec(
+                "ledger",
+                format!(
+                    "cannot open the execution ledger {} (execution.ledger): {e}",
+                    config.ledger.display()
+                ),
+            )
+        })?;
+        let mut driver = Driver::new(policy.clone(), ledger);
+        let mut built: BTreeMap<&str, Option<Arc<dyn Executor>>> = BTreeMap::new();
+        for action in ActionName::ALL {
+            let Some(name) = config.executors.for_action(action) else {
+                continue;
+            };
+            let Some(r) = registration(name) else {
+                continue; // validate() has named it
+            };
+            if !built.contains_key(name) {
+                built.insert(name, (r.build)(config)?);
+            }
+            if let Some(Some(exec)) = built.get(name) {
+                driver = driver.with_executor(action, exec.clone());
+            }
+        }
+        Ok(driver)
     }
 
     /// Report every execution to `observer`.
@@ -81,7 +121,7 @@ impl Driver {
         now: Timestamp,
         audit: &mut dyn AuditLog,
     ) -> crate::Result<Option<Report>> {
-        let name = action.kind.name();
+        let name = action.kind.action_name();
         let dry_run = action.dry_run || self.policy.dry_run;
         step(
             audit,
@@ -104,7 +144,7 @@ impl Driver {
             step(audit, action, now, "not_executed", &reason, dry_run)?;
             return Ok(None);
         }
-        let Some(executor) = self.executors.get(name).cloned() else {
+        let Some(executor) = self.executors.get(&name).cloned() else {
             let reason = format!("no_executor: no executor configured for {name}");
             step(audit, action, now, "not_executed", &reason, dry_run)?;
             return Ok(None);
@@ -142,7 +182,7 @@ impl Driver {
         if decision != "refused" {
             self.ledger.append(LedgerEntry {
                 action_id: action.id.clone(),
-                action: name.to_string(),
+                action: name,
                 target: action.target.clone(),
                 executor: executor.name().to_string(),
                 at: done_at,
@@ -192,7 +232,7 @@ impl Driver {
     /// The safety rules again, against the policy in force now and the
     /// ledger of what really ran. `Err` names the rule.
     fn check(&self, action: &Action, now: Timestamp, dry_run: bool) -> Result<(), String> {
-        let name = action.kind.name();
+        let name = action.kind.action_name();
         if let Some(prev) = self.ledger.executed(&action.id) {
             return Err(format!("already_executed: at {}", prev.at));
         }
@@ -206,8 +246,7 @@ impl Driver {
         if dry_run {
             return Err("dry_run".into());
         }
-        let needs_approval =
-            action.requires_approval || self.policy.require_approval.iter().any(|a| a == name);
+        let needs_approval = action.requires_approval || self.policy.needs_approval(name);
         if needs_approval && action.status != ActionStatus::Approved {
             return Err("awaiting_approval".into());
         }

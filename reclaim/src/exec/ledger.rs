@@ -2,7 +2,7 @@
 //! execution. It is what makes re-running a completed action a no-op, and
 //! the wall-clock memory of cooldowns and the rate limit across processes.
 
-use models::{Target, Timestamp};
+use models::{ActionName, Target, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 pub struct LedgerEntry {
     /// The action id.
     pub action_id: String,
-    /// `prune`, `restart`, `offload`, `notify`.
-    pub action: String,
+    /// The action (`prune`, `restart`, `offload`, `notify` on disk).
+    pub action: ActionName,
     /// Its target.
     pub target: Target,
     /// The executor that ran it.
@@ -85,7 +85,7 @@ impl Ledger {
     }
 
     /// The last successful execution of `action` on `target`.
-    pub fn last(&self, action: &str, target: &Target) -> Option<&LedgerEntry> {
+    pub fn last(&self, action: ActionName, target: &Target) -> Option<&LedgerEntry> {
         self.entries
             .iter()
             .rev()
@@ -96,7 +96,7 @@ impl Ledger {
     pub fn destructive_since(&self, since: Timestamp) -> usize {
         self.entries
             .iter()
-            .filter(|e| e.result == "executed" && e.action != "notify" && e.at >= since)
+            .filter(|e| e.result == "executed" && e.action.is_destructive() && e.at >= since)
             .count()
     }
 

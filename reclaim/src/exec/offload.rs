@@ -19,11 +19,11 @@
 //! file goes up as a multipart upload and its checksums are computed as it
 //! streams, so memory does not grow with file size.
 
-use super::config::ObjectStoreConfig;
-use super::{wall_now, BoxFuture, Executor, Outcome, Report};
+use super::config::{ExecutionConfig, Settings};
+use super::{wall_now, BoxFuture, Built, Executor, Outcome, Registration, Report};
 use crate::policy::Policy;
 use crate::Error;
-use models::{Action, ActionKind, OffloadMode, Timestamp};
+use models::{Action, ActionKind, ActionName, OffloadMode, Timestamp};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,48 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const NAME: &str = "object_store";
+
+/// The offload executor in the registry: cold-data offloads, the default
+/// for `offload` (a load offload it refuses: only a webhook receiver can
+/// move load).
+pub const EXECUTOR: Registration = Registration {
+    name: NAME,
+    actions: &[ActionName::Offload],
+    default_for: &[ActionName::Offload],
+    check: |config, _| config.settings::<ObjectStoreConfig>().map(|_| ()),
+    build,
+};
+
+/// `[execution.object_store]`: where cold data goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectStoreConfig {
+    /// Directories whose files may be offloaded; nothing outside them is
+    /// ever read or deleted.
+    pub roots: Vec<PathBuf>,
+    /// The other tier as a URL: `file:///dir` (default kind), or
+    /// `s3://bucket/prefix` when built with the `s3` feature.
+    pub destination: String,
+    /// Options handed to the store builder (`aws_endpoint`, `aws_region`...).
+    pub options: BTreeMap<String, String>,
+    /// The journal that makes offloads resumable (JSON lines, fsynced).
+    pub journal: PathBuf,
+}
+
+impl Settings for ObjectStoreConfig {
+    const SECTION: &'static str = NAME;
+}
+
+/// No destination means no cold tier is set up: not built (offloads are
+/// refused with `no_executor`); a destination with bad roots or an
+/// unreachable store is an error.
+fn build(config: &ExecutionConfig) -> Built {
+    let o: ObjectStoreConfig = config.settings()?;
+    if o.destination.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(OffloadExecutor::from_config(&o)?)))
+}
 
 /// One journal record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

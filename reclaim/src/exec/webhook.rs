@@ -12,16 +12,85 @@
 //! exponential backoff up to `max_attempts`; any other 4xx fails at once
 //! (retrying a request the receiver rejects would not change its answer).
 
-use super::config::WebhookConfig;
-use super::{BoxFuture, Executor, Outcome, Report};
+use super::config::{ExecutionConfig, Settings};
+use super::{BoxFuture, Executor, Outcome, Registration, Report};
 use crate::policy::Policy;
 use crate::Error;
 use hmac::{Hmac, Mac};
-use models::Action;
+use models::{Action, ActionName};
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::sync::Arc;
 use std::time::Duration;
 
 const NAME: &str = "webhook";
+
+/// The webhook executor in the registry: any action (the receiver decides
+/// how to carry it out), the default for none (it needs a receiver).
+pub const EXECUTOR: Registration = Registration {
+    name: NAME,
+    actions: &ActionName::ALL,
+    default_for: &[],
+    check,
+    build: |config| {
+        Ok(Some(Arc::new(WebhookExecutor::from_config(
+            &config.settings()?,
+        )?)))
+    },
+};
+
+/// `[execution.webhook]`: where webhooks go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// The receiver (`http://` or `https://`).
+    pub url: String,
+    /// The environment variable holding the HMAC-SHA256 key; the key itself
+    /// never sits in the policy file.
+    pub secret_env: String,
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubles after each.
+    pub initial_backoff_ms: u64,
+    /// Seconds one attempt may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            url: String::new(),
+            secret_env: "REMEDY_WEBHOOK_SECRET".into(),
+            max_attempts: 5,
+            initial_backoff_ms: 500,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl Settings for WebhookConfig {
+    const SECTION: &'static str = NAME;
+}
+
+/// A policy that sends an action to the webhook must say where; the key is
+/// read only when the executor is built (the environment of the process
+/// that executes, not of the one that checks the policy).
+fn check(config: &ExecutionConfig, chosen_for: &[ActionName]) -> crate::Result<()> {
+    let c: WebhookConfig = config.settings()?;
+    if let Some(action) = chosen_for.first() {
+        if c.url.is_empty() {
+            return Err(Error::Policy(format!(
+                "execution.executors.{action} = \"webhook\" needs execution.webhook.url"
+            )));
+        }
+    }
+    if c.max_attempts == 0 {
+        return Err(Error::Policy(
+            "execution.webhook.max_attempts must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Remedy-Signature";

@@ -16,8 +16,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, StartContainerOptions,
 };
 use bollard::Docker;
-use reclaim::exec::config::DockerConfig;
-use reclaim::exec::DockerExecutor;
+use reclaim::exec::{DockerConfig, DockerExecutor};
 use std::collections::HashMap;
 use std::time::Duration;
 
