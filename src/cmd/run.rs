@@ -7,7 +7,6 @@ use crate::api::{self, ApiConfig, AppState};
 use crate::stream::config::RunConfig;
 use crate::stream::kafka::{self, StreamMetrics};
 use anyhow::Context;
-use engine::EngineSettings;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
