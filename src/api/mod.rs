@@ -3,7 +3,10 @@
 //!
 //! State lives in one [`AppState`] behind an `Arc`; handlers are small
 //! functions that read the store and return `Result<Json<_>, Problem>`, so
-//! every error becomes an RFC 9457 problem in one place ([`problem`]).
+//! every error becomes an RFC 9457 problem in one place ([`problem`]). They
+//! take their inputs with [`ApiPath`], [`ApiQuery`] and [`ApiJson`] (axum's
+//! extractors with a `Problem` as rejection), so a parameter or body that
+//! does not parse is a problem document too, before the handler runs.
 //! Limits (body size, timeout, concurrency) are tower layers around the
 //! whole router; authentication is a middleware that knows which routes
 //! mutate. The OpenAPI document is generated from the handlers' annotations
@@ -16,15 +19,14 @@ pub mod ui;
 
 use crate::pipeline::{DeadLetterSink, Pipeline, PipelineConfig};
 use crate::store::{self, Cursor, Db};
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use models::{Action, Anomaly, Incident, Timestamp};
-use problem::Problem;
+use problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -522,9 +524,8 @@ pub struct IncidentPage {
     security((), ("bearer" = [])))]
 async fn list_incidents(
     State(state): State<Shared>,
-    q: Result<Query<IncidentQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
 ) -> Result<Json<IncidentPage>, Problem> {
-    let Query(q) = q?;
     let filter = store::IncidentFilter {
         from: parse_time("from", &q.from)?,
         to: parse_time("to", &q.to)?,
@@ -553,9 +554,8 @@ async fn list_incidents(
     security((), ("bearer" = [])))]
 async fn get_incident(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<store::IncidentDetail>, Problem> {
-    let Path(id) = id?;
     state
         .db
         .with(|c| store::get_incident(c, &id))?
@@ -605,9 +605,8 @@ pub struct AnomalyPage {
     security((), ("bearer" = [])))]
 async fn list_anomalies(
     State(state): State<Shared>,
-    q: Result<Query<AnomalyQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AnomalyQuery>,
 ) -> Result<Json<AnomalyPage>, Problem> {
-    let Query(q) = q?;
     let filter = store::AnomalyFilter {
         from: parse_time("from", &q.from)?,
         to: parse_time("to", &q.to)?,
@@ -658,9 +657,8 @@ pub struct TemplatePage {
     security((), ("bearer" = [])))]
 async fn list_templates(
     State(state): State<Shared>,
-    q: Result<Query<TemplateQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<TemplateQuery>,
 ) -> Result<Json<TemplatePage>, Problem> {
-    let Query(q) = q?;
     let limit = page_limit(q.limit, state.config.max_page)?;
     // Templates are ranked by count, which a later replay changes: the
     // cursor is a plain offset, prefixed so it cannot be confused with
@@ -713,11 +711,9 @@ pub struct SignalQuery {
     security((), ("bearer" = [])))]
 async fn get_signal(
     State(state): State<Shared>,
-    key: Result<Path<String>, PathRejection>,
-    q: Result<Query<SignalQuery>, QueryRejection>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SignalQuery>,
 ) -> Result<Json<store::SignalSeries>, Problem> {
-    let Path(key) = key?;
-    let Query(q) = q?;
     let from = parse_time("from", &q.from)?;
     let to = parse_time("to", &q.to)?;
     let limit = match q.limit {
@@ -836,10 +832,9 @@ async fn analyze(
             ),
         ));
     };
-    let body: Result<Json<AnalyzeRequest>, JsonRejection> =
-        <Json<AnalyzeRequest> as axum::extract::FromRequest<Shared>>::from_request(req, &state)
-            .await;
-    let Json(req) = body?;
+    // Extracted here rather than as an argument, so that it happens after
+    // the permit is taken.
+    let ApiJson(req) = ApiJson::<AnalyzeRequest>::from_request(req, &state).await?;
     let lines: usize = req.inputs.iter().map(|i| i.lines.len()).sum();
     if lines > state.config.max_analyze_lines || req.inputs.len() > 64 {
         return Err(Problem::new(
@@ -999,10 +994,9 @@ async fn decide(
     security(("bearer" = [])))]
 async fn approve(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Action>, Problem> {
-    let Path(id) = id?;
     decide(state, id, true, body).await
 }
 
@@ -1019,10 +1013,9 @@ async fn approve(
     security(("bearer" = [])))]
 async fn reject(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Action>, Problem> {
-    let Path(id) = id?;
     decide(state, id, false, body).await
 }
 

@@ -371,6 +371,12 @@ async fn bad_parameters_are_problems_not_crashes() {
         "/api/v1/anomalies?to=2026-13-45T00:00:00Z",
         "/api/v1/templates?cursor=t.x",
         "/api/v1/signals/x?limit=0",
+        "/api/v1/signals/x?limit=many",
+        // Path parameters that are not UTF-8 once decoded: the path
+        // extractor's rejection, as a problem like the rest.
+        "/api/v1/incidents/%FF",
+        "/api/v1/signals/%FF",
+        "/ui/incidents/%FF",
     ] {
         let res = get(&app, uri).await;
         assert_problem(&res, 400, "bad_request");

@@ -10,10 +10,10 @@
 //! never stored beyond the tab). Markup comes from maud, which escapes
 //! every value it is given: log text cannot inject HTML.
 
-use super::{problem::Problem, Shared};
+use super::problem::{ApiPath, Problem};
+use super::Shared;
 use crate::store::{self, SignalSeries};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -156,9 +156,8 @@ const LIVE_SCRIPT: &str = r#"
 /// `GET /ui/incidents/{id}`: one incident with plots, templates and actions.
 pub async fn incident(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, Problem> {
-    let Path(id) = id?;
     let Some(detail) = state.db.with(|c| store::get_incident(c, &id))? else {
         let body = html! {
             h1 { "No such incident" }
