@@ -108,6 +108,34 @@ pub struct AppState {
 
 type Shared = Arc<AppState>;
 
+impl AppState {
+    /// Run `f` on a store connection on tokio's blocking pool, and wait for
+    /// it without holding an async worker.
+    ///
+    /// Every store call of the API goes through here. Why: a SQLite query
+    /// blocks its thread (on the disk, and on the pool's mutex when every
+    /// connection is busy), and an async worker blocked that way answers
+    /// nothing else meanwhile, the probes and the load-shedding refusals
+    /// included; the runtime has only one worker per core. The blocking
+    /// pool is meant for this. `f` must own what it uses (`move`, clones of
+    /// ids and filters) because the blocking thread may outlive the
+    /// request: if the request is dropped (timeout, client gone) the query
+    /// still runs to its end, which is bounded by the page limits, and its
+    /// answer is discarded.
+    async fn query<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            // A panic in a query: a 500 with the cause in the log, as
+            // any other failure.
+            .map_err(|e| anyhow::anyhow!("store task failed: {e}"))?
+    }
+}
+
 /// The API router with its limits and middleware.
 ///
 /// Two parts: the probes and `/metrics`, answered outside every limit (they
@@ -403,7 +431,7 @@ async fn healthz() -> Json<Health> {
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "The store cannot be read", body = Problem, content_type = "application/problem+json")))]
 async fn readyz(State(state): State<Shared>) -> Result<Json<Health>, Problem> {
-    match state.db.with(|c| store::ping(c)) {
+    match state.query(|c| store::ping(c)).await {
         Ok(()) => Ok(Json(Health {
             status: "ready".into(),
         })),
@@ -429,9 +457,13 @@ pub struct Health {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics_text(State(state): State<Shared>) -> Result<Response, Problem> {
-    let text = state
-        .metrics
-        .encode()
+    // Encoding runs the store collector, which reads the store's totals:
+    // prometheus-client's `Collector::encode` is synchronous, so the whole
+    // encoding goes to the blocking pool (see `AppState::query`).
+    let encoding = state.clone();
+    let text = tokio::task::spawn_blocking(move || encoding.metrics.encode())
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
     let mut res = text.into_response();
     res.headers_mut().insert(
@@ -536,8 +568,8 @@ async fn list_incidents(
     let limit = page_limit(q.limit, state.config.max_page)?;
     let cursor = parse_cursor(&q.cursor)?;
     let (items, next) = state
-        .db
-        .with(|c| store::list_incidents(c, &filter, cursor.as_ref(), limit))?;
+        .query(move |c| store::list_incidents(c, &filter, cursor.as_ref(), limit))
+        .await?;
     Ok(Json(IncidentPage {
         items,
         next_cursor: next.map(|c| c.encode()),
@@ -556,9 +588,10 @@ async fn get_incident(
     State(state): State<Shared>,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<store::IncidentDetail>, Problem> {
+    let key = id.clone();
     state
-        .db
-        .with(|c| store::get_incident(c, &id))?
+        .query(move |c| store::get_incident(c, &key))
+        .await?
         .map(Json)
         .ok_or_else(|| Problem::not_found(format!("no incident with id {id:?}")))
 }
@@ -617,8 +650,8 @@ async fn list_anomalies(
     let limit = page_limit(q.limit, state.config.max_page)?;
     let cursor = parse_cursor(&q.cursor)?;
     let (items, next) = state
-        .db
-        .with(|c| store::list_anomalies(c, &filter, cursor.as_ref(), limit))?;
+        .query(move |c| store::list_anomalies(c, &filter, cursor.as_ref(), limit))
+        .await?;
     Ok(Json(AnomalyPage {
         items,
         next_cursor: next.map(|c| c.encode()),
@@ -676,8 +709,8 @@ async fn list_templates(
             })?,
     };
     let (items, more) = state
-        .db
-        .with(|c| store::list_templates(c, q.contains.as_deref(), offset, limit))?;
+        .query(move |c| store::list_templates(c, q.contains.as_deref(), offset, limit))
+        .await?;
     let next = more.then(|| format!("t.{}", offset + items.len() as u64));
     Ok(Json(TemplatePage {
         items,
@@ -721,9 +754,10 @@ async fn get_signal(
         Some(n) if (1..=20_000).contains(&n) => n as usize,
         Some(_) => return Err(Problem::bad_request("`limit` must be between 1 and 20000")),
     };
+    let k = key.clone();
     state
-        .db
-        .with(|c| store::get_signal(c, &key, from, to, limit))?
+        .query(move |c| store::get_signal(c, &k, from, to, limit))
+        .await?
         .map(Json)
         .ok_or_else(|| {
             Problem::not_found(format!(
@@ -965,8 +999,8 @@ async fn decide(
     }
     let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     match state
-        .db
-        .with(|c| Ok(store::decide(c, &id, approve, &reason, now)))
+        .query(move |c| Ok(store::decide(c, &id, approve, &reason, now)))
+        .await
     {
         Ok(Ok(action)) => Ok(Json(action)),
         Ok(Err(store::DecideError::NotFound(id))) => {
