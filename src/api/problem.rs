@@ -130,7 +130,7 @@ impl From<PathRejection> for Problem {
 
 /// A JSON body (axum's [`Json`]) whose rejection is a [`Problem`]: 400,
 /// 413, 415 or 422 as axum decides, with its explanation as `detail`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -148,7 +148,7 @@ where
 
 /// The query string (axum's [`Query`]); a query that does not deserialize
 /// into `T` is a 400 [`Problem`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiQuery<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiQuery<T>
@@ -165,8 +165,8 @@ where
 }
 
 /// Path parameters (axum's [`Path`]); one that does not deserialize into
-/// `T` (bad percent-encoding, not UTF-8) is a 400 [`Problem`].
-#[derive(Debug, Clone, Copy, Default)]
+/// `T` (a string that is not UTF-8 once decoded) is a 400 [`Problem`].
+#[derive(Debug, Clone)]
 pub struct ApiPath<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiPath<T>
