@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// Something a user must fix: a path that does not exist, an unknown format
-/// name, an unreachable broker.
+/// name, a header format that does not compile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading a file or directory failed.
@@ -42,9 +42,6 @@ pub enum Error {
         #[source]
         source: regex::Error,
     },
-    /// A Kafka client error (configuration, connection, subscription).
-    #[error("kafka: {0}")]
-    Kafka(String),
     /// Template-miner state that cannot be loaded.
     #[error("cannot load template state: {0}")]
     State(String),

@@ -9,7 +9,7 @@
 //!   JSON) and [`parse::Format`] to pick one by name or by sniffing.
 //! - [`mining`]: the streaming log template miner that turns messages into
 //!   stable template ids.
-//! - [`source`]: drivers that yield raw records from files, stdin and Kafka.
+//! - [`source`]: raw records from files and stdin, and from Kafka messages.
 //! - [`deadletter`]: the [`DeadLetter`] record kept for every input that could
 //!   not be parsed, with its reason, and [`IngestStats`] that account for
 //!   every record read.

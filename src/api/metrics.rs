@@ -142,7 +142,9 @@ impl Metrics {
     }
 }
 
-/// Reads the store's totals on each scrape.
+/// Reads the store's totals on each scrape. `Collector::encode` is
+/// synchronous, so this blocks: `GET /metrics` runs the whole encoding on
+/// tokio's blocking pool, never on an async worker.
 #[derive(Debug)]
 struct StoreCollector {
     db: Arc<Db>,

@@ -3,7 +3,10 @@
 //!
 //! State lives in one [`AppState`] behind an `Arc`; handlers are small
 //! functions that read the store and return `Result<Json<_>, Problem>`, so
-//! every error becomes an RFC 9457 problem in one place ([`problem`]).
+//! every error becomes an RFC 9457 problem in one place ([`problem`]). They
+//! take their inputs with [`ApiPath`], [`ApiQuery`] and [`ApiJson`] (axum's
+//! extractors with a `Problem` as rejection), so a parameter or body that
+//! does not parse is a problem document too, before the handler runs.
 //! Limits (body size, timeout, concurrency) are tower layers around the
 //! whole router; authentication is a middleware that knows which routes
 //! mutate. The OpenAPI document is generated from the handlers' annotations
@@ -14,8 +17,7 @@ pub mod problem;
 pub mod server;
 pub mod ui;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +25,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::{DeadLetterSink, Engine, EngineSettings};
 use models::{Action, Anomaly, Incident, Timestamp};
-use problem::Problem;
+use problem::{ApiJson, ApiPath, ApiQuery, Problem};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,6 +112,34 @@ pub struct AppState {
 }
 
 type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Run `f` on a store connection on tokio's blocking pool, and wait for
+    /// it without holding an async worker.
+    ///
+    /// Every store call of the API goes through here. Why: a SQLite query
+    /// blocks its thread (on the disk, and on the pool's mutex when every
+    /// connection is busy), and an async worker blocked that way answers
+    /// nothing else meanwhile, the probes and the load-shedding refusals
+    /// included; the runtime has only one worker per core. The blocking
+    /// pool is meant for this. `f` must own what it uses (`move`, clones of
+    /// ids and filters) because the blocking thread may outlive the
+    /// request: if the request is dropped (timeout, client gone) the query
+    /// still runs to its end, which is bounded by the page limits, and its
+    /// answer is discarded.
+    async fn query<T, F>(&self, f: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut rusqlite::Connection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            // A panic in a query: a 500 with the cause in the log, as
+            // any other failure.
+            .map_err(|e| anyhow::anyhow!("store task failed: {e}"))?
+    }
+}
 
 /// The API router with its limits and middleware.
 ///
@@ -406,7 +436,7 @@ async fn healthz() -> Json<Health> {
         (status = 200, description = "Ready to serve", body = Health),
         (status = 503, description = "The store cannot be read", body = Problem, content_type = "application/problem+json")))]
 async fn readyz(State(state): State<Shared>) -> Result<Json<Health>, Problem> {
-    match state.db.with(|c| store::ping(c)) {
+    match state.query(|c| store::ping(c)).await {
         Ok(()) => Ok(Json(Health {
             status: "ready".into(),
         })),
@@ -432,9 +462,13 @@ pub struct Health {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String)))]
 async fn metrics_text(State(state): State<Shared>) -> Result<Response, Problem> {
-    let text = state
-        .metrics
-        .encode()
+    // Encoding runs the store collector, which reads the store's totals:
+    // prometheus-client's `Collector::encode` is synchronous, so the whole
+    // encoding goes to the blocking pool (see `AppState::query`).
+    let encoding = state.clone();
+    let text = tokio::task::spawn_blocking(move || encoding.metrics.encode())
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics task failed: {e}"))?
         .map_err(|e| anyhow::anyhow!("cannot encode metrics: {e}"))?;
     let mut res = text.into_response();
     res.headers_mut().insert(
@@ -527,9 +561,8 @@ pub struct IncidentPage {
     security((), ("bearer" = [])))]
 async fn list_incidents(
     State(state): State<Shared>,
-    q: Result<Query<IncidentQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
 ) -> Result<Json<IncidentPage>, Problem> {
-    let Query(q) = q?;
     let filter = store::IncidentFilter {
         from: parse_time("from", &q.from)?,
         to: parse_time("to", &q.to)?,
@@ -540,8 +573,8 @@ async fn list_incidents(
     let limit = page_limit(q.limit, state.config.max_page)?;
     let cursor = parse_cursor(&q.cursor)?;
     let (items, next) = state
-        .db
-        .with(|c| store::list_incidents(c, &filter, cursor.as_ref(), limit))?;
+        .query(move |c| store::list_incidents(c, &filter, cursor.as_ref(), limit))
+        .await?;
     Ok(Json(IncidentPage {
         items,
         next_cursor: next.map(|c| c.encode()),
@@ -558,12 +591,12 @@ async fn list_incidents(
     security((), ("bearer" = [])))]
 async fn get_incident(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<store::IncidentDetail>, Problem> {
-    let Path(id) = id?;
+    let key = id.clone();
     state
-        .db
-        .with(|c| store::get_incident(c, &id))?
+        .query(move |c| store::get_incident(c, &key))
+        .await?
         .map(Json)
         .ok_or_else(|| Problem::not_found(format!("no incident with id {id:?}")))
 }
@@ -610,9 +643,8 @@ pub struct AnomalyPage {
     security((), ("bearer" = [])))]
 async fn list_anomalies(
     State(state): State<Shared>,
-    q: Result<Query<AnomalyQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<AnomalyQuery>,
 ) -> Result<Json<AnomalyPage>, Problem> {
-    let Query(q) = q?;
     let filter = store::AnomalyFilter {
         from: parse_time("from", &q.from)?,
         to: parse_time("to", &q.to)?,
@@ -623,8 +655,8 @@ async fn list_anomalies(
     let limit = page_limit(q.limit, state.config.max_page)?;
     let cursor = parse_cursor(&q.cursor)?;
     let (items, next) = state
-        .db
-        .with(|c| store::list_anomalies(c, &filter, cursor.as_ref(), limit))?;
+        .query(move |c| store::list_anomalies(c, &filter, cursor.as_ref(), limit))
+        .await?;
     Ok(Json(AnomalyPage {
         items,
         next_cursor: next.map(|c| c.encode()),
@@ -663,9 +695,8 @@ pub struct TemplatePage {
     security((), ("bearer" = [])))]
 async fn list_templates(
     State(state): State<Shared>,
-    q: Result<Query<TemplateQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<TemplateQuery>,
 ) -> Result<Json<TemplatePage>, Problem> {
-    let Query(q) = q?;
     let limit = page_limit(q.limit, state.config.max_page)?;
     // Templates are ranked by count, which a later replay changes: the
     // cursor is a plain offset, prefixed so it cannot be confused with
@@ -683,8 +714,8 @@ async fn list_templates(
             })?,
     };
     let (items, more) = state
-        .db
-        .with(|c| store::list_templates(c, q.contains.as_deref(), offset, limit))?;
+        .query(move |c| store::list_templates(c, q.contains.as_deref(), offset, limit))
+        .await?;
     let next = more.then(|| format!("t.{}", offset + items.len() as u64));
     Ok(Json(TemplatePage {
         items,
@@ -718,11 +749,9 @@ pub struct SignalQuery {
     security((), ("bearer" = [])))]
 async fn get_signal(
     State(state): State<Shared>,
-    key: Result<Path<String>, PathRejection>,
-    q: Result<Query<SignalQuery>, QueryRejection>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<SignalQuery>,
 ) -> Result<Json<store::SignalSeries>, Problem> {
-    let Path(key) = key?;
-    let Query(q) = q?;
     let from = parse_time("from", &q.from)?;
     let to = parse_time("to", &q.to)?;
     let limit = match q.limit {
@@ -730,9 +759,10 @@ async fn get_signal(
         Some(n) if (1..=20_000).contains(&n) => n as usize,
         Some(_) => return Err(Problem::bad_request("`limit` must be between 1 and 20000")),
     };
+    let k = key.clone();
     state
-        .db
-        .with(|c| store::get_signal(c, &key, from, to, limit))?
+        .query(move |c| store::get_signal(c, &k, from, to, limit))
+        .await?
         .map(Json)
         .ok_or_else(|| {
             Problem::not_found(format!(
@@ -841,10 +871,9 @@ async fn analyze(
             ),
         ));
     };
-    let body: Result<Json<AnalyzeRequest>, JsonRejection> =
-        <Json<AnalyzeRequest> as axum::extract::FromRequest<Shared>>::from_request(req, &state)
-            .await;
-    let Json(req) = body?;
+    // Extracted here rather than as an argument, so that it happens after
+    // the permit is taken.
+    let ApiJson(req) = ApiJson::<AnalyzeRequest>::from_request(req, &state).await?;
     let lines: usize = req.inputs.iter().map(|i| i.lines.len()).sum();
     if lines > state.config.max_analyze_lines || req.inputs.len() > 64 {
         return Err(Problem::new(
@@ -981,8 +1010,8 @@ async fn decide(
     }
     let now = Timestamp::from_millis(chrono::Utc::now().timestamp_millis());
     match state
-        .db
-        .with(|c| Ok(store::decide(c, &id, approve, &reason, now)))
+        .query(move |c| Ok(store::decide(c, &id, approve, &reason, now)))
+        .await
     {
         Ok(Ok(action)) => Ok(Json(action)),
         Ok(Err(store::DecideError::NotFound(id))) => {
@@ -1010,10 +1039,9 @@ async fn decide(
     security(("bearer" = [])))]
 async fn approve(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Action>, Problem> {
-    let Path(id) = id?;
     decide(state, id, true, body).await
 }
 
@@ -1030,10 +1058,9 @@ async fn approve(
     security(("bearer" = [])))]
 async fn reject(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<Action>, Problem> {
-    let Path(id) = id?;
     decide(state, id, false, body).await
 }
 

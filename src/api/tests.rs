@@ -374,6 +374,12 @@ async fn bad_parameters_are_problems_not_crashes() {
         "/api/v1/anomalies?to=2026-13-45T00:00:00Z",
         "/api/v1/templates?cursor=t.x",
         "/api/v1/signals/x?limit=0",
+        "/api/v1/signals/x?limit=many",
+        // Path parameters that are not UTF-8 once decoded: the path
+        // extractor's rejection, as a problem like the rest.
+        "/api/v1/incidents/%FF",
+        "/api/v1/signals/%FF",
+        "/ui/incidents/%FF",
     ] {
         let res = get(&app, uri).await;
         assert_problem(&res, 400, "bad_request");
@@ -1060,4 +1066,60 @@ async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
         !page.contains("GET &lt;*&gt; 200"),
         "a steady template is not evidence"
     );
+}
+
+/// A store call waits on the blocking pool, not on an async worker: while
+/// every connection of the pool is busy elsewhere, a list request waits
+/// and the probe on the same one-thread runtime is still answered. (With
+/// the query on the async worker, the worker itself would wait on the
+/// pool's mutex and answer nothing until a connection came free.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_busy_store_does_not_stall_other_requests() {
+    let db = Arc::new(Db::open(&fixture().db, 2).unwrap());
+    let app = router(AppState {
+        metrics: metrics::Metrics::new(db.clone()),
+        db: db.clone(),
+        config: ApiConfig::default(),
+        policy: reclaim::Policy::default(),
+        engine: engine::EngineSettings::for_run(),
+    });
+    // Both connections held by threads of the test's own, until released
+    // (or for a few seconds, so that a regression fails and never hangs).
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let mut releases = Vec::new();
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        releases.push(release);
+        let (db, held_tx) = (db.clone(), held_tx.clone());
+        holders.push(std::thread::spawn(move || {
+            db.with(|_| {
+                held_tx.send(()).unwrap();
+                let _ = released.recv_timeout(Duration::from_secs(5));
+                Ok(())
+            })
+            .unwrap()
+        }));
+    }
+    for _ in 0..2 {
+        held.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+    let list = tokio::spawn({
+        let app = app.clone();
+        async move { get(&app, "/api/v1/incidents").await.0 }
+    });
+    // Let the list request run up to its store call.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(get(&app, "/healthz").await.0, StatusCode::OK);
+    assert!(
+        !list.is_finished(),
+        "the list answered while the store was busy"
+    );
+    drop(releases);
+    assert_eq!(list.await.unwrap(), StatusCode::OK);
+    for h in holders {
+        h.join().unwrap();
+    }
 }

@@ -10,9 +10,9 @@
 //! never stored beyond the tab). Markup comes from maud, which escapes
 //! every value it is given: log text cannot inject HTML.
 
-use super::{problem::Problem, Shared};
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use super::problem::{ApiPath, Problem};
+use super::Shared;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -78,8 +78,8 @@ fn target_text(t: &models::Target) -> String {
 /// `GET /`: the incident list, refreshed live.
 pub async fn index(State(state): State<Shared>) -> Result<Html<String>, Problem> {
     let (items, _) = state
-        .db
-        .with(|c| store::list_incidents(c, &store::IncidentFilter::default(), None, 100))?;
+        .query(|c| store::list_incidents(c, &store::IncidentFilter::default(), None, 100))
+        .await?;
     let items: Vec<store::IncidentSummary> = items
         .iter()
         .map(|raw| serde_json::from_str(raw.get()))
@@ -156,10 +156,10 @@ const LIVE_SCRIPT: &str = r#"
 /// `GET /ui/incidents/{id}`: one incident with plots, templates and actions.
 pub async fn incident(
     State(state): State<Shared>,
-    id: Result<Path<String>, PathRejection>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, Problem> {
-    let Path(id) = id?;
-    let Some(detail) = state.db.with(|c| store::get_incident(c, &id))? else {
+    let key = id.clone();
+    let Some(detail) = state.query(move |c| store::get_incident(c, &key)).await? else {
         let body = html! {
             h1 { "No such incident" }
             p { "There is no incident " code { (id) } ". " a href="/" { "Back to the list" } "." }
@@ -188,15 +188,17 @@ pub async fn incident(
     let end = inc.end.unwrap_or(inc.start.add_millis(30 * 60_000));
     let from = inc.start.add_millis(-45 * 60_000);
     let to = end.add_millis(15 * 60_000);
-    let series: Vec<SignalSeries> = state.db.with(|c| {
-        let mut out = Vec::new();
-        for k in &keys {
-            if let Some(s) = store::get_signal(c, k, Some(from), Some(to), 2000)? {
-                out.push(s);
+    let series: Vec<SignalSeries> = state
+        .query(move |c| {
+            let mut out = Vec::new();
+            for k in &keys {
+                if let Some(s) = store::get_signal(c, k, Some(from), Some(to), 2000)? {
+                    out.push(s);
+                }
             }
-        }
-        Ok(out)
-    })?;
+            Ok(out)
+        })
+        .await?;
     let templates: Vec<(&String, &String, &u64, &Vec<String>)> = inc
         .root_causes
         .first()
@@ -214,15 +216,18 @@ pub async fn incident(
         .collect();
     // Counts over time of the templates that rose most during the
     // incident (per minute, stored by replay with --db).
-    let template_series: Vec<(String, SignalSeries)> = state.db.with(|c| {
-        let mut out = Vec::new();
-        for (key, text, ..) in store::rising_templates(c, inc.start, end, 3)? {
-            if let Some(s) = store::get_signal(c, &key, Some(from), Some(to), 2000)? {
-                out.push((text, per_minute(s, from, to)));
+    let start = inc.start;
+    let template_series: Vec<(String, SignalSeries)> = state
+        .query(move |c| {
+            let mut out = Vec::new();
+            for (key, text, ..) in store::rising_templates(c, start, end, 3)? {
+                if let Some(s) = store::get_signal(c, &key, Some(from), Some(to), 2000)? {
+                    out.push((text, per_minute(s, from, to)));
+                }
             }
-        }
-        Ok(out)
-    })?;
+            Ok(out)
+        })
+        .await?;
     let changes: Vec<&models::ChangeEvent> = inc
         .root_causes
         .iter()

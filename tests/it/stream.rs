@@ -5,12 +5,11 @@
 //! wait is bounded.
 
 use crate::cli::remedy;
-use crate::kafka::{bootstrap, create_topic, producer, unique, BROKER};
+use crate::kafka::{bootstrap, create_topic, producer, read_to_end, unique, BROKER};
 use ingest::decode::{Decoder, DecoderConfig};
 use ingest::{Format, RawRecord};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
@@ -269,69 +268,20 @@ async fn produce(topic: &str, records: &[(Option<i32>, Option<String>, String)])
 }
 
 /// Every record of `topic` (all partitions, from the start to the end as
-/// of now): (key, value, headers).
+/// of now): (key, value, headers), text read lossily.
 fn read_all(topic: &str) -> Vec<(String, Vec<u8>, BTreeMap<String, String>)> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.message.max.bytes", "67108864")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts = md.topics()[0].partitions().len() as i32;
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
-    for p in 0..parts {
-        let (lo, hi) = c
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        if hi > lo {
-            ends.insert(p, hi);
-            tpl.add_partition_offset(topic, p, Offset::Beginning)
-                .unwrap();
-        }
-    }
-    let mut out = Vec::new();
-    if ends.is_empty() {
-        return out;
-    }
-    c.assign(&tpl).unwrap();
-    let mut done: BTreeSet<i32> = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while done.len() < ends.len() {
-        assert!(
-            Instant::now() < deadline,
-            "could not read {topic} to its end"
-        );
-        if let Some(m) = c.poll(Duration::from_millis(500)) {
-            let m = m.unwrap();
-            let headers = m
-                .headers()
-                .map(|hs| {
-                    hs.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_string(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push((
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                m.payload().unwrap_or_default().to_vec(),
-                headers,
-            ));
-            if m.offset() + 1 >= ends[&m.partition()] {
-                done.insert(m.partition());
-            }
-        }
-    }
-    out
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    read_to_end(topic)
+        .into_iter()
+        .map(|r| {
+            let headers = r.headers.iter().map(|(k, v)| (k.clone(), text(v)));
+            (
+                text(r.key.as_deref().unwrap_or_default()),
+                r.bytes,
+                headers.collect(),
+            )
+        })
+        .collect()
 }
 
 /// The newest version of each incident in `topic`, by id.
