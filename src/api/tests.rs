@@ -641,6 +641,53 @@ async fn analyze_gives_the_incidents_replay_gives() {
     assert_eq!(b["actions"][0]["kind"]["type"], "restart");
 }
 
+/// `POST /analyze` runs the engine the server was configured with
+/// (`serve --config`, `run`'s `[engine]` table), not a default one: here a
+/// record cap of 128 bytes dead-letters the long record, as a replay with
+/// the same setting would.
+#[tokio::test]
+async fn analyze_uses_the_servers_engine_configuration() {
+    let db = Arc::new(Db::open(&fixture().db, 2).unwrap());
+    let config = engine::EngineConfig {
+        max_line_bytes: 128,
+        ..Default::default()
+    };
+    let app = router(AppState {
+        metrics: metrics::Metrics::new(db.clone()),
+        db,
+        config: ApiConfig {
+            open_analyze: true,
+            ..ApiConfig::default()
+        },
+        policy: reclaim::Policy::default(),
+        engine: config.settings(&[]).unwrap(),
+    });
+    let long = format!(
+        r#"{{"timestamp":"2026-01-05T00:00:01Z","level":"info","message":"{}","service":"api"}}"#,
+        "x".repeat(100)
+    );
+    let (s, _, b) = send(
+        &app,
+        post(
+            "/api/v1/analyze",
+            None,
+            json!({"inputs": [{"name": "app", "format": "json", "lines": [
+                r#"{"timestamp":"2026-01-05T00:00:00Z","level":"info","message":"ok","service":"api"}"#,
+                long,
+            ]}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        (b["read"].as_u64(), b["parsed"].as_u64()),
+        (Some(2), Some(1)),
+        "{b}"
+    );
+    assert_eq!(b["dead_letters"][0]["line"], 2, "{b}");
+    assert_eq!(b["dead_letters"][0]["reason"], "line_too_long", "{b}");
+}
+
 #[tokio::test]
 async fn analyze_keeps_bad_records_and_refuses_bad_requests() {
     let app = app_with(

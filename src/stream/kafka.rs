@@ -322,7 +322,7 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
 }
 
 /// A task and what the driver tracks beside it.
-struct Running {
+struct Partition {
     task: Task,
     lanes: Vec<LaneRt>,
     /// Ingest counts already written to the store.
@@ -348,7 +348,7 @@ struct Worker {
     policy: reclaim::Policy,
     producer: ThreadedProducer<ProduceCtx>,
     failures: Arc<AtomicU64>,
-    tasks: BTreeMap<i32, Running>,
+    tasks: BTreeMap<i32, Partition>,
     lane_of: HashMap<String, usize>,
     origins: HashMap<String, Arc<str>>,
     store: Option<store::Store>,
@@ -678,7 +678,7 @@ impl Worker {
         let written = task.engine().ingest();
         self.tasks.insert(
             p,
-            Running {
+            Partition {
                 task,
                 lanes,
                 written,
@@ -705,17 +705,17 @@ impl Worker {
         };
         let p = msg.partition();
         let origin = self.origin(msg.topic());
-        let Some(run) = self.tasks.get_mut(&p) else {
+        let Some(part) = self.tasks.get_mut(&p) else {
             // Not ours (any more): not committed, so its owner gets it.
             return Ok(());
         };
         let raw = ingest::source::kafka::record_of(origin, msg);
         let mut dead = DeadLetters::default();
-        if !run.task.push(lane, msg.offset(), &raw, &mut dead)? {
+        if !part.task.push(lane, msg.offset(), &raw, &mut dead)? {
             return Ok(());
         }
         self.metrics.records.inc();
-        run.lanes[lane].empty_since = None;
+        part.lanes[lane].empty_since = None;
         if let Some(ts) = raw.transport_time {
             let now = chrono::Utc::now().timestamp_millis();
             let secs = (now - ts.as_millis()).max(0) as f64 / 1000.0;
@@ -767,10 +767,10 @@ impl Worker {
         let topics = self.cfg.kafka.topics.clone();
         let ps: Vec<i32> = self.tasks.keys().copied().collect();
         for p in ps {
-            let run = self.tasks.get_mut(&p).expect("task");
-            let next: Vec<i64> = run.task.lanes.iter().map(|l| l.next_offset).collect();
-            let lanes = &mut run.lanes;
-            run.task.step(bounded, &mut |i| {
+            let part = self.tasks.get_mut(&p).expect("task");
+            let next: Vec<i64> = part.task.lanes.iter().map(|l| l.next_offset).collect();
+            let lanes = &mut part.lanes;
+            part.task.step(bounded, &mut |i| {
                 let l = &mut lanes[i];
                 if bounded {
                     // Bounded runs wait for every record up to the end.
@@ -784,8 +784,8 @@ impl Worker {
             });
             // Backpressure: a partition far ahead of the others is paused
             // until the merge has used what it sent.
-            for (i, l) in run.lanes.iter_mut().enumerate() {
-                let n = run.task.lanes[i].buffered();
+            for (i, l) in part.lanes.iter_mut().enumerate() {
+                let n = part.task.lanes[i].buffered();
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition(&topics[i], p);
                 if !l.paused && n >= cap {
@@ -797,7 +797,7 @@ impl Worker {
                 }
             }
             if !bounded {
-                let em = run.task.take()?;
+                let em = part.task.take()?;
                 self.send_results(p, em)?;
             }
         }
@@ -847,11 +847,11 @@ impl Worker {
         self.write_store()?;
         let mut tpl = TopicPartitionList::new();
         let mut wrote = false;
-        for (p, run) in &mut self.tasks {
-            if !run.task.dirty {
+        for (p, part) in &mut self.tasks {
+            if !part.task.dirty {
                 continue;
             }
-            let bytes = run.task.snapshot()?;
+            let bytes = part.task.snapshot()?;
             self.metrics.checkpoint_bytes.set(bytes.len() as i64);
             let key = format!("partition-{p}");
             send(
@@ -861,9 +861,9 @@ impl Worker {
                     .payload(&bytes[..])
                     .partition(*p),
             )?;
-            run.task.dirty = false;
+            part.task.dirty = false;
             wrote = true;
-            for (i, l) in run.task.lanes.iter().enumerate() {
+            for (i, l) in part.task.lanes.iter().enumerate() {
                 if l.next_offset > 0 {
                     tpl.add_partition_offset(
                         &self.cfg.kafka.topics[i],
@@ -912,10 +912,10 @@ impl Worker {
             return Ok(());
         };
         let mut ingest = IngestStats::default();
-        for run in self.tasks.values_mut() {
-            let now = run.task.engine().ingest();
-            ingest.merge(&now.since(&run.written));
-            run.written = now;
+        for part in self.tasks.values_mut() {
+            let now = part.task.engine().ingest();
+            ingest.merge(&now.since(&part.written));
+            part.written = now;
         }
         if pending.is_empty() && ingest.read == 0 && ingest.blank == 0 {
             return Ok(());
@@ -974,13 +974,13 @@ impl Worker {
     }
 
     fn update_lag(&mut self, c: &BaseConsumer<Ctx>) {
-        for (p, run) in &mut self.tasks {
-            for (i, l) in run.lanes.iter_mut().enumerate() {
+        for (p, part) in &mut self.tasks {
+            for (i, l) in part.lanes.iter_mut().enumerate() {
                 let topic = &self.cfg.kafka.topics[i];
                 if let Ok((_, h)) = c.fetch_watermarks(topic, *p, Duration::from_secs(2)) {
                     l.high = h;
                 }
-                let lag = (l.high - run.task.lanes[i].next_offset).max(0);
+                let lag = (l.high - part.task.lanes[i].next_offset).max(0);
                 self.metrics
                     .lag
                     .get_or_create(&PartitionLabels {
@@ -1014,14 +1014,14 @@ impl Worker {
         out: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
         tracing::info!("end of input reached; finishing the analysis");
-        for run in self.tasks.values_mut() {
-            run.task.dirty = true;
+        for part in self.tasks.values_mut() {
+            part.task.dirty = true;
         }
         self.checkpoint(c)?;
         let ps: Vec<i32> = self.tasks.keys().copied().collect();
         for p in ps {
-            let run = self.tasks.get_mut(&p).expect("task");
-            let mut found = run.task.conclude()?;
+            let part = self.tasks.get_mut(&p).expect("task");
+            let mut found = part.task.conclude()?;
             if let (Some(dir), Some(summary)) = (out, found.summary.take()) {
                 std::fs::create_dir_all(dir)?;
                 let path = dir.join(format!("summary-{p}.json"));

@@ -49,6 +49,76 @@ fn replay_with_an_unknown_format_lists_the_known_ones() {
     assert!(!out_dir.exists());
 }
 
+/// `replay --config` reads the `[engine]` table of a TOML file (the file
+/// `remedy run` reads, its streaming keys and other tables accepted), a
+/// flag overrides it, and a typo in the table is named.
+#[test]
+fn replay_reads_the_engine_table_of_a_config_file_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    let long = "x".repeat(200);
+    std::fs::write(
+        &log,
+        format!(
+            "ts=2026-01-05T00:00:00Z level=info msg=short\n\
+             ts=2026-01-05T00:00:01Z level=info msg={long}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("remedy.toml");
+    std::fs::write(
+        &cfg,
+        "[kafka]\nbrokers = \"127.0.0.1:9092\"\n[engine]\nmax_line_bytes = 100\ncheckpoint_interval_secs = 5\n",
+    )
+    .unwrap();
+    let dead_letters = |extra: &[&str]| -> u64 {
+        let out_dir = dir.path().join("out");
+        let out = remedy()
+            .arg("replay")
+            .arg("--config")
+            .arg(&cfg)
+            .args(extra)
+            .arg("--out")
+            .arg(&out_dir)
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        s["ingest"]["by_reason"]["line_too_long"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        dead_letters(&[]),
+        1,
+        "the file's cap dead-letters the long line"
+    );
+    assert_eq!(
+        dead_letters(&["--max-line-bytes", "1000"]),
+        0,
+        "the flag wins"
+    );
+
+    std::fs::write(&cfg, "[engine]\nmax_line_byte = 100\n").unwrap();
+    let out = remedy()
+        .arg("replay")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("engine.max_line_byte") && err.contains("max_line_bytes"),
+        "{err}"
+    );
+}
+
 #[test]
 fn replay_accounts_for_every_record_and_keeps_the_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
