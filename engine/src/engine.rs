@@ -317,6 +317,24 @@ impl Engine {
         Ok(())
     }
 
+    /// The input `at` names could not be read past `at.position`
+    /// (`detail` says why): a dead letter for the rest of it, counted by
+    /// that origin's decoder.
+    pub fn unreadable(
+        &mut self,
+        at: &RawRecord,
+        detail: String,
+        dead: &mut dyn DeadLetterSink,
+    ) -> anyhow::Result<()> {
+        if !self.decoders.contains_key(&at.origin) {
+            let d = Decoder::new(self.config.format.clone(), self.config.decoder.clone())?;
+            self.origins.push(at.origin.clone());
+            self.decoders.insert(at.origin.clone(), d);
+        }
+        let decoder = self.decoders.get_mut(&at.origin).expect("inserted above");
+        dead.put(&decoder.unreadable(at, detail))
+    }
+
     /// Take the decoder of `origin` out of the engine (a new one when the
     /// origin has none yet), to decode that origin's records elsewhere (on
     /// a worker thread); fold what it yields in with

@@ -98,6 +98,9 @@ enum Lane<'a> {
         source: &'a mut dyn Input,
         buf: VecDeque<Event>,
         done: bool,
+        /// Position of the last record read (where an unreadable rest
+        /// starts).
+        read: u64,
     },
     /// Read and decoded by a worker thread, in batches.
     Worker(Decoded),
@@ -215,6 +218,7 @@ pub fn merge(
                     source: s.as_mut(),
                     buf: VecDeque::new(),
                     done: false,
+                    read: 0,
                 })
                 .collect();
             return merge_lanes(lanes, engine, dead, tick);
@@ -274,7 +278,19 @@ fn decode_worker(
         let decoded = match source.next_into(&mut raw) {
             None => break,
             Some(Err(e)) => {
-                batch.records.push(Decode::Failed(e));
+                // An input that cannot be read further (a damaged `.gz`)
+                // is a dead letter and the end of that input; the others
+                // go on. Anything else (a cancelled analysis) stops the run.
+                match unreadable(&e) {
+                    Some(detail) => {
+                        let at =
+                            RawRecord::line(source_origin(source), raw.position + 1, Vec::new());
+                        batch
+                            .records
+                            .push(Decode::Dead(decoder.unreadable(&at, detail)));
+                    }
+                    None => batch.records.push(Decode::Failed(e)),
+                }
                 break;
             }
             Some(Ok(())) => {
@@ -316,6 +332,18 @@ fn decode_worker(
         let _ = tx.send(batch);
     }
     decoder
+}
+
+/// Why an input could not be read further, when the error is the input's
+/// (an I/O error reading a file or stream, a damaged `.gz`): such an input
+/// ends in a dead letter and the run goes on. Other errors stop the run.
+fn unreadable(e: &anyhow::Error) -> Option<String> {
+    e.downcast_ref::<ingest::Error>().map(|e| e.to_string())
+}
+
+/// The origin an input's records carry (`-` when it does not say).
+fn source_origin(source: &dyn Input) -> Arc<str> {
+    source.origin().unwrap_or_else(|| Arc::from("-"))
 }
 
 /// Lower this thread's scheduling priority below the engine's.
@@ -414,12 +442,27 @@ fn fill(
     tick: &dyn Fn(),
 ) -> anyhow::Result<Option<Timestamp>> {
     match lane {
-        Lane::Inline { source, buf, done } => {
+        Lane::Inline {
+            source,
+            buf,
+            done,
+            read,
+        } => {
             while buf.is_empty() && !*done {
                 match source.next_record() {
                     None => *done = true,
+                    Some(Err(e)) => {
+                        let Some(detail) = unreadable(&e) else {
+                            return Err(e);
+                        };
+                        *done = true;
+                        let at = RawRecord::line(source_origin(&**source), *read + 1, Vec::new());
+                        engine.unreadable(&at, detail, dead)?;
+                        tick();
+                    }
                     Some(raw) => {
                         let raw = raw?;
+                        *read = raw.position;
                         scratch.clear();
                         engine.decode(&raw, dead, scratch)?;
                         buf.extend(scratch.drain(..));

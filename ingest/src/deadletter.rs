@@ -34,6 +34,10 @@ pub enum DeadLetterReason {
     /// (random or binary bytes on a topic), which a free-text layout would
     /// otherwise take for a message.
     Binary,
+    /// The input could not be read past this point (a damaged or truncated
+    /// `.gz`, an I/O error): the rest of that input, kept as one dead
+    /// letter naming the error, while the other inputs go on.
+    Unreadable,
 }
 
 impl DeadLetterReason {
@@ -52,6 +56,7 @@ impl DeadLetterReason {
             DeadLetterReason::Empty => "empty",
             DeadLetterReason::UnknownFormat => "unknown_format",
             DeadLetterReason::Binary => "binary",
+            DeadLetterReason::Unreadable => "unreadable",
         }
     }
 }

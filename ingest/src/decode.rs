@@ -359,6 +359,14 @@ impl Decoder {
         Ok(())
     }
 
+    /// The input `raw` would have come from could not be read past
+    /// `raw.position` (`detail` says why): a dead letter for the rest of it,
+    /// counted as one record read, so the totals still add up.
+    pub fn unreadable(&mut self, raw: &RawRecord, detail: String) -> Box<DeadLetter> {
+        self.stats.read += 1;
+        self.dead(raw, ParseError::new(DeadLetterReason::Unreadable, detail))
+    }
+
     fn dead(&mut self, raw: &RawRecord, e: ParseError) -> Box<DeadLetter> {
         self.stats.dead_lettered += 1;
         *self.stats.by_reason.entry(e.reason).or_default() += 1;

@@ -430,3 +430,144 @@ fn replay_reads_a_csv_table_and_writes_parquet_tables() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("anomalies.parquet"));
 }
+
+/// Three JSON log lines, as a shipper writes them.
+fn json_lines(service: &str) -> String {
+    (0..3)
+        .map(|i| {
+            format!(
+                "{{\"timestamp\":\"2026-01-05T10:00:0{i}Z\",\"level\":\"info\",\"message\":\"tick {i}\",\"service\":\"{service}\"}}\n"
+            )
+        })
+        .collect()
+}
+
+/// A named pipe (FIFO) and `/dev/stdin` are read once, from their first
+/// byte: replay used to open a path twice (once to look for the gzip
+/// magic), which lost a pipe's first two bytes and waited forever on a
+/// FIFO whose writer had gone.
+#[test]
+fn replay_reads_a_fifo_and_dev_stdin_from_their_first_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.log");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, json_lines("fifo")).unwrap())
+    };
+    let out_dir = dir.path().join("out");
+    let mut child = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg(&fifo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a regression that opens the FIFO twice would wait forever.
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            child.kill().unwrap();
+            panic!("replay of a FIFO did not finish within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    writer.join().unwrap();
+    assert!(status.success());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ingest"]["parsed"], 3, "{}", summary["ingest"]);
+    assert_eq!(
+        summary["ingest"]["dead_lettered"], 0,
+        "{}",
+        summary["ingest"]
+    );
+
+    let out_dir = dir.path().join("out-stdin");
+    let mut child = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg("/dev/stdin")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(json_lines("stdin").as_bytes()).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["ingest"]["parsed"], 3, "{}", summary["ingest"]);
+    assert_eq!(summary["logs_by_service"]["stdin"]["logs"], 3);
+}
+
+/// A truncated `.gz` beside good files: what it held before the damage is
+/// read, the rest is one dead letter naming the error (`unreadable`), and
+/// the run goes on over the other files (it used to stop with exit 2 and no
+/// output). Alone, the same file is read on the engine's thread: same answer.
+#[test]
+fn a_damaged_gzip_is_dead_lettered_and_the_run_goes_on() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.log"), json_lines("good")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for i in 0..2000 {
+        writeln!(
+            gz,
+            "{{\"timestamp\":\"2026-01-05T10:{:02}:{:02}Z\",\"level\":\"info\",\"message\":\"line {i} of a long file\",\"service\":\"damaged\"}}",
+            i / 60 % 60,
+            i % 60
+        )
+        .unwrap();
+    }
+    let bytes = gz.finish().unwrap();
+    std::fs::write(data.join("b.log.gz"), &bytes[..bytes.len() / 2]).unwrap();
+
+    for (name, input) in [("dir", data.clone()), ("alone", data.join("b.log.gz"))] {
+        let out_dir = dir.path().join(format!("out-{name}"));
+        let out = remedy()
+            .args(["replay", "--out"])
+            .arg(&out_dir)
+            .arg(&input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        let ingest = &summary["ingest"];
+        assert_eq!(ingest["by_reason"]["unreadable"], 1, "{name}: {ingest}");
+        assert_eq!(
+            ingest["read"].as_u64(),
+            Some(ingest["parsed"].as_u64().unwrap() + ingest["dead_lettered"].as_u64().unwrap()),
+            "{name}: {ingest}"
+        );
+        let damaged = summary["logs_by_service"]["damaged"]["logs"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            damaged > 0 && damaged < 2000,
+            "{name}: {damaged} lines before the damage"
+        );
+        if name == "dir" {
+            assert_eq!(summary["logs_by_service"]["good"]["logs"], 3);
+        }
+        let dead = std::fs::read_to_string(out_dir.join("dead-letter.jsonl")).unwrap();
+        let letter: serde_json::Value = serde_json::from_str(dead.lines().last().unwrap()).unwrap();
+        assert_eq!(letter["reason"], "unreadable");
+        assert!(
+            letter["origin"].as_str().unwrap().ends_with("b.log.gz"),
+            "{letter}"
+        );
+        assert_eq!(letter["position"].as_u64(), Some(damaged + 1), "{letter}");
+    }
+}

@@ -32,6 +32,9 @@ pub struct LineReader {
     line_no: u64,
     max_line_bytes: usize,
     path: PathBuf,
+    /// A read failed: the input ends there (a damaged `.gz` would
+    /// otherwise fail again, or worse, at every later call).
+    failed: bool,
 }
 
 impl LineReader {
@@ -43,6 +46,7 @@ impl LineReader {
             line_no: 0,
             max_line_bytes,
             path: PathBuf::from(origin),
+            failed: false,
         }
     }
 
@@ -52,14 +56,25 @@ impl LineReader {
             path: path.to_path_buf(),
             source,
         };
+        // Opened once and the gzip magic peeked in the buffer, not read:
+        // a pipe, a FIFO or `<(process substitution)` can be read only
+        // once, and opening a FIFO a second time waits for a writer that
+        // has gone.
+        // Opened once, and the two bytes read to look for the gzip magic
+        // put back in front of the rest: a pipe, a FIFO or `<(process
+        // substitution)` can be read only once, and opening a FIFO a
+        // second time waits for a writer that has gone.
         let mut file = File::open(path).map_err(io)?;
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic).map_err(io)?;
-        let file = File::open(path).map_err(io)?;
+        let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
         let reader: Box<dyn BufRead + Send> = if n == 2 && magic == [0x1f, 0x8b] {
-            Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file)))
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                MultiGzDecoder::new(whole),
+            ))
         } else {
-            Box::new(BufReader::with_capacity(1 << 16, file))
+            Box::new(BufReader::with_capacity(1 << 16, whole))
         };
         let mut r = LineReader::new(&path.to_string_lossy(), reader, max_line_bytes);
         r.path = path.to_path_buf();
@@ -99,18 +114,25 @@ impl LineReader {
     /// Read the next line into `buf` (cleared first), reusing its
     /// allocation: the hot loop of a tool that reads a file once. Returns
     /// the 1-based line number, or `None` at the end.
+    /// After an error the input is over: the next call returns `None`.
     pub fn next_line_into(&mut self, buf: &mut Vec<u8>) -> Option<Result<u64>> {
         buf.clear();
+        if self.failed {
+            return None;
+        }
         match read_capped_line(&mut self.reader, buf, self.max_line_bytes) {
             Ok(0) => None,
             Ok(_) => {
                 self.line_no += 1;
                 Some(Ok(self.line_no))
             }
-            Err(source) => Some(Err(Error::Io {
-                path: self.path.clone(),
-                source,
-            })),
+            Err(source) => {
+                self.failed = true;
+                Some(Err(Error::Io {
+                    path: self.path.clone(),
+                    source,
+                }))
+            }
         }
     }
 }
