@@ -357,7 +357,10 @@ mod tests {
             assert!(c.engine.analysis.mixed_formats);
             jail.create_file("bad.toml", "[engine]\ntopolgy = \"t.json\"\n")?;
             let e = RunConfig::load(Some(Path::new("bad.toml"))).unwrap_err();
-            assert!(e.to_string().contains("brokrs"), "{e}");
+            assert!(
+                e.to_string().contains("engine.topolgy") && e.to_string().contains("topology"),
+                "{e}"
+            );
 
             jail.set_env("REMEDY_KAFKA__TOPICS", "logs");
             jail.set_env("REMEDY_TOPICS__INCIDENTS", "logs");
