@@ -335,6 +335,13 @@ impl Engine {
         dead.put(&decoder.unreadable(at, detail))
     }
 
+    /// A decoder of `format` with the engine's settings, for an input that
+    /// names its format, decoded elsewhere and handed back with
+    /// [`Engine::return_decoder`] like a taken one.
+    pub fn new_decoder(&self, format: Format) -> anyhow::Result<Decoder> {
+        Ok(Decoder::new(format, self.config.decoder.clone())?)
+    }
+
     /// Take the decoder of `origin` out of the engine (a new one when the
     /// origin has none yet), to decode that origin's records elsewhere (on
     /// a worker thread); fold what it yields in with

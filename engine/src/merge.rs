@@ -57,6 +57,33 @@ impl Input for ingest::source::file::LineReader {
     }
 }
 
+/// An input read in a format the user named for it (`--format
+/// GLOB=FORMAT`) rather than the run's.
+pub struct WithFormat<I> {
+    /// The input.
+    pub input: I,
+    /// Its format.
+    pub format: ingest::Format,
+}
+
+impl<I: Input> Input for WithFormat<I> {
+    fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
+        self.input.next_record()
+    }
+
+    fn next_into(&mut self, raw: &mut RawRecord) -> Option<anyhow::Result<()>> {
+        self.input.next_into(raw)
+    }
+
+    fn origin(&self) -> Option<Arc<str>> {
+        self.input.origin()
+    }
+
+    fn format(&self) -> Option<ingest::Format> {
+        Some(self.format.clone())
+    }
+}
+
 /// Records in memory that all carry one origin (the API's inputs).
 pub struct MemoryInput {
     /// Their origin.
@@ -199,11 +226,6 @@ pub fn merge(
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
-    for s in sources.iter() {
-        if let (Some(origin), Some(format)) = (s.origin(), s.format()) {
-            engine.set_origin_format(origin, format)?;
-        }
-    }
     let origins: Option<Vec<Arc<str>>> = sources.iter().map(|s| s.origin()).collect();
     let distinct = origins.as_ref().is_some_and(|o| {
         let set: std::collections::HashSet<&Arc<str>> = o.iter().collect();
@@ -212,6 +234,11 @@ pub fn merge(
     let origins = match origins {
         Some(o) if distinct && sources.len() > 1 => o,
         _ => {
+            for s in sources.iter() {
+                if let (Some(origin), Some(format)) = (s.origin(), s.format()) {
+                    engine.set_origin_format(origin, format)?;
+                }
+            }
             let lanes = sources
                 .iter_mut()
                 .map(|s| Lane::Inline {
@@ -228,7 +255,13 @@ pub fn merge(
         let mut workers = Vec::new();
         let mut lanes = Vec::new();
         for (source, origin) in sources.iter_mut().zip(origins) {
-            let decoder = engine.take_decoder(&origin)?;
+            // An input that names its format gets a decoder of its own; it
+            // joins the summary when its first record is read, so origins
+            // are listed in the order read either way.
+            let decoder = match source.format() {
+                Some(format) => engine.new_decoder(format)?,
+                None => engine.take_decoder(&origin)?,
+            };
             let (tx, rx) = sync_channel(BATCHES_IN_FLIGHT);
             let (spent_tx, spent_rx) = channel();
             let source: &mut dyn Input = source.as_mut();

@@ -4,7 +4,7 @@ use crate::output::JsonLines;
 use anyhow::Context;
 use engine::{DeadLetterSink, Engine, EngineConfig, FindingsSink, Publisher, Summary};
 use ingest::source::file::{stdin_lines, FileSource};
-use ingest::DeadLetter;
+use ingest::{DeadLetter, Format};
 use models::{Action, ActionStatus, Evidence, Incident};
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,9 +31,21 @@ pub struct Args {
     /// Input format for every file: a name (`json`, `logfmt`, `plain`,
     /// `syslog`, `prometheus`, `prom-json`, ...), a loghub header format
     /// such as '<Date> <Time> <Level> <Component>: <Content>', or `auto` to
-    /// sniff each file [default: auto].
+    /// sniff each file [default: auto]. `GLOB=FORMAT` gives the files whose
+    /// path (relative to the directory named on the command line) matches
+    /// GLOB their own format, e.g. '--format nginx/*.log=plain'; repeat
+    /// the flag for several (the first matching glob wins).
     #[arg(long, value_name = "FORMAT")]
-    pub format: Option<String>,
+    pub format: Vec<String>,
+
+    /// Leave out files and directories whose path, relative to the
+    /// directory named on the command line, matches GLOB (e.g. '*.md',
+    /// 'logs/debug/**'); repeat for several. Documentation files at the
+    /// top of a dataset (`README`, `LICENSE`, `labels.json`,
+    /// `manifest.json`...) are left out too; a path named on the command
+    /// line is always read.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
 
     /// Records longer than this many bytes are dead-lettered, not parsed
     /// [default: 1048576].
@@ -89,6 +101,9 @@ pub struct Args {
     pub tables: Option<crate::table::TableFormat>,
 }
 
+/// A `--format GLOB=FORMAT`: the files it matches, and their format.
+type FormatByGlob = (globset::GlobMatcher, Format);
+
 /// `--detectors`' values.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Detectors {
@@ -99,6 +114,35 @@ pub enum Detectors {
 }
 
 impl Args {
+    /// `--format`'s values: the one for every input (at most one), and the
+    /// `GLOB=FORMAT` ones, checked.
+    fn formats(&self) -> anyhow::Result<(Option<&str>, Vec<FormatByGlob>)> {
+        let mut every = None;
+        let mut by_glob = Vec::new();
+        for v in &self.format {
+            // A loghub header format holds `<Field>`s and may hold `=`; a
+            // glob has no `<`.
+            match v.split_once('=') {
+                Some((glob, format)) if !glob.is_empty() && !glob.contains('<') => {
+                    let m = globset::Glob::new(glob)
+                        .with_context(|| format!("--format {v:?}: {glob:?} is not a glob"))?
+                        .compile_matcher();
+                    let f = Format::from_name(format).with_context(|| format!("--format {v:?}"))?;
+                    by_glob.push((m, f));
+                }
+                _ => {
+                    if let Some(was) = every.replace(v.as_str()) {
+                        anyhow::bail!(
+                            "--format is given twice for every input ({was:?} and {v:?}); \
+                             name the files one applies to as GLOB=FORMAT"
+                        );
+                    }
+                }
+            }
+        }
+        Ok((every, by_glob))
+    }
+
     /// The engine's configuration: the file's `[engine]` table, then the
     /// flags given.
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
@@ -106,8 +150,8 @@ impl Args {
             Some(p) => EngineConfig::from_toml_file(p, super::RUN_ENGINE_KEYS)?,
             None => EngineConfig::default(),
         };
-        if let Some(f) = &self.format {
-            c.format = f.clone();
+        if let Some(f) = self.formats()?.0 {
+            c.format = f.to_string();
         }
         if let Some(n) = self.max_line_bytes {
             c.max_line_bytes = n;
@@ -135,12 +179,19 @@ impl Args {
 fn open_inputs(
     paths: &[PathBuf],
     max_line_bytes: usize,
+    exclude: &[String],
+    formats: &[FormatByGlob],
 ) -> anyhow::Result<Vec<Box<dyn engine::Input>>> {
-    let files = FileSource::open(paths, max_line_bytes)?;
+    let mut set = globset::GlobSetBuilder::new();
+    for g in exclude {
+        set.add(globset::Glob::new(g).with_context(|| format!("--exclude {g:?} is not a glob"))?);
+    }
+    let files = FileSource::open_excluding(paths, max_line_bytes, &set.build()?)?;
     files
         .files()
         .iter()
-        .map(|f| -> anyhow::Result<Box<dyn engine::Input>> {
+        .zip(files.relative())
+        .map(|(f, rel)| -> anyhow::Result<Box<dyn engine::Input>> {
             #[cfg(feature = "tables")]
             if crate::table::is_table(f) {
                 match crate::table::TableRecords::open(f) {
@@ -155,10 +206,14 @@ fn open_inputs(
                     Err(e) => return Err(e),
                 }
             }
-            Ok(Box::new(ingest::source::file::LineReader::open(
-                f,
-                max_line_bytes,
-            )?))
+            let lines = ingest::source::file::LineReader::open(f, max_line_bytes)?;
+            Ok(match formats.iter().find(|(g, _)| g.is_match(rel)) {
+                Some((_, format)) => Box::new(engine::WithFormat {
+                    input: lines,
+                    format: format.clone(),
+                }),
+                None => Box::new(lines),
+            })
         })
         .collect()
 }
@@ -186,7 +241,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut inputs = if stdin {
         vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>]
     } else {
-        open_inputs(&args.paths, config.max_line_bytes)?
+        open_inputs(
+            &args.paths,
+            config.max_line_bytes,
+            &args.exclude,
+            &args.formats()?.1,
+        )?
     };
     let policy = super::load_policy(args.policy.as_deref())?;
     // Set up the executors before anything is written: a bad [execution]

@@ -571,3 +571,78 @@ fn a_damaged_gzip_is_dead_lettered_and_the_run_goes_on() {
         assert_eq!(letter["position"].as_u64(), Some(damaged + 1), "{letter}");
     }
 }
+
+/// `--format GLOB=FORMAT` gives matching files their own format (the rest
+/// are sniffed, or take the one bare `--format`), and `--exclude GLOB`
+/// leaves out what matches, files or whole directories, relative to the
+/// directory named on the command line.
+#[test]
+fn formats_and_exclusions_by_glob() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for sub in ["app", "forced", "debug/deep"] {
+        std::fs::create_dir_all(data.join(sub)).unwrap();
+    }
+    let logfmt = "ts=2026-01-05T10:00:00Z level=info service=app msg=ok\n\
+                  ts=2026-01-05T10:00:01Z level=error service=app msg=boom\n";
+    std::fs::write(data.join("app/a.log"), logfmt).unwrap();
+    std::fs::write(data.join("forced/b.log"), logfmt).unwrap();
+    std::fs::write(data.join("debug/deep/c.log"), logfmt).unwrap();
+    std::fs::write(data.join("notes.txt"), "not a log\n").unwrap();
+
+    let out_dir = dir.path().join("out");
+    let out = remedy()
+        .args(["replay", "--format", "forced/*.log=json"])
+        .args(["--exclude", "debug", "--exclude", "*.txt", "--out"])
+        .arg(&out_dir)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let formats: Vec<(String, String)> = summary["origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let origin = o["origin"].as_str().unwrap();
+            let short = origin
+                .strip_prefix(data.to_str().unwrap())
+                .unwrap_or(origin);
+            (short.to_string(), o["format"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            ("/app/a.log".to_string(), "logfmt".to_string()),
+            ("/forced/b.log".to_string(), "json".to_string()),
+        ],
+        "{summary}"
+    );
+    // The forced file's logfmt lines are not JSON: kept, with the reason.
+    assert_eq!(summary["ingest"]["by_reason"]["invalid_json"], 2);
+    assert_eq!(summary["ingest"]["parsed"], 2);
+
+    // Two formats for every input, and a glob that is not one, are named.
+    for (args, says) in [
+        (
+            vec!["--format", "json", "--format", "logfmt"],
+            "given twice",
+        ),
+        (vec!["--exclude", "a[b"], "a[b"),
+    ] {
+        let out = remedy()
+            .arg("replay")
+            .args(&args)
+            .arg("--out")
+            .arg(dir.path().join("out-bad"))
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr_of(&out).contains(says), "{}", stderr_of(&out));
+        assert!(!dir.path().join("out-bad").exists());
+    }
+}

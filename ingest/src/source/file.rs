@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::record::RawRecord;
 use flate2::read::MultiGzDecoder;
+pub use globset::GlobSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,10 @@ use std::sync::Arc;
 /// other, as [`RawRecord`]s numbered from 1 in each file.
 pub struct FileSource {
     files: Vec<PathBuf>,
+    /// Each file's path relative to the directory it was found under (a
+    /// file named on the command line: its path as given), what
+    /// `--exclude` and `--format GLOB=FORMAT` match.
+    relative: Vec<PathBuf>,
     next_file: usize,
     current: Option<LineReader>,
     max_line_bytes: usize,
@@ -198,20 +203,41 @@ impl FileSource {
     /// Expand `paths` (files and directories) and check that each exists.
     /// Fails before reading anything when a path is missing, naming it.
     pub fn open(paths: &[PathBuf], max_line_bytes: usize) -> Result<Self> {
+        Self::open_excluding(paths, max_line_bytes, &GlobSet::empty())
+    }
+
+    /// [`FileSource::open`], leaving out every file and directory found
+    /// under a directory whose path relative to it matches `exclude` (a
+    /// path named on the command line is always read: naming it is asking
+    /// for it).
+    pub fn open_excluding(
+        paths: &[PathBuf],
+        max_line_bytes: usize,
+        exclude: &GlobSet,
+    ) -> Result<Self> {
         let mut files = Vec::new();
+        let mut relative = Vec::new();
         for p in paths {
             let meta = std::fs::metadata(p).map_err(|source| Error::Io {
                 path: p.clone(),
                 source,
             })?;
             if meta.is_dir() {
-                walk(p, &mut files, true)?;
+                let before = files.len();
+                walk(p, &mut files, true, exclude, p)?;
+                relative.extend(
+                    files[before..]
+                        .iter()
+                        .map(|f| f.strip_prefix(p).unwrap_or(f).to_path_buf()),
+                );
             } else {
                 files.push(p.clone());
+                relative.push(p.clone());
             }
         }
         Ok(FileSource {
             files,
+            relative,
             next_file: 0,
             current: None,
             max_line_bytes,
@@ -221,6 +247,12 @@ impl FileSource {
     /// The files that will be read, in order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// Each file's path relative to the directory it was found under, in
+    /// the order of [`FileSource::files`]: what globs match.
+    pub fn relative(&self) -> &[PathBuf] {
+        &self.relative
     }
 
     /// Open each file as its own line reader (for readers that merge files
@@ -252,7 +284,13 @@ fn is_metadata(name: &str) -> bool {
         ))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    top: bool,
+    exclude: &GlobSet,
+    root: &Path,
+) -> Result<()> {
     let io = |source| Error::Io {
         path: dir.to_path_buf(),
         source,
@@ -269,8 +307,12 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, top: bool) -> Result<()> {
         }
         let path = e.path();
         let ft = e.file_type().map_err(io)?;
+        if !exclude.is_empty() && exclude.is_match(path.strip_prefix(root).unwrap_or(&path)) {
+            tracing::info!(path = %path.display(), "skipped: matches --exclude");
+            continue;
+        }
         if ft.is_dir() {
-            walk(&path, out, false)?;
+            walk(&path, out, false, exclude, root)?;
         } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
             if top && is_metadata(&name) {
                 tracing::info!(file = %path.display(), "skipped: dataset metadata, not data");
