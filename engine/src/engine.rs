@@ -245,6 +245,11 @@ pub struct Summary {
     pub metric_names: BTreeMap<String, u64>,
     /// Deploys and config changes, in order seen.
     pub changes: Vec<ChangeEvent>,
+    /// Events that arrived after the analysis had closed their window
+    /// (older than the newest event time minus the allowed lateness, 30 s
+    /// by default: input far out of time order): parsed and counted here,
+    /// left out of the signals.
+    pub late_events: u64,
     /// Distinct templates mined.
     pub templates: usize,
     /// Templates evicted by the template cap.
@@ -656,6 +661,7 @@ impl Engine {
             metric_series_over_cap: self.acc.over_cap.len() as u64,
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
+            late_events: self.analyzer.signal_stats().late,
             templates,
             templates_evicted: self.miner.stats().evicted,
             top_templates: top,

@@ -501,6 +501,14 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
             writeln!(w, "  {:<24} {n}", reason.as_str())?;
         }
     }
+    if s.late_events > 0 {
+        writeln!(
+            w,
+            "\nlate: {} events arrived after their window had closed (input out of time order \
+             by more than the allowed lateness): counted, left out of the signals",
+            s.late_events
+        )?;
+    }
     writeln!(w, "\nlogs: {} records, {} templates", s.logs, s.templates)?;
     for (svc, c) in &s.logs_by_service {
         writeln!(

@@ -646,3 +646,48 @@ fn formats_and_exclusions_by_glob() {
         assert!(!dir.path().join("out-bad").exists());
     }
 }
+
+/// Records far out of time order are not lost silently: the events whose
+/// window had closed are counted in the summary and the report (the same
+/// lines in order give none).
+#[test]
+fn late_events_are_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = (0..600)
+        .map(|i| {
+            format!(
+                "ts=2026-01-05T10:{:02}:{:02}Z level=info service=app msg=tick",
+                i / 60,
+                i % 60
+            )
+        })
+        .collect();
+    let sorted = dir.path().join("sorted.log");
+    std::fs::write(&sorted, lines.join("\n") + "\n").unwrap();
+    // The last five minutes first, then the rest: the rest is late.
+    let mut shuffled = lines[300..].to_vec();
+    shuffled.extend_from_slice(&lines[..300]);
+    let late = dir.path().join("shuffled.log");
+    std::fs::write(&late, shuffled.join("\n") + "\n").unwrap();
+    for (input, expect_late) in [(&sorted, false), (&late, true)] {
+        let out_dir = dir.path().join(format!("out-{expect_late}"));
+        let out = remedy()
+            .args(["replay", "--out"])
+            .arg(&out_dir)
+            .arg(input)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        let n = summary["late_events"].as_u64().unwrap();
+        let report = String::from_utf8_lossy(&out.stdout);
+        if expect_late {
+            assert!((250..=300).contains(&n), "{n} late of the 300 moved");
+            assert!(report.contains(&format!("late: {n} events")), "{report}");
+        } else {
+            assert_eq!(n, 0);
+            assert!(!report.contains("late:"), "{report}");
+        }
+    }
+}
