@@ -78,6 +78,17 @@ pub fn parse_value(s: &str) -> Option<f64> {
     }
 }
 
+/// Whether a timestamp read as Prometheus text (integer milliseconds) can
+/// only be OpenMetrics seconds: a sniffed exposition starts with `# TYPE`
+/// either way, so an OpenMetrics file is often read by the text parser.
+/// The two differ by a factor of 1,000, which the value shows: a fraction
+/// or an exponent is not an integer of milliseconds, and under 10^11 as
+/// milliseconds is before March 1973 while as seconds it is any date up to
+/// the year 5138.
+fn openmetrics_seconds(text: &str, x: f64) -> bool {
+    text.contains(['.', 'e', 'E']) || x.abs() < 1e11
+}
+
 /// A parsed sample line: name, labels, value and the timestamp text.
 type SampleParts<'a> = (String, BTreeMap<String, String>, f64, Option<&'a str>);
 
@@ -204,7 +215,7 @@ impl Parser for PrometheusParser {
                 let x: f64 = t
                     .parse()
                     .map_err(|_| ParseError::new(DeadLetterReason::BadTimestamp, format!("timestamp {t:?} of {name} is not a number")))?;
-                if self.openmetrics {
+                if self.openmetrics || openmetrics_seconds(t, x) {
                     Timestamp::from_millis((x * 1000.0).round() as i64)
                 } else {
                     Timestamp::from_millis(x as i64)
@@ -360,6 +371,20 @@ temperature +Inf 1767607200000
         assert_eq!(s[4].kind, MetricKind::Counter);
         assert!(s[4].value.is_nan());
         assert_eq!(s[5].value, f64::INFINITY);
+    }
+
+    #[test]
+    fn openmetrics_seconds_read_by_the_text_parser_are_seconds() {
+        // An OpenMetrics exposition sniffed as Prometheus text (it starts
+        // with `# TYPE` too): its seconds are not read as milliseconds of
+        // 1970; milliseconds stay milliseconds.
+        let text = "# TYPE a gauge\na 1 1767607200.5\na 2 1767607200\na 3 1767607200500\na 4 1.7676072e9\n";
+        let s = samples(&mut PrometheusParser::text(), text);
+        let ms: Vec<i64> = s.iter().map(|s| s.timestamp.as_millis()).collect();
+        assert_eq!(
+            ms,
+            [1767607200500, 1767607200000, 1767607200500, 1767607200000]
+        );
     }
 
     #[test]
