@@ -566,8 +566,34 @@ impl Correlator {
             }
         }
         let origins = self.origin_excess(o);
+        // How full a place's CPU was, where a series of the incident says
+        // so as a fraction of its limit (Prometheus names such gauges
+        // `_ratio`): the most specific evidence of saturation. A CPU that
+        // rose but stayed well below its limit changed; it did not
+        // saturate, and nothing should be offloaded for it.
+        let mut cpu_fill: BTreeMap<Target, f64> = BTreeMap::new();
         for a in &o.anomalies {
-            let (class, target, prior) = classify(a);
+            let name = a.signal.name.to_ascii_lowercase();
+            if a.signal.kind == SignalKind::MetricSeries
+                && name.contains("cpu")
+                && name
+                    .split('{')
+                    .next()
+                    .is_some_and(|n| n.ends_with("_ratio"))
+                && a.observed.is_finite()
+            {
+                let (_, target, _) = classify(a);
+                let f = cpu_fill.entry(target).or_insert(f64::NEG_INFINITY);
+                *f = f.max(a.observed);
+            }
+        }
+        for a in &o.anomalies {
+            let (mut class, target, mut prior) = classify(a);
+            if class == RootCauseClass::CpuSaturation
+                && cpu_fill.get(&target).is_some_and(|&f| f < SATURATED)
+            {
+                (class, prior) = (RootCauseClass::Unknown, 0.3);
+            }
             if target == Target::default() {
                 // Names nothing a person could act on.
                 continue;
@@ -702,6 +728,11 @@ impl Correlator {
         ranked
     }
 }
+
+/// The share of its limit at which a resource counts as saturated: the
+/// operators' usual 80%, as the static rules use it
+/// (`detectors/threshold.rs`).
+const SATURATED: f64 = 0.8;
 
 /// The class, target and prior weight an anomaly suggests on its own, from
 /// what its signal measures. Resource signals weigh more than symptoms.
@@ -1185,6 +1216,41 @@ mod tests {
                 .position(|r| r.target.service.as_deref() == Some(s))
         };
         assert!(rank("orders") > rank("stock") && rank("gateway") > rank("stock"));
+    }
+
+    /// A CPU that rose but stayed far below its limit is a change, not a
+    /// saturation (no load is offloaded for it); the same rise to 95% of
+    /// the limit is one. The fill comes from the incident's `_ratio`
+    /// series and decides for the container's other CPU series too.
+    #[test]
+    fn cpu_saturation_needs_a_cpu_near_its_limit() {
+        for (fill, want) in [
+            (0.05, RootCauseClass::Unknown),
+            (0.95, RootCauseClass::CpuSaturation),
+        ] {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            let cpu = |name: &str, observed: f64| {
+                let mut a = anomaly(
+                    0,
+                    SignalKind::MetricSeries,
+                    name,
+                    "api",
+                    "node-1",
+                    Some("api-1"),
+                    AnomalyKind::LevelShift,
+                );
+                a.observed = observed;
+                a
+            };
+            c.observe(cpu("container_cpu_usage_millicores{pod=\"api-1\"}", 900.0));
+            c.observe(cpu("container_cpu_usage_ratio{pod=\"api-1\"}", fill));
+            let inc = c.finish().remove(0);
+            assert_eq!(
+                inc.root_causes[0].class, want,
+                "fill {fill}: {:?}",
+                inc.root_causes
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,10 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LeakDetector {
     values: VecDeque<f64>,
+    /// Event times of `values` (seconds), when known: the climb's rate is
+    /// judged per hour, whatever the scrape interval.
+    #[serde(default)]
+    times: VecDeque<f64>,
     alert: Hysteresis,
     /// Maximum of each earlier window of [`LEAK_WINDOW`] points, newest last.
     #[serde(default)]
@@ -39,14 +43,39 @@ pub const LEAK_BLOCKS: usize = 8;
 /// Points in the fitted window (6 minutes at a 15 s scrape).
 pub const LEAK_WINDOW: usize = 24;
 
+/// How fast a climb must be, as a share of the level per hour, to be a
+/// leak worth an alert: 30%, the 3% per six-minute window the detector was
+/// built with at a 15 s scrape, stated in time. Per window it was a rule
+/// that loosened with the scrape interval: at a 60 s scrape the same 24
+/// points span 24 minutes, and 3% of them is 7.5% an hour, the pace at
+/// which a JVM's working set settles after start-up, not a leak heading
+/// for its limit (Prometheus' own fill-up alerts likewise project a rate
+/// over time, `predict_linear`, not over samples).
+pub const LEAK_RISE_PER_HOUR: f64 = 0.3;
+
+/// Seconds between points when their times are unknown (a lone series of
+/// values): the resolution the thresholds were set at.
+const DEFAULT_STEP_SECS: f64 = 15.0;
+
 impl LeakDetector {
-    /// Score one value. `score` is the slope's t-statistic scaled to [0, 1]
-    /// (t = 16 scores 1); `expected` is the fitted line's value.
+    /// Score one value of a series whose points are 15 s apart. `score` is
+    /// the slope's t-statistic scaled to [0, 1] (t = 16 scores 1);
+    /// `expected` is the fitted line's value.
     pub fn observe(&mut self, x: f64) -> Score {
+        self.observe_at(f64::NAN, x)
+    }
+
+    /// [`LeakDetector::observe`] of a value at event time `t` (seconds), so
+    /// the climb's pace is judged per hour.
+    pub fn observe_at(&mut self, t: f64, x: f64) -> Score {
         if !x.is_finite() {
             return Score::missing(self.alert.in_alert);
         }
         self.values.push_back(x);
+        self.times.push_back(t);
+        if self.times.len() > LEAK_WINDOW {
+            self.times.pop_front();
+        }
         if self.values.len() > LEAK_WINDOW {
             // The oldest point leaves the fitted window for the peaks.
             let old = self.values.pop_front().expect("longer than the window");
@@ -98,7 +127,13 @@ impl LeakDetector {
             .sqrt()
             .max(1e-9 * mean_x.abs().max(1.0));
         let t = slope / (sigma / sxx.sqrt());
-        let rise = slope * nf / mean_x.abs().max(1e-9);
+        // Seconds per point over the window, when the times are known (a
+        // checkpoint from before they were kept has none).
+        let step = match (self.times.front(), self.times.back()) {
+            (Some(a), Some(b)) if self.times.len() == n && b > a => (b - a) / (nf - 1.0),
+            _ => DEFAULT_STEP_SECS,
+        };
+        let rise_per_hour = slope / mean_x.abs().max(1e-9) * 3600.0 / step;
         // The highest value seen before the fitted window (and the part of
         // the current block already out of it).
         let peak = self
@@ -110,7 +145,7 @@ impl LeakDetector {
         // Two earlier windows at least, so the peaks span a whole cycle of
         // anything that saws more often than every 48 points.
         let new_high = self.peaks.len() >= 2 && x > peak;
-        let strong = t >= 8.0 && rise >= 0.03 && new_high;
+        let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high;
         let alert = self.alert.update(strong, t < 2.0, 2, 8);
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
@@ -137,7 +172,7 @@ impl Detector for LeakDetector {
     }
 
     fn observe(&mut self, p: &Point<'_>) -> Score {
-        LeakDetector::observe(self, p.value)
+        LeakDetector::observe_at(self, p.t, p.value)
     }
 }
 
@@ -158,7 +193,7 @@ impl Detector for LevelAndSlope {
 
     fn observe(&mut self, p: &Point<'_>) -> Score {
         let a = BaselineDetector::observe(&mut self.0, p.t, p.value);
-        let b = LeakDetector::observe(&mut self.1, p.value);
+        let b = LeakDetector::observe_at(&mut self.1, p.t, p.value);
         if b.alert && !a.alert {
             b
         } else {
@@ -196,6 +231,24 @@ mod tests {
         // Noise alone never alerts.
         let mut d = LeakDetector::default();
         assert!((0..2000).all(|i| !d.observe(500.0 + 10.0 * noise(i)).alert));
+    }
+
+    /// The pace of a leak is judged per hour, whatever the scrape: at one
+    /// point a minute, a climb of 10% an hour (4% over the 24 points the
+    /// detector fits, which a per-window rule took for a leak) is not one,
+    /// 60% an hour is.
+    #[test]
+    fn a_leak_is_judged_per_hour_not_per_window() {
+        for (per_hour, want) in [(0.10, false), (0.60, true)] {
+            let mut d = LeakDetector::default();
+            let mut alerted = false;
+            for i in 0..200 {
+                let t = 1_767_600_000.0 + 60.0 * i as f64;
+                let x = 1e9 * (1.0 + per_hour * i as f64 / 60.0) + 1e6 * noise(i);
+                alerted |= d.observe_at(t, x).alert;
+            }
+            assert_eq!(alerted, want, "{per_hour} per hour");
+        }
     }
 
     #[test]
