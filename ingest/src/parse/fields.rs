@@ -70,6 +70,9 @@ impl Default for FieldMapping {
             service: v(&[
                 "service.name",
                 "resource.attributes.service.name",
+                // Vector's `opentelemetry` source keeps the resource's
+                // attributes in `resources`.
+                "resources.service.name",
                 "service",
                 "app",
                 "application",
@@ -81,6 +84,7 @@ impl Default for FieldMapping {
             host: v(&[
                 "host.name",
                 "resource.attributes.host.name",
+                "resources.host.name",
                 "host",
                 "hostname",
                 "kubernetes.host",
@@ -91,6 +95,7 @@ impl Default for FieldMapping {
             container: v(&[
                 "container.name",
                 "resource.attributes.container.name",
+                "resources.container.name",
                 "container",
                 "container_name",
                 "kubernetes.pod_name",

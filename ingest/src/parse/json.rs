@@ -623,6 +623,21 @@ mod tests {
         assert_eq!(r.fields["attributes.db.rows"], FieldValue::Int(42));
     }
 
+    /// Vector's `opentelemetry` source (legacy namespace) writes the
+    /// resource's attributes under `resources` and the log's under
+    /// `attributes`; shape from Vector's documentation of the source's
+    /// output.
+    #[test]
+    fn vector_opentelemetry_source() {
+        let r = log(
+            r#"{"timestamp":"2026-01-05T10:00:00Z","message":"payment declined","severity_text":"ERROR","severity_number":17,"resources":{"service.name":"payments","host.name":"node-2"},"attributes":{"http.status_code":402},"trace_id":"5b8efff798038103d269b633813fc60c","source_type":"opentelemetry"}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("payments"));
+        assert_eq!(r.host.as_deref(), Some("node-2"));
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "payment declined");
+    }
+
     #[test]
     fn fluent_bit_kubernetes() {
         let r = log(
