@@ -1,7 +1,9 @@
 //! JSON lines, as Filebeat (ECS), Vector, Fluent Bit and OpenTelemetry
 //! exporters write them. Nested objects are flattened to dotted keys, and
 //! OTLP's `[{"key": k, "value": {"stringValue": v}}]` attribute lists become
-//! `attributes.k = v`, so one [`FieldMapping`] covers every shipper.
+//! `attributes.k = v`, so one [`FieldMapping`] covers every shipper. An
+//! OTLP JSON envelope (`resourceLogs` / `resourceMetrics`) is handed to
+//! [`crate::parse::otlp`].
 
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::{dedup_keep_last, set, take, to_event, FieldList, FieldMapping};
@@ -482,6 +484,11 @@ impl Parser for JsonParser {
         raw: &RawRecord,
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
+        // An OTLP export request (the Collector's file exporter): many
+        // records in one line.
+        if crate::parse::otlp::is_envelope(text) {
+            return crate::parse::otlp::parse(text, &self.mapping, raw, out);
+        }
         let mut fields = match flatten_str(text) {
             Some(fields) => fields,
             None => {

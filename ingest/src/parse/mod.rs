@@ -10,6 +10,7 @@ pub mod header;
 pub mod json;
 pub mod layout;
 pub mod logfmt;
+pub mod otlp;
 pub mod plain;
 pub mod prometheus;
 
