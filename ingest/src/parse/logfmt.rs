@@ -12,9 +12,18 @@ use crate::record::RawRecord;
 use models::{Event, FieldValue};
 
 /// The logfmt parser.
+///
+/// A line with no `key=value` pair at all is read as a plain-text record
+/// when the plain layout fits it: a program that logs logfmt often has a
+/// library that logs through another logger (Go's standard `log`:
+/// `2026/01/05 10:00:01 http: Accept error: ... too many open files`), and
+/// those lines carry evidence. Anything else that is not logfmt is still a
+/// dead letter.
 #[derive(Debug, Clone, Default)]
 pub struct LogfmtParser {
     mapping: FieldMapping,
+    /// Made at the first line that needs it.
+    plain: Option<Box<crate::parse::plain::PlainParser>>,
 }
 
 /// Split a logfmt line into key/value pairs.
@@ -115,7 +124,19 @@ impl Parser for LogfmtParser {
         raw: &RawRecord,
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
-        let fields = scan(text)?;
+        let fields = match scan(text) {
+            Ok(fields) => fields,
+            Err(e) if !text.contains('=') => {
+                let plain = self.plain.get_or_insert_with(|| {
+                    Box::new(
+                        crate::parse::plain::PlainParser::preset("plain", 1970).expect("a preset"),
+                    )
+                });
+                // The logfmt error is the one to report: the file is logfmt.
+                return plain.parse(text, raw, out).map_err(|_| e);
+            }
+            Err(e) => return Err(e),
+        };
         out.push(to_event(fields, &self.mapping, raw, text)?);
         Ok(())
     }
@@ -124,6 +145,30 @@ impl Parser for LogfmtParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Go standard-library `log` line among logfmt records (net/http's
+    /// accept-loop message, as Go 1.21 writes it) is kept as a plain
+    /// record; words that are neither stay a dead letter.
+    #[test]
+    fn another_layout_inside_logfmt_is_read_as_plain() {
+        let mut p = LogfmtParser::default();
+        let raw = RawRecord::default();
+        let mut out = Vec::new();
+        p.parse(
+            "2026/01/05 10:00:01 http: Accept error: accept tcp [::]:8080: accept4: too many open files; retrying in 5ms",
+            &raw,
+            &mut out,
+        )
+        .unwrap();
+        let Event::Log(r) = &out[0] else { panic!() };
+        assert!(r.message.contains("too many open files"), "{}", r.message);
+        assert_eq!(
+            r.timestamp,
+            models::Timestamp::parse_rfc3339("2026-01-05T10:00:01Z").unwrap()
+        );
+        let e = p.parse("just some words", &raw, &mut out).unwrap_err();
+        assert_eq!(e.reason, DeadLetterReason::InvalidLogfmt);
+    }
 
     #[test]
     fn a_repeated_key_keeps_its_last_value() {
