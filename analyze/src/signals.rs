@@ -614,14 +614,29 @@ fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     Some(prev_bound)
 }
 
+/// Labels that name a series' service, most specific first: `service`,
+/// OpenTelemetry's `service.name` as Prometheus writes it
+/// (`service_name`), Kubernetes' recommended and older app labels as
+/// kube-state-metrics and relabelling write them, and the scrape `job`
+/// last: a job names what was scraped (`node` for every host's
+/// node_exporter), which is a service only when nothing better says so.
+const SERVICE_LABELS: [&str; 6] = [
+    "service",
+    "service_name",
+    "app_kubernetes_io_name",
+    "app",
+    "k8s_app",
+    "job",
+];
+
 /// The signal of a metric series, scoped by the labels that name where it
-/// runs (`service`/`job`, `host`/`instance`/`node`, `container`/`pod`).
+/// runs ([`SERVICE_LABELS`], `host`/`node`/`instance`, `container`/`pod`).
 fn metric_signal(kind: SignalKind, key: &SeriesKey) -> Signal {
     let pick = |names: &[&str]| names.iter().find_map(|n| key.label(n)).map(str::to_string);
     Signal {
         kind,
         name: key.to_string(),
-        service: pick(&["service", "job", "app"]),
+        service: pick(&SERVICE_LABELS),
         host: pick(&["host", "node", "instance"]),
         container: pick(&["container", "container_name", "pod"]),
     }
@@ -631,6 +646,32 @@ fn metric_signal(kind: SignalKind, key: &SeriesKey) -> Signal {
 mod tests {
     use super::*;
     use models::FieldValue;
+
+    /// The scrape job names a service only when no label says better.
+    #[test]
+    fn the_job_label_names_the_service_last() {
+        let key = |labels: &[(&str, &str)]| SeriesKey {
+            name: "process_resident_memory_bytes".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let service =
+            |labels: &[(&str, &str)]| metric_signal(SignalKind::MetricSeries, &key(labels)).service;
+        assert_eq!(
+            service(&[("job", "kubernetes-pods"), ("app", "checkout")]).as_deref(),
+            Some("checkout")
+        );
+        assert_eq!(
+            service(&[("job", "otel"), ("service_name", "payments"), ("app", "x")]).as_deref(),
+            Some("payments")
+        );
+        assert_eq!(
+            service(&[("job", "node"), ("instance", "h1:9100")]).as_deref(),
+            Some("node")
+        );
+    }
 
     fn log(sec: i64, service: &str, level: Level) -> Event {
         let mut r = LogRecord::new(Timestamp::from_secs(sec), "x");
