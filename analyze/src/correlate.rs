@@ -89,8 +89,9 @@ struct Open {
     #[serde(default)]
     host_level: BTreeSet<String>,
     /// Templates never seen before that appeared at the incident's
-    /// services: evidence, not symptoms (they neither open an incident nor
-    /// keep one open, and do not vote in the ranking).
+    /// services, and anomalous sessions (requests through a rare template)
+    /// that started there: evidence, not symptoms (they neither open an
+    /// incident nor keep one open, and do not vote in the ranking).
     #[serde(default)]
     templates: Vec<NewTemplate>,
 }
@@ -717,12 +718,20 @@ impl Correlator {
                 .iter_mut()
                 .find(|r| r.target.service.as_deref() == svc && svc.is_some())
             {
-                rc.evidence.push(Evidence::Template {
-                    template_id: t.anomaly.signal.name.clone(),
-                    template: t.example.clone(),
-                    count: t.count,
-                    examples: vec![t.example.clone()],
-                });
+                if t.anomaly.kind == AnomalyKind::SessionAnomaly {
+                    // A request that went where requests rarely go: the
+                    // session, with what was rare about it.
+                    rc.evidence.push(Evidence::Signal {
+                        anomaly: Box::new(t.anomaly.clone()),
+                    });
+                } else {
+                    rc.evidence.push(Evidence::Template {
+                        template_id: t.anomaly.signal.name.clone(),
+                        template: t.example.clone(),
+                        count: t.count,
+                        examples: vec![t.example.clone()],
+                    });
+                }
             }
         }
         ranked
@@ -1251,6 +1260,35 @@ mod tests {
                 inc.root_causes
             );
         }
+    }
+
+    /// An anomalous session at a failing service is shown with the
+    /// incident's cause there, and ranks nothing (the issue counted 87
+    /// session anomalies inside fault windows, none on an incident).
+    #[test]
+    fn anomalous_sessions_are_evidence_on_the_incident_at_their_service() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(errors_at(0, "api"));
+        let session = anomaly(
+            30,
+            SignalKind::Session,
+            "trace-7f3a",
+            "api",
+            "node-1",
+            None,
+            AnomalyKind::SessionAnomaly,
+        );
+        c.observe_template(session, "passed through a template 0.1% of sessions reach");
+        let inc = c.finish().remove(0);
+        let top = &inc.root_causes[0];
+        assert_eq!(top.target.service.as_deref(), Some("api"));
+        assert!(
+            top.evidence.iter().any(|e| matches!(e,
+                Evidence::Signal { anomaly } if anomaly.kind == AnomalyKind::SessionAnomaly)),
+            "{:?}",
+            top.evidence
+        );
+        assert_eq!(inc.anomalies.len(), 1, "evidence, not a symptom");
     }
 
     #[test]

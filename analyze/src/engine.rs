@@ -351,7 +351,9 @@ impl Analyzer {
                     self.correlator.observe_origin(svc, r.timestamp);
                 }
                 self.watch_templates(r, out);
+                let before = out.anomalies.len();
                 self.sessions.observe(r, &mut out.anomalies);
+                self.sessions_as_evidence(&out.anomalies[before..]);
             }
             Event::Metric(m) => {
                 if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
@@ -441,9 +443,21 @@ impl Analyzer {
         self.correlator.observe_template(a, &r.message);
     }
 
+    /// Anomalous sessions join the incident open at their service as
+    /// evidence (or wait a few minutes for one), as new templates do: a
+    /// session is judged only when it closes, a minute after its last
+    /// record, so it comes after the onset it belongs to.
+    fn sessions_as_evidence(&mut self, found: &[Anomaly]) {
+        for a in found {
+            self.correlator.observe_template(a.clone(), &a.detail);
+        }
+    }
+
     /// End of input: close every window and return open incidents as they stand.
     pub fn finish(&mut self, out: &mut AnalyzerOutput) {
+        let before = out.anomalies.len();
         self.sessions.finish(&mut out.anomalies);
+        self.sessions_as_evidence(&out.anomalies[before..]);
         self.points.clear();
         self.agg.finish(&mut self.points);
         self.score_points(out);
@@ -554,7 +568,7 @@ impl Analyzer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::{Level, LogRecord, Timestamp};
+    use models::{Evidence, Level, LogRecord, Timestamp};
 
     fn log(ms: i64, service: &str, error: bool) -> Event {
         let mut r = LogRecord::new(Timestamp::from_millis(ms), "x");
@@ -592,6 +606,54 @@ mod tests {
             "open while the errors last"
         );
         assert_eq!(inc.root_causes[0].target.service.as_deref(), Some("api"));
+    }
+
+    /// A session (here a trace id over three records) through a template
+    /// no other session took, during an error burst at its service, is
+    /// shown as evidence on the incident's cause there.
+    #[test]
+    fn an_anomalous_session_is_evidence_on_its_incident() {
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut out = AnalyzerOutput::default();
+        for s in 0..(3 * 3600) {
+            let burst = (7200..7800).contains(&s);
+            let mut r = LogRecord::new(Timestamp::from_millis(s * 1000), "step");
+            r.service = Some("api".into());
+            r.level = Some(if burst && s % 2 == 0 {
+                Level::Error
+            } else {
+                Level::Info
+            });
+            r.trace_id = Some(format!("t{}", s / 3));
+            let odd = s == 7302 + 1;
+            r.template_id = Some(
+                if odd {
+                    "T_rare"
+                } else {
+                    ["T_a", "T_b", "T_c"][(s % 3) as usize]
+                }
+                .into(),
+            );
+            a.push(&Event::Log(r), &mut out);
+        }
+        a.finish(&mut out);
+        assert!(
+            out.anomalies
+                .iter()
+                .any(|x| x.kind == AnomalyKind::SessionAnomaly),
+            "the rare session is flagged"
+        );
+        let inc = out
+            .incidents
+            .iter()
+            .find(|i| i.start.as_secs() >= 7200 && i.start.as_secs() < 7400)
+            .expect("the burst's incident");
+        let evidence: Vec<&Evidence> = inc.root_causes.iter().flat_map(|c| &c.evidence).collect();
+        assert!(
+            evidence.iter().any(|e| matches!(e,
+                Evidence::Signal { anomaly } if anomaly.kind == AnomalyKind::SessionAnomaly)),
+            "{evidence:?}"
+        );
     }
 
     #[test]
