@@ -81,6 +81,11 @@ struct Open {
     last: Timestamp,
     /// Records per template, in the order first seen.
     templates: Vec<(Arc<str>, u32)>,
+    /// The service of the record that first took each template (same
+    /// order): a session that went wrong is reported where it went wrong,
+    /// not where it entered.
+    #[serde(default)]
+    template_services: Vec<Option<String>>,
     records: u32,
 }
 
@@ -181,6 +186,7 @@ impl SessionDetector {
                 first: r.timestamp,
                 last: r.timestamp,
                 templates: Vec::new(),
+                template_services: Vec::new(),
                 records: 0,
             };
             self.open.insert(id, s);
@@ -192,6 +198,7 @@ impl SessionDetector {
             *n += 1;
         } else if s.templates.len() < 256 {
             s.templates.push((tpl.clone(), 1));
+            s.template_services.push(r.service.clone());
         }
         self.by_last.push_back((r.timestamp, s.id.clone()));
     }
@@ -251,11 +258,17 @@ impl SessionDetector {
                     ),
                 };
                 let share = rare.map_or(0.0, |(_, k)| k as f64 / n);
+                // Where the rare template was logged (a checkpoint from
+                // before these were kept: where the session entered).
+                let service = rare
+                    .and_then(|(t, _)| s.templates.iter().position(|(x, _)| x == t))
+                    .and_then(|i| s.template_services.get(i).cloned().flatten())
+                    .or_else(|| s.service.clone());
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::Session,
                         name: s.id.to_string(),
-                        service: s.service.clone(),
+                        service,
                         host: None,
                         container: None,
                     },
@@ -296,6 +309,37 @@ mod tests {
         r.fields
             .insert("block_id".into(), models::FieldValue::Str(session.into()));
         r
+    }
+
+    /// A request enters at a gateway and fails at the service it calls: the
+    /// session is reported at the service that logged the rare template.
+    #[test]
+    fn a_session_is_reported_where_it_went_wrong() {
+        let mut d = SessionDetector::new(SessionConfig {
+            warmup_sessions: 100,
+            ..SessionConfig::default()
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        let at = |sec, session: &str, svc: &str, tpl: &str| {
+            let mut r = rec(sec, session, tpl);
+            r.service = Some(svc.into());
+            r
+        };
+        for i in 0..300 {
+            let id = format!("req_{i}");
+            d.observe(&at(i, &id, "gateway", "route"), &mut out);
+            let tpl = if i == 250 {
+                "stock exception"
+            } else {
+                "reserve"
+            };
+            d.observe(&at(i, &id, "stock", tpl), &mut out);
+        }
+        d.finish(&mut out);
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert_eq!(out[0].signal.name, "req_250");
+        assert_eq!(out[0].signal.service.as_deref(), Some("stock"));
     }
 
     /// Interleaved sessions, each `allocate -> receive -> close`, one of
