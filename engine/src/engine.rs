@@ -288,7 +288,7 @@ impl Engine {
     /// Read records of `origin` as `format`, whatever the run's default:
     /// inputs of one run may differ in format (the API's inputs).
     pub fn set_origin_format(&mut self, origin: Arc<str>, format: Format) -> anyhow::Result<()> {
-        let d = Decoder::new(format, self.config.decoder.clone())?;
+        let d = self.new_decoder(format)?;
         if self.decoders.insert(origin.clone(), d).is_none() {
             self.origins.push(origin);
         }
@@ -306,11 +306,7 @@ impl Engine {
         let start = out.len();
         let decoder = match self.decoders.get_mut(&raw.origin) {
             Some(d) => d,
-            None => {
-                let d = Decoder::new(self.config.format.clone(), self.config.decoder.clone())?;
-                self.origins.push(raw.origin.clone());
-                self.decoders.entry(raw.origin.clone()).or_insert(d)
-            }
+            None => self.add_decoder(&raw.origin)?,
         };
         if let Err(letter) = decoder.decode(raw, out) {
             dead.put(&letter)?;
@@ -331,13 +327,20 @@ impl Engine {
         detail: String,
         dead: &mut dyn DeadLetterSink,
     ) -> anyhow::Result<()> {
-        if !self.decoders.contains_key(&at.origin) {
-            let d = Decoder::new(self.config.format.clone(), self.config.decoder.clone())?;
-            self.origins.push(at.origin.clone());
-            self.decoders.insert(at.origin.clone(), d);
-        }
-        let decoder = self.decoders.get_mut(&at.origin).expect("inserted above");
+        let decoder = match self.decoders.get_mut(&at.origin) {
+            Some(d) => d,
+            None => self.add_decoder(&at.origin)?,
+        };
         dead.put(&decoder.unreadable(at, detail))
+    }
+
+    /// A decoder with the run's format for `origin`, seen for the first
+    /// time (it joins the summary's origins). Callers look the decoder up
+    /// first: one lookup per record is the hot path.
+    fn add_decoder(&mut self, origin: &Arc<str>) -> anyhow::Result<&mut Decoder> {
+        let d = self.new_decoder(self.config.format.clone())?;
+        self.origins.push(origin.clone());
+        Ok(self.decoders.entry(origin.clone()).or_insert(d))
     }
 
     /// A decoder of `format` with the engine's settings, for an input that
@@ -356,10 +359,7 @@ impl Engine {
     pub fn take_decoder(&mut self, origin: &Arc<str>) -> anyhow::Result<Decoder> {
         match self.decoders.remove(origin) {
             Some(d) => Ok(d),
-            None => Ok(Decoder::new(
-                self.config.format.clone(),
-                self.config.decoder.clone(),
-            )?),
+            None => self.new_decoder(self.config.format.clone()),
         }
     }
 
