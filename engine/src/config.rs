@@ -110,18 +110,33 @@ impl EngineConfig {
     /// The engine's keys of `table`; an unknown key other than those in
     /// `also` is an error naming it and the known ones.
     pub fn from_table(table: &toml::Table, also: &[&str]) -> anyhow::Result<Self> {
-        let mut mine = toml::Table::new();
-        for (k, v) in table {
-            if Self::KEYS.contains(&k.as_str()) {
-                mine.insert(k.clone(), v.clone());
-            } else if !also.contains(&k.as_str()) {
+        Self::check_keys(table.keys().map(String::as_str), also)?;
+        let mine: toml::Table = table
+            .iter()
+            .filter(|(k, _)| Self::KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        mine.try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("[engine]: {}", e.message()))
+    }
+
+    /// Every key of an `[engine]` table is the engine's or one of `also`
+    /// (a caller's own keys in the same table, such as `remedy run`'s
+    /// streaming knobs); else an error naming the key and the known ones.
+    /// serde cannot refuse unknown keys through a flattened struct, which
+    /// is why a caller that flattens this type checks with this.
+    pub fn check_keys<'a>(
+        keys: impl IntoIterator<Item = &'a str>,
+        also: &[&str],
+    ) -> anyhow::Result<()> {
+        for k in keys {
+            if !Self::KEYS.contains(&k) && !also.contains(&k) {
                 let mut known: Vec<&str> = Self::KEYS.iter().chain(also).copied().collect();
                 known.sort_unstable();
                 anyhow::bail!("unknown key engine.{k}; the keys are {}", known.join(", "));
             }
         }
-        mine.try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("[engine]: {}", e.message()))
+        Ok(())
     }
 
     /// The engine's settings for inputs at `paths` (where a

@@ -192,17 +192,6 @@ impl Default for EngineSection {
     }
 }
 
-/// Every key of `[engine]`, sorted.
-fn engine_keys() -> Vec<&'static str> {
-    let mut k: Vec<&str> = engine::EngineConfig::KEYS
-        .iter()
-        .chain(crate::cmd::RUN_ENGINE_KEYS)
-        .copied()
-        .collect();
-    k.sort_unstable();
-    k
-}
-
 fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -241,14 +230,11 @@ impl RunConfig {
                 .split("__"),
         );
         if let Ok(figment::value::Value::Dict(_, keys)) = fig.find_value("engine") {
-            for k in keys.keys() {
-                anyhow::ensure!(
-                    engine::EngineConfig::KEYS.contains(&k.as_str())
-                        || crate::cmd::RUN_ENGINE_KEYS.contains(&k.as_str()),
-                    "invalid configuration: unknown key engine.{k}; the keys are {}",
-                    engine_keys().join(", ")
-                );
-            }
+            engine::EngineConfig::check_keys(
+                keys.keys().map(String::as_str),
+                crate::cmd::RUN_ENGINE_KEYS,
+            )
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         }
         let cfg: RunConfig = fig.extract().map_err(|e| {
             let e = e.to_string();
