@@ -10,6 +10,17 @@ pub const RUN_ENGINE_KEYS: &[&str] = &[
     "policy",
 ];
 
+/// The engine's settings from the `[engine]` table of `file` (the file
+/// `remedy run` reads works as it is: its streaming keys are accepted and
+/// other tables ignored), or the defaults without one: what `replay
+/// --config` and `serve --config` read.
+pub fn engine_config_file(file: Option<&std::path::Path>) -> anyhow::Result<engine::EngineConfig> {
+    match file {
+        Some(p) => engine::EngineConfig::from_toml_file(p, RUN_ENGINE_KEYS),
+        None => Ok(engine::EngineConfig::default()),
+    }
+}
+
 pub mod detect;
 pub mod generate;
 pub mod offload_status;

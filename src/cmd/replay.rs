@@ -144,13 +144,10 @@ impl Args {
     }
 
     /// The engine's configuration: the file's `[engine]` table, then the
-    /// flags given.
-    pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
-        let mut c = match &self.config {
-            Some(p) => EngineConfig::from_toml_file(p, super::RUN_ENGINE_KEYS)?,
-            None => EngineConfig::default(),
-        };
-        if let Some(f) = self.formats()?.0 {
+    /// flags given (`format`: the bare `--format`, from [`Args::formats`]).
+    fn engine_config(&self, format: Option<&str>) -> anyhow::Result<EngineConfig> {
+        let mut c = super::engine_config_file(self.config.as_deref())?;
+        if let Some(f) = format {
             c.format = f.to_string();
         }
         if let Some(n) = self.max_line_bytes {
@@ -230,7 +227,8 @@ impl DeadLetterSink for FileSink {
 /// Run `remedy replay`: the inputs, the engine and the sinks its flags
 /// name, then the report.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let config = args.engine_config()?;
+    let (format, by_glob) = args.formats()?;
+    let config = args.engine_config(format)?;
     let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
     if stdin && args.paths.len() > 1 {
         anyhow::bail!("`-` (standard input) cannot be combined with other paths");
@@ -241,12 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut inputs = if stdin {
         vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>]
     } else {
-        open_inputs(
-            &args.paths,
-            config.max_line_bytes,
-            &args.exclude,
-            &args.formats()?.1,
-        )?
+        open_inputs(&args.paths, config.max_line_bytes, &args.exclude, &by_glob)?
     };
     let policy = super::load_policy(args.policy.as_deref())?;
     // Set up the executors before anything is written: a bad [execution]

@@ -130,10 +130,7 @@ pub struct Args {
 /// Run `remedy serve` until SIGINT or SIGTERM.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let policy = super::load_policy(args.policy.as_deref())?;
-    let mut engine_config = match &args.config {
-        Some(p) => engine::EngineConfig::from_toml_file(p, super::RUN_ENGINE_KEYS)?,
-        None => engine::EngineConfig::default(),
-    };
+    let mut engine_config = super::engine_config_file(args.config.as_deref())?;
     if let Some(t) = &args.topology {
         engine_config.topology = t.clone();
     }
