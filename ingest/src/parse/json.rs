@@ -489,7 +489,7 @@ impl Parser for JsonParser {
         if crate::parse::otlp::is_envelope(text) {
             return crate::parse::otlp::parse(text, &self.mapping, raw, out);
         }
-        let mut fields = match flatten_str(text) {
+        let fields = match flatten_str(text) {
             Some(fields) => fields,
             None => {
                 let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -504,13 +504,24 @@ impl Parser for JsonParser {
                 flatten(obj).into_iter().collect()
             }
         };
-        // OpenTelemetry's body may be an AnyValue object.
-        if let Some(FieldValue::Str(s)) = take(&mut fields, "body.stringValue") {
-            set(&mut fields, "body", FieldValue::Str(s));
-        }
-        out.push(to_event(fields, &self.mapping, raw, text)?);
+        out.push(record_to_event(fields, &self.mapping, raw, text)?);
         Ok(())
     }
+}
+
+/// One flattened JSON log record as an event (a lone record, or one of an
+/// OTLP envelope's): OpenTelemetry's body may be an AnyValue object, whose
+/// string is the message.
+pub(crate) fn record_to_event(
+    mut fields: FieldList,
+    mapping: &FieldMapping,
+    raw: &RawRecord,
+    text: &str,
+) -> Result<Event, ParseError> {
+    if let Some(FieldValue::Str(s)) = take(&mut fields, "body.stringValue") {
+        set(&mut fields, "body", FieldValue::Str(s));
+    }
+    to_event(fields, mapping, raw, text)
 }
 
 #[cfg(test)]

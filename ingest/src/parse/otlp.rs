@@ -21,11 +21,11 @@
 //! Collector writes it: sniffing needs nothing more.
 
 use crate::deadletter::DeadLetterReason;
-use crate::parse::fields::{parse_timestamp, set, take, to_event, FieldMapping};
-use crate::parse::json::flatten;
+use crate::parse::fields::{parse_timestamp, FieldMapping};
+use crate::parse::json::{flatten, record_to_event};
 use crate::parse::ParseError;
 use crate::record::RawRecord;
-use models::{Event, FieldValue, MetricKind, MetricSample, SeriesKey};
+use models::{Event, MetricKind, MetricSample, SeriesKey};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -115,16 +115,11 @@ fn logs(
                     }
                 }
                 rec.insert("resource".into(), resource.clone());
-                let whole = Value::Object(rec);
-                let line = whole.to_string();
-                let Value::Object(rec) = whole else {
-                    unreachable!("built as an object")
-                };
-                let mut fields: Vec<(String, FieldValue)> = flatten(rec).into_iter().collect();
-                if let Some(FieldValue::Str(s)) = take(&mut fields, "body.stringValue") {
-                    set(&mut fields, "body", FieldValue::Str(s));
-                }
-                let event = to_event(fields, mapping, raw, &line).map_err(|e| {
+                // The record as a line of its own, for what the mapping reads
+                // from a whole line (a level inside the message text).
+                let line = serde_json::to_string(&rec).map_err(|e| bad(e.to_string()))?;
+                let fields = flatten(rec).into_iter().collect();
+                let event = record_to_event(fields, mapping, raw, &line).map_err(|e| {
                     ParseError::new(
                         e.reason,
                         format!(
