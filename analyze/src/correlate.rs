@@ -313,6 +313,10 @@ impl Correlator {
             // callees) joins the incident of what it waits on, but does not
             // open one: on its own it names no place to look.
             None if classify(&a).2 < SYMPTOM_PRIOR => return resolved,
+            // A change on the cause side (a gauge that moved, latency
+            // that fell) with no symptom and no resource running out
+            // joins an incident as evidence but does not open one.
+            None if !opens(&a) => return resolved,
             None => {
                 self.open.push(Open {
                     start: a.timestamp,
@@ -735,6 +739,32 @@ impl Correlator {
             }
         }
         ranked
+    }
+}
+
+/// Whether `a` can open an incident on its own: a symptom (a service
+/// failing or slowing down) or a resource running out. The rule is the one
+/// SRE practice pages by (Google SRE book, "Monitoring Distributed
+/// Systems": alert on symptoms, keep causes for diagnosis): a memory
+/// working set or a syscall rate that moved, or a latency that fell, is
+/// worth showing beside an incident, but alone it is a change, not an
+/// outage, and on a real estate such changes are most of what a
+/// cause-side detector sees in a day.
+fn opens(a: &Anomaly) -> bool {
+    let (class, _, _) = classify(a);
+    let name = a.signal.name.to_ascii_lowercase();
+    let latency = a.signal.kind == SignalKind::LatencyQuantile
+        || ((a.signal.kind == SignalKind::MetricSeries
+            || a.signal.kind == SignalKind::CounterRate)
+            && ["duration", "latency"].iter().any(|w| name.contains(w)));
+    let up = a.observed > a.expected.expected;
+    match class {
+        RootCauseClass::Unknown if latency => up,
+        RootCauseClass::Unknown => !matches!(
+            a.signal.kind,
+            SignalKind::MetricSeries | SignalKind::CounterRate
+        ),
+        _ => true,
     }
 }
 
@@ -1299,6 +1329,55 @@ mod tests {
         a.signal.host = None;
         c.observe(a);
         assert!(c.finish().is_empty());
+    }
+
+    /// Symptoms open incidents; a cause-side change alone does not, and
+    /// joins the incident of a symptom at its place as evidence.
+    #[test]
+    fn a_cause_side_change_alone_opens_no_incident() {
+        let series = |sec, name: &str, observed: f64| {
+            let mut a = anomaly(
+                sec,
+                SignalKind::MetricSeries,
+                name,
+                "api",
+                "h1",
+                Some("api-1"),
+                AnomalyKind::LevelShift,
+            );
+            a.observed = observed;
+            a
+        };
+        // A syscall rate that moved, a memory step (a level shift, not a
+        // climb) and server latency that fell: changes, not outages.
+        for a in [
+            series(0, "container_syscalls_read", 10.0),
+            series(0, "container_memory_working_set_bytes", 10.0),
+            series(0, "server_request_duration_seconds{quantile=\"0.99\"}", 0.1),
+        ] {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            c.observe(a.clone());
+            assert!(
+                c.finish().is_empty(),
+                "{} opened an incident",
+                a.signal.name
+            );
+        }
+        // Latency that rose is a symptom.
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(series(
+            0,
+            "server_request_duration_seconds{quantile=\"0.99\"}",
+            10.0,
+        ));
+        assert_eq!(c.finish().len(), 1);
+        // The memory step beside a symptom at its place is part of it.
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(errors_at(0, "api"));
+        c.observe(series(30, "container_memory_working_set_bytes", 10.0));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 1);
+        assert_eq!(incs[0].anomalies.len(), 2);
     }
 
     #[test]

@@ -122,6 +122,16 @@ pub trait Detector: Serialize + DeserializeOwned {
 
     /// Score one point (in time order), then learn from it.
     fn observe(&mut self, point: &Point<'_>) -> Score;
+
+    /// Whether the alert in progress says a resource is running out: a
+    /// steady climb that sets new highs (a leak), or a threshold on the
+    /// share of a known limit. A gauge that jumped to a new level and
+    /// stays there changed; it is not heading anywhere, and calling it a
+    /// leak (with a restart planned for it) is the commonest false alarm
+    /// on real memory series. Most detectors cannot tell: `false`.
+    fn exhausting(&self) -> bool {
+        false
+    }
 }
 
 impl<D: Detector> Detector for Box<D> {
@@ -131,6 +141,10 @@ impl<D: Detector> Detector for Box<D> {
 
     fn observe(&mut self, point: &Point<'_>) -> Score {
         (**self).observe(point)
+    }
+
+    fn exhausting(&self) -> bool {
+        (**self).exhausting()
     }
 }
 

@@ -206,7 +206,11 @@ fn non_negative(s: &Signal) -> bool {
     }
 }
 
-fn kind_of(s: &Signal, up: bool) -> AnomalyKind {
+/// What an anomaly of `s` is, from what the signal measures, its direction
+/// and whether its detector saw a resource running out (`exhausting`, see
+/// [`Detector::exhausting`]): a resource gauge that rose is a leak only
+/// when it climbs toward its limit; a step to a new level is a level shift.
+fn kind_of(s: &Signal, up: bool, exhausting: bool) -> AnomalyKind {
     let resource = [
         "memory",
         "fds",
@@ -224,7 +228,9 @@ fn kind_of(s: &Signal, up: bool) -> AnomalyKind {
         }
         SignalKind::LatencyQuantile => AnomalyKind::LatencySpike,
         SignalKind::CounterRate if is_error_name(&s.name) => AnomalyKind::ErrorBurst,
-        SignalKind::MetricSeries if up && resource.iter().any(|w| s.name.contains(w)) => {
+        SignalKind::MetricSeries
+            if up && exhausting && resource.iter().any(|w| s.name.contains(w)) =>
+        {
             AnomalyKind::ResourceLeak
         }
         SignalKind::MetricSeries if s.name.contains("filesystem_avail") => {
@@ -496,12 +502,17 @@ impl Analyzer {
                 log_counts: &self.log_counts,
                 limits: &self.limits,
             };
+            let exhausting_before = det.exhausting();
             let s = det.observe(&Point {
                 t: p.timestamp.as_millis() as f64 / 1000.0,
                 value: p.value,
                 context: &known,
             });
-            let opened = s.alert && !*was_alert;
+            // An alert opens an anomaly; so does an alert that was a step
+            // to a new level when it opened and has since shown a climb
+            // toward exhaustion: the evidence changed from "moved" to
+            // "running out", and only the second is a leak.
+            let opened = s.alert && (!*was_alert || (det.exhausting() && !exhausting_before));
             *was_alert = s.alert;
             let band = || {
                 let spread = if s.spread.is_finite() { s.spread } else { 0.0 };
@@ -553,7 +564,7 @@ impl Analyzer {
                     observed: p.value,
                     expected,
                     score: s.score.max(0.5),
-                    kind: kind_of(&p.signal, p.value > expected.expected),
+                    kind: kind_of(&p.signal, p.value > expected.expected, det.exhausting()),
                     detector: det.name().into(),
                     detail: format!("{:.4} observed, {:.4} expected", p.value, expected.expected),
                 };
@@ -575,6 +586,20 @@ mod tests {
         r.service = Some(service.into());
         r.level = Some(if error { Level::Error } else { Level::Info });
         Event::Log(r)
+    }
+
+    #[test]
+    fn a_resource_that_rose_is_a_leak_only_when_it_is_running_out() {
+        let memory = Signal {
+            kind: SignalKind::MetricSeries,
+            name: "container_memory_working_set_bytes{pod=\"api-1\"}".into(),
+            service: Some("api".into()),
+            host: None,
+            container: Some("api-1".into()),
+        };
+        assert_eq!(kind_of(&memory, true, false), AnomalyKind::LevelShift);
+        assert_eq!(kind_of(&memory, true, true), AnomalyKind::ResourceLeak);
+        assert_eq!(kind_of(&memory, false, false), AnomalyKind::LevelShift);
     }
 
     #[test]

@@ -200,6 +200,12 @@ impl Detector for LevelAndSlope {
             a
         }
     }
+
+    /// The slope's own alert: the level part alone (a step to a new
+    /// level) is a change, not a leak.
+    fn exhausting(&self) -> bool {
+        self.1.alert.in_alert
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +255,46 @@ mod tests {
             }
             assert_eq!(alerted, want, "{per_hour} per hour");
         }
+    }
+
+    /// A working set that steps to a new level alerts (it moved) but is
+    /// not running out; one that keeps climbing is.
+    #[test]
+    fn a_step_is_a_change_and_only_a_climb_is_exhausting() {
+        let point = |i: usize, x: f64| {
+            let t = 1_767_600_000.0 + 15.0 * i as f64;
+            (t, x)
+        };
+        let run = |f: &dyn Fn(usize) -> f64| {
+            // The engine's detector for a container's working set.
+            let signal = models::Signal {
+                kind: models::SignalKind::MetricSeries,
+                name: "container_memory_working_set_bytes".into(),
+                service: Some("api".into()),
+                host: None,
+                container: Some("api-1".into()),
+            };
+            let settings = crate::detectors::Settings::new(
+                crate::detectors::DetectorMode::default(),
+                &crate::detectors::window::DetectorConfig::default(),
+            );
+            let mut d = crate::detectors::for_signal(&signal, &settings).expect("judged");
+            let (mut alerted, mut exhausting) = (false, false);
+            for i in 0..3000 {
+                let (t, x) = point(i, f(i));
+                let s = d.observe(&Point::new(t, x));
+                alerted |= s.alert && i >= 2000;
+                exhausting |= d.exhausting() && i >= 2000;
+            }
+            (alerted, exhausting)
+        };
+        let base = |i: usize| 1e8 * (1.0 + 0.002 * noise(i));
+        // +5% at point 2000, flat after.
+        let step = |i: usize| base(i) * if i >= 2000 { 1.05 } else { 1.0 };
+        assert_eq!(run(&step), (true, false));
+        // From point 2000, 0.5% more every minute (30% an hour).
+        let climb = |i: usize| base(i) * (1.0 + (i.saturating_sub(2000)) as f64 * 0.005 / 4.0);
+        assert_eq!(run(&climb).1, true);
     }
 
     #[test]

@@ -68,6 +68,12 @@ macro_rules! registry {
                     $(AnyDetector::$tag(d) => d.observe(point),)*
                 }
             }
+
+            fn exhausting(&self) -> bool {
+                match self {
+                    $(AnyDetector::$tag(d) => d.exhausting(),)*
+                }
+            }
         }
     };
 }

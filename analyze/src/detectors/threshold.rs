@@ -123,6 +123,12 @@ impl Detector for StaticThreshold {
             spread: 0.0,
         }
     }
+
+    /// An operator's level for a resource (a share of its limit, or a
+    /// count) is their statement that past it the resource is running out.
+    fn exhausting(&self) -> bool {
+        self.1.in_alert
+    }
 }
 
 /// Rows a [`StaticBand`] is learned from.
