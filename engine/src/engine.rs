@@ -250,6 +250,10 @@ pub struct Summary {
     /// by default: input far out of time order): parsed and counted here,
     /// left out of the signals.
     pub late_events: u64,
+    /// Distinct signals the analysis judged (each service's error,
+    /// warning and latency signals, each metric series...): the
+    /// denominator of a false-alarm rate per signal-day.
+    pub signals: usize,
     /// Distinct templates mined.
     pub templates: usize,
     /// Templates evicted by the template cap.
@@ -662,6 +666,7 @@ impl Engine {
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
             late_events: self.analyzer.signal_stats().late,
+            signals: self.analyzer.signal_stats().signals,
             templates,
             templates_evicted: self.miner.stats().evicted,
             top_templates: top,
