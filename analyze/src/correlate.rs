@@ -145,6 +145,11 @@ pub struct Correlator {
     /// service usually has, against which an incident's share is judged.
     #[serde(default)]
     origin_totals: BTreeMap<String, u64>,
+    /// The latest CPU use as a share of its limit per place (container,
+    /// else host), from the `_ratio` series that say so: whether a CPU
+    /// that rose is saturated or merely busier.
+    #[serde(default)]
+    cpu_fill: BTreeMap<String, f64>,
 }
 
 /// Classes whose prior is below this only join incidents (see `observe`).
@@ -180,6 +185,7 @@ impl Correlator {
             pending_templates: VecDeque::new(),
             origins: VecDeque::new(),
             origin_totals: BTreeMap::new(),
+            cpu_fill: BTreeMap::new(),
         }
     }
 
@@ -266,6 +272,24 @@ impl Correlator {
         now
     }
 
+    /// The CPU at `place` (a container, else a host) is at `fill` of its
+    /// limit (a point of a CPU `_ratio` series, see [`is_cpu_fill`]).
+    pub fn observe_cpu_fill(&mut self, place: &str, fill: f64) {
+        if let Some(f) = self.cpu_fill.get_mut(place) {
+            *f = fill;
+        } else if self.cpu_fill.len() < MAX_PLACEMENTS {
+            self.cpu_fill.insert(place.to_string(), fill);
+        }
+    }
+
+    /// Whether the CPU where `a` was seen is known to be below saturation.
+    fn cpu_below_limit(&self, a: &Anomaly) -> bool {
+        let place = a.signal.container.as_ref().or(a.signal.host.as_ref());
+        place
+            .and_then(|p| self.cpu_fill.get(p))
+            .is_some_and(|&f| f < SATURATED)
+    }
+
     /// Remember a change event as a suspect for incidents starting soon after.
     pub fn observe_change(&mut self, c: &ChangeEvent) {
         self.changes.push_back(c.clone());
@@ -316,7 +340,7 @@ impl Correlator {
             // A change on the cause side (a gauge that moved, latency
             // that fell) with no symptom and no resource running out
             // joins an incident as evidence but does not open one.
-            None if !opens(&a) => return resolved,
+            None if !opens(&a, self.cpu_below_limit(&a)) => return resolved,
             None => {
                 self.open.push(Open {
                     start: a.timestamp,
@@ -578,15 +602,7 @@ impl Correlator {
         // saturate, and nothing should be offloaded for it.
         let mut cpu_fill: BTreeMap<Target, f64> = BTreeMap::new();
         for a in &o.anomalies {
-            let name = a.signal.name.to_ascii_lowercase();
-            if a.signal.kind == SignalKind::MetricSeries
-                && name.contains("cpu")
-                && name
-                    .split('{')
-                    .next()
-                    .is_some_and(|n| n.ends_with("_ratio"))
-                && a.observed.is_finite()
-            {
+            if is_cpu_fill(&a.signal) && a.observed.is_finite() {
                 let (_, target, _) = classify(a);
                 let f = cpu_fill.entry(target).or_insert(f64::NEG_INFINITY);
                 *f = f.max(a.observed);
@@ -595,7 +611,9 @@ impl Correlator {
         for a in &o.anomalies {
             let (mut class, target, mut prior) = classify(a);
             if class == RootCauseClass::CpuSaturation
-                && cpu_fill.get(&target).is_some_and(|&f| f < SATURATED)
+                && cpu_fill
+                    .get(&target)
+                    .map_or(self.cpu_below_limit(a), |&f| f < SATURATED)
             {
                 (class, prior) = (RootCauseClass::Unknown, 0.3);
             }
@@ -750,8 +768,14 @@ impl Correlator {
 /// worth showing beside an incident, but alone it is a change, not an
 /// outage, and on a real estate such changes are most of what a
 /// cause-side detector sees in a day.
-fn opens(a: &Anomaly) -> bool {
-    let (class, _, _) = classify(a);
+///
+/// `cpu_below_limit`: the CPU where `a` was seen is known to be below
+/// saturation, so a CPU anomaly there is a change, not a saturated CPU.
+fn opens(a: &Anomaly, cpu_below_limit: bool) -> bool {
+    let (mut class, _, _) = classify(a);
+    if class == RootCauseClass::CpuSaturation && cpu_below_limit {
+        class = RootCauseClass::Unknown;
+    }
     let name = a.signal.name.to_ascii_lowercase();
     let latency = a.signal.kind == SignalKind::LatencyQuantile
         || ((a.signal.kind == SignalKind::MetricSeries
@@ -765,6 +789,19 @@ fn opens(a: &Anomaly) -> bool {
             SignalKind::MetricSeries | SignalKind::CounterRate
         ),
         _ => true,
+    }
+}
+
+/// Whether `s` is a CPU's use as a share of its limit (Prometheus names
+/// such gauges `_ratio`).
+pub fn is_cpu_fill(s: &models::Signal) -> bool {
+    s.kind == SignalKind::MetricSeries && {
+        let name = s.name.to_ascii_lowercase();
+        name.contains("cpu")
+            && name
+                .split('{')
+                .next()
+                .is_some_and(|n| n.ends_with("_ratio"))
     }
 }
 
@@ -1378,6 +1415,35 @@ mod tests {
         let incs = c.finish();
         assert_eq!(incs.len(), 1);
         assert_eq!(incs[0].anomalies.len(), 2);
+    }
+
+    /// A CPU that rose opens an incident as a saturated CPU only where its
+    /// use is not known to be well below its limit.
+    #[test]
+    fn a_busier_cpu_far_from_its_limit_opens_no_incident() {
+        let cpu = || {
+            anomaly(
+                0,
+                SignalKind::MetricSeries,
+                "container_cpu_usage_millicores",
+                "api",
+                "h1",
+                Some("api-1"),
+                AnomalyKind::LevelShift,
+            )
+        };
+        for (fill, incidents) in [(Some(0.05), 0), (Some(0.97), 1), (None, 1)] {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            if let Some(f) = fill {
+                c.observe_cpu_fill("api-1", f);
+            }
+            c.observe(cpu());
+            let found = c.finish();
+            assert_eq!(found.len(), incidents, "fill {fill:?}");
+            if incidents == 1 {
+                assert_eq!(found[0].root_causes[0].class, RootCauseClass::CpuSaturation);
+            }
+        }
     }
 
     #[test]

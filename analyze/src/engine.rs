@@ -482,6 +482,10 @@ impl Analyzer {
             }
         }
         for p in &points {
+            if p.value.is_finite() && crate::correlate::is_cpu_fill(&p.signal) {
+                self.correlator
+                    .observe_cpu_fill(&limit_place(&p.signal), p.value);
+            }
             if self.settings.keeps_limit(&p.signal) {
                 let name = metric_name(&p.signal.name);
                 let place = limit_place(&p.signal);
