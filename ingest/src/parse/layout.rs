@@ -34,6 +34,14 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     if let Some(l) = klog(head) {
         return Some(l);
     }
+    split_level(head).map(|(l, _)| l)
+}
+
+/// The level a layout states in its first few tokens (as
+/// [`level_in_text`], without klog's), and the byte offset just after the
+/// level's token: where the rest of the line (thread, logger, message)
+/// starts.
+pub fn split_level(head: &str) -> Option<(Level, usize)> {
     let mut tokens = head
         .split(|c: char| c.is_ascii_whitespace())
         .filter(|t| !t.is_empty())
@@ -42,7 +50,9 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     let mut first = true;
     while let Some(token) = tokens.next() {
         if let Some(l) = level_token(token, first) {
-            return Some(l);
+            // `token` is a slice of `head`: its end is an offset into it.
+            let end = token.as_ptr() as usize - head.as_ptr() as usize + token.len();
+            return Some((l, end));
         }
         first = false;
         // A logger name between ` - ` separators (Python's
