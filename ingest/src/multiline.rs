@@ -30,7 +30,8 @@
 //! *Why the decision is the data's:* a record is complete when the next
 //! record of its stream arrives (a continuation cannot come after that),
 //! when its origin's newest record is [`HOLD_GAP_MS`] later in event time,
-//! when more than [`MAX_HELD`] records are held, or when the input ends
+//! when more than [`MAX_HELD`] records or [`MAX_HELD_BYTES`] of their
+//! lines are held, or when the input ends
 //! ([`Joiner::flush`]). Shippers decide by a wall-clock timeout instead
 //! (Fluent Bit's `flush_timeout`, Vector's `timeout_ms`); a timeout would
 //! make replay and streaming disagree, this does not. Records leave in the
@@ -51,6 +52,11 @@ pub const HOLD_GAP_MS: i64 = 2_000;
 /// At most this many records are held per origin (a topic interleaving
 /// many streams); beyond it the oldest is complete.
 pub const MAX_HELD: usize = 1024;
+
+/// Continuation text held per origin, all records together; beyond it
+/// the oldest records are complete (a hostile stream of long traces must
+/// not hold [`MAX_HELD`] times the record cap).
+pub const MAX_HELD_BYTES: usize = 16 << 20;
 
 /// Continuation lines kept per record (a deep Spring trace is a few
 /// hundred); later ones are counted, not kept.
@@ -160,6 +166,7 @@ impl Joiner {
             if let Some(i) = self.open_of(key) {
                 let joined = self.join(i, &r.message, false, max_bytes);
                 if joined != Joined::No {
+                    self.release(out);
                     return joined;
                 }
                 self.held[i].open = false;
@@ -190,6 +197,7 @@ impl Joiner {
         if self.held[last].open {
             let joined = self.join(last, line, true, max_bytes);
             if joined != Joined::No {
+                self.release(out);
                 return joined;
             }
         }
@@ -272,7 +280,7 @@ impl Joiner {
         let newest = self.newest.map_or(i64::MIN, |t| t.as_millis());
         while let Some(h) = self.held.front() {
             let late = newest.saturating_sub(h.event.timestamp().as_millis()) > HOLD_GAP_MS;
-            if h.open && !late && self.held.len() <= MAX_HELD {
+            if h.open && !late && self.held.len() <= MAX_HELD && self.bytes <= MAX_HELD_BYTES {
                 break;
             }
             let h = self.held.pop_front().expect("front exists");
