@@ -601,6 +601,41 @@ mod tests {
         published
     }
 
+    /// A record that may still get its stack trace waits in the decoder
+    /// while the lane has traffic to come, and comes out (trace joined)
+    /// once the lane is ready: idle in a stream, at its end in a bounded run.
+    #[test]
+    fn a_held_record_comes_out_when_its_lane_is_ready() {
+        let mut task = Task::new(0, &["logs".into()], config(), Default::default()).unwrap();
+        let mut dead = DeadLetters::default();
+        let origin: Arc<str> = Arc::from("logs");
+        let lines = [
+            r#"{"time":"2026-01-05T10:00:00.000Z","service":"cart","log":"ERROR c.e.Cart - checkout failed"}"#,
+            r#"{"time":"2026-01-05T10:00:00.001Z","service":"cart","log":"java.net.SocketTimeoutException: Read timed out"}"#,
+            r#"{"time":"2026-01-05T10:00:00.002Z","service":"cart","log":"\tat com.example.Cart.checkout(Cart.java:42)"}"#,
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            let raw = RawRecord::line(origin.clone(), i as u64, l.as_bytes().to_vec());
+            assert!(task.push(0, i as i64, &raw, &mut dead).unwrap());
+        }
+        assert_eq!(task.step(false, &mut |_| false), 0, "more lines may come");
+        assert!(!task.idle());
+        assert_eq!(
+            task.step(false, &mut |_| true),
+            1,
+            "one record, trace joined"
+        );
+        assert!(task.idle());
+        let s = task.engine().summary();
+        assert_eq!(
+            (s.logs, s.logs_by_level["error"], s.ingest.joined),
+            (1, 1, 2),
+            "{:?}",
+            s.ingest
+        );
+        assert!(dead.0.is_empty());
+    }
+
     #[test]
     fn arrival_chunking_and_hand_offs_do_not_change_the_incidents() {
         let whole = run(1_000_000, None);
