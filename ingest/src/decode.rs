@@ -301,16 +301,19 @@ impl Decoder {
         if self.join_mode != JoinMode::Off {
             // Every event goes through the joiner, so records leave in the
             // order they came whether or not one of them waits for lines.
-            self.scratch.extend(out.drain(start..));
+            let structured = self.join_mode == JoinMode::Structured && !resniffed;
             let cap = self.config.max_line_bytes;
-            for event in self.scratch.drain(..) {
-                let joined = if self.join_mode == JoinMode::Plain || resniffed {
-                    self.join.push_plain(event, out);
-                    Joined::Started
-                } else {
-                    self.join.push_structured(event, cap, out)
-                };
+            if out.len() == start + 1 {
+                // One event (all but OTLP envelopes): no detour.
+                let event = out.pop().expect("one event");
+                let joined = join(&mut self.join, event, structured, cap, out);
                 self.stats.count_join(joined);
+            } else {
+                self.scratch.extend(out.drain(start..));
+                for event in self.scratch.drain(..) {
+                    let joined = join(&mut self.join, event, structured, cap, out);
+                    self.stats.count_join(joined);
+                }
             }
         }
         self.parsed(used);
@@ -491,6 +494,24 @@ impl Decoder {
             raw_len: raw.bytes.len(),
             raw_hex: (!valid).then(|| shown.iter().map(|b| format!("{b:02x}")).collect()),
         })
+    }
+}
+
+/// Offer a parsed event to `joiner`: a structured record may continue the
+/// open record of its stream; a plain-text record has a header, so it
+/// starts one.
+fn join(
+    joiner: &mut Joiner,
+    event: Event,
+    structured: bool,
+    cap: usize,
+    out: &mut Vec<Event>,
+) -> Joined {
+    if structured {
+        joiner.push_structured(event, cap, out)
+    } else {
+        joiner.push_plain(event, out);
+        Joined::Started
     }
 }
 
