@@ -141,6 +141,15 @@ fn is_prefix_token(t: &str) -> bool {
         return true;
     }
     let b = t.as_bytes();
+    // Tomcat JULI's date: 05-Mar-2019.
+    if b.len() == 11
+        && b[2] == b'-'
+        && b[6] == b'-'
+        && b[..2].iter().chain(&b[7..]).all(u8::is_ascii_digit)
+        && b[3..6].iter().all(u8::is_ascii_alphabetic)
+    {
+        return true;
+    }
     // Mostly digits with date/time punctuation: 2023-01-29, 16:42:22.382,
     // 2023-01-29T16:42:22.382Z, 12345, +0000, 2023/01/29.
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
@@ -210,6 +219,11 @@ mod tests {
         assert_eq!(
             lv("17:12:44.123 [main] DEBUG com.example.App - starting"),
             Some(Level::Debug)
+        );
+        // Tomcat's OneLineFormatter (catalina.out), shipped as it is.
+        assert_eq!(
+            lv("05-Mar-2019 10:58:11.902 SEVERE [http-nio-8080-exec-6] o.a.c.c.StandardWrapperValve.invoke boom"),
+            Some(Level::Error)
         );
         // java.util.logging's SEVERE.
         assert_eq!(
