@@ -223,9 +223,10 @@ fn kind_of(s: &Signal, up: bool, exhausting: bool) -> AnomalyKind {
         "exited",
     ];
     match s.kind {
-        SignalKind::ErrorRate | SignalKind::StatusClass | SignalKind::WarnRate => {
-            AnomalyKind::ErrorBurst
-        }
+        SignalKind::ErrorRate
+        | SignalKind::StatusClass
+        | SignalKind::WarnRate
+        | SignalKind::ExceptionCount => AnomalyKind::ErrorBurst,
         SignalKind::LatencyQuantile => AnomalyKind::LatencySpike,
         SignalKind::CounterRate if is_error_name(&s.name) => AnomalyKind::ErrorBurst,
         SignalKind::MetricSeries

@@ -1,7 +1,7 @@
 //! From records to signals: event-time windows with a watermark.
 //!
 //! Log records become counts per service and window (all records, errors,
-//! warnings, HTTP status classes, templates) and latency quantiles from
+//! warnings, HTTP status classes, exception classes, templates) and latency quantiles from
 //! their duration fields; metric samples become one value per series and
 //! window (the last gauge value, the per-second rate of a counter with
 //! resets handled, and p50/p95/p99 of a histogram).
@@ -342,6 +342,12 @@ impl SignalAggregator {
                 });
                 self.add_count(start, id);
             }
+        }
+        // Stack-trace concentration: the same exception class surging at a
+        // service. Tracked from a class's first record, like templates.
+        if let Some(class) = r.fields.get("exception.type").and_then(|v| v.as_str()) {
+            let id = self.track(base(SignalKind::ExceptionCount, class), true);
+            self.add_count(start, id);
         }
         if self.cfg.template_counts {
             if let Some(t) = &r.template_id {
@@ -698,6 +704,50 @@ mod tests {
         assert_eq!(value(&out, SignalKind::ErrorRate, "", 0), Some(1.0));
         assert_eq!(value(&out, SignalKind::ErrorRate, "", 15), Some(0.0));
         assert_eq!(value(&out, SignalKind::LogRate, "", 0), Some(2.0));
+    }
+
+    /// Records whose joined stack trace named an exception class count per
+    /// (service, class): the signal of stack-trace concentration.
+    #[test]
+    fn exception_classes_are_counted_per_service() {
+        let thrown = |sec: i64, service: &str, class: &str| {
+            let mut e = log(sec, service, Level::Error);
+            if let Event::Log(r) = &mut e {
+                r.fields
+                    .insert("exception.type".into(), FieldValue::Str(class.into()));
+            }
+            e
+        };
+        let mut a = SignalAggregator::new(SignalConfig::default());
+        let mut out = vec![];
+        let timeout = "java.net.SocketTimeoutException";
+        a.push(&thrown(0, "cart", timeout), &mut out);
+        a.push(&thrown(1, "cart", timeout), &mut out);
+        a.push(
+            &thrown(2, "cart", "java.lang.NullPointerException"),
+            &mut out,
+        );
+        a.push(&log(3, "cart", Level::Error), &mut out);
+        a.push(&log(16, "cart", Level::Info), &mut out);
+        a.finish(&mut out);
+        assert_eq!(
+            value(&out, SignalKind::ExceptionCount, timeout, 0),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(&out, SignalKind::ExceptionCount, timeout, 15),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(
+                &out,
+                SignalKind::ExceptionCount,
+                "java.lang.NullPointerException",
+                0
+            ),
+            Some(1.0)
+        );
+        assert_eq!(value(&out, SignalKind::ErrorRate, "", 0), Some(4.0));
     }
 
     #[test]

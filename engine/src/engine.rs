@@ -322,6 +322,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Hand over the records `origin`'s decoder holds for continuation
+    /// lines (see [`ingest::multiline`]), folded into the summary: the end
+    /// of that input. Nothing when it holds none.
+    pub fn flush(&mut self, origin: &str, out: &mut Vec<Event>) {
+        let start = out.len();
+        match self.decoders.get_mut(origin) {
+            Some(d) if d.holds() => d.flush(out),
+            _ => return,
+        }
+        for event in &out[start..] {
+            self.account(event);
+        }
+    }
+
+    /// Whether `origin`'s decoder holds records for continuation lines.
+    pub fn holds(&self, origin: &str) -> bool {
+        self.decoders.get(origin).is_some_and(|d| d.holds())
+    }
+
     /// The input `at` names could not be read past `at.position`
     /// (`detail` says why): a dead letter for the rest of it, counted by
     /// that origin's decoder.

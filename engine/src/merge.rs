@@ -128,6 +128,9 @@ enum Lane<'a> {
         /// Position of the last record read (where an unreadable rest
         /// starts).
         read: u64,
+        /// Origin of the last record read (whose decoder the end of the
+        /// input flushes).
+        origin: Option<Arc<str>>,
     },
     /// Read and decoded by a worker thread, in batches.
     Worker(Decoded),
@@ -246,6 +249,7 @@ pub fn merge(
                     buf: VecDeque::new(),
                     done: false,
                     read: 0,
+                    origin: None,
                 })
                 .collect();
             return merge_lanes(lanes, engine, dead, tick);
@@ -360,6 +364,15 @@ fn decode_worker(
                 return decoder;
             }
         }
+    }
+    // The end of the input completes the records its decoder held for
+    // continuation lines.
+    let start = batch.events.len();
+    decoder.flush(&mut batch.events);
+    if batch.events.len() > start {
+        batch
+            .records
+            .push(Decode::Events((batch.events.len() - start) as u32));
     }
     if !batch.records.is_empty() {
         let _ = tx.send(batch);
@@ -480,10 +493,20 @@ fn fill(
             buf,
             done,
             read,
+            origin,
         } => {
             while buf.is_empty() && !*done {
                 match source.next_record() {
-                    None => *done = true,
+                    None => {
+                        *done = true;
+                        // The end of the input completes what its decoder
+                        // held for continuation lines.
+                        if let Some(o) = origin.as_deref() {
+                            scratch.clear();
+                            engine.flush(o, scratch);
+                            buf.extend(scratch.drain(..));
+                        }
+                    }
                     Some(Err(e)) => {
                         let Some(detail) = unreadable(&e) else {
                             return Err(e);
@@ -491,11 +514,19 @@ fn fill(
                         *done = true;
                         let at = RawRecord::line(source_origin(&**source), *read + 1, Vec::new());
                         engine.unreadable(&at, detail, dead)?;
+                        if let Some(o) = origin.as_deref() {
+                            scratch.clear();
+                            engine.flush(o, scratch);
+                            buf.extend(scratch.drain(..));
+                        }
                         tick();
                     }
                     Some(raw) => {
                         let raw = raw?;
                         *read = raw.position;
+                        if origin.as_ref() != Some(&raw.origin) {
+                            *origin = Some(raw.origin.clone());
+                        }
                         scratch.clear();
                         engine.decode(&raw, dead, scratch)?;
                         buf.extend(scratch.drain(..));

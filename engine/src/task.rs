@@ -206,17 +206,8 @@ impl Task {
         }
         let mut out = Vec::new();
         self.engine.decode(raw, dead, &mut out)?;
-        let l = &mut self.lanes[lane];
-        if let Some(t) = out.iter().map(Event::timestamp).max() {
-            l.last_ts = Some(l.last_ts.map_or(t, |x| x.max(t)));
-        }
-        let was_empty = l.buf.is_empty();
-        l.buf.extend(out);
-        if let (true, Some(e)) = (was_empty, l.buf.front()) {
-            self.order.offer(lane, e.timestamp());
-        }
-        l.next_offset = offset + 1;
-        self.dirty = true;
+        self.fill_lane(lane, out);
+        self.lanes[lane].next_offset = offset + 1;
         Ok(true)
     }
 
@@ -228,7 +219,60 @@ impl Task {
     /// long enough). `strict` drops the event-time shortcut, so every empty
     /// lane must be ready: replay's merge exactly, even for inputs not in
     /// time order (bounded runs). Returns how many events were analysed.
+    ///
+    /// A lane that is empty and ready also gets the records its decoder
+    /// holds for continuation lines ([`ingest::multiline`]): at a bounded
+    /// run's end of partition, as replay's end of input does, and in a
+    /// stream once the partition has been idle for the configured wait,
+    /// so a stack trace's record never waits on traffic that may not come.
     pub fn step(&mut self, strict: bool, ready: &mut dyn FnMut(usize) -> bool) -> usize {
+        let mut n = 0;
+        loop {
+            n += self.merge_step(strict, ready);
+            if !self.release_held(ready) {
+                break;
+            }
+        }
+        if n > 0 {
+            self.dirty = true;
+        }
+        n
+    }
+
+    /// Move the records held by the decoder of each empty, ready lane into
+    /// the lane. Whether any moved.
+    fn release_held(&mut self, ready: &mut dyn FnMut(usize) -> bool) -> bool {
+        let mut moved = false;
+        for j in 0..self.lanes.len() {
+            // A Kafka record's origin is its topic.
+            let topic = &self.lanes[j].topic;
+            if !self.lanes[j].buf.is_empty() || !self.engine.holds(topic) || !ready(j) {
+                continue;
+            }
+            let mut out = Vec::new();
+            self.engine.flush(topic, &mut out);
+            moved |= !out.is_empty();
+            self.fill_lane(j, out);
+        }
+        moved
+    }
+
+    /// Decoded events into lane `lane`, in order.
+    fn fill_lane(&mut self, lane: usize, out: Vec<Event>) {
+        let l = &mut self.lanes[lane];
+        if let Some(t) = out.iter().map(Event::timestamp).max() {
+            l.last_ts = Some(l.last_ts.map_or(t, |x| x.max(t)));
+        }
+        let was_empty = l.buf.is_empty();
+        l.buf.extend(out);
+        if let (true, Some(e)) = (was_empty, l.buf.front()) {
+            self.order.offer(lane, e.timestamp());
+        }
+        self.dirty = true;
+    }
+
+    /// The merge of [`Task::step`] until it blocks.
+    fn merge_step(&mut self, strict: bool, ready: &mut dyn FnMut(usize) -> bool) -> usize {
         let mut n = 0;
         loop {
             let lanes = &self.lanes;
@@ -256,9 +300,6 @@ impl Task {
             self.engine.analyze(event);
             n += 1;
         }
-        if n > 0 {
-            self.dirty = true;
-        }
         n
     }
 
@@ -271,12 +312,19 @@ impl Task {
     /// verified at the end of the data, as replay's (see
     /// [`Publisher::conclude`]).
     pub fn conclude(&mut self) -> anyhow::Result<Findings> {
+        // Whatever is still held is complete now (every lane is at its end).
+        if self.lanes.iter().any(|l| self.engine.holds(&l.topic)) {
+            self.step(true, &mut |_| true);
+        }
         self.publisher.conclude(&mut self.engine)
     }
 
-    /// Whether every lane is empty.
+    /// Whether every lane is empty and no decoder holds a record for its
+    /// continuation lines.
     pub fn idle(&self) -> bool {
-        self.lanes.iter().all(|l| l.buf.is_empty())
+        self.lanes
+            .iter()
+            .all(|l| l.buf.is_empty() && !self.engine.holds(&l.topic))
     }
 
     /// The engine, for its counts.
@@ -551,6 +599,41 @@ mod tests {
         collect(&mut task);
         assert!(task.idle());
         published
+    }
+
+    /// A record that may still get its stack trace waits in the decoder
+    /// while the lane has traffic to come, and comes out (trace joined)
+    /// once the lane is ready: idle in a stream, at its end in a bounded run.
+    #[test]
+    fn a_held_record_comes_out_when_its_lane_is_ready() {
+        let mut task = Task::new(0, &["logs".into()], config(), Default::default()).unwrap();
+        let mut dead = DeadLetters::default();
+        let origin: Arc<str> = Arc::from("logs");
+        let lines = [
+            r#"{"time":"2026-01-05T10:00:00.000Z","service":"cart","log":"ERROR c.e.Cart - checkout failed"}"#,
+            r#"{"time":"2026-01-05T10:00:00.001Z","service":"cart","log":"java.net.SocketTimeoutException: Read timed out"}"#,
+            r#"{"time":"2026-01-05T10:00:00.002Z","service":"cart","log":"\tat com.example.Cart.checkout(Cart.java:42)"}"#,
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            let raw = RawRecord::line(origin.clone(), i as u64, l.as_bytes().to_vec());
+            assert!(task.push(0, i as i64, &raw, &mut dead).unwrap());
+        }
+        assert_eq!(task.step(false, &mut |_| false), 0, "more lines may come");
+        assert!(!task.idle());
+        assert_eq!(
+            task.step(false, &mut |_| true),
+            1,
+            "one record, trace joined"
+        );
+        assert!(task.idle());
+        let s = task.engine().summary();
+        assert_eq!(
+            (s.logs, s.logs_by_level["error"], s.ingest.joined),
+            (1, 1, 2),
+            "{:?}",
+            s.ingest
+        );
+        assert!(dead.0.is_empty());
     }
 
     #[test]

@@ -108,6 +108,19 @@ pub struct IngestStats {
     pub by_reason: BTreeMap<DeadLetterReason, u64>,
     /// Records parsed but with invalid UTF-8 replaced.
     pub utf8_replaced: u64,
+    /// Continuation lines (a stack trace's frames, a plain file's indented
+    /// lines) joined to the record before them: counted in `parsed`, but
+    /// not records of their own ([`crate::multiline`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub joined: u64,
+    /// Joined lines whose text was left out: the record had reached its
+    /// cap of lines or bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub join_truncated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl IngestStats {
@@ -140,6 +153,21 @@ impl IngestStats {
             by_format: map(&self.by_format, &earlier.by_format),
             by_reason: map(&self.by_reason, &earlier.by_reason),
             utf8_replaced: self.utf8_replaced.saturating_sub(earlier.utf8_replaced),
+            joined: self.joined.saturating_sub(earlier.joined),
+            join_truncated: self.join_truncated.saturating_sub(earlier.join_truncated),
+        }
+    }
+
+    /// Count what the joiner made of a parsed line.
+    pub(crate) fn count_join(&mut self, joined: crate::multiline::Joined) {
+        use crate::multiline::Joined;
+        match joined {
+            Joined::Joined => self.joined += 1,
+            Joined::Truncated => {
+                self.joined += 1;
+                self.join_truncated += 1;
+            }
+            Joined::Started | Joined::No => {}
         }
     }
 
@@ -150,6 +178,8 @@ impl IngestStats {
         self.dead_lettered += other.dead_lettered;
         self.blank += other.blank;
         self.utf8_replaced += other.utf8_replaced;
+        self.joined += other.joined;
+        self.join_truncated += other.join_truncated;
         for (k, v) in &other.by_format {
             *self.by_format.entry(k.clone()).or_default() += v;
         }

@@ -9,6 +9,7 @@
 
 use crate::deadletter::{DeadLetter, DeadLetterReason, IngestStats};
 use crate::error::Result;
+use crate::multiline::{Joined, Joiner};
 use crate::parse::{Format, ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, Timestamp};
@@ -79,6 +80,36 @@ pub struct Decoder {
     chosen: Option<Format>,
     /// Parsers of other formats met in a mixed origin (`mixed_formats`).
     others: Vec<(Format, Box<dyn Parser>)>,
+    /// How the origin's lines continue each other (set with the parser).
+    join_mode: JoinMode,
+    /// Log records held for their continuation lines.
+    join: Joiner,
+    /// Events of the record being decoded, on their way to `join`.
+    scratch: Vec<Event>,
+}
+
+/// How continuation lines are recognised in an origin's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinMode {
+    /// Not at all: metrics, and access logs (one request, one line).
+    Off,
+    /// Plain text: a line with a header starts a record; a line the
+    /// parser cannot read may continue the one before it.
+    Plain,
+    /// Structured records (JSON, logfmt, syslog) each parse on their own;
+    /// a record whose message continues the open record of its stream
+    /// joins it (a shipper that sends a trace line by line).
+    Structured,
+}
+
+impl JoinMode {
+    fn of(parser: &str) -> JoinMode {
+        match parser {
+            "plain" | "header" | "apache-error" | "nginx-error" => JoinMode::Plain,
+            "json" | "logfmt" | "syslog" => JoinMode::Structured,
+            _ => JoinMode::Off,
+        }
+    }
 }
 
 /// What a [`Decoder`] has learned, to carry it to another process
@@ -93,6 +124,10 @@ pub struct DecoderState {
     pub stats: IngestStats,
     /// Series hashes per metric name, sorted.
     pub series: Vec<(String, Vec<u64>)>,
+    /// Records held for their continuation lines (absent in older
+    /// checkpoints: nothing was held then).
+    #[serde(default)]
+    pub held: Joiner,
 }
 
 /// Largest part of a raw record copied into a dead letter.
@@ -110,7 +145,13 @@ impl Decoder {
             f => Some(f.parser(default_year)?),
         };
         let chosen = (format != Format::Auto).then(|| format.clone());
+        let join_mode = parser
+            .as_ref()
+            .map_or(JoinMode::Off, |p| JoinMode::of(p.name()));
         Ok(Decoder {
+            join_mode,
+            join: Joiner::default(),
+            scratch: Vec::new(),
             format,
             parser,
             config,
@@ -144,6 +185,7 @@ impl Decoder {
             format,
             stats: self.stats.clone(),
             series,
+            held: self.join.clone(),
         }
     }
 
@@ -154,6 +196,7 @@ impl Decoder {
         let format = Format::from_name(&state.format)?;
         let mut d = Decoder::new(format, config)?;
         d.stats = state.stats;
+        d.join = state.held;
         d.series = state
             .series
             .into_iter()
@@ -219,6 +262,7 @@ impl Decoder {
                             ParseError::new(DeadLetterReason::UnknownFormat, e.to_string()),
                         )
                     })?;
+                    self.join_mode = JoinMode::of(p.name());
                     self.parser = Some(p);
                     self.chosen = Some(f);
                 }
@@ -236,11 +280,15 @@ impl Decoder {
         let start = out.len();
         let parser = self.parser.as_mut().expect("parser chosen above");
         let mut used = parser.name();
+        let mut resniffed = false;
         if let Err(e) = parser.parse(&text, raw, out) {
             out.truncate(start);
             match self.resniff(&text, raw, out) {
-                Some(name) => used = name,
-                None => return Err(self.dead(raw, e)),
+                Some(name) => {
+                    used = name;
+                    resniffed = true;
+                }
+                None => return self.continuation(raw, bytes, e, out),
             }
         }
         if let Err(e) = self.check(&out[start..]) {
@@ -250,14 +298,77 @@ impl Decoder {
         if replaced {
             self.stats.utf8_replaced += 1;
         }
+        if self.join_mode != JoinMode::Off {
+            // Every event goes through the joiner, so records leave in the
+            // order they came whether or not one of them waits for lines.
+            let structured = self.join_mode == JoinMode::Structured && !resniffed;
+            let cap = self.config.max_line_bytes;
+            if out.len() == start + 1 {
+                // One event (all but OTLP envelopes): no detour.
+                let event = out.pop().expect("one event");
+                let joined = join(&mut self.join, event, structured, cap, out);
+                self.stats.count_join(joined);
+            } else {
+                self.scratch.extend(out.drain(start..));
+                for event in self.scratch.drain(..) {
+                    let joined = join(&mut self.join, event, structured, cap, out);
+                    self.stats.count_join(joined);
+                }
+            }
+        }
+        self.parsed(used);
+        Ok(())
+    }
+
+    /// A plain-text line its parser could not read (`e`): part of the
+    /// record before it when it continues it (a stack trace's lines have
+    /// no header), else a dead letter.
+    fn continuation(
+        &mut self,
+        raw: &RawRecord,
+        trimmed: &[u8],
+        e: ParseError,
+        out: &mut Vec<Event>,
+    ) -> std::result::Result<(), Box<DeadLetter>> {
+        if self.join_mode != JoinMode::Plain {
+            return Err(self.dead(raw, e));
+        }
+        // The decoder trimmed the line; indentation is what marks most
+        // continuation lines, so the joiner gets it back.
+        let lead = trimmed.as_ptr() as usize - raw.bytes.as_ptr() as usize;
+        let line = String::from_utf8_lossy(&raw.bytes[..lead + trimmed.len()]);
+        let cap = self.config.max_line_bytes;
+        let joined = self.join.push_unparsed(&line, cap, out);
+        if joined == Joined::No {
+            return Err(self.dead(raw, e));
+        }
+        self.stats.count_join(joined);
+        let name = self.parser.as_ref().map_or("auto", |p| p.name());
+        self.parsed(name);
+        Ok(())
+    }
+
+    /// Count one record parsed by format `name`.
+    fn parsed(&mut self, name: &'static str) {
         self.stats.parsed += 1;
-        let name = used;
         if let Some(n) = self.stats.by_format.get_mut(name) {
             *n += 1;
         } else {
             self.stats.by_format.insert(name.to_string(), 1);
         }
-        Ok(())
+    }
+
+    /// Hand over every record held for continuation lines: the end of the
+    /// input (replay), or of a bounded run's partition, or a partition idle
+    /// for long enough (streaming).
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        self.join.flush(out);
+    }
+
+    /// Whether records are held for continuation lines (see
+    /// [`Decoder::flush`]).
+    pub fn holds(&self) -> bool {
+        self.join.holds()
     }
 
     /// With `mixed_formats`, a record the origin's format cannot read is
@@ -383,6 +494,24 @@ impl Decoder {
             raw_len: raw.bytes.len(),
             raw_hex: (!valid).then(|| shown.iter().map(|b| format!("{b:02x}")).collect()),
         })
+    }
+}
+
+/// Offer a parsed event to `joiner`: a structured record may continue the
+/// open record of its stream; a plain-text record has a header, so it
+/// starts one.
+fn join(
+    joiner: &mut Joiner,
+    event: Event,
+    structured: bool,
+    cap: usize,
+    out: &mut Vec<Event>,
+) -> Joined {
+    if structured {
+        joiner.push_structured(event, cap, out)
+    } else {
+        joiner.push_plain(event, out);
+        Joined::Started
     }
 }
 

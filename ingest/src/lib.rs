@@ -9,6 +9,8 @@
 //!   JSON) and [`parse::Format`] to pick one by name or by sniffing.
 //! - [`mining`]: the streaming log template miner that turns messages into
 //!   stable template ids.
+//! - [`multiline`]: continuation lines (stack traces) joined to the record
+//!   that starts them, per stream, with the exception as evidence.
 //! - [`source`]: raw records from files and stdin, and from Kafka messages.
 //! - [`deadletter`]: the [`DeadLetter`] record kept for every input that could
 //!   not be parsed, with its reason, and [`IngestStats`] that account for
@@ -24,6 +26,7 @@ pub mod deadletter;
 pub mod decode;
 pub mod error;
 pub mod mining;
+pub mod multiline;
 pub mod parse;
 pub mod record;
 mod scan;

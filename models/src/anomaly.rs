@@ -22,6 +22,10 @@ pub enum SignalKind {
     StatusClass,
     /// Records of one log template per window.
     TemplateCount,
+    /// Records carrying one exception class (their `exception.type`
+    /// field, from a joined stack trace) per window: a surge is
+    /// stack-trace concentration (the class is the signal's name).
+    ExceptionCount,
     /// A metric series as scraped.
     MetricSeries,
     /// A per-second rate derived from a counter series.
@@ -32,13 +36,14 @@ pub enum SignalKind {
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 9] = [
+    pub const ALL: [SignalKind; 10] = [
         SignalKind::ErrorRate,
         SignalKind::WarnRate,
         SignalKind::LogRate,
         SignalKind::LatencyQuantile,
         SignalKind::StatusClass,
         SignalKind::TemplateCount,
+        SignalKind::ExceptionCount,
         SignalKind::MetricSeries,
         SignalKind::CounterRate,
         SignalKind::Session,
@@ -53,6 +58,7 @@ impl SignalKind {
             SignalKind::LatencyQuantile => "latency_quantile",
             SignalKind::StatusClass => "status_class",
             SignalKind::TemplateCount => "template_count",
+            SignalKind::ExceptionCount => "exception_count",
             SignalKind::MetricSeries => "metric_series",
             SignalKind::CounterRate => "counter_rate",
             SignalKind::Session => "session",

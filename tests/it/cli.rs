@@ -694,3 +694,34 @@ fn late_events_are_counted_and_reported() {
         }
     }
 }
+
+/// Issue #18: a catalina.out (Tomcat's and Spring Boot's layouts, stack
+/// traces under ERROR and SEVERE lines; see tests/data/java/README.md)
+/// was dead-lettered almost whole with `--format auto`. Now every line is
+/// read, each trace joins the record that logged it, and an exception
+/// counts as one error.
+#[test]
+fn a_catalina_out_replays_with_its_stack_traces_joined() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/java/catalina.out");
+    let out = remedy()
+        .args(["replay", "--out"])
+        .arg(&out_dir)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let ingest = &summary["ingest"];
+    assert_eq!(ingest["read"], 65);
+    assert_eq!(ingest["dead_lettered"], 0, "{ingest}");
+    assert_eq!(ingest["joined"], 37);
+    assert_eq!(ingest["by_format"]["plain"], 65);
+    assert_eq!(summary["logs"], 28);
+    assert_eq!(summary["logs_by_level"]["error"], 4);
+    assert_eq!(summary["logs_by_service"]["unknown"]["errors"], 4);
+    let dead = std::fs::read_to_string(out_dir.join("dead-letter.jsonl")).unwrap();
+    assert!(dead.is_empty(), "{dead}");
+}

@@ -181,6 +181,10 @@ pub fn for_signal(s: &Signal, settings: &Settings) -> Option<AnyDetector> {
             Some(AnyDetector::Ratio(Default::default()))
         }
         SignalKind::StatusClass if s.name == "5xx" => Some(AnyDetector::Ratio(Default::default())),
+        // One exception class's share of the service's records: a class
+        // that surges stands out even when the service's other errors
+        // hide it in the error share.
+        SignalKind::ExceptionCount => Some(AnyDetector::Ratio(Default::default())),
         // Quantiles from histograms are named `p99:<histogram>`.
         SignalKind::LatencyQuantile if s.name.starts_with("p99:") => {
             Some(AnyDetector::Series(series(&settings.bucketed)))

@@ -34,6 +34,14 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     if let Some(l) = klog(head) {
         return Some(l);
     }
+    split_level(head).map(|(l, _)| l)
+}
+
+/// The level a layout states in its first few tokens (as
+/// [`level_in_text`], without klog's), and the byte offset just after the
+/// level's token: where the rest of the line (thread, logger, message)
+/// starts.
+pub fn split_level(head: &str) -> Option<(Level, usize)> {
     let mut tokens = head
         .split(|c: char| c.is_ascii_whitespace())
         .filter(|t| !t.is_empty())
@@ -42,7 +50,9 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     let mut first = true;
     while let Some(token) = tokens.next() {
         if let Some(l) = level_token(token, first) {
-            return Some(l);
+            // `token` is a slice of `head`: its end is an offset into it.
+            let end = token.as_ptr() as usize - head.as_ptr() as usize + token.len();
+            return Some((l, end));
         }
         first = false;
         // A logger name between ` - ` separators (Python's
@@ -131,6 +141,15 @@ fn is_prefix_token(t: &str) -> bool {
         return true;
     }
     let b = t.as_bytes();
+    // Tomcat JULI's date: 05-Mar-2019.
+    if b.len() == 11
+        && b[2] == b'-'
+        && b[6] == b'-'
+        && b[..2].iter().chain(&b[7..]).all(u8::is_ascii_digit)
+        && b[3..6].iter().all(u8::is_ascii_alphabetic)
+    {
+        return true;
+    }
     // Mostly digits with date/time punctuation: 2023-01-29, 16:42:22.382,
     // 2023-01-29T16:42:22.382Z, 12345, +0000, 2023/01/29.
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
@@ -200,6 +219,11 @@ mod tests {
         assert_eq!(
             lv("17:12:44.123 [main] DEBUG com.example.App - starting"),
             Some(Level::Debug)
+        );
+        // Tomcat's OneLineFormatter (catalina.out), shipped as it is.
+        assert_eq!(
+            lv("05-Mar-2019 10:58:11.902 SEVERE [http-nio-8080-exec-6] o.a.c.c.StandardWrapperValve.invoke boom"),
+            Some(Level::Error)
         );
         // java.util.logging's SEVERE.
         assert_eq!(

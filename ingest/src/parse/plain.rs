@@ -11,6 +11,7 @@
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::parse_timestamp;
 use crate::parse::header::HeaderFormat;
+use crate::parse::layout::split_level;
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use chrono::{NaiveDateTime, TimeZone, Utc};
@@ -173,6 +174,91 @@ impl PlainParser {
     }
 }
 
+/// A line in the layout application loggers write by default: a date
+/// and time (`2019-03-05 10:57:51.112`, ISO 8601, log4j's comma, Tomcat
+/// JULI's `05-Mar-2019 10:57:51.112`, optionally in brackets), then a
+/// level among the next few tokens (see [`split_level`]), then the thread,
+/// the logger and the message:
+///
+/// - Spring Boot: `2019-03-05 10:57:51.112  INFO 45469 --- [main] o.s.Foo : msg`
+/// - logback / log4j: `2023-01-29 16:42:22,382 [exec-1] ERROR com.example.Foo - msg`
+/// - Tomcat's OneLineFormatter: `05-Mar-2019 10:57:49.021 INFO [main] o.a.c.Catalina.start msg`
+/// - Python logging: `2023-01-29 16:42:22,382 - app.db - WARNING - msg`
+///
+/// The message is what follows the logger (kept in `logger`); the service
+/// is not in such a line. `None` when the line does not start so.
+fn app_line(text: &str, year: i32) -> Option<LogRecord> {
+    let line = text.trim_start();
+    let (ts, rest) = leading_time(line, year)?;
+    let (level, after) = split_level(rest)?;
+    if let Some(msg) = rest[after..].trim_start().strip_prefix("- ") {
+        // Python: `- logger - LEVEL - message`.
+        let head = rest[..after].trim_end();
+        let head = head.rsplit_once(char::is_whitespace).map_or("", |(h, _)| h);
+        let logger = head.trim().trim_matches('-').trim();
+        let mut r = LogRecord::new(ts, msg.trim_start());
+        r.level = Some(level);
+        if !logger.is_empty() && !logger.contains(char::is_whitespace) {
+            r.fields
+                .insert("logger".into(), FieldValue::Str(logger.to_string()));
+        }
+        return Some(r);
+    }
+    let mut rest = rest[after..].trim_start();
+    // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2).
+    if let Some((pid, tail)) = rest.split_once(" --- ") {
+        if pid.bytes().all(|b| b.is_ascii_digit()) {
+            rest = tail.trim_start();
+        }
+    }
+    while rest.starts_with('[') {
+        // A thread name may be padded inside its brackets (`[   main]`).
+        match rest.find("] ") {
+            Some(close) => rest = rest[close + 2..].trim_start(),
+            None => break,
+        }
+    }
+    let mut r = LogRecord::new(ts, rest);
+    r.level = Some(level);
+    if let Some((logger, msg)) = rest.split_once(char::is_whitespace) {
+        if logger.contains('.') && !logger.starts_with('.') {
+            let msg = msg.trim_start();
+            let msg = msg
+                .strip_prefix(": ")
+                .or_else(|| msg.strip_prefix("- "))
+                .unwrap_or(msg);
+            r.fields
+                .insert("logger".into(), FieldValue::Str(logger.to_string()));
+            r.message = msg.to_string();
+        }
+    }
+    Some(r)
+}
+
+/// The date and time a line starts with (one token, two, or bracketed),
+/// and the rest of the line.
+fn leading_time(line: &str, year: i32) -> Option<(Timestamp, &str)> {
+    if let Some(inner) = line.strip_prefix('[') {
+        let close = inner.find(']').filter(|&i| i <= 40)?;
+        let ts = parse_loose_time(&inner[..close], None, year)?;
+        return Some((ts, &inner[close + 1..]));
+    }
+    if !line.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut ends = line
+        .match_indices(char::is_whitespace)
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0 && !line[..i].ends_with(char::is_whitespace));
+    let first = ends.next()?;
+    if let Some(second) = ends.next() {
+        if let Some(ts) = parse_loose_time(&line[..second], None, year) {
+            return Some((ts, &line[second..]));
+        }
+    }
+    parse_loose_time(&line[..first], None, year).map(|ts| (ts, &line[first..]))
+}
+
 /// Time texts of plain logs: everything [`parse_timestamp`] reads, plus
 /// loghub's compact `yymmdd HHMMSS`, `Mon dd HH:MM:SS` (with the given year),
 /// Apache's `Sun Dec 04 04:47:44 2005` and `yyyy-mm-dd-HH.MM.SS.ffffff`.
@@ -196,6 +282,8 @@ fn parse_loose_time(s: &str, month: Option<&str>, year: i32) -> Option<Timestamp
         "%a %b %d %H:%M:%S%.f %Y",
         "%a %b %e %H:%M:%S%.f %Y",
         "%Y/%m/%d %H:%M:%S",
+        // Tomcat JULI's OneLineFormatter (catalina.out).
+        "%d-%b-%Y %H:%M:%S%.f",
     ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(&with_month, f) {
             return utc(dt);
@@ -238,6 +326,18 @@ impl Parser for PlainParser {
             )
         };
         let r = match &self.layout {
+            // The `plain` preset also reads the layouts Java, Python and
+            // Go loggers write by default (see [`app_line`]), so a
+            // catalina.out or a Spring Boot log is read with `--format
+            // auto`: its header alone would dead-letter them, or take a
+            // Spring Boot line's pid, thread and logger for a service.
+            Layout::Header(f) if self.name == "plain" => match self.parse_header(f, text, raw) {
+                Ok(r) if !r.service.as_deref().is_some_and(|s| s.contains(' ')) => r,
+                header => match app_line(text, self.year(raw)) {
+                    Some(r) => r,
+                    None => header?,
+                },
+            },
             Layout::Header(f) => self.parse_header(f, text, raw)?,
             Layout::Syslog => {
                 // RFC 5424 lines are split by hand when they can be: the
