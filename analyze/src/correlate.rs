@@ -868,10 +868,12 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
             }
         }
         // A service's own failing share of records is the most direct
-        // evidence that it is failing.
-        SignalKind::ErrorRate | SignalKind::StatusClass | SignalKind::TemplateCount => {
-            (RootCauseClass::DependencyFailure, service_target, 0.8)
-        }
+        // evidence that it is failing; so is one exception class surging
+        // among its records (stack-trace concentration).
+        SignalKind::ErrorRate
+        | SignalKind::StatusClass
+        | SignalKind::TemplateCount
+        | SignalKind::ExceptionCount => (RootCauseClass::DependencyFailure, service_target, 0.8),
         SignalKind::LatencyQuantile => (RootCauseClass::Unknown, service_target, 0.3),
         _ => (RootCauseClass::Unknown, service_target, 0.2),
     }
@@ -1444,6 +1446,37 @@ mod tests {
                 assert_eq!(found[0].root_causes[0].class, RootCauseClass::CpuSaturation);
             }
         }
+    }
+
+    /// One exception class surging at a service is evidence as direct as
+    /// its failing share: it opens an incident and ranks that service
+    /// above a caller's client-side wait.
+    #[test]
+    fn an_exception_surge_opens_and_ranks_its_service() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(anomaly(
+            0,
+            SignalKind::ExceptionCount,
+            "java.net.SocketTimeoutException",
+            "orders",
+            "node-1",
+            None,
+            AnomalyKind::ErrorBurst,
+        ));
+        c.observe(anomaly(
+            15,
+            SignalKind::MetricSeries,
+            "http_client_request_duration_seconds",
+            "orders",
+            "node-1",
+            None,
+            AnomalyKind::LevelShift,
+        ));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 1);
+        let top = &incs[0].root_causes[0];
+        assert_eq!(top.class, RootCauseClass::DependencyFailure);
+        assert_eq!(top.target.service.as_deref(), Some("orders"));
     }
 
     #[test]
