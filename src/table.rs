@@ -656,6 +656,9 @@ mod tests {
             rows.push(raw.position);
             p.decode(&raw, &mut dead, &mut events).unwrap();
         }
+        // The end of the input: what the decoder held for continuation
+        // lines (an error row may be followed by its stack trace).
+        p.flush(&t.origin, &mut events);
         (events, dead.0, rows)
     }
 

@@ -795,14 +795,14 @@ fn opens(a: &Anomaly, cpu_below_limit: bool) -> bool {
 /// Whether `s` is a CPU's use as a share of its limit (Prometheus names
 /// such gauges `_ratio`).
 pub fn is_cpu_fill(s: &models::Signal) -> bool {
-    s.kind == SignalKind::MetricSeries && {
-        let name = s.name.to_ascii_lowercase();
-        name.contains("cpu")
-            && name
-                .split('{')
-                .next()
-                .is_some_and(|n| n.ends_with("_ratio"))
-    }
+    // Called for every metric point: the cheap test first, no allocation
+    // unless the name ends like a ratio.
+    let metric = s.name.split('{').next().unwrap_or_default();
+    s.kind == SignalKind::MetricSeries
+        && metric.len() >= 6
+        && metric.is_char_boundary(metric.len() - 6)
+        && metric[metric.len() - 6..].eq_ignore_ascii_case("_ratio")
+        && metric.to_ascii_lowercase().contains("cpu")
 }
 
 /// The share of its limit at which a resource counts as saturated: the

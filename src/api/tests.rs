@@ -273,7 +273,16 @@ async fn anomalies_link_to_signals_with_their_band() {
         .collect();
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "time order");
     assert!(points.iter().any(|p| p["alert"] == true));
-    assert_eq!(sig["anomalies"][0]["timestamp"], a["anomaly"]["timestamp"]);
+    // The signal lists the anomaly (a leak can follow the level shift
+    // that its alert opened with, so it need not be the first).
+    assert!(
+        sig["anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["timestamp"] == a["anomaly"]["timestamp"]),
+        "{sig}"
+    );
 
     // A range narrows it.
     let (_, _, narrow) = get(
