@@ -11,6 +11,11 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The `summary.json` a replay wrote into `out_dir`.
+fn summary_of(out_dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn replay_of_a_missing_file_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,8 +89,7 @@ fn replay_reads_the_engine_table_of_a_config_file_and_flags_override_it() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
-        let s: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        let s: serde_json::Value = summary_of(&out_dir);
         s["ingest"]["by_reason"]["line_too_long"]
             .as_u64()
             .unwrap_or(0)
@@ -142,8 +146,7 @@ fn replay_accounts_for_every_record_and_keeps_the_bad_ones() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     let ingest = &summary["ingest"];
     assert_eq!(ingest["read"], 4);
     assert_eq!(ingest["parsed"], 3);
@@ -216,8 +219,7 @@ fn replay_reads_standard_input() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     assert_eq!(summary["ingest"]["parsed"], 1);
     assert_eq!(summary["ingest"]["dead_lettered"], 1);
     assert_eq!(summary["origins"][0]["origin"], "-");
@@ -238,8 +240,7 @@ fn replay_of_the_demo_finds_its_faults_and_plans_safely() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     let e = &summary["evaluation"];
     for key in [
         "incident_precision",
@@ -387,8 +388,7 @@ fn replay_reads_a_csv_table_and_writes_parquet_tables() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     assert_eq!(summary["ingest"]["parsed"], 2880, "{summary}");
     assert_eq!(summary["ingest"]["dead_lettered"], 0, "{summary}");
 
@@ -479,8 +479,7 @@ fn replay_reads_a_fifo_and_dev_stdin_from_their_first_byte() {
     };
     writer.join().unwrap();
     assert!(status.success());
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     assert_eq!(summary["ingest"]["parsed"], 3, "{}", summary["ingest"]);
     assert_eq!(
         summary["ingest"]["dead_lettered"], 0,
@@ -503,8 +502,7 @@ fn replay_reads_a_fifo_and_dev_stdin_from_their_first_byte() {
         stdin.write_all(json_lines("stdin").as_bytes()).unwrap();
     }
     assert!(child.wait().unwrap().success());
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     assert_eq!(summary["ingest"]["parsed"], 3, "{}", summary["ingest"]);
     assert_eq!(summary["logs_by_service"]["stdin"]["logs"], 3);
 }
@@ -542,8 +540,7 @@ fn a_damaged_gzip_is_dead_lettered_and_the_run_goes_on() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{name}: {}", stderr_of(&out));
-        let summary: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        let summary: serde_json::Value = summary_of(&out_dir);
         let ingest = &summary["ingest"];
         assert_eq!(ingest["by_reason"]["unreadable"], 1, "{name}: {ingest}");
         assert_eq!(
@@ -599,8 +596,7 @@ fn formats_and_exclusions_by_glob() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     let formats: Vec<(String, String)> = summary["origins"]
         .as_array()
         .unwrap()
@@ -678,8 +674,7 @@ fn late_events_are_counted_and_reported() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
-        let summary: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+        let summary: serde_json::Value = summary_of(&out_dir);
         let n = summary["late_events"].as_u64().unwrap();
         // One service's records: its record count, error and warning
         // shares are judged (the denominator of a false-alarm rate).
@@ -712,8 +707,7 @@ fn a_catalina_out_replays_with_its_stack_traces_joined() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap();
+    let summary: serde_json::Value = summary_of(&out_dir);
     let ingest = &summary["ingest"];
     assert_eq!(ingest["read"], 65);
     assert_eq!(ingest["dead_lettered"], 0, "{ingest}");
