@@ -608,7 +608,25 @@ impl Correlator {
                 *f = f.max(a.observed);
             }
         }
+        // Services with evidence other than a changed template mix: there
+        // the mix says nothing the other evidence does not (a failing
+        // service's errors change its mix too); it names a candidate only
+        // where it is the one thing that moved.
+        let explained: BTreeSet<&str> = o
+            .anomalies
+            .iter()
+            .filter(|a| a.signal.kind != SignalKind::TemplateMix)
+            .filter_map(|a| a.signal.service.as_deref())
+            .collect();
         for a in &o.anomalies {
+            if a.signal.kind == SignalKind::TemplateMix
+                && a.signal
+                    .service
+                    .as_deref()
+                    .is_some_and(|s| explained.contains(s))
+            {
+                continue;
+            }
             let (mut class, target, mut prior) = classify(a);
             if class == RootCauseClass::CpuSaturation
                 && cpu_fill
@@ -782,6 +800,9 @@ fn opens(a: &Anomaly, cpu_below_limit: bool) -> bool {
             || a.signal.kind == SignalKind::CounterRate)
             && ["duration", "latency"].iter().any(|w| name.contains(w)));
     let up = a.observed > a.expected.expected;
+    if a.signal.kind == SignalKind::TemplateMix {
+        return false;
+    }
     match class {
         RootCauseClass::Unknown if latency => up,
         RootCauseClass::Unknown => !matches!(
@@ -875,6 +896,11 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
         | SignalKind::TemplateCount
         | SignalKind::ExceptionCount => (RootCauseClass::DependencyFailure, service_target, 0.8),
         SignalKind::LatencyQuantile => (RootCauseClass::Unknown, service_target, 0.3),
+        // The service took other paths than it usually does: something
+        // changed there (the class is not known). Weaker than its own
+        // failing share, stronger than a latency it may share with its
+        // callees.
+        SignalKind::TemplateMix => (RootCauseClass::Unknown, service_target, 0.5),
         _ => (RootCauseClass::Unknown, service_target, 0.2),
     }
 }
@@ -1477,6 +1503,51 @@ mod tests {
         let top = &incs[0].root_causes[0];
         assert_eq!(top.class, RootCauseClass::DependencyFailure);
         assert_eq!(top.target.service.as_deref(), Some("orders"));
+    }
+
+    /// A service's changed template mix opens no incident (callers' mixes
+    /// move with their callee's fault and would open incidents of their
+    /// own before it); in an incident it names a candidate only where
+    /// nothing else moved at that service.
+    #[test]
+    fn a_changed_template_mix_is_evidence_not_an_opener() {
+        let mix = |sec, svc: &str| {
+            anomaly(
+                sec,
+                SignalKind::TemplateMix,
+                "",
+                svc,
+                "node-1",
+                None,
+                AnomalyKind::LevelShift,
+            )
+        };
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(mix(0, "api"));
+        assert!(c.finish().is_empty());
+
+        let mut c = Correlator::new(topo());
+        c.observe(errors_at(0, "gateway"));
+        c.observe(mix(30, "gateway"));
+        c.observe(mix(40, "checkout"));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 1);
+        let causes: Vec<(RootCauseClass, Option<&str>)> = incs[0]
+            .root_causes
+            .iter()
+            .map(|r| (r.class, r.target.service.as_deref()))
+            .collect();
+        // gateway's mix adds no candidate beside its errors; checkout's,
+        // the only thing that moved there, does.
+        assert_eq!(
+            causes.iter().filter(|(_, s)| *s == Some("gateway")).count(),
+            1,
+            "{causes:?}"
+        );
+        assert!(
+            causes.contains(&(RootCauseClass::Unknown, Some("checkout"))),
+            "{causes:?}"
+        );
     }
 
     #[test]

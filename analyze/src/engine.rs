@@ -131,6 +131,7 @@ struct StateRef<'a> {
     first_ts: Option<models::Timestamp>,
     sessions: &'a crate::session::SessionDetector,
     traces: &'a crate::traces::TraceTracker,
+    mix: &'a crate::mix::MixTracker,
 }
 
 /// An [`Analyzer`]'s state read back, for [`Analyzer::restore`].
@@ -149,6 +150,8 @@ struct StateOwned {
     first_ts: Option<models::Timestamp>,
     sessions: crate::session::SessionDetector,
     traces: crate::traces::TraceTracker,
+    #[serde(default)]
+    mix: crate::mix::MixTracker,
 }
 
 /// The engine. See the module docs.
@@ -175,6 +178,8 @@ pub struct Analyzer {
     sessions: crate::session::SessionDetector,
     /// Calls and error origins learned from trace ids in logs.
     traces: crate::traces::TraceTracker,
+    /// Each service's mix of templates against its history.
+    mix: crate::mix::MixTracker,
     /// Scratch: record counts per (service, window) of the points being
     /// scored (derived from them each time, never checkpointed).
     log_counts: FastMap<(Option<String>, i64), f64>,
@@ -269,6 +274,7 @@ impl Analyzer {
             first_ts: None,
             sessions,
             traces: Default::default(),
+            mix: Default::default(),
             log_counts: FastMap::default(),
         }
     }
@@ -299,6 +305,7 @@ impl Analyzer {
             first_ts: self.first_ts,
             sessions: &self.sessions,
             traces: &self.traces,
+            mix: &self.mix,
         })
     }
 
@@ -326,6 +333,7 @@ impl Analyzer {
                 d
             },
             traces: s.traces,
+            mix: s.mix,
             log_counts: FastMap::default(),
         }
     }
@@ -358,6 +366,13 @@ impl Analyzer {
                     self.correlator.observe_origin(svc, r.timestamp);
                 }
                 self.watch_templates(r, out);
+                if let (Some(svc), Some(t)) = (&r.service, &r.template_id) {
+                    let before = out.anomalies.len();
+                    self.mix.observe(svc, t, r.timestamp, &mut out.anomalies);
+                    for a in out.anomalies[before..].to_vec() {
+                        out.incidents.extend(self.correlator.observe(a));
+                    }
+                }
                 let before = out.anomalies.len();
                 self.sessions.observe(r, &mut out.anomalies);
                 self.sessions_as_evidence(&out.anomalies[before..]);

@@ -28,6 +28,7 @@ pub mod detector;
 pub mod detectors;
 pub mod engine;
 mod hash;
+pub mod mix;
 pub mod session;
 pub mod signals;
 pub mod traces;

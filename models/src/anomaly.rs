@@ -26,6 +26,9 @@ pub enum SignalKind {
     /// field, from a joined stack trace) per window: a surge is
     /// stack-trace concentration (the class is the signal's name).
     ExceptionCount,
+    /// The mix of a service's log templates in a minute against its own
+    /// history (a departure means the service took other paths).
+    TemplateMix,
     /// A metric series as scraped.
     MetricSeries,
     /// A per-second rate derived from a counter series.
@@ -36,7 +39,7 @@ pub enum SignalKind {
 
 impl SignalKind {
     /// Every kind.
-    pub const ALL: [SignalKind; 10] = [
+    pub const ALL: [SignalKind; 11] = [
         SignalKind::ErrorRate,
         SignalKind::WarnRate,
         SignalKind::LogRate,
@@ -44,6 +47,7 @@ impl SignalKind {
         SignalKind::StatusClass,
         SignalKind::TemplateCount,
         SignalKind::ExceptionCount,
+        SignalKind::TemplateMix,
         SignalKind::MetricSeries,
         SignalKind::CounterRate,
         SignalKind::Session,
@@ -59,6 +63,7 @@ impl SignalKind {
             SignalKind::StatusClass => "status_class",
             SignalKind::TemplateCount => "template_count",
             SignalKind::ExceptionCount => "exception_count",
+            SignalKind::TemplateMix => "template_mix",
             SignalKind::MetricSeries => "metric_series",
             SignalKind::CounterRate => "counter_rate",
             SignalKind::Session => "session",
