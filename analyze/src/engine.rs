@@ -369,7 +369,7 @@ impl Analyzer {
                 if let (Some(svc), Some(t)) = (&r.service, &r.template_id) {
                     let before = out.anomalies.len();
                     self.mix.observe(svc, t, r.timestamp, &mut out.anomalies);
-                    for a in out.anomalies[before..].to_vec() {
+                    for a in out.anomalies[before..].iter().cloned() {
                         out.incidents.extend(self.correlator.observe(a));
                     }
                 }
