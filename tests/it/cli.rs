@@ -11,6 +11,18 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `remedy replay --out OUT_DIR INPUT`, which must succeed.
+fn replay_ok(out_dir: &Path, input: &Path) -> std::process::Output {
+    let out = remedy()
+        .args(["replay", "--out"])
+        .arg(out_dir)
+        .arg(input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    out
+}
+
 /// The `summary.json` a replay wrote into `out_dir`.
 fn summary_of(out_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap()
@@ -667,13 +679,7 @@ fn late_events_are_counted_and_reported() {
     std::fs::write(&late, shuffled.join("\n") + "\n").unwrap();
     for (input, expect_late) in [(&sorted, false), (&late, true)] {
         let out_dir = dir.path().join(format!("out-{expect_late}"));
-        let out = remedy()
-            .args(["replay", "--out"])
-            .arg(&out_dir)
-            .arg(input)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
+        let out = replay_ok(&out_dir, input);
         let summary: serde_json::Value = summary_of(&out_dir);
         let n = summary["late_events"].as_u64().unwrap();
         // One service's records: its record count, error and warning
@@ -700,13 +706,7 @@ fn a_catalina_out_replays_with_its_stack_traces_joined() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let log = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/java/catalina.out");
-    let out = remedy()
-        .args(["replay", "--out"])
-        .arg(&out_dir)
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr_of(&out));
+    replay_ok(&out_dir, &log);
     let summary: serde_json::Value = summary_of(&out_dir);
     let ingest = &summary["ingest"];
     assert_eq!(ingest["read"], 65);
