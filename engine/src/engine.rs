@@ -646,6 +646,12 @@ impl Engine {
         ingest
     }
 
+    /// Events that arrived after the analysis had closed their window
+    /// (counted, left out of the signals): `summary.json`'s `late_events`.
+    pub fn late_events(&self) -> u64 {
+        self.analyzer.signal_stats().late
+    }
+
     /// Newest event time seen.
     pub fn last_event(&self) -> Option<Timestamp> {
         self.acc.last
@@ -684,7 +690,7 @@ impl Engine {
             metric_series_over_cap: self.acc.over_cap.len() as u64,
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
-            late_events: self.analyzer.signal_stats().late,
+            late_events: self.late_events(),
             signals: self.analyzer.signal_stats().signals,
             templates,
             templates_evicted: self.miner.stats().evicted,

@@ -81,6 +81,11 @@ pub struct StreamMetrics {
     /// `remedy_kafka_retries_total`: retriable broker errors met (and
     /// retried), by operation and error.
     pub retries: Family<RetryLabels, Counter>,
+    /// `remedy_late_events`: events of the partitions this instance runs
+    /// that arrived after their analysis window had closed (counted, left
+    /// out of the signals; replay reports them as `late_events`). A gauge,
+    /// since a partition's count moves with it to another instance.
+    pub late: Gauge,
 }
 
 /// Labels of a retried Kafka error.
@@ -201,6 +206,7 @@ impl StreamMetrics {
             records: Counter::default(),
             buffered: Gauge::default(),
             retries: Family::default(),
+            late: Gauge::default(),
         };
         registry.register(
             "remedy_consumer_lag",
@@ -246,6 +252,11 @@ impl StreamMetrics {
             "remedy_kafka_retries",
             "Retriable Kafka errors met and retried, by operation and error code",
             m.retries.clone(),
+        );
+        registry.register(
+            "remedy_late_events",
+            "Events that arrived after their analysis window had closed (counted, not analysed), over this instance's partitions",
+            m.late.clone(),
         );
         m
     }
@@ -807,6 +818,12 @@ impl Worker {
             .flat_map(|r| r.task.lanes.iter().map(|l| l.buffered()))
             .sum();
         self.metrics.buffered.set(waiting as i64);
+        let late: u64 = self
+            .tasks
+            .values()
+            .map(|r| r.task.engine().late_events())
+            .sum();
+        self.metrics.late.set(late as i64);
         Ok(())
     }
 
