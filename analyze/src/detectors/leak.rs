@@ -35,6 +35,22 @@ pub struct LeakDetector {
     /// Points since the last window was closed into `peaks`, and their max.
     #[serde(default)]
     block: (usize, f64),
+    /// The limit series this gauge runs out against, when the data has
+    /// one (a container's memory limit, a process's descriptor limit).
+    #[serde(default)]
+    limit_of: Option<String>,
+    /// That limit's latest value, and the hours left until the fitted
+    /// climb reaches it (as of the last point; `None` when either is not
+    /// known or the gauge is not climbing).
+    #[serde(default)]
+    limit: Option<f64>,
+    #[serde(default)]
+    hours_left: Option<f64>,
+    /// The alert in progress has shown the resource running out; it stays
+    /// so until the alert ends (a climb that levels off at 99% of its
+    /// limit projects to never reaching it, and has still run out).
+    #[serde(default)]
+    ran_out: bool,
 }
 
 /// Earlier windows whose peaks a leak must pass.
@@ -53,11 +69,37 @@ pub const LEAK_WINDOW: usize = 24;
 /// over time, `predict_linear`, not over samples).
 pub const LEAK_RISE_PER_HOUR: f64 = 0.3;
 
+/// How soon a climb must reach its limit, when the limit is known, to be
+/// a resource running out: a day ahead, as Prometheus' node-mixin warns of
+/// a filling filesystem (`predict_linear` over the last hours, 24 h
+/// ahead). A working set at 0.2% of its limit that grows 30% an hour has
+/// weeks; restarting it now helps nobody.
+pub const EXHAUST_HORIZON_HOURS: f64 = 24.0;
+
+/// A resource at this share of its known limit has run out, whatever its
+/// pace: the operators' 80% that the static rules use.
+const NEAR_LIMIT: f64 = 0.8;
+
 /// Seconds between points when their times are unknown (a lone series of
 /// values): the resolution the thresholds were set at.
 const DEFAULT_STEP_SECS: f64 = 15.0;
 
 impl LeakDetector {
+    /// A detector of a gauge that runs out against the latest value of
+    /// the series `limit` (looked up through the point's context).
+    pub fn with_limit(limit: &str) -> Self {
+        LeakDetector {
+            limit_of: Some(limit.to_string()),
+            ..Default::default()
+        }
+    }
+
+    /// Whether the climb in alert, if any, reaches its known limit within
+    /// [`EXHAUST_HORIZON_HOURS`] (a limit not known cannot say it does not).
+    pub fn exhausting(&self) -> bool {
+        self.ran_out
+    }
+
     /// Score one value of a series whose points are 15 s apart. `score` is
     /// the slope's t-statistic scaled to [0, 1] (t = 16 scores 1);
     /// `expected` is the fitted line's value.
@@ -134,6 +176,11 @@ impl LeakDetector {
             _ => DEFAULT_STEP_SECS,
         };
         let rise_per_hour = slope / mean_x.abs().max(1e-9) * 3600.0 / step;
+        // Hours until the fitted climb reaches the limit (predict_linear).
+        self.hours_left = match self.limit {
+            Some(l) if l > 0.0 && slope > 0.0 => Some(((l - x) / (slope / step * 3600.0)).max(0.0)),
+            _ => None,
+        };
         // The highest value seen before the fitted window (and the part of
         // the current block already out of it).
         let peak = self
@@ -147,6 +194,9 @@ impl LeakDetector {
         let new_high = self.peaks.len() >= 2 && x > peak;
         let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high;
         let alert = self.alert.update(strong, t < 2.0, 2, 8);
+        let soon = self.hours_left.is_none_or(|h| h <= EXHAUST_HORIZON_HOURS)
+            || self.limit.is_some_and(|l| l > 0.0 && x >= NEAR_LIMIT * l);
+        self.ran_out = alert && (self.ran_out || soon);
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
             Score {
@@ -192,6 +242,9 @@ impl Detector for LevelAndSlope {
     }
 
     fn observe(&mut self, p: &Point<'_>) -> Score {
+        if let Some(m) = &self.1.limit_of {
+            self.1.limit = p.context.limit(m);
+        }
         let a = BaselineDetector::observe(&mut self.0, p.t, p.value);
         let b = LeakDetector::observe_at(&mut self.1, p.t, p.value);
         if b.alert && !a.alert {
@@ -201,10 +254,11 @@ impl Detector for LevelAndSlope {
         }
     }
 
-    /// The slope's own alert: the level part alone (a step to a new
+    /// The slope's own alert, heading for its limit within the horizon
+    /// where the limit is known: the level part alone (a step to a new
     /// level) is a change, not a leak.
     fn exhausting(&self) -> bool {
-        self.1.alert.in_alert
+        self.1.exhausting()
     }
 }
 
@@ -295,6 +349,53 @@ mod tests {
         // From point 2000, 0.5% more every minute (30% an hour).
         let climb = |i: usize| base(i) * (1.0 + (i.saturating_sub(2000)) as f64 * 0.005 / 4.0);
         assert!(run(&climb).1, "a climb of 30% an hour is running out");
+    }
+
+    /// With its limit known, a climb is running out only if it reaches
+    /// the limit within a day at its pace: the same 30%-an-hour climb is
+    /// a leak at half its limit and not at a two-hundredth of it.
+    #[test]
+    fn a_climb_far_below_its_limit_is_not_running_out() {
+        struct Limit(f64);
+        impl crate::detector::Context for Limit {
+            fn limit(&self, metric: &str) -> Option<f64> {
+                (metric == "container_spec_memory_limit_bytes").then_some(self.0)
+            }
+        }
+        let run = |limit: f64| {
+            let signal = models::Signal {
+                kind: models::SignalKind::MetricSeries,
+                name: "container_memory_working_set_bytes".into(),
+                service: Some("api".into()),
+                host: None,
+                container: Some("api-1".into()),
+            };
+            let settings = crate::detectors::Settings::new(
+                crate::detectors::DetectorMode::default(),
+                &crate::detectors::window::DetectorConfig::default(),
+            );
+            let mut d = crate::detectors::for_signal(&signal, &settings).expect("judged");
+            let ctx = Limit(limit);
+            let mut exhausting = false;
+            for i in 0..3000usize {
+                let t = 1_767_600_000.0 + 15.0 * i as f64;
+                let x = 1e8
+                    * (1.0 + 0.002 * noise(i))
+                    * (1.0 + (i.saturating_sub(2000)) as f64 * 0.005 / 4.0);
+                d.observe(&Point {
+                    t,
+                    value: x,
+                    context: &ctx,
+                });
+                exhausting |= d.exhausting();
+            }
+            exhausting
+        };
+        assert!(
+            run(2e8),
+            "at half its limit, a 30%-an-hour climb is running out"
+        );
+        assert!(!run(2e10), "at 0.5% of its limit it has days");
     }
 
     #[test]

@@ -146,11 +146,10 @@ impl Settings {
     }
 
     /// Whether the engine should keep the latest value of `s` as a limit
-    /// (for [`crate::detector::Context::limit`]): only the static rules
-    /// divide by limits.
+    /// (for [`crate::detector::Context::limit`]): the static rules divide
+    /// by limits, and the leak detector projects a climb onto its limit.
     pub fn keeps_limit(&self, s: &Signal) -> bool {
-        self.mode == DetectorMode::Static
-            && s.kind == SignalKind::MetricSeries
+        s.kind == SignalKind::MetricSeries
             && threshold::LIMIT_METRICS.contains(&metric_name(&s.name))
     }
 }
@@ -198,9 +197,12 @@ pub fn for_signal(s: &Signal, settings: &Settings) -> Option<AnyDetector> {
         // Request counters measure load, not health: traffic follows the
         // day and is not a fault by itself.
         SignalKind::CounterRate if s.name.contains("requests") => None,
-        SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(AnyDetector::Resource(
-            LevelAndSlope(series(&settings.level), LeakDetector::default()),
-        )),
+        SignalKind::MetricSeries if is_leak_prone(&s.name) => {
+            Some(AnyDetector::Resource(LevelAndSlope(
+                series(&settings.level),
+                threshold::limit_of(s).map_or_else(LeakDetector::default, LeakDetector::with_limit),
+            )))
+        }
         SignalKind::MetricSeries | SignalKind::CounterRate => {
             Some(AnyDetector::Series(series(&settings.level)))
         }
@@ -365,7 +367,8 @@ mod tests {
         assert_eq!(name(&fds, &fixed), Some("static_threshold"));
         assert_eq!(name(&load, &fixed), None, "no rule for it");
         let limit = signal(SignalKind::MetricSeries, "process_max_fds{service=\"api\"}");
-        assert!(fixed.keeps_limit(&limit) && !dynamic.keeps_limit(&limit));
+        assert!(fixed.keeps_limit(&limit) && dynamic.keeps_limit(&limit));
+        assert!(!dynamic.keeps_limit(&load));
     }
 
     #[test]

@@ -34,6 +34,21 @@ pub const LIMIT_METRICS: [&str; 3] = [
     "node_filesystem_size_bytes",
 ];
 
+/// The limit series a resource gauge runs out against, where the data
+/// names one: a container's memory limit, a process's descriptor limit
+/// (the static rules divide by it; the leak detector projects its climb
+/// onto it).
+pub fn limit_of(s: &Signal) -> Option<&'static str> {
+    let n = s.name.as_str();
+    match s.kind {
+        SignalKind::MetricSeries if n.starts_with("container_memory_working_set_bytes") => {
+            Some("container_spec_memory_limit_bytes")
+        }
+        SignalKind::MetricSeries if n.starts_with("process_open_fds") => Some("process_max_fds"),
+        _ => None,
+    }
+}
+
 /// The static rules, by what a signal measures. Levels are the usual
 /// operator defaults.
 pub fn static_rule(s: &Signal) -> Option<ThresholdRule> {
@@ -47,14 +62,11 @@ pub fn static_rule(s: &Signal) -> Option<ThresholdRule> {
     };
     let n = s.name.as_str();
     match s.kind {
-        SignalKind::MetricSeries if n.starts_with("container_memory_working_set_bytes") => rule(
-            true,
-            0.8,
-            FIVE_MIN,
-            Some("container_spec_memory_limit_bytes"),
-        ),
-        SignalKind::MetricSeries if n.starts_with("process_open_fds") => {
-            rule(true, 0.8, FIVE_MIN, Some("process_max_fds"))
+        SignalKind::MetricSeries
+            if n.starts_with("container_memory_working_set_bytes")
+                || n.starts_with("process_open_fds") =>
+        {
+            rule(true, 0.8, FIVE_MIN, limit_of(s))
         }
         SignalKind::MetricSeries if n.starts_with("node_filesystem_avail_bytes") => {
             rule(false, 0.2, FIVE_MIN, Some("node_filesystem_size_bytes"))
