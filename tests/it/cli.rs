@@ -23,6 +23,19 @@ fn replay_ok(out_dir: &Path, input: &Path) -> std::process::Output {
     out
 }
 
+/// Ten minutes of one logfmt line a second from one service, in order.
+pub fn ticks() -> Vec<String> {
+    (0..600)
+        .map(|i| {
+            format!(
+                "ts=2026-01-05T10:{:02}:{:02}Z level=info service=app msg=tick",
+                i / 60,
+                i % 60
+            )
+        })
+        .collect()
+}
+
 /// The `summary.json` a replay wrote into `out_dir`.
 fn summary_of(out_dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).unwrap()).unwrap()
@@ -661,15 +674,7 @@ fn formats_and_exclusions_by_glob() {
 #[test]
 fn late_events_are_counted_and_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let lines: Vec<String> = (0..600)
-        .map(|i| {
-            format!(
-                "ts=2026-01-05T10:{:02}:{:02}Z level=info service=app msg=tick",
-                i / 60,
-                i % 60
-            )
-        })
-        .collect();
+    let lines = ticks();
     let sorted = dir.path().join("sorted.log");
     std::fs::write(&sorted, lines.join("\n") + "\n").unwrap();
     // The last five minutes first, then the rest: the rest is late.

@@ -859,15 +859,7 @@ async fn late_records_are_counted_in_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("remedy-late");
     create_topic(&topic, 1).await;
-    let lines: Vec<String> = (0..600)
-        .map(|i| {
-            format!(
-                "ts=2026-01-05T10:{:02}:{:02}Z level=info service=app msg=tick",
-                i / 60,
-                i % 60
-            )
-        })
-        .collect();
+    let lines = crate::cli::ticks();
     // The last five minutes first, then the rest: the rest is late.
     let mut shuffled = lines[300..].to_vec();
     shuffled.extend_from_slice(&lines[..300]);

@@ -266,6 +266,22 @@ impl Detector for LevelAndSlope {
 mod tests {
     use super::*;
 
+    /// The engine's detector for a container's working set.
+    fn working_set() -> crate::detectors::AnyDetector {
+        let signal = models::Signal {
+            kind: models::SignalKind::MetricSeries,
+            name: "container_memory_working_set_bytes".into(),
+            service: Some("api".into()),
+            host: None,
+            container: Some("api-1".into()),
+        };
+        let settings = crate::detectors::Settings::new(
+            crate::detectors::DetectorMode::default(),
+            &crate::detectors::window::DetectorConfig::default(),
+        );
+        crate::detectors::for_signal(&signal, &settings).expect("judged")
+    }
+
     fn noise(i: usize) -> f64 {
         // Deterministic pseudo-noise in [-1, 1].
         ((i as f64 * 12.9898).sin() * 43758.5453).fract() * 2.0 - 1.0
@@ -320,19 +336,7 @@ mod tests {
             (t, x)
         };
         let run = |f: &dyn Fn(usize) -> f64| {
-            // The engine's detector for a container's working set.
-            let signal = models::Signal {
-                kind: models::SignalKind::MetricSeries,
-                name: "container_memory_working_set_bytes".into(),
-                service: Some("api".into()),
-                host: None,
-                container: Some("api-1".into()),
-            };
-            let settings = crate::detectors::Settings::new(
-                crate::detectors::DetectorMode::default(),
-                &crate::detectors::window::DetectorConfig::default(),
-            );
-            let mut d = crate::detectors::for_signal(&signal, &settings).expect("judged");
+            let mut d = working_set();
             let (mut alerted, mut exhausting) = (false, false);
             for i in 0..3000 {
                 let (t, x) = point(i, f(i));
@@ -363,18 +367,7 @@ mod tests {
             }
         }
         let run = |limit: f64| {
-            let signal = models::Signal {
-                kind: models::SignalKind::MetricSeries,
-                name: "container_memory_working_set_bytes".into(),
-                service: Some("api".into()),
-                host: None,
-                container: Some("api-1".into()),
-            };
-            let settings = crate::detectors::Settings::new(
-                crate::detectors::DetectorMode::default(),
-                &crate::detectors::window::DetectorConfig::default(),
-            );
-            let mut d = crate::detectors::for_signal(&signal, &settings).expect("judged");
+            let mut d = working_set();
             let ctx = Limit(limit);
             let mut exhausting = false;
             for i in 0..3000usize {
