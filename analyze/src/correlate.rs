@@ -282,6 +282,40 @@ impl Correlator {
         }
     }
 
+    /// Whether `a` can open an incident on its own: a symptom (a service
+    /// failing or slowing down) or a resource running out. The rule is the
+    /// one SRE practice pages by (Google SRE book, "Monitoring Distributed
+    /// Systems": alert on symptoms, keep causes for diagnosis): a memory
+    /// working set or a syscall rate that moved, or a latency that fell, is
+    /// worth showing beside an incident, but alone it is a change, not an
+    /// outage, and on a real estate such changes are most of what a
+    /// cause-side detector sees in a day. A CPU known to be below
+    /// saturation is such a change; so is a service's changed template mix
+    /// (callers' mixes move with their callee's fault, before it).
+    fn opens(&self, a: &Anomaly) -> bool {
+        if a.signal.kind == SignalKind::TemplateMix {
+            return false;
+        }
+        let (mut class, _, _) = classify(a);
+        if class == RootCauseClass::CpuSaturation && self.cpu_below_limit(a) {
+            class = RootCauseClass::Unknown;
+        }
+        let name = a.signal.name.to_ascii_lowercase();
+        let latency = a.signal.kind == SignalKind::LatencyQuantile
+            || ((a.signal.kind == SignalKind::MetricSeries
+                || a.signal.kind == SignalKind::CounterRate)
+                && ["duration", "latency"].iter().any(|w| name.contains(w)));
+        let up = a.observed > a.expected.expected;
+        match class {
+            RootCauseClass::Unknown if latency => up,
+            RootCauseClass::Unknown => !matches!(
+                a.signal.kind,
+                SignalKind::MetricSeries | SignalKind::CounterRate
+            ),
+            _ => true,
+        }
+    }
+
     /// Whether the CPU where `a` was seen is known to be below saturation.
     fn cpu_below_limit(&self, a: &Anomaly) -> bool {
         let place = a.signal.container.as_ref().or(a.signal.host.as_ref());
@@ -340,7 +374,7 @@ impl Correlator {
             // A change on the cause side (a gauge that moved, latency
             // that fell) with no symptom and no resource running out
             // joins an incident as evidence but does not open one.
-            None if !opens(&a, self.cpu_below_limit(&a)) => return resolved,
+            None if !self.opens(&a) => return resolved,
             None => {
                 self.open.push(Open {
                     start: a.timestamp,
@@ -631,7 +665,7 @@ impl Correlator {
             if class == RootCauseClass::CpuSaturation
                 && cpu_fill
                     .get(&target)
-                    .map_or(self.cpu_below_limit(a), |&f| f < SATURATED)
+                    .map_or_else(|| self.cpu_below_limit(a), |&f| f < SATURATED)
             {
                 (class, prior) = (RootCauseClass::Unknown, 0.3);
             }
@@ -775,41 +809,6 @@ impl Correlator {
             }
         }
         ranked
-    }
-}
-
-/// Whether `a` can open an incident on its own: a symptom (a service
-/// failing or slowing down) or a resource running out. The rule is the one
-/// SRE practice pages by (Google SRE book, "Monitoring Distributed
-/// Systems": alert on symptoms, keep causes for diagnosis): a memory
-/// working set or a syscall rate that moved, or a latency that fell, is
-/// worth showing beside an incident, but alone it is a change, not an
-/// outage, and on a real estate such changes are most of what a
-/// cause-side detector sees in a day.
-///
-/// `cpu_below_limit`: the CPU where `a` was seen is known to be below
-/// saturation, so a CPU anomaly there is a change, not a saturated CPU.
-fn opens(a: &Anomaly, cpu_below_limit: bool) -> bool {
-    let (mut class, _, _) = classify(a);
-    if class == RootCauseClass::CpuSaturation && cpu_below_limit {
-        class = RootCauseClass::Unknown;
-    }
-    let name = a.signal.name.to_ascii_lowercase();
-    let latency = a.signal.kind == SignalKind::LatencyQuantile
-        || ((a.signal.kind == SignalKind::MetricSeries
-            || a.signal.kind == SignalKind::CounterRate)
-            && ["duration", "latency"].iter().any(|w| name.contains(w)));
-    let up = a.observed > a.expected.expected;
-    if a.signal.kind == SignalKind::TemplateMix {
-        return false;
-    }
-    match class {
-        RootCauseClass::Unknown if latency => up,
-        RootCauseClass::Unknown => !matches!(
-            a.signal.kind,
-            SignalKind::MetricSeries | SignalKind::CounterRate
-        ),
-        _ => true,
     }
 }
 
