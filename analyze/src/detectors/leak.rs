@@ -39,13 +39,6 @@ pub struct LeakDetector {
     /// one (a container's memory limit, a process's descriptor limit).
     #[serde(default)]
     limit_of: Option<String>,
-    /// That limit's latest value, and the hours left until the fitted
-    /// climb reaches it (as of the last point; `None` when either is not
-    /// known or the gauge is not climbing).
-    #[serde(default)]
-    limit: Option<f64>,
-    #[serde(default)]
-    hours_left: Option<f64>,
     /// The alert in progress has shown the resource running out; it stays
     /// so until the alert ends (a climb that levels off at 99% of its
     /// limit projects to never reaching it, and has still run out).
@@ -110,6 +103,13 @@ impl LeakDetector {
     /// [`LeakDetector::observe`] of a value at event time `t` (seconds), so
     /// the climb's pace is judged per hour.
     pub fn observe_at(&mut self, t: f64, x: f64) -> Score {
+        self.observe_against(t, x, None)
+    }
+
+    /// [`LeakDetector::observe_at`] of a gauge whose limit is `limit` at
+    /// this point, when known: a climb is running out only if it reaches
+    /// the limit within [`EXHAUST_HORIZON_HOURS`] or stands near it.
+    pub fn observe_against(&mut self, t: f64, x: f64, limit: Option<f64>) -> Score {
         if !x.is_finite() {
             return Score::missing(self.alert.in_alert);
         }
@@ -177,7 +177,7 @@ impl LeakDetector {
         };
         let rise_per_hour = slope / mean_x.abs().max(1e-9) * 3600.0 / step;
         // Hours until the fitted climb reaches the limit (predict_linear).
-        self.hours_left = match self.limit {
+        let hours_left = match limit {
             Some(l) if l > 0.0 && slope > 0.0 => Some(((l - x) / (slope / step * 3600.0)).max(0.0)),
             _ => None,
         };
@@ -194,8 +194,8 @@ impl LeakDetector {
         let new_high = self.peaks.len() >= 2 && x > peak;
         let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high;
         let alert = self.alert.update(strong, t < 2.0, 2, 8);
-        let soon = self.hours_left.is_none_or(|h| h <= EXHAUST_HORIZON_HOURS)
-            || self.limit.is_some_and(|l| l > 0.0 && x >= NEAR_LIMIT * l);
+        let soon = hours_left.is_none_or(|h| h <= EXHAUST_HORIZON_HOURS)
+            || limit.is_some_and(|l| l > 0.0 && x >= NEAR_LIMIT * l);
         self.ran_out = alert && (self.ran_out || soon);
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
@@ -242,11 +242,9 @@ impl Detector for LevelAndSlope {
     }
 
     fn observe(&mut self, p: &Point<'_>) -> Score {
-        if let Some(m) = &self.1.limit_of {
-            self.1.limit = p.context.limit(m);
-        }
+        let limit = self.1.limit_of.as_deref().and_then(|m| p.context.limit(m));
         let a = BaselineDetector::observe(&mut self.0, p.t, p.value);
-        let b = LeakDetector::observe_at(&mut self.1, p.t, p.value);
+        let b = self.1.observe_against(p.t, p.value, limit);
         if b.alert && !a.alert {
             b
         } else {
