@@ -61,7 +61,6 @@ const ORDINARY_LOG10: f64 = -3.0;
 struct ServiceMix {
     start: i64,
     window: BTreeMap<String, f64>,
-    window_n: f64,
     history: BTreeMap<String, f64>,
     history_n: f64,
     /// Running mean of G per degree of freedom over ordinary minutes.
@@ -70,15 +69,20 @@ struct ServiceMix {
     in_alert: bool,
 }
 
-/// One judged minute.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Judgement {
+/// A judged minute that opened an alert.
+#[derive(Debug, Clone, PartialEq)]
+struct Judgement {
     /// G divided by the service's dispersion.
-    pub statistic: f64,
+    statistic: f64,
     /// Degrees of freedom (distinct templates in the minute, at least 1).
-    pub df: f64,
+    df: f64,
     /// log10 of the statistic's chi-square upper tail.
-    pub log10_tail: f64,
+    log10_tail: f64,
+    /// The most over-represented template, its records and the records
+    /// the history expected of it.
+    template: String,
+    count: f64,
+    expected: f64,
 }
 
 /// Every service's template mix (see the module docs).
@@ -113,16 +117,14 @@ impl ServiceMix {
         } else {
             self.window.insert(key.to_string(), 1.0);
         }
-        self.window_n += 1.0;
     }
 
     /// Judge the closed minute, learn from it if it was ordinary, and
     /// start the next. Returns the judgement when the minute was judged
-    /// and the alert opened with it, with the most over-represented
-    /// template and its count and expected count.
-    fn close(&mut self) -> Option<(Judgement, String, f64, f64)> {
+    /// and the alert opened with it.
+    fn close(&mut self) -> Option<Judgement> {
         let window = std::mem::take(&mut self.window);
-        let n = std::mem::replace(&mut self.window_n, 0.0);
+        let n: f64 = window.values().sum();
         let mut opened = None;
         let mut ordinary = true;
         if self.history_n >= MIN_HISTORY && n >= MIN_WINDOW {
@@ -157,16 +159,15 @@ impl ServiceMix {
                     self.in_alert = false;
                 }
                 if self.in_alert && !was {
-                    opened = Some((
-                        Judgement {
-                            statistic,
-                            df,
-                            log10_tail,
-                        },
-                        worst.1,
-                        worst.2,
-                        worst.3,
-                    ));
+                    let (_, template, count, expected) = worst;
+                    opened = Some(Judgement {
+                        statistic,
+                        df,
+                        log10_tail,
+                        template,
+                        count,
+                        expected,
+                    });
                 }
             }
             if ordinary {
@@ -223,7 +224,7 @@ impl MixTracker {
         let m = self.services.get_mut(service).expect("inserted");
         if start > m.start {
             let closed = m.start;
-            if let Some((j, template, count, expected)) = m.close() {
+            if let Some(j) = m.close() {
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::TemplateMix,
@@ -249,8 +250,8 @@ impl MixTracker {
                     detail: format!(
                         "the mix of its log templates departed from its history \
                          (G {:.1} over {} templates after dispersion, tail 1e{:.1}); \
-                         most over-represented: {template} ({count:.0} records, {expected:.1} expected)",
-                        j.statistic, j.df, j.log10_tail
+                         most over-represented: {} ({:.0} records, {:.1} expected)",
+                        j.statistic, j.df, j.log10_tail, j.template, j.count, j.expected
                     ),
                 });
             }
