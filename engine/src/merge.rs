@@ -497,16 +497,7 @@ fn fill(
         } => {
             while buf.is_empty() && !*done {
                 match source.next_record() {
-                    None => {
-                        *done = true;
-                        // The end of the input completes what its decoder
-                        // held for continuation lines.
-                        if let Some(o) = origin.as_deref() {
-                            scratch.clear();
-                            engine.flush(o, scratch);
-                            buf.extend(scratch.drain(..));
-                        }
-                    }
+                    None => *done = true,
                     Some(Err(e)) => {
                         let Some(detail) = unreadable(&e) else {
                             return Err(e);
@@ -514,11 +505,6 @@ fn fill(
                         *done = true;
                         let at = RawRecord::line(source_origin(&**source), *read + 1, Vec::new());
                         engine.unreadable(&at, detail, dead)?;
-                        if let Some(o) = origin.as_deref() {
-                            scratch.clear();
-                            engine.flush(o, scratch);
-                            buf.extend(scratch.drain(..));
-                        }
                         tick();
                     }
                     Some(raw) => {
@@ -532,6 +518,14 @@ fn fill(
                         buf.extend(scratch.drain(..));
                         tick();
                     }
+                }
+                // The end of the input (read to its end, or unreadable
+                // past a point) completes what its decoder held for
+                // continuation lines.
+                if let (true, Some(o)) = (*done, origin.as_deref()) {
+                    scratch.clear();
+                    engine.flush(o, scratch);
+                    buf.extend(scratch.drain(..));
                 }
             }
         }
