@@ -56,6 +56,32 @@ fn parsers(c: &mut Criterion) {
             })
         });
     }
+    // Lines no format recognises, read with `--format auto`: each is
+    // sniffed against every format before it is dead-lettered, so this is
+    // the cost of a file the sniffer cannot place.
+    let unrecognised: Vec<RawRecord> = (0..2_000u64)
+        .map(|i| RawRecord {
+            bytes: format!("{i} something happened with id {:x} and words", i * 7919).into_bytes(),
+            ..Default::default()
+        })
+        .collect();
+    let bytes: usize = unrecognised.iter().map(|r| r.bytes.len() + 1).sum();
+    g.throughput(Throughput::Bytes(bytes as u64));
+    g.bench_with_input(
+        BenchmarkId::from_parameter("auto-unrecognised"),
+        &unrecognised,
+        |b, recs| {
+            b.iter(|| {
+                let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
+                let mut out = Vec::with_capacity(4);
+                for r in recs {
+                    out.clear();
+                    let _ = d.decode(r, &mut out);
+                }
+                d.stats().dead_lettered
+            })
+        },
+    );
     g.finish();
 }
 

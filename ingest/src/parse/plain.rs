@@ -17,6 +17,7 @@ use crate::record::RawRecord;
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use models::{Event, FieldValue, Level, LogRecord, Timestamp};
 use regex::Regex;
+use std::sync::LazyLock;
 
 /// The default header of the `plain` preset.
 pub const PLAIN_FORMAT: &str = "<Date> <Time> <Level> <Component>: <Content>";
@@ -42,6 +43,16 @@ pub struct PlainParser {
     re: Option<Regex>,
 }
 
+/// The names [`PlainParser::preset`] knows.
+const PRESET_NAMES: [&str; 6] = [
+    "plain",
+    "syslog",
+    "apache",
+    "nginx",
+    "apache-error",
+    "nginx-error",
+];
+
 static MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
@@ -59,7 +70,28 @@ impl PlainParser {
 
     /// A named preset: `plain`, `syslog`, `apache`, `nginx`, `apache-error`,
     /// `nginx-error`.
+    ///
+    /// Compiling a preset's regex costs about a millisecond, more than
+    /// reading thousands of lines with it, and sniffing (`--format auto`)
+    /// asks for presets once per record it has not recognised yet. So each
+    /// preset is compiled once per process and handed out as a clone (a
+    /// `Regex` clone shares the compiled program).
     pub fn preset(name: &str, default_year: i32) -> Option<Self> {
+        static PRESETS: LazyLock<Vec<PlainParser>> = LazyLock::new(|| {
+            PRESET_NAMES
+                .iter()
+                .map(|n| PlainParser::compile(n).expect("every preset name compiles"))
+                .collect()
+        });
+        let i = PRESET_NAMES.iter().position(|n| *n == name)?;
+        let mut p = PRESETS[i].clone();
+        p.default_year = default_year;
+        Some(p)
+    }
+
+    /// Build a preset from scratch (see [`PlainParser::preset`]).
+    fn compile(name: &str) -> Option<Self> {
+        let default_year = 1970;
         let (name, layout, re): (&'static str, Layout, Option<&str>) = match name {
             "plain" => (
                 "plain",
