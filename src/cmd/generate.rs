@@ -43,6 +43,13 @@ pub struct Args {
     #[arg(long)]
     pub gzip: bool,
 
+    /// A batch job at the `inventory` service every DURATION (e.g. `1h`):
+    /// three minutes of slow requests and lock-timeout errors each run,
+    /// starting 7 minutes past the period. It is the estate's ordinary
+    /// behaviour, not a fault, and is not labelled. Off by default.
+    #[arg(long, value_name = "DURATION")]
+    pub batch_every: Option<String>,
+
     /// Output directory (replaced if it holds an earlier generator output).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -114,7 +121,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             all.into_iter().filter(|s| want.contains(s)).collect()
         }
     };
+    let batch_every_ms = match args.batch_every.as_deref() {
+        None => None,
+        Some(d) => {
+            let ms = parse_duration(d).context("--batch-every")?;
+            if ms < 10 * 60_000 {
+                bail!("--batch-every must be at least 10m (a run lasts three minutes)");
+            }
+            Some(ms)
+        }
+    };
     let cfg = GenConfig {
+        batch_every_ms,
         seed: args.seed,
         start_ms: start.as_millis(),
         duration_ms,

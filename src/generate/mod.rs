@@ -41,6 +41,9 @@ pub struct GenConfig {
     pub scrape_ms: i64,
     /// Write every data file gzip-compressed.
     pub gzip: bool,
+    /// Period of a batch job at `inventory` (see `remedy generate
+    /// --batch-every`), if any.
+    pub batch_every_ms: Option<i64>,
 }
 
 /// What was written.
@@ -64,6 +67,9 @@ pub struct Manifest {
     pub files: std::collections::BTreeMap<String, u64>,
     /// Total lines.
     pub total_lines: u64,
+    /// Period of the batch job at inventory (`--batch-every`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch_every_secs: Option<i64>,
     /// Who calls whom (`caller -> callees`): the estate's dependency graph,
     /// usable as a topology file for correlation.
     pub topology: std::collections::BTreeMap<String, Vec<String>>,
@@ -207,6 +213,11 @@ struct State {
     /// Consumer lag per partition.
     lag: [f64; 4],
 }
+
+/// When in its period a batch run (`--batch-every`) starts, and how long
+/// it lasts.
+const BATCH_OFFSET_MS: i64 = 7 * 60_000;
+const BATCH_RUN_MS: i64 = 3 * 60_000;
 
 /// Latency bucket bounds of the generated histograms.
 pub const BUCKETS: [f64; 6] = [0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
@@ -372,6 +383,21 @@ pub fn generate(
                         warn_p = 0.08;
                     }
                 }
+                // A batch job's run: minutes of lock waits at inventory,
+                // every period, as ordinary as the daily traffic curve.
+                if s.name == "inventory" {
+                    if let Some(every) = cfg.batch_every_ms {
+                        let phase = (t - cfg.start_ms).rem_euclid(every);
+                        if (BATCH_OFFSET_MS..BATCH_OFFSET_MS + BATCH_RUN_MS).contains(&phase) {
+                            err_p = err_p.max(0.2);
+                            lat_mult *= 4.0;
+                            err_msgs.push(
+                                "batch reindex: Lock wait timeout exceeded; try restarting transaction"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
                 // Blips: a burst of a few errors in one step, no fault.
                 if t >= harmless_next
                     && t < harmless_next + step
@@ -501,6 +527,7 @@ pub fn generate(
         scrape_interval_secs: cfg.scrape_ms / 1000,
         rate: cfg.rate,
         scenario: cfg.scenario.clone(),
+        batch_every_secs: cfg.batch_every_ms.map(|ms| ms / 1000),
         services: services.iter().map(|s| s.name.to_string()).collect(),
         files,
         total_lines,
