@@ -27,6 +27,7 @@
 //! further down the dependency direction (the callee fails first), and when
 //! a change event on the same service shortly precedes the onset.
 
+use crate::recurrence::Recurrences;
 use models::{
     Anomaly, AnomalyKind, ChangeEvent, Evidence, Incident, IncidentStatus, RootCause,
     RootCauseClass, SignalKind, Target, Timestamp,
@@ -150,6 +151,10 @@ pub struct Correlator {
     /// that rose is saturated or merely busier.
     #[serde(default)]
     cpu_fill: BTreeMap<String, f64>,
+    /// Recent onsets per signal: alerts that start on a schedule (see
+    /// [`crate::recurrence`]).
+    #[serde(default)]
+    recurrences: Recurrences,
 }
 
 /// Classes whose prior is below this only join incidents (see `observe`).
@@ -186,6 +191,7 @@ impl Correlator {
             origins: VecDeque::new(),
             origin_totals: BTreeMap::new(),
             cpu_fill: BTreeMap::new(),
+            recurrences: Recurrences::default(),
         }
     }
 
@@ -332,9 +338,35 @@ impl Correlator {
         }
     }
 
+    /// Fold in a detector's onset `a` (in event-time order): like
+    /// [`Correlator::observe`], except that an onset on its signal's
+    /// schedule (the fourth or later evenly spaced one, see
+    /// [`crate::recurrence`]) says so in its detail and only joins an
+    /// incident open at its place; it opens none. A resource running out
+    /// is never a schedule.
+    pub fn observe_onset(&mut self, a: &mut Anomaly) -> Vec<Incident> {
+        let period = self
+            .recurrences
+            .onset(&a.signal, a.timestamp.as_millis())
+            .filter(|_| a.kind != AnomalyKind::ResourceLeak);
+        if let Some(p) = period {
+            a.detail.push_str(&format!(
+                "; recurs every {:.0} min (its last onsets were evenly spaced: a schedule, not a new fault)",
+                p as f64 / 60_000.0
+            ));
+        }
+        self.fold(a.clone(), period.is_none())
+    }
+
     /// Fold in one anomaly (in event-time order). Returns incidents that
     /// resolved before it.
     pub fn observe(&mut self, a: Anomaly) -> Vec<Incident> {
+        self.fold(a, true)
+    }
+
+    /// [`Correlator::observe`]; with `may_open` false the anomaly only
+    /// joins an open incident.
+    fn fold(&mut self, a: Anomaly, may_open: bool) -> Vec<Incident> {
         let resolved = self.advance(a.timestamp);
         let gap = (self.cfg.gap_secs * 1000) as i64;
         let link = (self.cfg.link_secs * 1000) as i64;
@@ -375,6 +407,9 @@ impl Correlator {
             // that fell) with no symptom and no resource running out
             // joins an incident as evidence but does not open one.
             None if !self.opens(&a) => return resolved,
+            // An onset on its signal's schedule (a batch job's hourly
+            // burst) is expected behaviour.
+            None if !may_open => return resolved,
             None => {
                 self.open.push(Open {
                     start: a.timestamp,
@@ -1547,6 +1582,43 @@ mod tests {
             causes.contains(&(RootCauseClass::Unknown, Some("checkout"))),
             "{causes:?}"
         );
+    }
+
+    /// A batch job's hourly error burst opens incidents until its schedule
+    /// is known (three evenly spaced gaps), then only says it recurs; a
+    /// burst off the schedule (a fault) still opens one, and a run during
+    /// an incident at its service joins it.
+    #[test]
+    fn a_burst_on_its_signal_schedule_opens_no_incident() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut incidents = Vec::new();
+        let mut details = Vec::new();
+        for minute in [0, 61, 119, 180, 241, 300, 352, 360] {
+            let mut a = errors_at(minute * 60, "billing");
+            let signal = a.signal.clone();
+            incidents.extend(c.observe_onset(&mut a));
+            details.push(a.detail);
+            if minute == 352 {
+                // The fault's errors go on.
+                for m in 353..360 {
+                    c.touch(&signal, Timestamp::from_secs(m * 60));
+                }
+            }
+        }
+        incidents.extend(c.finish());
+        let onsets: Vec<i64> = incidents
+            .iter()
+            .map(|i| i.start.as_millis() / 60_000)
+            .collect();
+        // Runs 1-3 open incidents (nothing is known yet); runs 4-6 recur.
+        // The burst at 352 is off the schedule (a fault) and opens one; the
+        // run at 360 recurs and joins it.
+        assert_eq!(onsets, vec![0, 61, 119, 352], "{incidents:#?}");
+        assert!(details[3].contains("recurs every 60 min"), "{}", details[3]);
+        assert!(!details[6].contains("recurs"), "{}", details[6]);
+        assert!(details[7].contains("recurs"), "{}", details[7]);
+        let fault = incidents.last().expect("four incidents");
+        assert_eq!(fault.anomalies.len(), 2, "{fault:#?}");
     }
 
     #[test]

@@ -578,7 +578,7 @@ impl Analyzer {
             }
             if opened {
                 let expected = band();
-                let a = Anomaly {
+                let mut a = Anomaly {
                     signal: p.signal.clone(),
                     timestamp: p.timestamp,
                     observed: p.value,
@@ -588,7 +588,7 @@ impl Analyzer {
                     detector: det.name().into(),
                     detail: format!("{:.4} observed, {:.4} expected", p.value, expected.expected),
                 };
-                out.incidents.extend(self.correlator.observe(a.clone()));
+                out.incidents.extend(self.correlator.observe_onset(&mut a));
                 out.anomalies.push(a);
             }
         }

@@ -29,6 +29,7 @@ pub mod detectors;
 pub mod engine;
 mod hash;
 pub mod mix;
+pub mod recurrence;
 pub mod session;
 pub mod signals;
 pub mod traces;

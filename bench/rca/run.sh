@@ -14,7 +14,8 @@
 # recall, mean time to detect, incidents overlapping no fault per hour of
 # data, and destructive actions (restart, prune, offload) planned for
 # incidents outside every fault, and the engine's anomalies outside faults
-# per signal and day. A last row replays a generated fault-free day.
+# per signal and day. The last rows replay generated days with an hourly
+# batch job and a fault-free day, with and without the batch job.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${1:-$(mktemp -d -t remedy-rca-XXXXXX)}"
@@ -45,5 +46,12 @@ done
 # ordinary behaviour alone raises.
 "$BIN" generate --seed 104 --duration 24h --rate 1 --scenario quiet --out "$OUT/quiet/data" > /dev/null
 "$BIN" replay --out "$OUT/quiet/out" "$OUT/quiet/data" > "$OUT/quiet.log" 2>&1
+# The same estate with a batch job that slows inventory down and makes it
+# log lock timeouts for three minutes every hour (ordinary behaviour, not
+# labelled), with faults and without.
+"$BIN" generate --seed 105 --duration 24h --rate 1 --batch-every 1h --out "$OUT/batch/data" > /dev/null
+"$BIN" replay --out "$OUT/batch/out" --labels "$OUT/batch/data/labels.json" "$OUT/batch/data" > "$OUT/batch.log" 2>&1
+"$BIN" generate --seed 106 --duration 24h --rate 1 --scenario quiet --batch-every 1h --out "$OUT/quiet-batch/data" > /dev/null
+"$BIN" replay --out "$OUT/quiet-batch/out" "$OUT/quiet-batch/data" > "$OUT/quiet-batch.log" 2>&1
 python3 bench/rca/table.py "$OUT" "$NEZHA" $SEEDS
 echo "outputs in $OUT"

@@ -93,6 +93,9 @@ def main():
     for s in seeds:
         sets.append(("generated seed %s" % s, os.path.join(out, "gen-%s" % s, "out"),
                      os.path.join(out, "gen-%s" % s, "data", "labels.json")))
+    if os.path.exists(os.path.join(out, "batch", "out", "summary.json")):
+        sets.append(("seed 105 with an hourly batch job", os.path.join(out, "batch", "out"),
+                     os.path.join(out, "batch", "data", "labels.json")))
     for name, d, labels_path in sets:
         summ = json.load(open(os.path.join(d, "summary.json")))
         e = summ["evaluation"]
@@ -106,19 +109,25 @@ def main():
                      e["mttd_seconds"], false / hours if hours else 0.0, e["actions_outside_faults"],
                      alarms, "precision %.2f, top-1 of detected %.2f" % (e["incident_precision"], e["root_cause_top1"])))
     # A fault-free day of the generator's estate: every incident is false.
-    quiet = os.path.join(out, "quiet", "out")
-    if os.path.exists(os.path.join(quiet, "summary.json")):
-        summ = json.load(open(os.path.join(quiet, "summary.json")))
-        hours = (ts(summ["last_event"]) - ts(summ["first_event"])) / 3600.0
-        n = len(jsonl(os.path.join(quiet, "incidents.jsonl")))
-        rows.append(("generated fault-free day", 0, float("nan"), float("nan"), float("nan"),
-                     float("nan"), n / hours if hours else 0.0,
-                     destructive_outside(quiet, []), alarms_per_signal_day(quiet, [], hours),
-                     "%d incidents in %.0f h" % (n, hours)))
+    for label, sub in (("generated fault-free day", "quiet"),
+                       ("fault-free day with an hourly batch job", "quiet-batch")):
+        quiet_row(rows, label, os.path.join(out, sub, "out"))
     print("| set | faults | AS@1 | AS@3 | recall | MTTD s | false incidents/h | destructive actions outside faults | alarms per signal-day outside faults | note |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print("| %s | %d | %.2f | %.2f | %.2f | %.0f | %.2f | %d | %.3f | %s |" % r)
+
+
+def quiet_row(rows, label, quiet):
+    """A row for a fault-free replay in `quiet`: every incident is false."""
+    if os.path.exists(os.path.join(quiet, "summary.json")):
+        summ = json.load(open(os.path.join(quiet, "summary.json")))
+        hours = (ts(summ["last_event"]) - ts(summ["first_event"])) / 3600.0
+        n = len(jsonl(os.path.join(quiet, "incidents.jsonl")))
+        rows.append((label, 0, float("nan"), float("nan"), float("nan"),
+                     float("nan"), n / hours if hours else 0.0,
+                     destructive_outside(quiet, []), alarms_per_signal_day(quiet, [], hours),
+                     "%d incidents in %.0f h" % (n, hours)))
 
 
 if __name__ == "__main__":

@@ -724,3 +724,90 @@ fn refuses_to_overwrite_a_directory_it_did_not_write() {
         "keep me"
     );
 }
+
+/// A batch job that makes inventory slow and log lock timeouts for three
+/// minutes every hour is ordinary behaviour: after its first runs the
+/// replay reports each run as recurring, with its period, and opens no
+/// incident for it.
+#[test]
+fn an_hourly_batch_job_is_learned_not_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    let run = remedy()
+        .args([
+            "generate",
+            "--seed",
+            "106",
+            "--duration",
+            "24h",
+            "--rate",
+            "1",
+            "--scenario",
+            "quiet",
+            "--services",
+            "gateway,checkout,inventory",
+            "--batch-every",
+            "1h",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["batch_every_secs"], 3600);
+    let replay = remedy()
+        .arg("replay")
+        .arg("--out")
+        .arg(&out)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let lines = |f: &str| -> Vec<Value> {
+        std::fs::read_to_string(out.join(f))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let runs: Vec<Value> = lines("anomalies.jsonl")
+        .into_iter()
+        .filter(|a| a["signal"]["kind"] == "error_rate" && a["signal"]["service"] == "inventory")
+        .collect();
+    // The period is estimated from when the runs were noticed, within a
+    // few minutes of the job's hour.
+    let recurring = runs
+        .iter()
+        .filter_map(|a| {
+            let d = a["detail"].as_str().unwrap();
+            let rest = &d[d.find("recurs every ")? + "recurs every ".len()..];
+            rest.split(' ').next()?.parse::<u32>().ok()
+        })
+        .filter(|m| (57..=63).contains(m))
+        .count();
+    // The job is seen most hours (night runs can stay inside the band)...
+    assert!(runs.len() >= 15, "{} runs seen", runs.len());
+    // ...and known for what it is from the fourth evenly spaced run on.
+    assert!(
+        recurring + 4 >= runs.len(),
+        "{recurring} of {} runs recur",
+        runs.len()
+    );
+    let incidents = lines("incidents.jsonl");
+    assert!(
+        incidents.len() <= 4,
+        "{} incidents on a fault-free day: {incidents:#?}",
+        incidents.len()
+    );
+}
