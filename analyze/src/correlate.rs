@@ -3,7 +3,9 @@
 //! **Grouping.** Anomalies arrive in event time. One joins an open incident
 //! at the same place (a service or container of it, or a host-level signal
 //! and a service placed on that host) within [`CorrelatorConfig::gap_secs`]
-//! of that incident's latest anomaly; or, at another service, when a direct
+//! of that incident's latest anomaly (unless it is a fresh alert of a
+//! signal the incident already holds, more than `gap_secs` after the
+//! incident began: a new episode); or, at another service, when a direct
 //! call links it to one of the incident's services and its onset comes
 //! within [`CorrelatorConfig::link_secs`] of the incident's latest onset,
 //! while the incident is younger than `gap_secs`. Anything else opens an
@@ -155,6 +157,20 @@ pub struct Correlator {
     /// [`crate::recurrence`]).
     #[serde(default)]
     recurrences: Recurrences,
+}
+
+/// Whether `a` is a new episode rather than more of incident `o`: a
+/// signal already in the incident that alerts afresh (its earlier alert
+/// had ended, or the detector would not report an onset) more than `gap`
+/// after the incident began. Same-place anomalies otherwise join for as
+/// long as the incident's signals stay anomalous, which is right for a
+/// leak whose errors follow its climb, but a long-lasting alert (a
+/// latency that stays high) then makes the incident swallow every later
+/// fault at that service: the second and third failure of a service
+/// reported as the first one going on.
+fn new_episode(o: &Open, a: &Anomaly, gap: i64) -> bool {
+    a.timestamp.as_millis() - o.start.as_millis() > gap
+        && o.anomalies.iter().any(|b| b.signal == a.signal)
 }
 
 /// Classes whose prior is below this only join incidents (see `observe`).
@@ -384,7 +400,9 @@ impl Correlator {
                 // only while the incident is young: an incident grows by
                 // propagation, not by coincidence, and never for a day.
                 let t = a.timestamp.as_millis();
-                (t - o.last.as_millis() <= gap && self.same_place(o, &a))
+                (t - o.last.as_millis() <= gap
+                    && self.same_place(o, &a)
+                    && !new_episode(o, &a, gap))
                     || (t - o.last_onset.as_millis() <= link
                         && t - o.start.as_millis() <= gap
                         && self.linked(o, &a))
@@ -1619,6 +1637,60 @@ mod tests {
         assert!(details[7].contains("recurs"), "{}", details[7]);
         let fault = incidents.last().expect("four incidents");
         assert_eq!(fault.anomalies.len(), 2, "{fault:#?}");
+    }
+
+    /// A service that fails again a quarter of an hour later, while a
+    /// latency of its has stayed high since the first failure, has a new
+    /// incident; errors that follow a leak's climb at its place join the
+    /// leak's (a signal the incident did not hold yet).
+    #[test]
+    fn a_fresh_alert_of_a_signal_in_an_old_incident_is_a_new_incident() {
+        let latency = {
+            let mut a = anomaly(
+                0,
+                SignalKind::LatencyQuantile,
+                "request_duration_seconds{quantile=\"0.99\"}",
+                "api",
+                "h1",
+                None,
+                AnomalyKind::LatencySpike,
+            );
+            a.observed = 10.0;
+            a
+        };
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut incidents = c.observe(errors_at(0, "api"));
+        incidents.extend(c.observe(latency.clone()));
+        for t in (30..=900).step_by(30) {
+            c.touch(&latency.signal, Timestamp::from_secs(t));
+        }
+        incidents.extend(c.observe(errors_at(900, "api")));
+        incidents.extend(c.finish());
+        let starts: Vec<i64> = incidents
+            .iter()
+            .map(|i| i.start.as_millis() / 1000)
+            .collect();
+        assert_eq!(starts, vec![0, 900], "{incidents:#?}");
+
+        // A leak's climb, then its errors 20 minutes later: one incident.
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let leak = anomaly(
+            0,
+            SignalKind::MetricSeries,
+            "container_memory_working_set_bytes",
+            "api",
+            "h1",
+            Some("api-1"),
+            AnomalyKind::ResourceLeak,
+        );
+        let mut incidents = c.observe(leak.clone());
+        for t in (30..=1200).step_by(30) {
+            c.touch(&leak.signal, Timestamp::from_secs(t));
+        }
+        incidents.extend(c.observe(errors_at(1200, "api")));
+        incidents.extend(c.finish());
+        assert_eq!(incidents.len(), 1, "{incidents:#?}");
+        assert_eq!(incidents[0].anomalies.len(), 2);
     }
 
     #[test]
