@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 /// topology = "topology.json"    # {"caller": ["callee", ...]}; empty: a manifest.json's, or learned
 /// session_pattern = 'blk_-?\d+' # session ids from messages; empty: fields only
 /// mixed_formats = false         # sniff each record an origin's format cannot read
+///
+/// [engine.fields]               # keys of JSON/logfmt records, in order of precedence
+/// service = ["app_name", "service.name"]   # replaces that list (see ingest's FieldMapping)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -52,6 +55,11 @@ pub struct EngineConfig {
     /// sniffed on its own (a Kafka topic often carries several shippers'
     /// formats) instead of being dead-lettered.
     pub mixed_formats: bool,
+    /// Which keys of structured records (JSON, logfmt) hold the time,
+    /// message, level, service, host, container, trace id...: each list
+    /// given replaces the default one (ECS, OpenTelemetry, Vector, Fluent
+    /// Bit), the others stay.
+    pub fields: ingest::parse::fields::FieldMapping,
 }
 
 /// Which detectors the engine runs.
@@ -74,6 +82,7 @@ impl Default for EngineConfig {
             topology: PathBuf::new(),
             session_pattern: String::new(),
             mixed_formats: false,
+            fields: Default::default(),
         }
     }
 }
@@ -88,6 +97,7 @@ impl EngineConfig {
         "topology",
         "session_pattern",
         "mixed_formats",
+        "fields",
     ];
 
     /// The `[engine]` table of a TOML file, other keys and tables ignored
@@ -148,6 +158,7 @@ impl EngineConfig {
         s.format = ingest::Format::from_name(&self.format)?;
         s.decoder.max_line_bytes = self.max_line_bytes;
         s.decoder.mixed_formats = self.mixed_formats;
+        s.decoder.fields = std::sync::Arc::new(self.fields.clone());
         s.analyzer.correlator.topology = crate::evaluate::load_topology(
             Some(self.topology.as_path()).filter(|p| !p.as_os_str().is_empty()),
             paths,

@@ -44,6 +44,10 @@ pub struct DecoderConfig {
     /// Kafka topics that several shippers write to. Off for files (one
     /// file, one format).
     pub mixed_formats: bool,
+    /// Which keys of structured records (JSON, logfmt) hold the time,
+    /// message, level, service, host... (the engine's `[engine.fields]`).
+    #[serde(skip)]
+    pub fields: std::sync::Arc<crate::parse::fields::FieldMapping>,
 }
 
 impl Default for DecoderConfig {
@@ -57,6 +61,7 @@ impl Default for DecoderConfig {
             max_labels_per_sample: 64,
             max_label_value_bytes: 4096,
             mixed_formats: false,
+            fields: Default::default(),
         }
     }
 }
@@ -142,7 +147,7 @@ impl Decoder {
             .map_or(1970, |d| chrono::Datelike::year(&d));
         let parser = match &format {
             Format::Auto => None,
-            f => Some(f.parser(default_year)?),
+            f => Some(f.parser_with(default_year, &config.fields)?),
         };
         let chosen = (format != Format::Auto).then(|| format.clone());
         let join_mode = parser
@@ -256,12 +261,14 @@ impl Decoder {
         if self.parser.is_none() {
             match Format::detect(&text) {
                 Some(f) => {
-                    let p = f.parser(self.default_year).map_err(|e| {
-                        self.dead(
-                            raw,
-                            ParseError::new(DeadLetterReason::UnknownFormat, e.to_string()),
-                        )
-                    })?;
+                    let p = f
+                        .parser_with(self.default_year, &self.config.fields)
+                        .map_err(|e| {
+                            self.dead(
+                                raw,
+                                ParseError::new(DeadLetterReason::UnknownFormat, e.to_string()),
+                            )
+                        })?;
                     self.join_mode = JoinMode::of(p.name());
                     self.parser = Some(p);
                     self.chosen = Some(f);
@@ -389,7 +396,7 @@ impl Decoder {
         let i = match self.others.iter().position(|(n, _)| n == &f) {
             Some(i) => i,
             None => {
-                let p = f.parser(self.default_year).ok()?;
+                let p = f.parser_with(self.default_year, &self.config.fields).ok()?;
                 if Some(p.name()) == current || self.others.len() >= 8 {
                     return None;
                 }

@@ -95,7 +95,7 @@ pub struct StoreSection {
 ///
 /// Besides the streaming knobs below, the table holds the engine's own
 /// settings ([`engine::EngineConfig`]: `format`, `max_line_bytes`,
-/// `detectors`, `topology`, `session_pattern`, `mixed_formats`), the same
+/// `detectors`, `topology`, `session_pattern`, `mixed_formats`, `fields`), the same
 /// keys `remedy replay --config` and `remedy serve --config` read. serde
 /// cannot refuse unknown keys through a flattened struct, so
 /// [`RunConfig::load`] checks the table's keys itself.
@@ -341,6 +341,14 @@ mod tests {
                 engine::config::Detectors::Static
             );
             assert!(c.engine.analysis.mixed_formats);
+            // A nested `[engine.fields]` replaces the lists it names.
+            jail.create_file("fields.toml", "[engine.fields]\nservice = [\"app_name\"]\n")?;
+            let c = RunConfig::load(Some(Path::new("fields.toml"))).unwrap();
+            assert_eq!(c.engine.analysis.fields.service, ["app_name"]);
+            assert_eq!(
+                c.engine.analysis.fields.host,
+                ingest::parse::fields::FieldMapping::default().host
+            );
             jail.create_file("bad.toml", "[engine]\ntopolgy = \"t.json\"\n")?;
             let e = RunConfig::load(Some(Path::new("bad.toml"))).unwrap_err();
             assert!(

@@ -79,6 +79,73 @@ fn replay_with_an_unknown_format_lists_the_known_ones() {
     assert!(!out_dir.exists());
 }
 
+/// A service named by a field the default mapping does not know is
+/// attributed through `[engine.fields]` (each list given replaces the
+/// default one), so its error burst becomes an incident at that service
+/// instead of records of no service; a misspelt key is named.
+#[test]
+fn engine_fields_name_the_key_that_holds_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.json");
+    let lines: Vec<String> = (0..240)
+        .map(|i| {
+            serde_json::json!({
+                "ts": format!("2026-01-05T00:{:02}:{:02}Z", i / 60, i % 60),
+                "level": if i >= 180 { "error" } else { "info" },
+                "msg": format!("request {i} done"),
+                "app_name": "billing",
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let cfg = dir.path().join("remedy.toml");
+    let incidents_at = |config: Option<&str>, out: &str| -> Vec<String> {
+        let out_dir = dir.path().join(out);
+        let mut cmd = remedy();
+        cmd.arg("replay");
+        if let Some(text) = config {
+            std::fs::write(&cfg, text).unwrap();
+            cmd.arg("--config").arg(&cfg);
+        }
+        let run = cmd.arg("--out").arg(&out_dir).arg(&log).output().unwrap();
+        assert!(run.status.success(), "{}", stderr_of(&run));
+        std::fs::read_to_string(out_dir.join("incidents.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["root_causes"][0]["target"]["service"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
+    };
+    // By default the records name no service: nothing to point at.
+    assert_eq!(incidents_at(None, "default"), Vec::<String>::new());
+    assert_eq!(
+        incidents_at(
+            Some("[engine.fields]\nservice = [\"app_name\"]\n"),
+            "mapped"
+        ),
+        vec!["billing".to_string()]
+    );
+    std::fs::write(&cfg, "[engine.fields]\nservce = [\"app_name\"]\n").unwrap();
+    let out = remedy()
+        .arg("replay")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("typo"))
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr_of(&out);
+    assert!(err.contains("servce") && err.contains("service"), "{err}");
+}
+
 /// `replay --config` reads the `[engine]` table of a TOML file (the file
 /// `remedy run` reads, its streaming keys and other tables accepted), a
 /// flag overrides it, and a typo in the table is named.

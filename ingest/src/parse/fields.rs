@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 /// Which keys hold which part of a record, in order of precedence. The
 /// defaults cover ECS (Filebeat, Elastic Agent), the OpenTelemetry log data
-/// model, and the defaults of Vector, Fluent Bit and logfmt loggers; a
-/// config file can replace any list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// model, and the defaults of Vector, Fluent Bit and logfmt loggers; the
+/// `[engine.fields]` table of a configuration file replaces any list (a
+/// service named by a field the defaults do not know, for instance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FieldMapping {
     /// Event time.

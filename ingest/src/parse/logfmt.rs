@@ -26,6 +26,16 @@ pub struct LogfmtParser {
     plain: Option<Box<crate::parse::plain::PlainParser>>,
 }
 
+impl LogfmtParser {
+    /// With a custom field mapping.
+    pub fn with_mapping(mapping: FieldMapping) -> Self {
+        LogfmtParser {
+            mapping,
+            plain: None,
+        }
+    }
+}
+
 /// Split a logfmt line into key/value pairs.
 /// A key given twice keeps its last value.
 pub fn scan(line: &str) -> Result<FieldList, ParseError> {

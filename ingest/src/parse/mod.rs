@@ -202,6 +202,16 @@ impl Format {
     /// timestamps carry no year (RFC 3164 syslog). `Auto` has no parser of
     /// its own: sniff first with [`Format::detect`].
     pub fn parser(&self, default_year: i32) -> Result<Box<dyn Parser>> {
+        self.parser_with(default_year, &fields::FieldMapping::default())
+    }
+
+    /// [`Format::parser`] with the keys of structured records (JSON,
+    /// logfmt) mapped by `mapping` instead of the defaults.
+    pub fn parser_with(
+        &self,
+        default_year: i32,
+        mapping: &fields::FieldMapping,
+    ) -> Result<Box<dyn Parser>> {
         use plain::PlainParser;
         let preset = |n: &str| {
             Box::new(PlainParser::preset(n, default_year).expect("built-in preset"))
@@ -214,8 +224,8 @@ impl Format {
                     known: "a concrete format (sniff with Format::detect first)".into(),
                 })
             }
-            Format::Json => Box::new(json::JsonParser::default()),
-            Format::Logfmt => Box::new(logfmt::LogfmtParser::default()),
+            Format::Json => Box::new(json::JsonParser::with_mapping(mapping.clone())),
+            Format::Logfmt => Box::new(logfmt::LogfmtParser::with_mapping(mapping.clone())),
             Format::Plain => preset("plain"),
             Format::Header(f) => Box::new(PlainParser::header(f, default_year)?),
             Format::Syslog => preset("syslog"),
