@@ -38,6 +38,9 @@ pub struct SignalConfig {
     /// Emit per-template counts (off by default: no detector reads them
     /// yet, and with many templates they dominate the work per window).
     pub template_counts: bool,
+    /// Labels that name a metric series' service, first present wins
+    /// (default [`SERVICE_LABELS`]; the engine's `service_labels`).
+    pub service_labels: Vec<String>,
 }
 
 impl Default for SignalConfig {
@@ -48,6 +51,7 @@ impl Default for SignalConfig {
             max_signals: 100_000,
             max_latency_samples: 4096,
             template_counts: false,
+            service_labels: SERVICE_LABELS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -404,14 +408,19 @@ impl SignalAggregator {
                 let Ok(bound) = parse_le(le) else { return };
                 let mut slot = self.bucket_slots.get(&m.key).copied().unwrap_or(UNRESOLVED);
                 let fresh = slot == UNRESOLVED;
-                let id = self.resolve(&mut slot, false, || {
+                // Made only for a series seen for the first time (the
+                // closure of `resolve` cannot borrow the settings).
+                let signal = fresh.then(|| {
                     let mut labels = m.key.labels.clone();
                     labels.remove("le");
                     let base = SeriesKey {
                         name: name.trim_end_matches("_bucket").to_string(),
                         labels,
                     };
-                    metric_signal(SignalKind::LatencyQuantile, &base)
+                    metric_signal(SignalKind::LatencyQuantile, &base, &self.cfg.service_labels)
+                });
+                let id = self.resolve(&mut slot, false, move || {
+                    signal.expect("made for an unresolved slot")
                 });
                 if fresh && self.bucket_slots.len() < self.cfg.max_signals {
                     self.bucket_slots.insert(m.key.clone(), slot);
@@ -439,15 +448,16 @@ impl SignalAggregator {
             series: UNRESOLVED,
             rate: UNRESOLVED,
         });
-        let id = if is_counter {
-            self.resolve(&mut slots.rate, false, || {
-                metric_signal(SignalKind::CounterRate, &m.key)
-            })
+        let (kind, slot) = if is_counter {
+            (SignalKind::CounterRate, &mut slots.rate)
         } else {
-            self.resolve(&mut slots.series, false, || {
-                metric_signal(SignalKind::MetricSeries, &m.key)
-            })
+            (SignalKind::MetricSeries, &mut slots.series)
         };
+        let signal =
+            (*slot == UNRESOLVED).then(|| metric_signal(kind, &m.key, &self.cfg.service_labels));
+        let id = self.resolve(slot, false, move || {
+            signal.expect("made for an unresolved slot")
+        });
         if let Some(c) = self.metric_slots.get_mut(&m.key) {
             *c = slots;
         } else if self.metric_slots.len() < self.cfg.max_signals {
@@ -626,7 +636,7 @@ fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 /// kube-state-metrics and relabelling write them, and the scrape `job`
 /// last: a job names what was scraped (`node` for every host's
 /// node_exporter), which is a service only when nothing better says so.
-const SERVICE_LABELS: [&str; 6] = [
+pub const SERVICE_LABELS: [&str; 6] = [
     "service",
     "service_name",
     "app_kubernetes_io_name",
@@ -637,12 +647,15 @@ const SERVICE_LABELS: [&str; 6] = [
 
 /// The signal of a metric series, scoped by the labels that name where it
 /// runs ([`SERVICE_LABELS`], `host`/`node`/`instance`, `container`/`pod`).
-fn metric_signal(kind: SignalKind, key: &SeriesKey) -> Signal {
+fn metric_signal(kind: SignalKind, key: &SeriesKey, service_labels: &[String]) -> Signal {
     let pick = |names: &[&str]| names.iter().find_map(|n| key.label(n)).map(str::to_string);
     Signal {
         kind,
         name: key.to_string(),
-        service: pick(&SERVICE_LABELS),
+        service: service_labels
+            .iter()
+            .find_map(|n| key.label(n))
+            .map(str::to_string),
         host: pick(&["host", "node", "instance"]),
         container: pick(&["container", "container_name", "pod"]),
     }
@@ -663,8 +676,10 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        let service =
-            |labels: &[(&str, &str)]| metric_signal(SignalKind::MetricSeries, &key(labels)).service;
+        let defaults = SignalConfig::default().service_labels;
+        let service = |labels: &[(&str, &str)]| {
+            metric_signal(SignalKind::MetricSeries, &key(labels), &defaults).service
+        };
         assert_eq!(
             service(&[("job", "kubernetes-pods"), ("app", "checkout")]).as_deref(),
             Some("checkout")
@@ -677,6 +692,16 @@ mod tests {
             service(&[("job", "node"), ("instance", "h1:9100")]).as_deref(),
             Some("node")
         );
+        // A user's list replaces the default one.
+        let mine = vec!["team_service".to_string()];
+        let signal = |labels: &[(&str, &str)]| {
+            metric_signal(SignalKind::MetricSeries, &key(labels), &mine).service
+        };
+        assert_eq!(
+            signal(&[("app", "x"), ("team_service", "billing")]).as_deref(),
+            Some("billing")
+        );
+        assert_eq!(signal(&[("app", "x")]), None);
     }
 
     fn log(sec: i64, service: &str, level: Level) -> Event {

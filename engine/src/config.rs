@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 /// topology = "topology.json"    # {"caller": ["callee", ...]}; empty: a manifest.json's, or learned
 /// session_pattern = 'blk_-?\d+' # session ids from messages; empty: fields only
 /// mixed_formats = false         # sniff each record an origin's format cannot read
+/// service_labels = ["service", "app", "job"] # labels naming a series' service, first wins
 ///
 /// [engine.fields]               # keys of JSON/logfmt records, in order of precedence
 /// service = ["app_name", "service.name"]   # replaces that list (see ingest's FieldMapping)
@@ -60,6 +61,10 @@ pub struct EngineConfig {
     /// given replaces the default one (ECS, OpenTelemetry, Vector, Fluent
     /// Bit), the others stay.
     pub fields: ingest::parse::fields::FieldMapping,
+    /// Labels that name a metric series' service, the first present wins
+    /// (`service`, `service_name`, `app_kubernetes_io_name`, `app`,
+    /// `k8s_app`, then the scrape `job`): a list replaces it.
+    pub service_labels: Vec<String>,
 }
 
 /// Which detectors the engine runs.
@@ -83,6 +88,10 @@ impl Default for EngineConfig {
             session_pattern: String::new(),
             mixed_formats: false,
             fields: Default::default(),
+            service_labels: analyze::signals::SERVICE_LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -98,6 +107,7 @@ impl EngineConfig {
         "session_pattern",
         "mixed_formats",
         "fields",
+        "service_labels",
     ];
 
     /// The `[engine]` table of a TOML file, other keys and tables ignored
@@ -159,6 +169,7 @@ impl EngineConfig {
         s.decoder.max_line_bytes = self.max_line_bytes;
         s.decoder.mixed_formats = self.mixed_formats;
         s.decoder.fields = std::sync::Arc::new(self.fields.clone());
+        s.analyzer.signals.service_labels = self.service_labels.clone();
         s.analyzer.correlator.topology = crate::evaluate::load_topology(
             Some(self.topology.as_path()).filter(|p| !p.as_os_str().is_empty()),
             paths,
@@ -205,6 +216,19 @@ mod tests {
         assert!(
             format!("{e:#}").contains("unknown key engine.max_idle_ms"),
             "{e:#}"
+        );
+        std::fs::write(
+            &p,
+            "[engine]\nservice_labels = [\"team_service\", \"job\"]\n[engine.fields]\nservice = [\"app_name\"]\n",
+        )
+        .unwrap();
+        let c = EngineConfig::from_toml_file(&p, &[]).unwrap();
+        let s = c.settings(&[]).unwrap();
+        assert_eq!(s.analyzer.signals.service_labels, ["team_service", "job"]);
+        assert_eq!(s.decoder.fields.service, ["app_name"]);
+        assert_eq!(
+            s.decoder.fields.host,
+            ingest::parse::fields::FieldMapping::default().host
         );
         std::fs::write(&p, "[engine]\ndetectors = \"fixed\"\n").unwrap();
         let e = EngineConfig::from_toml_file(&p, &[]).unwrap_err();
