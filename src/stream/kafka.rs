@@ -726,6 +726,11 @@ impl Worker {
             return Ok(());
         }
         self.metrics.records.inc();
+        // Counted as waiting at once: `step` sets the exact figure, but a
+        // record must never show as consumed and not waiting before it
+        // has been analysed (a reader of /metrics would take the two
+        // gauges for "all done" and read the rest before it happened).
+        self.metrics.buffered.inc();
         part.lanes[lane].empty_since = None;
         if let Some(ts) = raw.transport_time {
             let now = chrono::Utc::now().timestamp_millis();
@@ -812,18 +817,20 @@ impl Worker {
                 self.send_results(p, em)?;
             }
         }
-        let waiting: usize = self
-            .tasks
-            .values()
-            .flat_map(|r| r.task.lanes.iter().map(|l| l.buffered()))
-            .sum();
-        self.metrics.buffered.set(waiting as i64);
+        // Late events before the waiting count: a reader who sees nothing
+        // waiting must see the late events of what was analysed.
         let late: u64 = self
             .tasks
             .values()
             .map(|r| r.task.engine().late_events())
             .sum();
         self.metrics.late.set(late as i64);
+        let waiting: usize = self
+            .tasks
+            .values()
+            .flat_map(|r| r.task.lanes.iter().map(|l| l.buffered()))
+            .sum();
+        self.metrics.buffered.set(waiting as i64);
         Ok(())
     }
 
