@@ -61,10 +61,6 @@ impl LineReader {
             path: path.to_path_buf(),
             source,
         };
-        // Opened once and the gzip magic peeked in the buffer, not read:
-        // a pipe, a FIFO or `<(process substitution)` can be read only
-        // once, and opening a FIFO a second time waits for a writer that
-        // has gone.
         // Opened once, and the two bytes read to look for the gzip magic
         // put back in front of the rest: a pipe, a FIFO or `<(process
         // substitution)` can be read only once, and opening a FIFO a
