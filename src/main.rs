@@ -5,6 +5,7 @@
 mod api;
 mod cmd;
 mod execute;
+mod fdlimit;
 mod generate;
 mod output;
 mod sinks;

@@ -41,39 +41,18 @@ impl Default for ServerLimits {
     }
 }
 
-/// Descriptors kept free for everything but client connections (the
-/// store, Kafka, log files, the listener).
-const RESERVED_FDS: u64 = 128;
-
 /// Raise the soft descriptor limit to the hard one and return the
 /// connection cap that fits under it.
 fn connection_cap(wanted: usize) -> usize {
-    #[cfg(target_os = "linux")]
-    {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit only read and write the struct given.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-                if lim.rlim_cur < lim.rlim_max {
-                    let raised = libc::rlimit {
-                        rlim_cur: lim.rlim_max,
-                        rlim_max: lim.rlim_max,
-                    };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                        lim.rlim_cur = lim.rlim_max;
-                    }
-                }
-                let room = lim.rlim_cur.saturating_sub(RESERVED_FDS).max(16);
-                return wanted
-                    .min(usize::try_from(room).unwrap_or(usize::MAX))
-                    .max(1);
-            }
+    match crate::fdlimit::raise() {
+        Some(limit) => {
+            let room = limit.saturating_sub(crate::fdlimit::RESERVED).max(16);
+            wanted
+                .min(usize::try_from(room).unwrap_or(usize::MAX))
+                .max(1)
         }
+        None => wanted.max(1),
     }
-    wanted.max(1)
 }
 
 /// Serve `app` on `listener` until `shutdown` resolves; then stop

@@ -184,6 +184,7 @@ fn open_inputs(
         set.add(globset::Glob::new(g).with_context(|| format!("--exclude {g:?} is not a glob"))?);
     }
     let files = FileSource::open_excluding(paths, max_line_bytes, &set.build()?)?;
+    crate::fdlimit::room_for_inputs(files.files().len())?;
     files
         .files()
         .iter()

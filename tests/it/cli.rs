@@ -79,6 +79,61 @@ fn replay_with_an_unknown_format_lists_the_known_ones() {
     assert!(!out_dir.exists());
 }
 
+/// More input files than the soft descriptor limit allows: replay raises
+/// the limit to the hard one and reads them all; when even the hard limit
+/// is too low it says so, and what to do, before reading anything.
+#[test]
+fn many_files_under_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..300 {
+        std::fs::write(
+            input.join(format!("f{i:03}.log")),
+            format!(
+                "ts=2026-01-05T00:00:{:02}Z level=info service=s{i} msg=hello\n",
+                i % 60
+            ),
+        )
+        .unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_remedy");
+    let under = |ulimit: &str, out: &str| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit {ulimit} 256 && exec \"$0\" replay --out \"$1\" \"$2\""
+            ))
+            .arg(bin)
+            .arg(dir.path().join(out))
+            .arg(&input)
+            .output()
+            .unwrap()
+    };
+    let hard: Option<u64> = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
+    // Only the soft limit lowered (the common 1,024 of a login shell): the
+    // hard limit leaves room, as it does on this machine and most others.
+    if hard.is_none_or(|h| h >= 1024) {
+        let soft = under("-Sn", "soft");
+        assert!(soft.status.success(), "{}", stderr_of(&soft));
+        let s: serde_json::Value = summary_of(&dir.path().join("soft"));
+        assert_eq!(s["ingest"]["parsed"], 300, "{s}");
+    }
+    // Both limits at 256: a clear error, nothing half-read.
+    let hard_low = under("-n", "hard");
+    assert_eq!(hard_low.status.code(), Some(2));
+    let err = stderr_of(&hard_low);
+    assert!(
+        err.contains("300 input files") && err.contains("ulimit -n"),
+        "{err}"
+    );
+    assert!(!dir.path().join("hard").join("summary.json").exists());
+}
+
 /// A service named by a field the default mapping does not know is
 /// attributed through `[engine.fields]` (each list given replaces the
 /// default one), so its error burst becomes an incident at that service
