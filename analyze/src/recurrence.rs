@@ -20,7 +20,7 @@
 //! leak, not a schedule).
 //!
 //! Causal and bounded: only onsets up to the current one are used; at most
-//! [`KEEP`] onsets per signal and [`MAX_SIGNALS`] signals are kept.
+//! three onsets per signal and [`MAX_SIGNALS`] signals are kept.
 
 use models::Signal;
 use serde::{Deserialize, Serialize};
@@ -51,10 +51,17 @@ fn tolerance(period: i64) -> f64 {
     (TOLERANCE * period as f64).max(MIN_TOLERANCE_MS)
 }
 
+/// How many periods `p` the gap `gap` spans, rounded, when that is one
+/// run or one after up to [`MAX_SKIPPED`] unnoticed ones.
+fn runs_in(gap: f64, p: f64) -> Option<f64> {
+    let k = (gap / p).round();
+    (1.0..=1.0 + MAX_SKIPPED).contains(&k).then_some(k)
+}
+
 /// The period (ms) of onsets `earlier` (oldest first) and `t` when their
-/// last [`GAPS`] gaps keep a schedule: at least two of them one period
+/// last three gaps keep a schedule: at least two of them one period
 /// apart and the others a whole number of periods (runs that passed
-/// unnoticed, up to [`MAX_SKIPPED`] in a row), each within the tolerance,
+/// unnoticed, up to three in a row), each within the tolerance,
 /// the period between [`MIN_PERIOD_MS`] and [`MAX_PERIOD_MS`]. Two single
 /// periods are needed so that a fault half-way between runs cannot make a
 /// schedule of half the period.
@@ -81,10 +88,10 @@ pub fn even_spacing(earlier: &[i64], t: i64) -> Option<i64> {
     // The period from the single gaps, then refitted over all of them (a
     // gap of four periods pins the period four times as well as one).
     let first = single.iter().sum::<i64>() as f64 / single.len() as f64;
-    let runs: Vec<f64> = gaps.iter().map(|&g| (g as f64 / first).round()).collect();
-    if runs.iter().any(|k| !(1.0..=1.0 + MAX_SKIPPED).contains(k)) {
-        return None;
-    }
+    let runs: Vec<f64> = gaps
+        .iter()
+        .map(|&g| runs_in(g as f64, first))
+        .collect::<Option<_>>()?;
     let p = gaps.iter().sum::<i64>() as f64 / runs.iter().sum::<f64>();
     if !(MIN_PERIOD_MS as f64..=MAX_PERIOD_MS as f64).contains(&p) {
         return None;
@@ -111,10 +118,9 @@ impl Onsets {
         // when runs passed unnoticed) after its last run. An onset off the
         // schedule (a fault) leaves the schedule as it was.
         let on_schedule = self.schedule.and_then(|(p, last)| {
-            let k = ((t - last) as f64 / p as f64).round();
-            ((1.0..=1.0 + MAX_SKIPPED).contains(&k)
-                && ((t - last) as f64 - k * p as f64).abs() <= tolerance(p))
-            .then_some(p)
+            let gap = (t - last) as f64;
+            let k = runs_in(gap, p as f64)?;
+            ((gap - k * p as f64).abs() <= tolerance(p)).then_some(p)
         });
         // Or the start of one: the last onsets evenly spaced.
         let found = on_schedule.or_else(|| even_spacing(&self.recent, t));
@@ -140,7 +146,10 @@ impl Recurrences {
     /// Record an onset of `signal` at `t` (ms) and return the period of
     /// the schedule it keeps, if it keeps one.
     pub fn onset(&mut self, signal: &Signal, t: i64) -> Option<i64> {
-        if !self.onsets.contains_key(signal) && self.onsets.len() >= MAX_SIGNALS {
+        if let Some(o) = self.onsets.get_mut(signal) {
+            return o.onset(t);
+        }
+        if self.onsets.len() >= MAX_SIGNALS {
             return None;
         }
         self.onsets.entry(signal.clone()).or_default().onset(t)

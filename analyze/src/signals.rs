@@ -51,7 +51,7 @@ impl Default for SignalConfig {
             max_signals: 100_000,
             max_latency_samples: 4096,
             template_counts: false,
-            service_labels: SERVICE_LABELS.iter().map(|s| s.to_string()).collect(),
+            service_labels: default_service_labels(),
         }
     }
 }
@@ -644,6 +644,11 @@ pub const SERVICE_LABELS: [&str; 6] = [
     "k8s_app",
     "job",
 ];
+
+/// [`SERVICE_LABELS`] as a list a user's configuration can replace.
+pub fn default_service_labels() -> Vec<String> {
+    SERVICE_LABELS.iter().map(|s| s.to_string()).collect()
+}
 
 /// The signal of a metric series, scoped by the labels that name where it
 /// runs ([`SERVICE_LABELS`], `host`/`node`/`instance`, `container`/`pod`).

@@ -88,10 +88,7 @@ impl Default for EngineConfig {
             session_pattern: String::new(),
             mixed_formats: false,
             fields: Default::default(),
-            service_labels: analyze::signals::SERVICE_LABELS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            service_labels: analyze::signals::default_service_labels(),
         }
     }
 }
