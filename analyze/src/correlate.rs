@@ -5,7 +5,8 @@
 //! and a service placed on that host) within [`CorrelatorConfig::gap_secs`]
 //! of that incident's latest anomaly (unless it is a fresh alert of a
 //! signal the incident already holds, more than `gap_secs` after the
-//! incident began: a new episode); or, at another service, when a direct
+//! incident began or after that signal had been out of alert for
+//! [`CorrelatorConfig::resolve_after_secs`]: a new episode); or, at another service, when a direct
 //! call links it to one of the incident's services and its onset comes
 //! within [`CorrelatorConfig::link_secs`] of the incident's latest onset,
 //! while the incident is younger than `gap_secs`. Anything else opens an
@@ -97,6 +98,39 @@ struct Open {
     /// incident nor keep one open, and do not vote in the ranking).
     #[serde(default)]
     templates: Vec<NewTemplate>,
+    /// When each of its signals was last in alert (its onset, then every
+    /// alerting point), for [`new_episode`]. One entry per signal of
+    /// `anomalies`, so bounded as they are. (Absent in checkpoints written
+    /// before it: then the signal's latest onset stands in.)
+    #[serde(default)]
+    alerting: Vec<(models::Signal, Timestamp)>,
+}
+
+impl Open {
+    /// When `signal` was last in alert in this incident, if it is one of
+    /// its signals.
+    fn last_alert(&self, signal: &models::Signal) -> Option<Timestamp> {
+        let onset = self
+            .anomalies
+            .iter()
+            .filter(|b| &b.signal == signal)
+            .map(|b| b.timestamp)
+            .max()?;
+        let touched = self
+            .alerting
+            .iter()
+            .find(|(s, _)| s == signal)
+            .map(|&(_, t)| t);
+        Some(touched.map_or(onset, |t| t.max(onset)))
+    }
+
+    /// Note that `signal`, one of the incident's, is in alert at `at`.
+    fn alerted(&mut self, signal: &models::Signal, at: Timestamp) {
+        match self.alerting.iter_mut().find(|(s, _)| s == signal) {
+            Some((_, t)) => *t = (*t).max(at),
+            None => self.alerting.push((signal.clone(), at)),
+        }
+    }
 }
 
 /// A log template seen for the first time (an error-level message).
@@ -161,16 +195,22 @@ pub struct Correlator {
 
 /// Whether `a` is a new episode rather than more of incident `o`: a
 /// signal already in the incident that alerts afresh (its earlier alert
-/// had ended, or the detector would not report an onset) more than `gap`
-/// after the incident began. Same-place anomalies otherwise join for as
-/// long as the incident's signals stay anomalous, which is right for a
-/// leak whose errors follow its climb, but a long-lasting alert (a
-/// latency that stays high) then makes the incident swallow every later
-/// fault at that service: the second and third failure of a service
-/// reported as the first one going on.
-fn new_episode(o: &Open, a: &Anomaly, gap: i64) -> bool {
-    a.timestamp.as_millis() - o.start.as_millis() > gap
-        && o.anomalies.iter().any(|b| b.signal == a.signal)
+/// had ended, or the detector would not report an onset) either more than
+/// `gap` after the incident began, or after it had been out of alert for
+/// longer than `quiet` (the time after which an incident with nothing in
+/// alert resolves: a signal that has been calm that long has resolved its
+/// own part). Same-place anomalies otherwise join for as long as the
+/// incident's signals stay anomalous, which is right for a leak whose
+/// errors follow its climb, but a long-lasting alert (a latency that stays
+/// high, a metric of another of its signals) then makes the incident
+/// swallow every later fault at that service: the second and third failure
+/// of a service reported as the first one going on.
+fn new_episode(o: &Open, a: &Anomaly, gap: i64, quiet: i64) -> bool {
+    let t = a.timestamp.as_millis();
+    let Some(last) = o.last_alert(&a.signal) else {
+        return false;
+    };
+    t - o.start.as_millis() > gap || t - last.as_millis() > quiet
 }
 
 /// Classes whose prior is below this only join incidents (see `observe`).
@@ -386,6 +426,7 @@ impl Correlator {
         let resolved = self.advance(a.timestamp);
         let gap = (self.cfg.gap_secs * 1000) as i64;
         let link = (self.cfg.link_secs * 1000) as i64;
+        let quiet = (self.cfg.resolve_after_secs * 1000) as i64;
         let best = self
             .open
             .iter()
@@ -402,7 +443,7 @@ impl Correlator {
                 let t = a.timestamp.as_millis();
                 (t - o.last.as_millis() <= gap
                     && self.same_place(o, &a)
-                    && !new_episode(o, &a, gap))
+                    && !new_episode(o, &a, gap, quiet))
                     || (t - o.last_onset.as_millis() <= link
                         && t - o.start.as_millis() <= gap
                         && self.linked(o, &a))
@@ -440,6 +481,7 @@ impl Correlator {
                     containers: BTreeSet::new(),
                     host_level: BTreeSet::new(),
                     templates: Vec::new(),
+                    alerting: Vec::new(),
                 });
                 self.open.last_mut().expect("just pushed")
             }
@@ -459,6 +501,7 @@ impl Correlator {
             o.host_level.insert(h.clone());
         }
         if o.anomalies.len() < self.cfg.max_anomalies_per_incident {
+            o.alerted(&a.signal, a.timestamp);
             o.anomalies.push(a);
         } else {
             o.dropped += 1;
@@ -538,6 +581,7 @@ impl Correlator {
         for o in &mut self.open {
             if o.anomalies.iter().any(|a| &a.signal == signal) {
                 o.last = o.last.max(at);
+                o.alerted(signal, at);
             }
         }
     }
@@ -1691,6 +1735,48 @@ mod tests {
         incidents.extend(c.finish());
         assert_eq!(incidents.len(), 1, "{incidents:#?}");
         assert_eq!(incidents[0].anomalies.len(), 2);
+    }
+
+    #[test]
+    fn a_signal_calm_for_the_resolve_time_that_alerts_again_is_a_new_incident() {
+        // Errors at api at 0 s, in alert for a minute; a latency at api
+        // stays in alert and keeps the incident open. The errors alert
+        // again: 200 s after they calmed down it is the same failure going
+        // on, 301 s after (longer than an incident takes to resolve, 300 s)
+        // it is a new one, though the incident is younger than gap_secs.
+        let latency = {
+            let mut a = anomaly(
+                0,
+                SignalKind::LatencyQuantile,
+                "request_duration_seconds{quantile=\"0.99\"}",
+                "api",
+                "h1",
+                None,
+                AnomalyKind::LatencySpike,
+            );
+            a.observed = 10.0;
+            a
+        };
+        let run = |again: i64| {
+            let mut c = Correlator::new(CorrelatorConfig::default());
+            let errors = errors_at(0, "api");
+            let mut incidents = c.observe(errors.clone());
+            incidents.extend(c.observe(latency.clone()));
+            for t in (10..=60).step_by(10) {
+                c.touch(&errors.signal, Timestamp::from_secs(t));
+            }
+            for t in (30..60 + again).step_by(30) {
+                c.touch(&latency.signal, Timestamp::from_secs(t));
+            }
+            incidents.extend(c.observe(errors_at(60 + again, "api")));
+            incidents.extend(c.finish());
+            incidents
+                .iter()
+                .map(|i| i.start.as_millis() / 1000)
+                .collect::<Vec<i64>>()
+        };
+        assert_eq!(run(200), vec![0]);
+        assert_eq!(run(301), vec![0, 361]);
     }
 
     #[test]

@@ -573,7 +573,10 @@ impl Analyzer {
             // A detector is never in alert on a point with nothing to judge
             // (a share over no records), so a gap in the logs does not keep
             // an incident open.
-            if s.alert {
+            // An onset is folded in below; touching its signal's old
+            // incident first would make it look as if the signal had never
+            // left alert there (see `correlate::new_episode`).
+            if s.alert && !opened {
                 self.correlator.touch(&p.signal, p.timestamp);
             }
             if opened {
