@@ -784,8 +784,8 @@ impl EnsembleDetector {
     /// lengths). Bounded: the windows hold [`EnsembleConfig::window`] values,
     /// each of the (up to four) tail models [`EnsembleConfig::long`]
     /// averages plus one shared re-fit buffer of that size, and the time
-    /// ring three weeks of sampling intervals (at most [`MAX_HISTORY`]
-    /// slots; before the interval is known, at most [`PENDING`] timed
+    /// ring three weeks of sampling intervals (at most 30,240
+    /// slots; before the interval is known, at most 120 timed
     /// values).
     pub fn heap_bytes(&self) -> usize {
         let f = std::mem::size_of::<f64>();
