@@ -1,11 +1,13 @@
 //! The process's limit on open descriptors (`ulimit -n`).
 //!
-//! Replay reads every input at once (the event-time merge needs the next
-//! record of each), so it holds one descriptor per file; the API holds one
-//! per connection. The soft limit is often 1,024 while the hard limit a
-//! process may raise it to is far higher, so both raise it first, and
-//! replay says plainly when even the hard limit is too low instead of
-//! failing part-way with "too many open files".
+//! Replay holds a bounded number of regular files open at once (the
+//! merge's reader pool parks the others, `engine::merge_bounded`) plus
+//! every pipe or FIFO it reads (those are read from one open); the API
+//! holds one descriptor per connection. The soft limit is often 1,024
+//! while the hard limit a process may raise it to is far higher, so both
+//! raise it first, replay fits its pool into what is left, and says
+//! plainly when even the hard limit is too low instead of failing part-way
+//! with "too many open files".
 
 /// Descriptors kept for everything but the inputs or connections counted
 /// against the limit (the store, Kafka, output files, the listener).
@@ -43,20 +45,31 @@ pub fn raise() -> Option<u64> {
     }
 }
 
-/// Make room for `inputs` files read at once: raise the limit, and if it
-/// still cannot hold them, an error that says what to do.
-pub fn room_for_inputs(inputs: usize) -> anyhow::Result<()> {
+/// Make room for replay's inputs: `pinned` streams held open from start
+/// to end (pipes, FIFOs) and `files` regular files, of which the reader
+/// pool holds at most [`engine::OPEN_INPUTS`] open at once. Raises the
+/// limit, and returns how many regular files may be open at once (fewer
+/// than the pool's default under a low limit, at least one); an error
+/// that says what to do when even that does not fit.
+pub fn room_for_inputs(pinned: usize, files: usize) -> anyhow::Result<usize> {
     let Some(limit) = raise() else {
-        return Ok(());
+        return Ok(engine::OPEN_INPUTS);
     };
-    let need = inputs as u64 + RESERVED;
+    let need = RESERVED + pinned as u64 + u64::from(files > 0);
     if need > limit {
+        let streams = if pinned > 0 {
+            format!("{pinned} pipes or FIFOs are read at once, one open file each, and ")
+        } else {
+            String::new()
+        };
         anyhow::bail!(
-            "{inputs} input files are read at once, one open file each, and this process \
-             may open {limit} (`ulimit -n`, already raised to its hard limit): raise the \
-             limit to at least {need} (`ulimit -n {need}`, or LimitNOFILE= for a service), \
-             or replay fewer files at a time (name fewer paths, or --exclude some)"
+            "replay needs {need} open files ({streams}{RESERVED} kept for outputs and \
+             at least one for the {files} files it reads a few at a time), and this \
+             process may open {limit} (`ulimit -n`, already raised to its hard limit): \
+             raise the limit to at least {need} (`ulimit -n {need}`, or LimitNOFILE= for \
+             a service)"
         );
     }
-    Ok(())
+    let room = (limit - RESERVED - pinned as u64).min(engine::OPEN_INPUTS as u64);
+    Ok((room as usize).max(1))
 }

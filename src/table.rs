@@ -206,6 +206,11 @@ impl engine::Input for TableRecords {
         Some(TableRecords::format(self))
     }
 
+    /// Read whole when opened: nothing is held open.
+    fn park(&mut self) -> bool {
+        true
+    }
+
     fn next_record(&mut self) -> Option<anyhow::Result<RawRecord>> {
         if self.next >= self.df.height() {
             return None;

@@ -25,5 +25,5 @@ pub mod task;
 pub use config::EngineConfig;
 pub use engine::{DeadLetterSink, Engine, EngineSettings, Summary, TemplateSummary};
 pub use findings::{Findings, FindingsSink};
-pub use merge::{merge, Input, MemoryInput, WithFormat};
+pub use merge::{merge, merge_bounded, Input, MemoryInput, WithFormat, OPEN_INPUTS};
 pub use publish::Publisher;

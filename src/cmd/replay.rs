@@ -170,22 +170,30 @@ impl Args {
 }
 
 /// Open every input in the order the merge breaks ties in: files of lines
-/// stream, tables (`.csv`, `.csv.gz`, `.parquet`) are read and ordered by
-/// time now, so an unreadable Parquet file fails before anything is
-/// written.
+/// stream (a regular file is checked now and opened when the merge
+/// reaches it), tables (`.csv`, `.csv.gz`, `.parquet`) are read and
+/// ordered by time now, so an unreadable Parquet file fails before
+/// anything is written. Also returns how many files may be open at once.
 fn open_inputs(
     paths: &[PathBuf],
     max_line_bytes: usize,
     exclude: &[String],
     formats: &[FormatByGlob],
-) -> anyhow::Result<Vec<Box<dyn engine::Input>>> {
+) -> anyhow::Result<(Vec<Box<dyn engine::Input>>, usize)> {
     let mut set = globset::GlobSetBuilder::new();
     for g in exclude {
         set.add(globset::Glob::new(g).with_context(|| format!("--exclude {g:?} is not a glob"))?);
     }
     let files = FileSource::open_excluding(paths, max_line_bytes, &set.build()?)?;
-    crate::fdlimit::room_for_inputs(files.files().len())?;
-    files
+    // A regular file is opened when the merge reaches it and closed when
+    // it is parked; a pipe or FIFO is opened now and read from that open.
+    let pinned = files
+        .files()
+        .iter()
+        .filter(|f| std::fs::metadata(f).is_ok_and(|m| !m.is_file()))
+        .count();
+    let open = crate::fdlimit::room_for_inputs(pinned, files.files().len() - pinned)?;
+    let inputs = files
         .files()
         .iter()
         .zip(files.relative())
@@ -204,7 +212,7 @@ fn open_inputs(
                     Err(e) => return Err(e),
                 }
             }
-            let lines = ingest::source::file::LineReader::open(f, max_line_bytes)?;
+            let lines = ingest::source::file::LineReader::lazy(f, max_line_bytes)?;
             Ok(match formats.iter().find(|(g, _)| g.is_match(rel)) {
                 Some((_, format)) => Box::new(engine::WithFormat {
                     input: lines,
@@ -213,7 +221,8 @@ fn open_inputs(
                 None => Box::new(lines),
             })
         })
-        .collect()
+        .collect::<anyhow::Result<_>>()?;
+    Ok((inputs, open))
 }
 
 /// Dead letters written as JSON lines.
@@ -237,8 +246,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Check every setting and open every input before creating any output,
     // so a typo leaves nothing behind.
     let mut settings = config.settings(&args.paths)?;
-    let mut inputs = if stdin {
-        vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>]
+    let (mut inputs, open) = if stdin {
+        (
+            vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>],
+            1,
+        )
     } else {
         open_inputs(&args.paths, config.max_line_bytes, &args.exclude, &by_glob)?
     };
@@ -273,7 +285,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             progress.inc(pending.replace(0));
         }
     };
-    engine::merge(&mut inputs, &mut engine, &mut dead, &tick)?;
+    engine::merge_bounded(&mut inputs, open, &mut engine, &mut dead, &tick)?;
     progress.inc(pending.get());
     progress.finish_and_clear();
     dead.0.commit()?;

@@ -13,7 +13,7 @@ use crate::record::RawRecord;
 use flate2::read::MultiGzDecoder;
 pub use globset::GlobSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,15 +31,53 @@ pub struct FileSource {
 }
 
 /// Lines of one file or stream.
+///
+/// A regular file can be let go of between reads ([`LineReader::park`]:
+/// its descriptor and read buffer are closed) and is opened again where it
+/// stopped at the next read, so a replay of thousands of files holds only
+/// a few open at once; [`LineReader::lazy`] opens it only at the first
+/// read. A pipe, a FIFO or standard input is read once, from one open.
 pub struct LineReader {
     origin: Arc<str>,
-    reader: Box<dyn BufRead + Send>,
+    /// `None` while parked (or not yet opened).
+    reader: Option<Box<dyn BufRead + Send>>,
     line_no: u64,
     max_line_bytes: usize,
     path: PathBuf,
     /// A read failed: the input ends there (a damaged `.gz` would
     /// otherwise fail again, or worse, at every later call).
     failed: bool,
+    /// Bytes of the input (decompressed) consumed so far: where a parked
+    /// reader resumes.
+    offset: u64,
+    /// How to open the file again; `None` for a stream read only once.
+    reopen: Option<Reopen>,
+}
+
+/// What a parked regular file is opened again with.
+#[derive(Debug, Clone, Copy)]
+struct Reopen {
+    /// It starts with the gzip magic bytes.
+    gzip: bool,
+    /// Device and inode when it was first opened: a file replaced since
+    /// (rotated away) is not read as if it were the same.
+    id: Option<(u64, u64)>,
+}
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Device and inode of an open file, where the platform has them.
+fn file_id(meta: &std::fs::Metadata) -> Option<(u64, u64)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
 }
 
 impl LineReader {
@@ -47,11 +85,13 @@ impl LineReader {
     pub fn new(origin: &str, reader: Box<dyn BufRead + Send>, max_line_bytes: usize) -> Self {
         LineReader {
             origin: Arc::from(origin),
-            reader,
+            reader: Some(reader),
             line_no: 0,
             max_line_bytes,
             path: PathBuf::from(origin),
             failed: false,
+            offset: 0,
+            reopen: None,
         }
     }
 
@@ -68,8 +108,18 @@ impl LineReader {
         let mut file = File::open(path).map_err(io)?;
         let mut magic = [0u8; 2];
         let n = read_up_to(&mut file, &mut magic).map_err(io)?;
+        let gzip = n == 2 && magic == GZIP_MAGIC;
+        // A regular file can be parked and opened again; anything else is
+        // read from this one open.
+        let reopen = match file.metadata() {
+            Ok(m) if m.is_file() => Some(Reopen {
+                gzip,
+                id: file_id(&m),
+            }),
+            _ => None,
+        };
         let whole = std::io::Cursor::new(magic[..n].to_vec()).chain(file);
-        let reader: Box<dyn BufRead + Send> = if n == 2 && magic == [0x1f, 0x8b] {
+        let reader: Box<dyn BufRead + Send> = if gzip {
             Box::new(BufReader::with_capacity(
                 1 << 16,
                 MultiGzDecoder::new(whole),
@@ -79,7 +129,91 @@ impl LineReader {
         };
         let mut r = LineReader::new(&path.to_string_lossy(), reader, max_line_bytes);
         r.path = path.to_path_buf();
+        r.reopen = reopen;
         Ok(r)
+    }
+
+    /// Lines of a file, opened at the first read rather than now: a
+    /// regular file is opened here only to check that it can be (so a
+    /// missing permission fails before anything is read) and to look for
+    /// the gzip magic, then closed. Anything else (a pipe, a FIFO, a
+    /// device) is opened now and once, as [`LineReader::open`] does.
+    pub fn lazy(path: &Path, max_line_bytes: usize) -> Result<Self> {
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Opening a FIFO waits for a writer: only a regular file is
+        // opened here and again later.
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            return Self::open(path, max_line_bytes);
+        }
+        let mut file = File::open(path).map_err(io)?;
+        let mut magic = [0u8; 2];
+        let n = read_up_to(&mut file, &mut magic).map_err(io)?;
+        let id = file_id(&file.metadata().map_err(io)?);
+        Ok(LineReader {
+            origin: Arc::from(&*path.to_string_lossy()),
+            reader: None,
+            line_no: 0,
+            max_line_bytes,
+            path: path.to_path_buf(),
+            failed: false,
+            offset: 0,
+            reopen: Some(Reopen {
+                gzip: n == 2 && magic == GZIP_MAGIC,
+                id,
+            }),
+        })
+    }
+
+    /// Close the file (its descriptor and read buffer) until the next
+    /// read, which opens it again where this one stopped: a plain file
+    /// seeks there, a `.gz` one is decompressed again up to there. `false`
+    /// for a stream that can be read only once, which stays open.
+    pub fn park(&mut self) -> bool {
+        if self.reopen.is_none() {
+            return false;
+        }
+        self.reader = None;
+        true
+    }
+
+    /// Whether the input is open now (not parked, not yet opened).
+    pub fn is_open(&self) -> bool {
+        self.reader.is_some()
+    }
+
+    /// Open a parked regular file again where it stopped.
+    fn resume(&mut self) -> std::io::Result<Box<dyn BufRead + Send>> {
+        let Some(how) = self.reopen else {
+            return Err(std::io::Error::other("the input cannot be opened again"));
+        };
+        let mut file = File::open(&self.path)?;
+        let meta = file.metadata()?;
+        if how.id.is_some() && file_id(&meta) != how.id {
+            return Err(std::io::Error::other(
+                "the file was replaced while it was being read",
+            ));
+        }
+        if how.gzip {
+            let mut gz = BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file));
+            let skipped = std::io::copy(&mut (&mut gz).take(self.offset), &mut std::io::sink())?;
+            if skipped < self.offset {
+                return Err(std::io::Error::other(
+                    "the file became shorter while it was being read",
+                ));
+            }
+            Ok(Box::new(gz))
+        } else {
+            if meta.len() < self.offset {
+                return Err(std::io::Error::other(
+                    "the file became shorter while it was being read",
+                ));
+            }
+            file.seek(std::io::SeekFrom::Start(self.offset))?;
+            Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+        }
     }
 
     /// The origin name.
@@ -121,9 +255,23 @@ impl LineReader {
         if self.failed {
             return None;
         }
-        match read_capped_line(&mut self.reader, buf, self.max_line_bytes) {
+        let reader = match &mut self.reader {
+            Some(r) => r,
+            None => match self.resume() {
+                Ok(r) => self.reader.insert(r),
+                Err(source) => {
+                    self.failed = true;
+                    return Some(Err(Error::Io {
+                        path: self.path.clone(),
+                        source,
+                    }));
+                }
+            },
+        };
+        match read_capped_line(reader, buf, self.max_line_bytes) {
             Ok(0) => None,
-            Ok(_) => {
+            Ok(n) => {
+                self.offset += n as u64;
                 self.line_no += 1;
                 Some(Ok(self.line_no))
             }
@@ -360,6 +508,91 @@ mod tests {
             (r.origin.to_string(), r.position, r.bytes)
         })
         .collect()
+    }
+
+    /// Read `n` lines, park, read the rest: the same lines as one pass,
+    /// numbered the same, with nothing open while parked.
+    fn parked_every(path: &Path, n: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut r = LineReader::lazy(path, 1024).unwrap();
+        assert!(!r.is_open(), "opened only at the first read");
+        let mut out = Vec::new();
+        loop {
+            for _ in 0..n {
+                match r.next_record() {
+                    Some(rec) => {
+                        let rec = rec.unwrap();
+                        out.push((rec.position, rec.bytes));
+                    }
+                    None => return out,
+                }
+            }
+            assert!(r.is_open());
+            assert!(r.park());
+            assert!(!r.is_open());
+        }
+    }
+
+    #[test]
+    fn a_parked_file_resumes_where_it_stopped_plain_or_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..500).map(|i| format!("line {i}\r\n")).collect();
+        let plain = dir.path().join("a.log");
+        std::fs::write(&plain, &text).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        let zipped = dir.path().join("a.log.gz");
+        std::fs::write(&zipped, gz.finish().unwrap()).unwrap();
+        let whole = |p: &Path| -> Vec<(u64, Vec<u8>)> {
+            LineReader::open(p, 1024)
+                .unwrap()
+                .map(|r| r.map(|r| (r.position, r.bytes)).unwrap())
+                .collect()
+        };
+        let want = whole(&plain);
+        assert_eq!(want.len(), 500);
+        assert_eq!(want, whole(&zipped));
+        for n in [1, 7, 499, 500, 600] {
+            assert_eq!(parked_every(&plain, n), want, "plain, parked every {n}");
+            assert_eq!(parked_every(&zipped, n), want, "gzip, parked every {n}");
+        }
+        // An eagerly opened regular file can be parked too; stdin cannot.
+        let mut r = LineReader::open(&plain, 1024).unwrap();
+        r.next_record().unwrap().unwrap();
+        assert!(r.park());
+        assert_eq!(r.next_record().unwrap().unwrap().bytes, b"line 1");
+        assert!(!stdin_lines(1024).park());
+    }
+
+    #[test]
+    fn a_file_replaced_or_cut_while_parked_ends_in_an_error_not_other_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, "one\ntwo\nthree\n").unwrap();
+        let mut r = LineReader::lazy(&p, 1024).unwrap();
+        assert_eq!(r.next_record().unwrap().unwrap().bytes, b"one");
+        r.park();
+        // Rotated: a new file under the old name.
+        std::fs::rename(&p, dir.path().join("a.log.1")).unwrap();
+        std::fs::write(&p, "new\n").unwrap();
+        let err = r.next_record().unwrap().unwrap_err().to_string();
+        assert!(err.contains("replaced"), "{err}");
+        assert!(r.next_record().is_none(), "the input ends at the error");
+        // Truncated in place.
+        std::fs::write(&p, "one\ntwo\nthree\n").unwrap();
+        let mut r = LineReader::lazy(&p, 1024).unwrap();
+        r.next_record().unwrap().unwrap();
+        r.next_record().unwrap().unwrap();
+        r.park();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(2)
+            .unwrap();
+        let err = r.next_record().unwrap().unwrap_err().to_string();
+        assert!(err.contains("shorter"), "{err}");
+        // A file that cannot be opened fails when named, not part-way.
+        assert!(LineReader::lazy(&dir.path().join("missing"), 1024).is_err());
     }
 
     #[test]
