@@ -306,7 +306,7 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
             parkable_open: 0,
             workers,
             in_flight: 0,
-            jobs: Some(job_tx),
+            jobs: job_tx,
             done: done_rx,
             free: Vec::new(),
             raw: RawRecord::default(),
@@ -315,8 +315,10 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
         // Every job comes back (with its input and decoder) before the
         // decoders are returned, on an error too.
         let drained = pool.drain();
-        pool.jobs = None;
-        for lane in pool.lanes {
+        // The workers stop when the jobs channel closes.
+        let Pool { lanes, jobs, .. } = pool;
+        drop(jobs);
+        for lane in lanes {
             let (_, decoder) = lane.held.expect("no job is in flight");
             engine.return_decoder(lane.origin, decoder);
         }
@@ -354,7 +356,10 @@ fn pool_worker<'a>(jobs: &Mutex<Receiver<Job<'a>>>, done: &Sender<Done<'a>>) {
     let mut raw = RawRecord::default();
     loop {
         // One worker waits on the channel at a time, the others on the lock.
-        let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
+        let job = jobs
+            .lock()
+            .map_err(|_| ())
+            .and_then(|rx| rx.recv().map_err(|_| ()));
         let Ok(mut job) = job else {
             return;
         };
@@ -521,7 +526,7 @@ struct Pool<'a> {
     parkable_open: usize,
     workers: usize,
     in_flight: usize,
-    jobs: Option<Sender<Job<'a>>>,
+    jobs: Sender<Job<'a>>,
     done: Receiver<Done<'a>>,
     /// Batches the merge is done with, to be refilled.
     free: Vec<Batch>,
@@ -547,7 +552,10 @@ impl<'a> Pool<'a> {
         }
         while let Some(i) = order.next(|_| false) {
             let lane = &mut self.lanes[i];
-            analyze(engine, lane.head().expect("a lane in the order has an event"));
+            analyze(
+                engine,
+                lane.head().expect("a lane in the order has an event"),
+            );
             lane.advance();
             if let Some(ts) = self.fill(i, engine, dead, tick)? {
                 order.offer(i, ts);
@@ -780,17 +788,14 @@ impl<'a> Pool<'a> {
                 limit: BATCH_RECORDS,
                 position: lane.position,
             };
-            match self.jobs.as_ref().map(|tx| tx.send(job)) {
-                Some(Ok(())) => self.in_flight += 1,
+            if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
                 // No worker is left to read it (they stop only when the
                 // merge does): read it when needed instead.
-                Some(Err(std::sync::mpsc::SendError(job))) => {
-                    self.lanes[j].held = Some((job.source, job.decoder));
-                    self.workers = 0;
-                    return;
-                }
-                None => unreachable!("jobs are sent only while the pool runs"),
+                self.lanes[j].held = Some((job.source, job.decoder));
+                self.workers = 0;
+                return;
             }
+            self.in_flight += 1;
         }
     }
 
@@ -895,7 +900,9 @@ fn merge_lanes<F: FnMut(&mut Engine, &mut Event)>(
         let lane = &mut lanes[i];
         analyze(
             engine,
-            lane.buf.front_mut().expect("a lane in the order has an event"),
+            lane.buf
+                .front_mut()
+                .expect("a lane in the order has an event"),
         );
         lane.buf.pop_front();
         if let Some(ts) = fill(lane, engine, dead, &mut scratch, tick)? {
@@ -1037,7 +1044,9 @@ mod tests {
     fn files(dir: &Path) -> Vec<std::path::PathBuf> {
         let mut seed = 7u64;
         let mut rand = move |n: u64| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
         let mut texts: Vec<(String, String)> = Vec::new();
@@ -1047,7 +1056,11 @@ mod tests {
                 // Overlapping files, each a little out of order.
                 let t = 1000 + i * 5 + rand(40);
                 let level = if rand(50) == 0 { "error" } else { "info" };
-                text += &line(t, level, &format!("file {f} record {i} took {} ms", rand(900)));
+                text += &line(
+                    t,
+                    level,
+                    &format!("file {f} record {i} took {} ms", rand(900)),
+                );
                 match rand(60) {
                     0 => text += "\u{1}\u{2}\u{0}binary\n",
                     1 => text += "\n",
@@ -1060,7 +1073,13 @@ mod tests {
         // Rotated: one after another in time.
         for r in 0..3u64 {
             let text: String = (0..300)
-                .map(|i| line(5000 + r * 2000 + i * 6, "warn", &format!("rotated {r} line {i}")))
+                .map(|i| {
+                    line(
+                        5000 + r * 2000 + i * 6,
+                        "warn",
+                        &format!("rotated {r} line {i}"),
+                    )
+                })
                 .collect();
             texts.push((format!("r{r}.log"), text));
         }
@@ -1091,16 +1110,23 @@ mod tests {
         let mut engine = Engine::new(EngineSettings::for_run()).unwrap();
         let mut dead = Letters::default();
         let mut seen = Vec::new();
-        merge_with(&mut inputs, open, &mut engine, &mut dead, &|| {}, |e, event| {
-            seen.push((
-                event.timestamp(),
-                match &*event {
-                    Event::Log(r) => r.message.clone(),
-                    other => format!("{other:?}"),
-                },
-            ));
-            e.analyze_mut(event);
-        })
+        merge_with(
+            &mut inputs,
+            open,
+            &mut engine,
+            &mut dead,
+            &|| {},
+            |e, event| {
+                seen.push((
+                    event.timestamp(),
+                    match &*event {
+                        Event::Log(r) => r.message.clone(),
+                        other => format!("{other:?}"),
+                    },
+                ));
+                e.analyze_mut(event);
+            },
+        )
         .unwrap();
         let summary = serde_json::to_string(&engine.summary()).unwrap();
         (seen, dead.0, summary)
@@ -1147,7 +1173,11 @@ mod tests {
             assert_eq!(got.2, reference.2, "summary, {open} open");
             let most = most.load(Ordering::SeqCst);
             assert!(most <= open, "{most} files open at once, {open} allowed");
-            assert_eq!(now.load(Ordering::SeqCst), 0, "every file closed at its end");
+            assert_eq!(
+                now.load(Ordering::SeqCst),
+                0,
+                "every file closed at its end"
+            );
             // Fewer open than overlap in time: files were parked part-way
             // and resumed (the empty file is opened once too).
             let opens = opens.load(Ordering::SeqCst);

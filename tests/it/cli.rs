@@ -131,7 +131,8 @@ fn many_files_under_a_low_descriptor_limit() {
     assert_eq!(s["ingest"]["parsed"], 6000, "{s}");
     assert_eq!(s["origins"].as_array().unwrap().len(), 3000);
     replay_ok(&dir.path().join("one"), &whole);
-    let incidents = |out: &str| std::fs::read_to_string(dir.path().join(out).join("incidents.jsonl")).unwrap();
+    let incidents =
+        |out: &str| std::fs::read_to_string(dir.path().join(out).join("incidents.jsonl")).unwrap();
     assert!(!incidents("one").is_empty(), "the burst is an incident");
     assert_eq!(incidents("many"), incidents("one"));
     // Not even room for the outputs and one file: a clear error, nothing
