@@ -14,7 +14,7 @@ use models::{Event, Timestamp};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// One input read in order: a file, stdin, or a list of lines sent to the
 /// API.
@@ -217,7 +217,9 @@ pub fn merge(
 ///
 /// Inputs whose origins are known and distinct are read and decoded by a
 /// fixed pool of worker threads (decoding is per origin and pure per
-/// record), a batch of records per job, while the merge, the summary
+/// record), a batch of records per job, jobs queued by when the merge will
+/// need them (an input whose job no worker has started when the merge
+/// needs it is read on this thread instead of waited for), while the merge, the summary
 /// counts, template mining and the analysis stay on this thread and see the
 /// records in exactly the order a one-thread run would, so the results do
 /// not depend on thread scheduling. Each input is opened when the merge
@@ -290,11 +292,13 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
             };
             lanes.push(PoolLane::new(origin, source.as_mut(), decoder));
         }
-        let (job_tx, job_rx) = channel::<Job>();
+        let jobs = Arc::new(Jobs::default());
+        // The workers stop when the queue closes: at the end, on an error,
+        // and when the merge panics.
+        let _close = CloseOnDrop(jobs.clone());
         let (done_tx, done_rx) = channel::<Done>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
         for _ in 0..workers {
-            let (jobs, done) = (job_rx.clone(), done_tx.clone());
+            let (jobs, done) = (jobs.clone(), done_tx.clone());
             std::thread::Builder::new()
                 .name("decode".into())
                 .spawn_scoped(scope, move || pool_worker(&jobs, &done))?;
@@ -306,7 +310,7 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
             parkable_open: 0,
             workers,
             in_flight: 0,
-            jobs: job_tx,
+            jobs: jobs.clone(),
             done: done_rx,
             free: Vec::new(),
             raw: RawRecord::default(),
@@ -315,10 +319,8 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
         // Every job comes back (with its input and decoder) before the
         // decoders are returned, on an error too.
         let drained = pool.drain();
-        // The workers stop when the jobs channel closes.
-        let Pool { lanes, jobs, .. } = pool;
-        drop(jobs);
-        for lane in lanes {
+        jobs.close();
+        for lane in pool.lanes {
             let (_, decoder) = lane.held.expect("no job is in flight");
             engine.return_decoder(lane.origin, decoder);
         }
@@ -330,6 +332,9 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
 /// A batch of records to read from one input, for a pool worker.
 struct Job<'a> {
     lane: usize,
+    /// When the merge will need it (its input's horizon): the queue's
+    /// order.
+    due: Option<Timestamp>,
     source: &'a mut dyn Input,
     decoder: Decoder,
     /// A batch the merge is done with: cleared (its events freed) by the
@@ -350,19 +355,90 @@ struct Done<'a> {
     panic: Option<Box<dyn std::any::Any + Send>>,
 }
 
-/// A pool worker: read jobs until the merge stops sending them.
-fn pool_worker<'a>(jobs: &Mutex<Receiver<Job<'a>>>, done: &Sender<Done<'a>>) {
+/// Jobs handed out and not yet started: the workers take them in order,
+/// and the merge takes one back to read it itself when it needs that
+/// input now (rather than wait behind the others).
+struct Jobs<'a> {
+    queue: Mutex<JobQueue<'a>>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct JobQueue<'a> {
+    jobs: VecDeque<Job<'a>>,
+    closed: bool,
+}
+
+impl Default for Jobs<'_> {
+    fn default() -> Self {
+        Jobs {
+            queue: Mutex::new(JobQueue::default()),
+            ready: Condvar::new(),
+        }
+    }
+}
+
+impl<'a> Jobs<'a> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, JobQueue<'a>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, job: Job<'a>) {
+        let mut q = self.lock();
+        let key = (job.due, job.lane);
+        let at = q.jobs.partition_point(|j| (j.due, j.lane) <= key);
+        q.jobs.insert(at, job);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// The next job, waiting for one; `None` once closed.
+    fn next(&self) -> Option<Job<'a>> {
+        let mut q = self.lock();
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return Some(job);
+            }
+            if q.closed {
+                return None;
+            }
+            q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Lane `lane`'s job, if no worker has started it.
+    fn take_back(&self, lane: usize) -> Option<Job<'a>> {
+        let mut q = self.lock();
+        let at = q.jobs.iter().position(|j| j.lane == lane)?;
+        q.jobs.remove(at)
+    }
+
+    /// The job queued last (needed last), if any is not started.
+    fn take_back_last(&self) -> Option<Job<'a>> {
+        self.lock().jobs.pop_back()
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// Closes the job queue when dropped (the merge unwinding included), so
+/// the scope's workers end.
+struct CloseOnDrop<'a>(Arc<Jobs<'a>>);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// A pool worker: read jobs until the queue closes.
+fn pool_worker<'a>(jobs: &Jobs<'a>, done: &Sender<Done<'a>>) {
     yield_to_engine();
     let mut raw = RawRecord::default();
-    loop {
-        // One worker waits on the channel at a time, the others on the lock.
-        let job = jobs
-            .lock()
-            .map_err(|_| ())
-            .and_then(|rx| rx.recv().map_err(|_| ()));
-        let Ok(mut job) = job else {
-            return;
-        };
+    while let Some(mut job) = jobs.next() {
         job.batch.records.clear();
         job.batch.events.clear();
         let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -526,7 +602,7 @@ struct Pool<'a> {
     parkable_open: usize,
     workers: usize,
     in_flight: usize,
-    jobs: Sender<Job<'a>>,
+    jobs: Arc<Jobs<'a>>,
     done: Receiver<Done<'a>>,
     /// Batches the merge is done with, to be refilled.
     free: Vec<Batch>,
@@ -584,7 +660,7 @@ impl<'a> Pool<'a> {
                     lane.next = 0;
                     lane.event = 0;
                     self.recycle(spent);
-                    self.schedule();
+                    self.poll();
                 } else if lane.ended {
                     lane.done = true;
                 } else {
@@ -617,12 +693,46 @@ impl<'a> Pool<'a> {
     /// Lane `i` has nothing left to fold and has not ended: wait for its
     /// read in flight, or read it here.
     fn read_now(&mut self, i: usize) -> anyhow::Result<()> {
-        if self.lanes[i].held.is_none() {
-            while self.lanes[i].held.is_none() {
-                self.complete()?;
-            }
+        if self.lanes[i].held.is_some() {
+            return self.read_here(i);
+        }
+        if let Some(job) = self.jobs.take_back(i) {
+            // Not started yet: read here rather than wait behind others.
+            self.in_flight -= 1;
+            let Job {
+                source,
+                mut decoder,
+                batch: spent,
+                limit,
+                mut position,
+                ..
+            } = job;
+            // The spent events are freed by a worker, off the merge's path.
+            self.recycle(spent);
+            let mut batch = Batch::with_capacity(limit);
+            let ended = read_batch(
+                &mut *source,
+                &mut decoder,
+                &mut batch,
+                limit,
+                &mut position,
+                &mut self.raw,
+            );
+            self.lanes[i].held = Some((source, decoder));
+            self.lanes[i].position = position;
+            self.arrived(i, batch, ended);
             return Ok(());
         }
+        // A worker is reading it.
+        while self.lanes[i].held.is_none() {
+            self.complete()?;
+        }
+        self.schedule();
+        Ok(())
+    }
+
+    /// Read lane `i`, which no job holds, on this thread.
+    fn read_here(&mut self, i: usize) -> anyhow::Result<()> {
         self.make_open(i)?;
         let lane = &mut self.lanes[i];
         let limit = if lane.started {
@@ -631,14 +741,7 @@ impl<'a> Pool<'a> {
             FIRST_RECORDS
         };
         lane.started = true;
-        let mut batch = match (limit, self.free.pop()) {
-            (BATCH_RECORDS, Some(mut b)) => {
-                b.records.clear();
-                b.events.clear();
-                b
-            }
-            _ => Batch::with_capacity(limit),
-        };
+        let mut batch = Batch::with_capacity(limit);
         let (source, decoder) = lane.held.as_mut().expect("checked above");
         let ended = read_batch(
             &mut **source,
@@ -671,8 +774,16 @@ impl<'a> Pool<'a> {
                 .max_by_key(|&j| (self.lanes[j].horizon, j));
             match victim {
                 Some(j) => self.park(j),
-                // Every open input is being read: wait for one.
-                None => self.complete()?,
+                // Every open input has a read queued or running: take back
+                // the one queued last (needed last), or wait for one.
+                None => match self.jobs.take_back_last() {
+                    Some(job) => {
+                        self.in_flight -= 1;
+                        self.lanes[job.lane].held = Some((job.source, job.decoder));
+                        self.recycle(job.batch);
+                    }
+                    None => self.complete()?,
+                },
             }
         }
         self.lanes[i].open = true;
@@ -719,6 +830,22 @@ impl<'a> Pool<'a> {
             .done
             .recv()
             .map_err(|_| anyhow::anyhow!("the decode workers stopped"))?;
+        self.take_in(done);
+        Ok(())
+    }
+
+    /// Take in the jobs done so far, without waiting, and hand out more:
+    /// called at each batch the merge starts, so the workers are not left
+    /// idle until the merge happens to wait for one of them.
+    fn poll(&mut self) {
+        while let Ok(done) = self.done.try_recv() {
+            self.take_in(done);
+        }
+        self.schedule();
+    }
+
+    /// A job's input and decoder back, and what it read.
+    fn take_in(&mut self, done: Done<'a>) {
         self.in_flight -= 1;
         if let Some(panic) = done.panic {
             std::panic::resume_unwind(panic);
@@ -734,67 +861,48 @@ impl<'a> Pool<'a> {
         self.lanes[i].held = Some((source, decoder));
         self.lanes[i].position = position;
         self.arrived(i, batch, done.ended);
-        self.schedule();
-        Ok(())
     }
 
-    /// Wait for every job in flight.
+    /// Wait for every job in flight (what they read is not needed).
     fn drain(&mut self) -> anyhow::Result<()> {
         while self.in_flight > 0 {
             let done = self
                 .done
                 .recv()
                 .map_err(|_| anyhow::anyhow!("the decode workers stopped"))?;
-            self.in_flight -= 1;
-            if let Some(panic) = done.panic {
-                std::panic::resume_unwind(panic);
-            }
-            let Job {
-                lane: i,
-                source,
-                decoder,
-                ..
-            } = done.job;
-            self.lanes[i].held = Some((source, decoder));
+            self.take_in(done);
         }
         Ok(())
     }
 
-    /// Give idle workers reads ahead of the merge: of the open inputs with
-    /// room in their queue, the one whose decoded records run out first.
+    /// Give the workers reads ahead of the merge: a job for every open
+    /// input with room in its queue and none in flight, queued by how soon
+    /// its decoded records run out (the merge takes back one it needs
+    /// before a worker starts it).
     fn schedule(&mut self) {
-        while self.in_flight < self.workers {
-            let next = self
-                .open
-                .iter()
-                .copied()
-                .filter(|&j| {
-                    let l = &self.lanes[j];
-                    l.held.is_some() && !l.ended && l.queue.len() < BATCHES_IN_FLIGHT
-                })
-                .min_by_key(|&j| (self.lanes[j].horizon, j));
-            let Some(j) = next else {
-                return;
-            };
+        if self.workers == 0 {
+            return;
+        }
+        for k in 0..self.open.len() {
+            let j = self.open[k];
             let lane = &mut self.lanes[j];
-            let (source, decoder) = lane.held.take().expect("filtered on held");
+            if lane.ended || lane.queue.len() >= BATCHES_IN_FLIGHT {
+                continue;
+            }
+            let Some((source, decoder)) = lane.held.take() else {
+                continue;
+            };
             lane.started = true;
             let batch = self.free.pop().unwrap_or_default();
-            let job = Job {
+            self.jobs.push(Job {
                 lane: j,
+                due: lane.horizon,
                 source,
                 decoder,
                 batch,
                 limit: BATCH_RECORDS,
                 position: lane.position,
-            };
-            if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(job) {
-                // No worker is left to read it (they stop only when the
-                // merge does): read it when needed instead.
-                self.lanes[j].held = Some((job.source, job.decoder));
-                self.workers = 0;
-                return;
-            }
+            });
             self.in_flight += 1;
         }
     }
@@ -802,7 +910,7 @@ impl<'a> Pool<'a> {
     /// Keep a batch the merge is done with for a later read (its events
     /// are freed by the worker that reuses it).
     fn recycle(&mut self, batch: Batch) {
-        if self.free.len() < 2 * self.workers + 2 && batch.records.capacity() >= BATCH_RECORDS {
+        if self.free.len() < 2 * self.open.len() + 2 && batch.records.capacity() >= BATCH_RECORDS {
             self.free.push(batch);
         }
     }
