@@ -1683,25 +1683,28 @@ mod tests {
         assert_eq!(fault.anomalies.len(), 2, "{fault:#?}");
     }
 
+    /// A p99 latency anomaly of service api at 0 s.
+    fn api_latency() -> Anomaly {
+        let mut a = anomaly(
+            0,
+            SignalKind::LatencyQuantile,
+            "request_duration_seconds{quantile=\"0.99\"}",
+            "api",
+            "h1",
+            None,
+            AnomalyKind::LatencySpike,
+        );
+        a.observed = 10.0;
+        a
+    }
+
     /// A service that fails again a quarter of an hour later, while a
     /// latency of its has stayed high since the first failure, has a new
     /// incident; errors that follow a leak's climb at its place join the
     /// leak's (a signal the incident did not hold yet).
     #[test]
     fn a_fresh_alert_of_a_signal_in_an_old_incident_is_a_new_incident() {
-        let latency = {
-            let mut a = anomaly(
-                0,
-                SignalKind::LatencyQuantile,
-                "request_duration_seconds{quantile=\"0.99\"}",
-                "api",
-                "h1",
-                None,
-                AnomalyKind::LatencySpike,
-            );
-            a.observed = 10.0;
-            a
-        };
+        let latency = api_latency();
         let mut c = Correlator::new(CorrelatorConfig::default());
         let mut incidents = c.observe(errors_at(0, "api"));
         incidents.extend(c.observe(latency.clone()));
@@ -1744,19 +1747,7 @@ mod tests {
         // again: 200 s after they calmed down it is the same failure going
         // on, 301 s after (longer than an incident takes to resolve, 300 s)
         // it is a new one, though the incident is younger than gap_secs.
-        let latency = {
-            let mut a = anomaly(
-                0,
-                SignalKind::LatencyQuantile,
-                "request_duration_seconds{quantile=\"0.99\"}",
-                "api",
-                "h1",
-                None,
-                AnomalyKind::LatencySpike,
-            );
-            a.observed = 10.0;
-            a
-        };
+        let latency = api_latency();
         let run = |again: i64| {
             let mut c = Correlator::new(CorrelatorConfig::default());
             let errors = errors_at(0, "api");

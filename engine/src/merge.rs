@@ -866,11 +866,7 @@ impl<'a> Pool<'a> {
     /// Wait for every job in flight (what they read is not needed).
     fn drain(&mut self) -> anyhow::Result<()> {
         while self.in_flight > 0 {
-            let done = self
-                .done
-                .recv()
-                .map_err(|_| anyhow::anyhow!("the decode workers stopped"))?;
-            self.take_in(done);
+            self.complete()?;
         }
         Ok(())
     }
