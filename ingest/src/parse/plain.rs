@@ -109,7 +109,7 @@ impl PlainParser {
                 if name == "apache" { "apache" } else { "nginx" },
                 Layout::Access,
                 Some(
-                    r#"^(?P<client>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?(?: (?P<rt>\d+(?:\.\d+)?))?.*$"#,
+                    r#"^(?:(?P<vhost>[^\s:]+):\d+ )?(?P<client>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]+)\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?P<bytes>\d+|-)(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?(?: (?P<rt>\d+(?:\.\d+)?))?.*$"#,
                 ),
             ),
             "apache-error" => (
@@ -444,7 +444,10 @@ impl Parser for PlainParser {
                     400..=499 => Level::Warn,
                     _ => Level::Info,
                 });
-                r.service = Some(self.name.to_string());
+                r.service = match c.name("vhost") {
+                    Some(v) => Some(v.as_str().to_string()),
+                    None => service_of_file(&raw.origin).map(str::to_string),
+                };
                 r
             }
             Layout::ApacheError | Layout::NginxError => {
@@ -466,19 +469,68 @@ impl Parser for PlainParser {
                     r.fields
                         .insert("client".into(), FieldValue::Str(cl.as_str().into()));
                 }
-                r.service = Some(
-                    if matches!(self.layout, Layout::ApacheError) {
-                        "apache"
-                    } else {
-                        "nginx"
-                    }
-                    .into(),
-                );
+                r.service = service_of_file(&raw.origin).map(str::to_string);
                 r
             }
         };
         out.push(Event::Log(r));
         Ok(())
+    }
+}
+
+/// The service of a web server's records (access and error logs): the
+/// file they came from, never the server's format name (an estate runs
+/// many nginx sites, and "nginx" names none of them); an access line that
+/// names its virtual host (Apache's `vhost_combined`, `%v:%p` first) is
+/// that host's instead. From the file: its name without compression,
+/// `.log`/`.txt` and rotation suffixes and without an `access`/`error`
+/// word (`shop-access.log.1.gz` and `www.shop.com_access_log` name `shop`
+/// and `www.shop.com`); when that leaves nothing (`shop/access.log`), the
+/// directory it is in; with no directory either, the bare name (`access`).
+/// None for an origin that is no file name at all.
+fn service_of_file(origin: &str) -> Option<&str> {
+    let path = std::path::Path::new(origin);
+    let name = path.file_name()?.to_str()?;
+    let mut stem = name;
+    loop {
+        let before = stem;
+        for ext in [".gz", ".bz2", ".zst", ".xz", ".log", ".txt"] {
+            stem = stem.strip_suffix(ext).unwrap_or(stem);
+        }
+        // Rotation: `.1`, `-20260105`.
+        if let Some(i) = stem.rfind(['.', '-']) {
+            let tail = &stem[i + 1..];
+            if i > 0 && !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()) {
+                stem = &stem[..i];
+            }
+        }
+        if stem == before {
+            break;
+        }
+    }
+    let bare = stem;
+    for word in ["access_log", "error_log", "access", "error"] {
+        if stem == word {
+            stem = "";
+            break;
+        }
+        if let Some(rest) = stem.strip_suffix(word) {
+            if let Some(rest) = rest.strip_suffix(['-', '_', '.']) {
+                stem = rest;
+                break;
+            }
+        }
+    }
+    if !stem.is_empty() {
+        return Some(stem);
+    }
+    match path
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+    {
+        Some(dir) if !dir.is_empty() && dir != "." && dir != ".." => Some(dir),
+        _ => (!bare.is_empty()).then_some(bare),
     }
 }
 
@@ -763,6 +815,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.fields["pid"], FieldValue::Str("99".into()));
+    }
+
+    #[test]
+    fn a_web_servers_records_belong_to_their_site_not_to_the_server() {
+        for (origin, service) in [
+            ("/var/log/nginx/shop-access.log", Some("shop")),
+            ("logs/shop-access.log.1.gz", Some("shop")),
+            ("logs/www.shop.com_access_log", Some("www.shop.com")),
+            ("logs/www.shop.com-error.log-20260105", Some("www.shop.com")),
+            ("logs/cart/access.log", Some("cart")),
+            ("/var/log/nginx/access.log.2.gz", Some("nginx")),
+            ("access.log", Some("access")),
+            ("./error_log", Some("error_log")),
+            ("billing.log", Some("billing")),
+            ("", None),
+        ] {
+            assert_eq!(service_of_file(origin), service, "{origin}");
+        }
+        // A line that names its virtual host is that host's.
+        let mut p = PlainParser::preset("apache", 2026).unwrap();
+        let line = r#"shop.example.com:443 10.0.0.1 - - [05/Jan/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 512 "-" "curl/8.0""#;
+        let raw = RawRecord::line("logs/other_vhosts_access.log".into(), 1, line.into());
+        let mut out = Vec::new();
+        p.parse(line, &raw, &mut out).unwrap();
+        let Event::Log(r) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.service.as_deref(), Some("shop.example.com"));
+        assert_eq!(r.fields["client"], FieldValue::Str("10.0.0.1".into()));
+        assert_eq!(r.fields["status"], FieldValue::Int(200));
+        // An IPv6 client is a client, not a virtual host.
+        let line = r#"2001:db8::1 - - [05/Jan/2026:10:00:00 +0000] "GET / HTTP/1.1" 502 0"#;
+        let raw = RawRecord::line("logs/cart/access.log".into(), 2, line.into());
+        let mut out = Vec::new();
+        p.parse(line, &raw, &mut out).unwrap();
+        let Event::Log(r) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(r.service.as_deref(), Some("cart"));
+        assert_eq!(r.fields["client"], FieldValue::Str("2001:db8::1".into()));
     }
 
     #[test]
