@@ -257,6 +257,10 @@ pub struct Summary {
     /// warning and latency signals, each metric series...): the
     /// denominator of a false-alarm rate per signal-day.
     pub signals: usize,
+    /// Observations turned away because their signal was new when the
+    /// analysis already tracked its cap of signals (100,000 by default):
+    /// counted, not analysed.
+    pub signals_over_cap: u64,
     /// Distinct templates mined.
     pub templates: usize,
     /// Templates evicted by the template cap.
@@ -664,6 +668,20 @@ impl Engine {
         self.analyzer.signal_stats().late
     }
 
+    /// What the memory caps turned away so far, by cap: distinct series
+    /// beyond `max_series`, observations of signals beyond the signal cap,
+    /// templates evicted by the template cap (`/metrics`' `remedy_over_cap`).
+    pub fn over_cap(&self) -> [(&'static str, u64); 3] {
+        [
+            ("metric_series", self.acc.over_cap.len() as u64),
+            (
+                "signal_observations",
+                self.analyzer.signal_stats().signals_over_cap,
+            ),
+            ("templates_evicted", self.miner.stats().evicted),
+        ]
+    }
+
     /// Newest event time seen.
     pub fn last_event(&self) -> Option<Timestamp> {
         self.acc.last
@@ -704,6 +722,7 @@ impl Engine {
             changes: self.acc.changes.clone(),
             late_events: self.late_events(),
             signals: self.analyzer.signal_stats().signals,
+            signals_over_cap: self.analyzer.signal_stats().signals_over_cap,
             templates,
             templates_evicted: self.miner.stats().evicted,
             top_templates: top,

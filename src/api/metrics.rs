@@ -202,6 +202,24 @@ impl Collector for StoreCollector {
             counter("dead_letters"),
             MetricType::Counter,
         )?;
+        // Counted but not analysed, in the stored runs (the stream's own
+        // gauges for its live partitions are `remedy_late_events` and
+        // `remedy_over_cap`).
+        let late: u64 = counter("late_events").iter().map(|(_, v)| v).sum();
+        ConstCounter::new(late).encode(encoder.encode_descriptor(
+            "remedy_analysis_late_events",
+            "Events of stored runs that arrived after their analysis window had closed (counted, not analysed)",
+            None,
+            MetricType::Counter,
+        )?)?;
+        family(
+            &mut encoder,
+            "remedy_analysis_over_cap",
+            "Series, signal observations and templates the memory caps turned away in stored runs, by cap",
+            "cap",
+            counter("over_cap"),
+            MetricType::Counter,
+        )?;
         family(
             &mut encoder,
             "remedy_anomalies",

@@ -795,6 +795,21 @@ async fn metrics_follow_prometheus_conventions() {
         "{text}"
     );
     assert!(text.contains("# TYPE remedy_records_dead_lettered counter"));
+    // What was counted but not analysed: late events and what the memory
+    // caps turned away, as the stored run's summary says.
+    let late = summary["late_events"].as_u64().unwrap();
+    assert!(
+        text.contains(&format!("remedy_analysis_late_events_total {late}\n")),
+        "{text}"
+    );
+    let over = summary["metric_series_over_cap"].as_u64().unwrap();
+    assert!(
+        text.contains(&format!(
+            "remedy_analysis_over_cap_total{{cap=\"metric_series\"}} {over}\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("remedy_analysis_over_cap_total{cap=\"signal_observations\"}"));
     assert!(text.contains("remedy_anomalies_total{kind=\"resource_leak\"}"));
     assert!(text.contains("remedy_incidents{class=\"memory_leak\""));
     assert!(text.contains("remedy_actions{status=\"planned\"}"));

@@ -515,6 +515,18 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
             s.late_events
         )?;
     }
+    // The caps that keep memory bounded under hostile input (too many
+    // series, signals or templates) say what they turned away: a capped
+    // run is not a complete analysis, and the user should know which cap
+    // to raise or which label to drop.
+    if s.metric_series_over_cap > 0 || s.signals_over_cap > 0 || s.templates_evicted > 0 {
+        writeln!(
+            w,
+            "\ncaps: {} series over the series cap (not tracked), {} observations of \
+             signals over the signal cap (counted, not analysed), {} templates evicted",
+            s.metric_series_over_cap, s.signals_over_cap, s.templates_evicted
+        )?;
+    }
     writeln!(w, "\nlogs: {} records, {} templates", s.logs, s.templates)?;
     for (svc, c) in &s.logs_by_service {
         writeln!(

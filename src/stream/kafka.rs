@@ -86,6 +86,17 @@ pub struct StreamMetrics {
     /// out of the signals; replay reports them as `late_events`). A gauge,
     /// since a partition's count moves with it to another instance.
     pub late: Gauge,
+    /// `remedy_over_cap`: what the memory caps turned away over this
+    /// instance's partitions, by cap (`metric_series`,
+    /// `signal_observations`, `templates_evicted`). A gauge, like `late`.
+    pub over_cap: Family<CapLabels, Gauge>,
+}
+
+/// Labels of a memory cap.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapLabels {
+    /// Which cap.
+    pub cap: String,
 }
 
 /// Labels of a retried Kafka error.
@@ -207,6 +218,7 @@ impl StreamMetrics {
             buffered: Gauge::default(),
             retries: Family::default(),
             late: Gauge::default(),
+            over_cap: Family::default(),
         };
         registry.register(
             "remedy_consumer_lag",
@@ -257,6 +269,11 @@ impl StreamMetrics {
             "remedy_late_events",
             "Events that arrived after their analysis window had closed (counted, not analysed), over this instance's partitions",
             m.late.clone(),
+        );
+        registry.register(
+            "remedy_over_cap",
+            "Series, signal observations and templates the memory caps turned away (counted, not analysed), by cap, over this instance's partitions",
+            m.over_cap.clone(),
         );
         m
     }
@@ -825,6 +842,18 @@ impl Worker {
             .map(|r| r.task.engine().late_events())
             .sum();
         self.metrics.late.set(late as i64);
+        let mut capped = std::collections::BTreeMap::<&str, u64>::new();
+        for r in self.tasks.values() {
+            for (cap, n) in r.task.engine().over_cap() {
+                *capped.entry(cap).or_default() += n;
+            }
+        }
+        for (cap, n) in capped {
+            let labels = CapLabels {
+                cap: cap.to_string(),
+            };
+            self.metrics.over_cap.get_or_create(&labels).set(n as i64);
+        }
         let waiting: usize = self
             .tasks
             .values()
