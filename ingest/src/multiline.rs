@@ -161,9 +161,11 @@ impl Joiner {
         max_bytes: usize,
         out: &mut Vec<Event>,
     ) -> Joined {
+        let mut key = None;
         if let Event::Log(r) = &event {
-            let key = stream_key(r);
-            if let Some(i) = self.open_of(key) {
+            let k = stream_key(r);
+            key = Some(k);
+            if let Some(i) = self.open_of(k) {
                 let joined = self.join(i, &r.message, false, max_bytes);
                 if joined != Joined::No {
                     self.release(out);
@@ -172,7 +174,7 @@ impl Joiner {
                 self.held[i].open = false;
             }
         }
-        self.hold(event, out);
+        self.hold(event, key, out);
         Joined::Started
     }
 
@@ -182,7 +184,7 @@ impl Joiner {
         if let Some(h) = self.held.back_mut() {
             h.open = false;
         }
-        self.hold(event, out);
+        self.hold(event, None, out);
     }
 
     /// A line of a plain-text origin that its parser could not read: it
@@ -247,8 +249,9 @@ impl Joiner {
     }
 
     /// Hold `event` (open when it is a log record) and release what is
-    /// complete.
-    fn hold(&mut self, mut event: Event, out: &mut Vec<Event>) {
+    /// complete. `key`: its [`stream_key`] when the caller has it already
+    /// (it hashes several fields, and every structured record comes here).
+    fn hold(&mut self, mut event: Event, key: Option<u64>, out: &mut Vec<Event>) {
         let ts = event.timestamp();
         self.newest = Some(self.newest.map_or(ts, |n| n.max(ts)));
         let (key, trace, open) = match &mut event {
@@ -262,7 +265,7 @@ impl Joiner {
                     t.state = Some(state);
                     Box::new(t)
                 });
-                (stream_key(r), trace, true)
+                (key.unwrap_or_else(|| stream_key(r)), trace, true)
             }
             _ => (u64::MAX, None, false),
         };
@@ -304,8 +307,14 @@ impl Joiner {
             Event::Log(r) => r.level.is_none_or(|l| l >= Level::Warn),
             _ => false,
         };
+        // A Java exception whose frames have not begun: its message may
+        // run over several lines (`nested exception is ...`, an SQL
+        // error's text, a Spring context failure).
+        let head = h.trace.as_ref().is_some_and(|t| {
+            t.state == Some(State::Java) && t.frame.is_none() && t.cause.is_none()
+        });
         let line = line.trim_end_matches(['\n', '\r']);
-        let Step::Continue(next) = step(state, line, plain, takes_trace) else {
+        let Step::Continue(next) = step(state, line, plain, takes_trace, head) else {
             return Joined::No;
         };
         let t = h.trace.get_or_insert_with(Default::default);
@@ -378,7 +387,7 @@ pub fn stream_key(r: &LogRecord) -> u64 {
     // Vector's `stream`, syslog's `pid`, Filebeat's file), looked up on
     // every record: a short list.
     for k in ["stream", "pid", "log.file.path"] {
-        match r.fields.get(k) {
+        match r.field(k) {
             Some(FieldValue::Str(s)) => s.hash(&mut h),
             Some(FieldValue::Int(i)) => i.hash(&mut h),
             _ => 0u8.hash(&mut h),
@@ -410,8 +419,11 @@ fn starts(line: &str) -> Option<(State, Level)> {
 /// an unambiguous frame (`\tat a.B.c(B.java:1)`, `Caused by:`, `... 3
 /// more`, `  File "x.py", line 3`) and a blank line continue whatever came
 /// before; a trace's first line continues a record only when
-/// `takes_trace`.
-fn step(state: Option<State>, line: &str, plain: bool, takes_trace: bool) -> Step {
+/// `takes_trace`. `head`: the record's Java exception has no frame yet,
+/// so a plain file's line without a header of its own is more of the
+/// exception's message (Vector's `continue_through` up to the first frame;
+/// Fluent Bit's `java` rule stops at such a line and loses it).
+fn step(state: Option<State>, line: &str, plain: bool, takes_trace: bool, head: bool) -> Step {
     let t = line.trim_start();
     let indented = t.len() < line.len();
     let blank = t.trim_end().is_empty();
@@ -450,6 +462,9 @@ fn step(state: Option<State>, line: &str, plain: bool, takes_trace: bool) -> Ste
                 return Step::Continue(Java);
             }
             if indented && exception_class(t).is_some() {
+                return Step::Continue(Java);
+            }
+            if plain && head {
                 return Step::Continue(Java);
             }
         }

@@ -104,6 +104,72 @@ fn a_logback_trace_with_nested_causes_is_one_error_record() {
     );
 }
 
+/// An exception whose message runs over several lines (Spring's context
+/// failures, an SQL error's text) before its frames: in a plain file the
+/// lines between the exception line and the first frame have no header of
+/// their own and were dead-lettered as `header_mismatch`; they are the
+/// message's, and the record ends at the next header as before. After
+/// the frames begin, such a line is not taken.
+#[test]
+fn an_exception_message_over_several_lines_joins_its_record() {
+    let (recs, d) = decode(
+        "auto",
+        &[
+            "2026-01-05 10:00:00.000  INFO 1234 --- [           main] com.example.App                          : Starting App v1.0 on host1",
+            "2026-01-05 10:00:01.000 ERROR 1234 --- [           main] o.s.boot.SpringApplication               : Application run failed",
+            "org.springframework.beans.factory.BeanCreationException: Error creating bean with name 'dataSource': Invocation of init method failed;",
+            "nested exception is java.lang.IllegalStateException: Cannot load driver class: org.h2.Driver",
+            "Check the classpath and the driver name",
+            "\tat org.springframework.beans.factory.support.AbstractAutowireCapableBeanFactory.initializeBean(AbstractAutowireCapableBeanFactory.java:1786)",
+            "\tat org.springframework.boot.SpringApplication.run(SpringApplication.java:315)",
+            "Caused by: java.lang.IllegalStateException: Cannot load driver class: org.h2.Driver",
+            "\t... 2 common frames omitted",
+            "2026-01-05 10:00:02.000  INFO 1234 --- [           main] com.example.App                          : Shutting down",
+        ],
+    );
+    assert_eq!(recs.len(), 3, "{recs:#?}");
+    let e = &recs[1];
+    assert_eq!(e.level, Some(Level::Error));
+    assert_eq!(
+        field(e, "exception.type"),
+        Some("org.springframework.beans.factory.BeanCreationException")
+    );
+    assert_eq!(
+        field(e, "exception.frame"),
+        Some("org.springframework.beans.factory.support.AbstractAutowireCapableBeanFactory.initializeBean(AbstractAutowireCapableBeanFactory.java:1786)")
+    );
+    let trace = field(e, "exception.stacktrace").unwrap();
+    assert!(
+        trace.contains("\nCheck the classpath and the driver name\n"),
+        "{trace}"
+    );
+    let s = d.stats();
+    assert_eq!(
+        (s.read, s.parsed, s.dead_lettered, s.joined),
+        (10, 10, 0, 7)
+    );
+
+    // Once the frames have begun, a headerless line is not the message.
+    let mut d = Decoder::new(Format::Plain, DecoderConfig::default()).unwrap();
+    let mut out = Vec::new();
+    let raw = |n: u64, l: &str| RawRecord::line(Arc::from("a.log"), n, l.as_bytes().to_vec());
+    for (n, l) in [
+        "2026-01-05 10:00:00.000 ERROR inventory: save failed",
+        "java.io.IOException: disk full",
+        "\tat com.example.Store.save(Store.java:10)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        d.decode(&raw(n as u64 + 1, l), &mut out).unwrap();
+    }
+    let dl = d.decode(&raw(4, "stray text after the frames"), &mut out);
+    assert_eq!(
+        dl.unwrap_err().reason,
+        crate::DeadLetterReason::HeaderMismatch
+    );
+}
+
 /// Tomcat's catalina.out: JULI's one-line layout with its indented trace,
 /// and Spring Boot's layout, in one file read with `--format auto`.
 #[test]
