@@ -142,14 +142,10 @@ impl SessionDetector {
                 return Some(t);
             }
         }
-        let field = self
-            .cfg
-            .key_fields
-            .iter()
-            .find_map(|k| match r.fields.get(k) {
-                Some(models::FieldValue::Str(s)) if !s.is_empty() => Some(s.as_str()),
-                _ => None,
-            });
+        let field = self.cfg.key_fields.iter().find_map(|k| match r.field(k) {
+            Some(models::FieldValue::Str(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        });
         field.or_else(|| {
             self.pattern
                 .as_ref()

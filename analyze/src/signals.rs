@@ -338,7 +338,7 @@ impl SignalAggregator {
             Some(None) => self.stats.signals_over_cap += 1,
             None => {}
         }
-        if let Some(status) = r.fields.get("status").and_then(|v| v.as_f64()) {
+        if let Some(status) = r.field("status").and_then(|v| v.as_f64()) {
             if (100.0..600.0).contains(&status) {
                 let class = (status as usize) / 100;
                 let id = self.resolve(&mut slots.status[class - 1], true, || {
@@ -349,7 +349,7 @@ impl SignalAggregator {
         }
         // Stack-trace concentration: the same exception class surging at a
         // service. Tracked from a class's first record, like templates.
-        if let Some(class) = r.fields.get("exception.type").and_then(|v| v.as_str()) {
+        if let Some(class) = r.field("exception.type").and_then(|v| v.as_str()) {
             let id = self.track(base(SignalKind::ExceptionCount, class), true);
             self.add_count(start, id);
         }
@@ -359,7 +359,7 @@ impl SignalAggregator {
                 self.add_count(start, id);
             }
         }
-        if let Some(d) = r.fields.get("duration_seconds").and_then(|v| v.as_f64()) {
+        if let Some(d) = r.field("duration_seconds").and_then(|v| v.as_f64()) {
             if d.is_finite() && d >= 0.0 {
                 let id = self.resolve(&mut slots.latency, false, || {
                     base(SignalKind::LatencyQuantile, "")

@@ -522,6 +522,25 @@ fn join(
     }
 }
 
+/// How many control bytes `bytes` holds (below 0x20 other than tab, the
+/// line ends and ESC; or DEL). Every record passes through here, so the
+/// count is written for the vectoriser: branch-free, summed in `u8` lanes
+/// over chunks short enough not to overflow them. The plain
+/// `filter().count()` took four instructions a byte, a tenth of the
+/// decoding of a long JSON record.
+fn control_bytes(bytes: &[u8]) -> usize {
+    let mut total = 0usize;
+    for chunk in bytes.chunks(255) {
+        let mut n: u8 = 0;
+        for &b in chunk {
+            let low = b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r' && b != 0x1b;
+            n += u8::from(low | (b == 0x7f));
+        }
+        total += usize::from(n);
+    }
+    total
+}
+
 /// Why a record is not text, if it is not: a NUL byte, control bytes
 /// (other than tab and the escape of terminal colours) in more than 1% of
 /// it, or mostly invalid UTF-8 (`lossy` is the text with replacements, when
@@ -532,10 +551,7 @@ fn binary(bytes: &[u8], lossy: Option<&str>) -> Option<String> {
     if bytes.contains(&0) {
         return Some("a NUL byte: binary data, not a text record".into());
     }
-    let controls = bytes
-        .iter()
-        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b)) || b == 0x7f)
-        .count();
+    let controls = control_bytes(bytes);
     if controls > 0 && controls * 100 > bytes.len() {
         return Some(format!(
             "{controls} control bytes in {} bytes: binary data, not a text record",
@@ -570,6 +586,29 @@ fn trim_line(b: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    proptest::proptest! {
+        /// The vectorised count is the plain definition, on any bytes and
+        /// across its 255-byte chunks.
+        #[test]
+        fn control_bytes_counts_what_the_definition_counts(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000)
+        ) {
+            let plain = bytes
+                .iter()
+                .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x1b)) || b == 0x7f)
+                .count();
+            proptest::prop_assert_eq!(control_bytes(&bytes), plain);
+        }
+    }
+
+    #[test]
+    fn control_bytes_of_every_value_and_a_long_run() {
+        let all: Vec<u8> = (0..=255).collect();
+        // 0x00-0x1f less tab, LF, CR and ESC, and DEL.
+        assert_eq!(control_bytes(&all), 32 - 4 + 1);
+        assert_eq!(control_bytes(&[1u8; 1000]), 1000);
+    }
 
     fn rec(n: u64, s: &[u8]) -> RawRecord {
         RawRecord::line(Arc::from("t"), n, s.to_vec())

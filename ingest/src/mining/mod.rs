@@ -512,7 +512,15 @@ fn mask_token(tok: &str) -> Tok<'_> {
     }
     if let Some((k, v)) = tok.split_once('=') {
         if !k.is_empty() && !k.bytes().any(|b| b.is_ascii_digit()) {
-            return Tok::Owned(format!("{k}={}", mask_token(v).plain()));
+            // Built by hand: `format!` cost more than the rest of the
+            // masking of a `rows=16` (a tenth of the miner on JSON logs).
+            let v = mask_token(v);
+            let v = v.plain();
+            let mut owned = String::with_capacity(k.len() + 1 + v.len());
+            owned.push_str(k);
+            owned.push('=');
+            owned.push_str(v);
+            return Tok::Owned(owned);
         }
     }
     let lead = tok.len() - tok.trim_start_matches(['(', '[', '{', '"', '\'']).len();
@@ -521,11 +529,11 @@ fn mask_token(tok: &str) -> Tok<'_> {
             .trim_end_matches([')', ']', '}', '"', '\'', ',', ';', '.', ':'])
             .len();
     if lead + trail < tok.len() && lead + trail > 0 {
-        Tok::Owned(format!(
-            "{}{WILDCARD}{}",
-            &tok[..lead],
-            &tok[tok.len() - trail..]
-        ))
+        let mut owned = String::with_capacity(lead + WILDCARD.len() + trail);
+        owned.push_str(&tok[..lead]);
+        owned.push_str(WILDCARD);
+        owned.push_str(&tok[tok.len() - trail..]);
+        Tok::Owned(owned)
     } else {
         Tok::Wild
     }
