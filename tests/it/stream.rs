@@ -488,7 +488,13 @@ async fn a_killed_instance_loses_and_duplicates_nothing() {
     let names = Names::new("remedy-crash", topics.clone());
     let db = dir.path().join("s.db");
 
-    let first = Instance::start(names.command(&db));
+    // The rest is produced one topic after another, hours of event time
+    // each: a lane that waited longer than the idle wait (5 s) for it
+    // would let the first topic run the merge ahead (see the broker-crash
+    // test below), so no lane may go idle in this exact comparison.
+    let mut cmd = names.command(&db);
+    cmd.env("REMEDY_ENGINE__MAX_IDLE_MS", "600000");
+    let first = Instance::start(cmd);
     first.wait_until("a checkpoint of the first part", 120, |i| {
         i.metric("remedy_checkpoints_total") >= 1.0
             && i.metric("remedy_stream_records_total") >= early as f64
