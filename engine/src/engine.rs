@@ -69,6 +69,19 @@ impl EngineSettings {
     }
 }
 
+/// The memory caps as `/metrics` labels them, with what each turned away:
+/// distinct series beyond `max_series`, observations of signals beyond the
+/// signal cap, templates evicted. One list for a live engine
+/// ([`Engine::over_cap`]) and a finished run ([`Summary::over_cap`]);
+/// `caps(0, 0, 0)` is the start of a sum over engines.
+pub fn caps(series: u64, signal_observations: u64, templates: u64) -> [(&'static str, u64); 3] {
+    [
+        ("metric_series", series),
+        ("signal_observations", signal_observations),
+        ("templates_evicted", templates),
+    ]
+}
+
 /// Version of [`Engine::snapshot`]'s format: bumped whenever a type in
 /// the state changes shape, so an old checkpoint is refused with a clear
 /// error instead of being misread.
@@ -276,6 +289,18 @@ pub struct Summary {
     /// Comparison with labelled faults, when labels were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<crate::evaluate::Evaluation>,
+}
+
+impl Summary {
+    /// What the memory caps turned away in this run, by cap (the labels
+    /// of `/metrics`' `remedy_analysis_over_cap`).
+    pub fn over_cap(&self) -> [(&'static str, u64); 3] {
+        caps(
+            self.metric_series_over_cap,
+            self.signals_over_cap,
+            self.templates_evicted,
+        )
+    }
 }
 
 impl Engine {
@@ -672,14 +697,11 @@ impl Engine {
     /// beyond `max_series`, observations of signals beyond the signal cap,
     /// templates evicted by the template cap (`/metrics`' `remedy_over_cap`).
     pub fn over_cap(&self) -> [(&'static str, u64); 3] {
-        [
-            ("metric_series", self.acc.over_cap.len() as u64),
-            (
-                "signal_observations",
-                self.analyzer.signal_stats().signals_over_cap,
-            ),
-            ("templates_evicted", self.miner.stats().evicted),
-        ]
+        caps(
+            self.acc.over_cap.len() as u64,
+            self.analyzer.signal_stats().signals_over_cap,
+            self.miner.stats().evicted,
+        )
     }
 
     /// Newest event time seen.
@@ -704,6 +726,7 @@ impl Engine {
             .collect();
         let mut top = self.templates();
         let templates = top.len();
+        let signals = self.analyzer.signal_stats();
         top.truncate(TOP_TEMPLATES);
         Summary {
             schema_version: models::SCHEMA_VERSION,
@@ -721,8 +744,8 @@ impl Engine {
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
             late_events: self.late_events(),
-            signals: self.analyzer.signal_stats().signals,
-            signals_over_cap: self.analyzer.signal_stats().signals_over_cap,
+            signals: signals.signals,
+            signals_over_cap: signals.signals_over_cap,
             templates,
             templates_evicted: self.miner.stats().evicted,
             top_templates: top,

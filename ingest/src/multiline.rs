@@ -161,10 +161,11 @@ impl Joiner {
         max_bytes: usize,
         out: &mut Vec<Event>,
     ) -> Joined {
-        let mut key = None;
-        if let Event::Log(r) = &event {
-            let k = stream_key(r);
-            key = Some(k);
+        let key = match &event {
+            Event::Log(r) => Some(stream_key(r)),
+            _ => None,
+        };
+        if let (Event::Log(r), Some(k)) = (&event, key) {
             if let Some(i) = self.open_of(k) {
                 let joined = self.join(i, &r.message, false, max_bytes);
                 if joined != Joined::No {

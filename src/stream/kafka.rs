@@ -842,10 +842,11 @@ impl Worker {
             .map(|r| r.task.engine().late_events())
             .sum();
         self.metrics.late.set(late as i64);
-        let mut capped = std::collections::BTreeMap::<&str, u64>::new();
+        // Every engine lists the caps in the same order: sum them in place.
+        let mut capped = engine::engine::caps(0, 0, 0);
         for r in self.tasks.values() {
-            for (cap, n) in r.task.engine().over_cap() {
-                *capped.entry(cap).or_default() += n;
+            for (sum, (_, n)) in capped.iter_mut().zip(r.task.engine().over_cap()) {
+                sum.1 += n;
             }
         }
         for (cap, n) in capped {

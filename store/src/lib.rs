@@ -271,21 +271,9 @@ fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
     // What the analysis counted but left out: late events and what the
     // caps turned away (served on `/metrics` beside the dead letters).
     counters.push(("late_events", String::new(), summary.late_events));
-    counters.push((
-        "over_cap",
-        "metric_series".into(),
-        summary.metric_series_over_cap,
-    ));
-    counters.push((
-        "over_cap",
-        "signal_observations".into(),
-        summary.signals_over_cap,
-    ));
-    counters.push((
-        "over_cap",
-        "templates_evicted".into(),
-        summary.templates_evicted,
-    ));
+    for (cap, n) in summary.over_cap() {
+        counters.push(("over_cap", cap.to_string(), n));
+    }
     for (reason, n) in &ingest.by_reason {
         counters.push(("dead_letters", reason.as_str().to_string(), *n));
     }
