@@ -250,9 +250,19 @@ pub fn to_event(
             None => whole_line.to_string(),
         },
     };
+    let mut message = message;
+    let mut logger = None;
     if level.is_none() {
-        // A shipper that ran no parser leaves the level in the text.
-        level = crate::parse::layout::level_in_text(&message);
+        // A shipper that ran no parser leaves the level in the text, and
+        // with it the layout's header: the statement is what follows the
+        // logger (see `split_app_layout` for why the header goes).
+        if let Some((l, logger_name, rest)) = crate::parse::layout::split_app_layout(&message) {
+            level = Some(l);
+            logger = Some(FieldValue::Str(logger_name.to_string()));
+            message = rest.to_string();
+        } else {
+            level = crate::parse::layout::level_in_text(&message);
+        }
     }
     let mut r = LogRecord::new(timestamp, message);
     r.service = service;
@@ -260,6 +270,23 @@ pub fn to_event(
     r.container = take_str(&mut fields, lengths, &mapping.container);
     r.trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
     r.level = level;
+    if logger.is_some() {
+        let span = fields
+            .iter()
+            .find(|(k, _)| matches!(k.as_str(), "span_id" | "spanId" | "spanid" | "span.id"))
+            .and_then(|(_, v)| v.as_str());
+        let ids: Vec<&str> = r.trace_id.as_deref().into_iter().chain(span).collect();
+        let stripped = crate::parse::layout::strip_trace_context(&r.message, &ids);
+        if stripped.len() != r.message.len() {
+            r.message = stripped.to_string();
+        }
+    }
+    // Added after the mapping took its keys (the length mask above only
+    // knows the keys the record came with); a `logger` field the record
+    // carried wins.
+    if let Some(l) = logger.filter(|_| !fields.iter().any(|(k, _)| k == "logger")) {
+        fields.push(("logger".into(), l));
+    }
     normalise_fields(&mut fields);
     r.fields = fields.into_iter().collect();
     Ok(Event::Log(r))

@@ -703,6 +703,46 @@ mod tests {
         assert_eq!(r.container.as_deref(), Some("cart-7d9"));
     }
 
+    /// A shipper that ran no parser: the level, the logger and the trace
+    /// context are in the text. The record gets the level and the logger
+    /// as fields and the statement as its message, as a parser would have
+    /// made it; the ids it carries as fields leave the text.
+    #[test]
+    fn an_application_layout_in_the_text_is_split_off_the_statement() {
+        let r = log(
+            r#"{"time":"2023-01-29T08:42:09.487Z","log":"16:42:09.486 ERROR t.c.Travel2Controller#115 TraceID: 6f3cbf058c2765548a39ad724905d6a1 SpanID: 576f9c38fc25e197 [query][Query TripResponse]","trace_id":"6f3cbf058c2765548a39ad724905d6a1","span_id":"576f9c38fc25e197","kubernetes":{"pod_name":"travel2-5c6","container_name":"server","labels":{"app":"travel2"}}}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "[query][Query TripResponse]");
+        assert_eq!(
+            r.field("logger"),
+            Some(&FieldValue::Str("t.c.Travel2Controller#115".into()))
+        );
+        assert_eq!(
+            r.trace_id.as_deref(),
+            Some("6f3cbf058c2765548a39ad724905d6a1")
+        );
+        // Spring Boot's console layout, no trace ids: the statement after
+        // the logger's ` : `.
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","log":"2026-01-05 10:00:00.112  WARN 1 --- [main] o.s.b.StartupInfoLogger : slow start"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Warn));
+        assert_eq!(r.message, "slow start");
+        // A level the text states another way keeps the text whole.
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","log":"time=\"2026-01-05T10:00:00Z\" level=error msg=\"db down\""}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert!(r.message.starts_with("time="), "{}", r.message);
+        // A logger field the record carries wins over the text's.
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","logger":"mine","log":"16:42:09.486 INFO  c.e.Foo#1 hello"}"#,
+        );
+        assert_eq!(r.field("logger"), Some(&FieldValue::Str("mine".into())));
+        assert_eq!(r.message, "hello");
+    }
+
     #[test]
     fn severity_number_only() {
         let r = log(r#"{"timestamp":1767607200,"severityNumber":17,"body":"boom"}"#);

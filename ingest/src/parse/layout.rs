@@ -66,6 +66,108 @@ pub fn split_level(head: &str) -> Option<(Level, usize)> {
     None
 }
 
+/// What follows the level in an application layout: Spring Boot's
+/// `pid --- [thread]`, bracketed threads or contexts (`[main]`,
+/// `[   main]`), then the logger (a dotted name: `c.s.ContactsServiceImpl#37`,
+/// `org.apache.catalina.core.StandardEngine`) and the message after its
+/// `: ` or `- `. The logger is None when the next token is no dotted name;
+/// the message is then everything after the threads.
+pub fn logger_and_message(after_level: &str) -> (Option<&str>, &str) {
+    let mut rest = after_level.trim_start();
+    // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2).
+    if let Some((pid, tail)) = rest.split_once(" --- ") {
+        if pid.bytes().all(|b| b.is_ascii_digit()) {
+            rest = tail.trim_start();
+        }
+    }
+    while rest.starts_with('[') {
+        // A thread name may be padded inside its brackets (`[   main]`).
+        match rest.find("] ") {
+            Some(close) => rest = rest[close + 2..].trim_start(),
+            None => break,
+        }
+    }
+    if let Some((logger, msg)) = rest.split_once(char::is_whitespace) {
+        if logger.contains('.') && !logger.starts_with('.') {
+            let msg = msg.trim_start();
+            let msg = msg
+                .strip_prefix(": ")
+                .or_else(|| msg.strip_prefix("- "))
+                .unwrap_or(msg);
+            return (Some(logger), msg);
+        }
+    }
+    (None, rest)
+}
+
+/// A message that starts with an application layout's header (a time, an
+/// upper-case level word, threads, a dotted logger), split into its level,
+/// its logger and the statement after them: what a shipper's parser
+/// (Fluent Bit's `multiline.parser java`, Vector's `parse_regex`) would
+/// have made of it. None when the text states no level this way or names
+/// no logger after it: a `level=error` pair, a bracketed `[error]` or prose
+/// keep their text whole.
+///
+/// Why it matters beyond the level: a template miner that sees the header
+/// sees every line start with the same masked time, level and logger and
+/// a constant `TraceID: <*> SpanID: <*>`; those shared tokens outweigh the
+/// statement's own words, and unrelated statements fuse into one template.
+/// loghub's benchmarks mine the `Content` after the header for this reason.
+pub fn split_app_layout(msg: &str) -> Option<(Level, &str, &str)> {
+    let head = msg.trim_start();
+    let (level, after) = split_level(head)?;
+    let token = head[..after]
+        .rsplit(|c: char| c.is_ascii_whitespace())
+        .next()?;
+    if !token.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    match logger_and_message(&head[after..]) {
+        (Some(logger), rest) if !rest.is_empty() => Some((level, logger, rest)),
+        _ => None,
+    }
+}
+
+/// A statement without the trace context a layout printed before it
+/// (`TraceID: 6f3c... SpanID: 576f... [query]...`, `trace_id=6f3c span_id=...`,
+/// `[6f3c,576f]`): leading tokens that are one of the record's own trace or
+/// span ids, with the label before each. The record carries the ids as
+/// fields already; in the text they are values every line has, which a
+/// template miner would weigh as much as the statement's words. Only
+/// leading tokens go: an id quoted inside the statement is part of it.
+pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
+    let ids: Vec<&str> = ids.iter().copied().filter(|i| i.len() >= 8).collect();
+    if ids.is_empty() {
+        return msg;
+    }
+    let is_id = |t: &str| {
+        let t = t.trim_matches(|c: char| "[](),;\"'".contains(c));
+        let v = t.split_once(['=', ':']).map_or(t, |(_, v)| v);
+        ids.contains(&v) || t.split(',').all(|p| ids.contains(&p))
+    };
+    let mut rest = msg.trim_start();
+    loop {
+        let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if first.is_empty() {
+            return rest;
+        }
+        if is_id(first) {
+            rest = tail.trim_start();
+            continue;
+        }
+        // A label (`TraceID:`, `trace_id=`) followed by an id.
+        let (next, after) = tail
+            .trim_start()
+            .split_once(char::is_whitespace)
+            .unwrap_or((tail.trim_start(), ""));
+        if (first.ends_with(':') || first.ends_with('=')) && !next.is_empty() && is_id(next) {
+            rest = after.trim_start();
+            continue;
+        }
+        return rest;
+    }
+}
+
 /// One token as a level: `ERROR`, `[error]`, `<warn>`, `level=error`,
 /// `ERROR:root:msg` (Python's basicConfig, first token only).
 fn level_token(token: &str, first: bool) -> Option<Level> {
@@ -278,6 +380,73 @@ mod tests {
             "the date's words come first: Apache's error log has its own parser"
         );
         assert_eq!(lv("[WARN] disk almost full"), Some(Level::Warn));
+    }
+
+    #[test]
+    fn an_application_header_splits_into_level_logger_and_statement() {
+        assert_eq!(
+            split_app_layout(
+                "16:42:22.382 ERROR c.s.ContactsServiceImpl#37 TraceID: a SpanID: b [x]"
+            ),
+            Some((
+                Level::Error,
+                "c.s.ContactsServiceImpl#37",
+                "TraceID: a SpanID: b [x]"
+            ))
+        );
+        assert_eq!(
+            split_app_layout(
+                "2023-01-29 16:42:22,382 [http-nio-8080-exec-1] ERROR com.example.Foo - boom"
+            ),
+            Some((Level::Error, "com.example.Foo", "boom"))
+        );
+        assert_eq!(
+            split_app_layout("2019-03-05 10:57:51.112  INFO 45469 --- [           main] org.apache.catalina.core.StandardEngine  : Starting Servlet Engine"),
+            Some((Level::Info, "org.apache.catalina.core.StandardEngine", "Starting Servlet Engine"))
+        );
+        // No dotted logger after the level, a `key=value` level, a
+        // bracketed level, prose: nothing to split.
+        assert_eq!(split_app_layout("17:12:44.123 INFO starting up"), None);
+        assert_eq!(split_app_layout("level=error msg=boom"), None);
+        assert_eq!(split_app_layout("[error] c.e.Foo boom"), None);
+        assert_eq!(split_app_layout("retrying after ERROR c.e.Foo"), None);
+    }
+
+    #[test]
+    fn only_leading_trace_context_leaves_the_statement() {
+        let ids = ["6f3cbf058c2765548a39ad724905d6a1", "576f9c38fc25e197"];
+        assert_eq!(
+            strip_trace_context(
+                "TraceID: 6f3cbf058c2765548a39ad724905d6a1 SpanID: 576f9c38fc25e197 [query] ok",
+                &ids
+            ),
+            "[query] ok"
+        );
+        assert_eq!(
+            strip_trace_context(
+                "trace_id=6f3cbf058c2765548a39ad724905d6a1 span_id=576f9c38fc25e197 GET /cart",
+                &ids
+            ),
+            "GET /cart"
+        );
+        assert_eq!(
+            strip_trace_context(
+                "[6f3cbf058c2765548a39ad724905d6a1,576f9c38fc25e197] done",
+                &ids
+            ),
+            "done"
+        );
+        // An id inside the statement stays; other ids are not the record's.
+        assert_eq!(
+            strip_trace_context("lookup of 576f9c38fc25e197 failed", &ids),
+            "lookup of 576f9c38fc25e197 failed"
+        );
+        assert_eq!(
+            strip_trace_context("TraceID: 0000000000000000 x", &ids),
+            "TraceID: 0000000000000000 x"
+        );
+        // Short ids (a `1`) are never taken for context.
+        assert_eq!(strip_trace_context("1 apple", &["1"]), "1 apple");
     }
 
     #[test]

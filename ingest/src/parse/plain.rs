@@ -11,7 +11,7 @@
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::parse_timestamp;
 use crate::parse::header::HeaderFormat;
-use crate::parse::layout::split_level;
+use crate::parse::layout::{logger_and_message, split_level};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use chrono::{NaiveDateTime, TimeZone, Utc};
@@ -236,33 +236,12 @@ fn app_line(text: &str, year: i32) -> Option<LogRecord> {
         }
         return Some(r);
     }
-    let mut rest = rest[after..].trim_start();
-    // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2).
-    if let Some((pid, tail)) = rest.split_once(" --- ") {
-        if pid.bytes().all(|b| b.is_ascii_digit()) {
-            rest = tail.trim_start();
-        }
-    }
-    while rest.starts_with('[') {
-        // A thread name may be padded inside its brackets (`[   main]`).
-        match rest.find("] ") {
-            Some(close) => rest = rest[close + 2..].trim_start(),
-            None => break,
-        }
-    }
-    let mut r = LogRecord::new(ts, rest);
+    let (logger, msg) = logger_and_message(&rest[after..]);
+    let mut r = LogRecord::new(ts, msg);
     r.level = Some(level);
-    if let Some((logger, msg)) = rest.split_once(char::is_whitespace) {
-        if logger.contains('.') && !logger.starts_with('.') {
-            let msg = msg.trim_start();
-            let msg = msg
-                .strip_prefix(": ")
-                .or_else(|| msg.strip_prefix("- "))
-                .unwrap_or(msg);
-            r.fields
-                .insert("logger".into(), FieldValue::Str(logger.to_string()));
-            r.message = msg.to_string();
-        }
+    if let Some(logger) = logger {
+        r.fields
+            .insert("logger".into(), FieldValue::Str(logger.to_string()));
     }
     Some(r)
 }
