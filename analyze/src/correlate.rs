@@ -355,7 +355,7 @@ impl Correlator {
     /// saturation is such a change; so is a service's changed template mix
     /// (callers' mixes move with their callee's fault, before it).
     fn opens(&self, a: &Anomaly) -> bool {
-        if a.signal.kind == SignalKind::TemplateMix {
+        if is_mix_shift(a) {
             return false;
         }
         let (mut class, _, _) = classify(a);
@@ -746,11 +746,11 @@ impl Correlator {
         let explained: BTreeSet<&str> = o
             .anomalies
             .iter()
-            .filter(|a| a.signal.kind != SignalKind::TemplateMix)
+            .filter(|a| !is_mix_shift(a))
             .filter_map(|a| a.signal.service.as_deref())
             .collect();
         for a in &o.anomalies {
-            if a.signal.kind == SignalKind::TemplateMix
+            if is_mix_shift(a)
                 && a.signal
                     .service
                     .as_deref()
@@ -927,6 +927,14 @@ pub fn is_cpu_fill(s: &models::Signal) -> bool {
 /// (`detectors/threshold.rs`).
 const SATURATED: f64 = 0.8;
 
+/// A service's template mix that moved (the G-test), as against one of
+/// its statements that stopped: the first names a candidate only where
+/// nothing else moved and never opens an incident (callers' mixes move
+/// with their callee's fault); a stop is the service's own evidence.
+fn is_mix_shift(a: &Anomaly) -> bool {
+    a.signal.kind == SignalKind::TemplateMix && a.detector != crate::mix::STOPPED
+}
+
 /// The class, target and prior weight an anomaly suggests on its own, from
 /// what its signal measures. Resource signals weigh more than symptoms.
 pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
@@ -996,6 +1004,13 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
         // changed there (the class is not known). Weaker than its own
         // failing share, stronger than a latency it may share with its
         // callees.
+        // A statement the service writes steadily stopped while it went on
+        // writing: its own requests break before that line (an exception
+        // thrown early). As direct as its own failing share; the class
+        // (what broke) is not known.
+        SignalKind::TemplateMix if a.detector == crate::mix::STOPPED => {
+            (RootCauseClass::Unknown, service_target, 0.8)
+        }
         SignalKind::TemplateMix => (RootCauseClass::Unknown, service_target, 0.5),
         _ => (RootCauseClass::Unknown, service_target, 0.2),
     }
@@ -1644,6 +1659,49 @@ mod tests {
             causes.contains(&(RootCauseClass::Unknown, Some("checkout"))),
             "{causes:?}"
         );
+    }
+
+    /// A statement that stopped at a service is that service's own
+    /// evidence: it opens an incident on its own, and where the caller
+    /// logs the errors (the usual picture of an exception in a callee),
+    /// the callee whose statement stopped ranks first.
+    #[test]
+    fn a_stopped_statement_opens_and_names_its_service() {
+        let stop = |sec, svc: &str| {
+            let mut a = anomaly(
+                sec,
+                SignalKind::TemplateMix,
+                "T1",
+                svc,
+                "node-1",
+                None,
+                AnomalyKind::LevelShift,
+            );
+            a.detector = crate::mix::STOPPED.into();
+            a
+        };
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.observe(stop(0, "price"));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 1);
+        assert_eq!(
+            incs[0].root_causes[0].target.service.as_deref(),
+            Some("price")
+        );
+        assert_eq!(incs[0].root_causes[0].class, RootCauseClass::Unknown);
+
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        c.learn_edge("travel", "price");
+        c.observe(errors_at(0, "travel"));
+        c.observe(stop(30, "price"));
+        let incs = c.finish();
+        assert_eq!(incs.len(), 1);
+        let causes: Vec<Option<&str>> = incs[0]
+            .root_causes
+            .iter()
+            .map(|r| r.target.service.as_deref())
+            .collect();
+        assert_eq!(causes[..2], [Some("price"), Some("travel")], "{causes:?}");
     }
 
     /// A batch job's hourly error burst opens incidents until its schedule

@@ -23,6 +23,22 @@
 //! 0.05 closes, and history and dispersion learn only from minutes that
 //! are not in alert and not unusual.
 //!
+//! A second test on the same minute asks the opposite question: did a
+//! statement the service writes steadily stop while the service went on
+//! writing? An exception thrown early in a request skips every line the
+//! request would have logged after it, so the faulty service's mix loses a
+//! template (often its only sign: it logs no error of its own, its callers
+//! do). The G-test weighs that loss with everything else that moved; the
+//! stop test isolates it. For each template of the history absent from a
+//! minute of `n` records, the deviance of "its share is still `q`" against
+//! "it is zero" is `-2 n ln(1 - q)`; divided by the same dispersion and
+//! referred to chi-square with one degree of freedom, with Bonferroni's
+//! correction for the templates tested, it opens at the same 1e-6. This
+//! is the "expected event missing" half of Nezha's pattern comparison, and
+//! the count invariants of Lou et al. (*Mining Invariants from Console
+//! Logs*, USENIX ATC 2010) reduced to one template's share. It closes when
+//! the template is written again.
+//!
 //! Bounded: at most [`MAX_SERVICES`] services and [`MAX_TEMPLATES`]
 //! templates per service (more go to one "other" bucket).
 
@@ -54,6 +70,8 @@ const OTHER: &str = "<other>";
 /// log10 tails at which an alert opens and closes.
 const OPEN_LOG10: f64 = -6.0;
 const CLOSE_LOG10: f64 = -1.3;
+/// The detector name of a stopped statement (see the module docs).
+pub const STOPPED: &str = "template_stopped";
 /// A minute this unusual (log10 tail) teaches nothing, alert or not.
 const ORDINARY_LOG10: f64 = -3.0;
 
@@ -67,6 +85,19 @@ struct ServiceMix {
     dispersion: f64,
     judged: u32,
     in_alert: bool,
+    /// The template whose stop is in alert (see the module docs).
+    #[serde(default)]
+    stopped: Option<String>,
+}
+
+/// A judged minute in which a steady template stopped.
+#[derive(Debug, Clone, PartialEq)]
+struct Stop {
+    template: String,
+    /// Its share of the history, and the records of the minute.
+    share: f64,
+    records: f64,
+    log10_tail: f64,
 }
 
 /// A judged minute that opened an alert.
@@ -122,11 +153,19 @@ impl ServiceMix {
     /// Judge the closed minute, learn from it if it was ordinary, and
     /// start the next. Returns the judgement when the minute was judged
     /// and the alert opened with it.
-    fn close(&mut self) -> Option<Judgement> {
+    fn close(&mut self) -> (Option<Judgement>, Option<Stop>) {
         let window = std::mem::take(&mut self.window);
         let n: f64 = window.values().sum();
         let mut opened = None;
+        let mut stop = None;
         let mut ordinary = true;
+        if self
+            .stopped
+            .as_ref()
+            .is_some_and(|t| window.contains_key(t))
+        {
+            self.stopped = None;
+        }
         if self.history_n >= MIN_HISTORY && n >= MIN_WINDOW {
             let k = (self.history.len()
                 + window
@@ -170,6 +209,37 @@ impl ServiceMix {
                     });
                 }
             }
+            if self.judged >= MIN_JUDGED {
+                // The steadiest template absent from the minute.
+                let tested = self.history.len().max(1) as f64;
+                let mut worst: Option<(f64, &String, f64)> = None;
+                for (t, &h) in &self.history {
+                    if t == OTHER || window.contains_key(t) {
+                        continue;
+                    }
+                    let q = (h + SMOOTH) / denom;
+                    let deviance = -2.0 * n * (1.0 - q).ln() / self.dispersion.max(1.0);
+                    // Chi-square with one degree of freedom: 2 Q(sqrt(D)).
+                    let log10_tail =
+                        (log10_normal_tail(deviance.sqrt()) + 2f64.log10() + tested.log10())
+                            .min(0.0);
+                    if worst.is_none_or(|w| log10_tail < w.0) {
+                        worst = Some((log10_tail, t, q));
+                    }
+                }
+                if let Some((log10_tail, t, q)) = worst {
+                    ordinary &= log10_tail > ORDINARY_LOG10 && self.stopped.is_none();
+                    if log10_tail <= OPEN_LOG10 && self.stopped.is_none() {
+                        self.stopped = Some(t.clone());
+                        stop = Some(Stop {
+                            template: t.clone(),
+                            share: q,
+                            records: n,
+                            log10_tail,
+                        });
+                    }
+                }
+            }
             if ordinary {
                 self.judged = self.judged.saturating_add(1);
                 let w = 1.0 / f64::from(self.judged.min(50));
@@ -191,7 +261,7 @@ impl ServiceMix {
                 self.history_n += c;
             }
         }
-        opened
+        (opened, stop)
     }
 }
 
@@ -224,7 +294,8 @@ impl MixTracker {
         let m = self.services.get_mut(service).expect("inserted");
         if start > m.start {
             let closed = m.start;
-            if let Some(j) = m.close() {
+            let (judged, stop) = m.close();
+            if let Some(j) = judged {
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::TemplateMix,
@@ -252,6 +323,36 @@ impl MixTracker {
                          (G {:.1} over {} templates after dispersion, tail 1e{:.1}); \
                          most over-represented: {} ({:.0} records, {:.1} expected)",
                         j.statistic, j.df, j.log10_tail, j.template, j.count, j.expected
+                    ),
+                });
+            }
+            if let Some(st) = stop {
+                out.push(Anomaly {
+                    signal: Signal {
+                        kind: SignalKind::TemplateMix,
+                        name: st.template.clone(),
+                        service: Some(service.to_string()),
+                        host: None,
+                        container: None,
+                    },
+                    timestamp: Timestamp::from_millis(closed + WINDOW_MS),
+                    observed: 0.0,
+                    expected: Band {
+                        lower: 0.0,
+                        expected: st.records * st.share,
+                        upper: st.records,
+                    },
+                    score: (-st.log10_tail / 12.0).clamp(0.5, 1.0),
+                    kind: AnomalyKind::LevelShift,
+                    detector: STOPPED.into(),
+                    detail: format!(
+                        "its statement {} stopped: none of the minute's {:.0} records, \
+                         {:.1} expected ({:.1}% of its history; tail 1e{:.1})",
+                        st.template,
+                        st.records,
+                        st.records * st.share,
+                        100.0 * st.share,
+                        st.log10_tail
                     ),
                 });
             }
@@ -314,10 +415,71 @@ mod tests {
             feed(&mut m, minute, &[("query", 5), ("rare", 30)], &mut out);
         }
         feed(&mut m, 305, &[("query", 30)], &mut out);
+        // The usual "cache hit" vanished with it: the stop test says so
+        // at the same minute.
+        let (stops, out): (Vec<Anomaly>, Vec<Anomaly>) =
+            out.into_iter().partition(|a| a.detector == STOPPED);
+        assert_eq!(stops.len(), 1, "{stops:?}");
+        assert_eq!(stops[0].signal.name, "cache hit");
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out[0].timestamp, Timestamp::from_millis(301 * 60_000));
         assert_eq!(out[0].signal.kind, SignalKind::TemplateMix);
         assert!(out[0].detail.contains("rare"), "{}", out[0].detail);
+    }
+
+    /// A statement that made a third of a service's records stops while
+    /// the service goes on writing the rest: reported once, naming it,
+    /// closed when the statement is written again. A quieter minute with
+    /// every statement present, or a minute missing only a rare one,
+    /// raises nothing.
+    #[test]
+    fn a_statement_that_stops_is_reported_once_and_load_never() {
+        let mut m = MixTracker::default();
+        let mut out = Vec::new();
+        for minute in 0..200 {
+            let load = 20 + (minute * 7 % 41) as usize;
+            feed(
+                &mut m,
+                minute,
+                &[
+                    ("request in", load),
+                    ("price computed", load / 2),
+                    ("rare", (minute % 30 == 0) as usize),
+                ],
+                &mut out,
+            );
+        }
+        // Load halves: every statement still there.
+        feed(
+            &mut m,
+            200,
+            &[("request in", 10), ("price computed", 5)],
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        // The price step throws before its line, for three minutes.
+        for minute in 201..204 {
+            feed(&mut m, minute, &[("request in", 40)], &mut out);
+        }
+        feed(
+            &mut m,
+            204,
+            &[("request in", 40), ("price computed", 20)],
+            &mut out,
+        );
+        // (The G-test sees the minute move too; the stop names why.)
+        let stops: Vec<&Anomaly> = out.iter().filter(|a| a.detector == STOPPED).collect();
+        assert_eq!(stops.len(), 1, "{out:?}");
+        let a = stops[0];
+        assert_eq!(a.signal.name, "price computed");
+        assert_eq!(a.timestamp, Timestamp::from_millis(202 * 60_000));
+        assert_eq!(a.observed, 0.0);
+        assert!(a.expected.expected > 10.0, "{:?}", a.expected);
+        // Written again: the alert closed, a new stop is a new anomaly.
+        for minute in 205..207 {
+            feed(&mut m, minute, &[("request in", 40)], &mut out);
+        }
+        assert_eq!(out.iter().filter(|a| a.detector == STOPPED).count(), 2);
     }
 
     /// Bounded: templates past the cap share one bucket.
