@@ -251,15 +251,16 @@ pub fn to_event(
         },
     };
     let mut message = message;
-    let mut logger = None;
+    let (mut logger, mut thread) = (None, None);
     if level.is_none() {
         // A shipper that ran no parser leaves the level in the text, and
         // with it the layout's header: the statement is what follows the
         // logger (see `split_app_layout` for why the header goes).
-        if let Some((l, logger_name, rest)) = crate::parse::layout::split_app_layout(&message) {
+        if let Some((l, tail)) = crate::parse::layout::split_app_layout(&message) {
             level = Some(l);
-            logger = Some(FieldValue::Str(logger_name.to_string()));
-            message = rest.to_string();
+            logger = tail.logger.map(|n| FieldValue::Str(n.to_string()));
+            thread = tail.thread.map(|n| FieldValue::Str(n.to_string()));
+            message = tail.message.to_string();
         } else {
             level = crate::parse::layout::level_in_text(&message);
         }
@@ -282,10 +283,12 @@ pub fn to_event(
         }
     }
     // Added after the mapping took its keys (the length mask above only
-    // knows the keys the record came with); a `logger` field the record
-    // carried wins.
-    if let Some(l) = logger.filter(|_| !fields.iter().any(|(k, _)| k == "logger")) {
-        fields.push(("logger".into(), l));
+    // knows the keys the record came with); a `logger` or `thread` field
+    // the record carried wins.
+    for (key, value) in [("logger", logger), ("thread", thread)] {
+        if let Some(v) = value.filter(|_| !fields.iter().any(|(k, _)| k == key)) {
+            fields.push((key.into(), v));
+        }
     }
     normalise_fields(&mut fields);
     r.fields = fields.into_iter().collect();

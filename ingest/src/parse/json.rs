@@ -729,6 +729,7 @@ mod tests {
         );
         assert_eq!(r.level, Some(Level::Warn));
         assert_eq!(r.message, "slow start");
+        assert_eq!(r.field("thread"), Some(&FieldValue::Str("main".into())));
         // A level the text states another way keeps the text whole.
         let r = log(
             r#"{"time":"2026-01-05T10:00:00Z","log":"time=\"2026-01-05T10:00:00Z\" level=error msg=\"db down\""}"#,

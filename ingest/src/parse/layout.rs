@@ -67,12 +67,14 @@ pub fn split_level(head: &str) -> Option<(Level, usize)> {
 }
 
 /// What follows the level in an application layout: Spring Boot's
-/// `pid --- [thread]`, bracketed threads or contexts (`[main]`,
-/// `[   main]`), then the logger (a dotted name: `c.s.ContactsServiceImpl#37`,
-/// `org.apache.catalina.core.StandardEngine`) and the message after its
-/// `: ` or `- `. The logger is None when the next token is no dotted name;
-/// the message is then everything after the threads.
-pub fn logger_and_message(after_level: &str) -> (Option<&str>, &str) {
+/// `pid --- [thread]` (`[app] [thread]` since 3.2), bracketed threads or
+/// contexts (`[main]`, `[   main]`), then the logger (a dotted name:
+/// `c.s.ContactsServiceImpl#37`, `org.apache.catalina.core.StandardEngine`)
+/// and the message after its `: ` or `- `. The thread is the last
+/// bracketed group before the logger, trimmed; the logger is None when the
+/// next token is no dotted name, and the message is then everything after
+/// the brackets.
+pub fn logger_and_message(after_level: &str) -> AppTail<'_> {
     let mut rest = after_level.trim_start();
     // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2).
     if let Some((pid, tail)) = rest.split_once(" --- ") {
@@ -80,10 +82,14 @@ pub fn logger_and_message(after_level: &str) -> (Option<&str>, &str) {
             rest = tail.trim_start();
         }
     }
+    let mut thread = None;
     while rest.starts_with('[') {
         // A thread name may be padded inside its brackets (`[   main]`).
         match rest.find("] ") {
-            Some(close) => rest = rest[close + 2..].trim_start(),
+            Some(close) => {
+                thread = Some(rest[1..close].trim()).filter(|t| !t.is_empty());
+                rest = rest[close + 2..].trim_start();
+            }
             None => break,
         }
     }
@@ -94,10 +100,41 @@ pub fn logger_and_message(after_level: &str) -> (Option<&str>, &str) {
                 .strip_prefix(": ")
                 .or_else(|| msg.strip_prefix("- "))
                 .unwrap_or(msg);
-            return (Some(logger), msg);
+            return AppTail {
+                logger: Some(logger),
+                thread,
+                message: msg,
+            };
         }
     }
-    (None, rest)
+    AppTail {
+        logger: None,
+        thread,
+        message: rest,
+    }
+}
+
+/// The parts of an application layout after its level (see
+/// [`logger_and_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppTail<'a> {
+    /// The logger's dotted name, when one follows the threads.
+    pub logger: Option<&'a str>,
+    /// The last bracketed group before the logger, trimmed.
+    pub thread: Option<&'a str>,
+    /// The statement: after the logger's separator, or everything after
+    /// the threads when there is no logger.
+    pub message: &'a str,
+}
+
+/// The thread log4j's and logback's `%d [%t] %-5p` put before the level:
+/// the last bracketed token of the header before it.
+pub fn thread_before_level(header: &str) -> Option<&str> {
+    header
+        .split(|c: char| c.is_ascii_whitespace())
+        .filter(|t| t.len() > 2 && t.starts_with('[') && t.ends_with(']'))
+        .map(|t| &t[1..t.len() - 1])
+        .next_back()
 }
 
 /// A message that starts with an application layout's header (a time, an
@@ -113,19 +150,23 @@ pub fn logger_and_message(after_level: &str) -> (Option<&str>, &str) {
 /// a constant `TraceID: <*> SpanID: <*>`; those shared tokens outweigh the
 /// statement's own words, and unrelated statements fuse into one template.
 /// loghub's benchmarks mine the `Content` after the header for this reason.
-pub fn split_app_layout(msg: &str) -> Option<(Level, &str, &str)> {
+pub fn split_app_layout(msg: &str) -> Option<(Level, AppTail<'_>)> {
     let head = msg.trim_start();
     let (level, after) = split_level(head)?;
-    let token = head[..after]
-        .rsplit(|c: char| c.is_ascii_whitespace())
-        .next()?;
+    let (header, token) = head[..after]
+        .rsplit_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or(("", &head[..after]));
     if !token.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    match logger_and_message(&head[after..]) {
-        (Some(logger), rest) if !rest.is_empty() => Some((level, logger, rest)),
-        _ => None,
+    let mut tail = logger_and_message(&head[after..]);
+    if tail.logger.is_none() || tail.message.is_empty() {
+        return None;
     }
+    if tail.thread.is_none() {
+        tail.thread = thread_before_level(header);
+    }
+    Some((level, tail))
 }
 
 /// A statement without the trace context a layout printed before it
@@ -382,6 +423,14 @@ mod tests {
         assert_eq!(lv("[WARN] disk almost full"), Some(Level::Warn));
     }
 
+    fn tail<'a>(logger: Option<&'a str>, thread: Option<&'a str>, message: &'a str) -> AppTail<'a> {
+        AppTail {
+            logger,
+            thread,
+            message,
+        }
+    }
+
     #[test]
     fn an_application_header_splits_into_level_logger_and_statement() {
         assert_eq!(
@@ -390,19 +439,35 @@ mod tests {
             ),
             Some((
                 Level::Error,
-                "c.s.ContactsServiceImpl#37",
-                "TraceID: a SpanID: b [x]"
+                tail(
+                    Some("c.s.ContactsServiceImpl#37"),
+                    None,
+                    "TraceID: a SpanID: b [x]"
+                )
             ))
         );
+        // log4j's `%d [%t] %-5p %c - %m%n`: the thread before the level.
         assert_eq!(
             split_app_layout(
                 "2023-01-29 16:42:22,382 [http-nio-8080-exec-1] ERROR com.example.Foo - boom"
             ),
-            Some((Level::Error, "com.example.Foo", "boom"))
+            Some((
+                Level::Error,
+                tail(
+                    Some("com.example.Foo"),
+                    Some("http-nio-8080-exec-1"),
+                    "boom"
+                )
+            ))
         );
+        // Spring Boot, its thread padded; 3.2's `[app]` before the thread.
         assert_eq!(
             split_app_layout("2019-03-05 10:57:51.112  INFO 45469 --- [           main] org.apache.catalina.core.StandardEngine  : Starting Servlet Engine"),
-            Some((Level::Info, "org.apache.catalina.core.StandardEngine", "Starting Servlet Engine"))
+            Some((Level::Info, tail(Some("org.apache.catalina.core.StandardEngine"), Some("main"), "Starting Servlet Engine")))
+        );
+        assert_eq!(
+            split_app_layout("2023-11-23T09:00:00.000Z  INFO 1 --- [myapp] [           main] o.s.b.SpringApplication : Started"),
+            Some((Level::Info, tail(Some("o.s.b.SpringApplication"), Some("main"), "Started")))
         );
         // No dotted logger after the level, a `key=value` level, a
         // bracketed level, prose: nothing to split.
