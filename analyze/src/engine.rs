@@ -68,6 +68,24 @@ struct Known<'a> {
     log_counts: &'a FastMap<(Option<String>, i64), f64>,
     /// Latest limits per (metric, container or host).
     limits: &'a FastMap<(String, String), f64>,
+    /// The point's value (a usage), for a limit derived from a fill.
+    value: f64,
+}
+
+/// The key, in the limits map, of a place's memory fill: its latest
+/// memory use as a share of its limit (see [`is_memory_fill`]).
+const MEMORY_FILL: &str = "<memory fill>";
+
+/// Whether `s` is a memory use as a share of its limit (cAdvisor-derived
+/// `container_memory_usage_ratio` and the like: Prometheus names such
+/// gauges `_ratio`), as `is_cpu_fill` is for CPU.
+fn is_memory_fill(s: &Signal) -> bool {
+    let metric = metric_name(&s.name);
+    s.kind == SignalKind::MetricSeries
+        && metric.len() >= 6
+        && metric.is_char_boundary(metric.len() - 6)
+        && metric[metric.len() - 6..].eq_ignore_ascii_case("_ratio")
+        && metric.to_ascii_lowercase().contains("memory")
 }
 
 impl Context for Known<'_> {
@@ -78,9 +96,24 @@ impl Context for Known<'_> {
     }
 
     fn limit(&self, metric: &str) -> Option<f64> {
-        self.limits
-            .get(&(metric.to_string(), limit_place(self.signal)))
-            .copied()
+        let place = limit_place(self.signal);
+        if let Some(&l) = self.limits.get(&(metric.to_string(), place.clone())) {
+            return Some(l);
+        }
+        // No limit series, but a fill of the limit at the same place: the
+        // limit is the usage over its share. The fill may count more than
+        // this gauge does (usage with cache against a working set), which
+        // makes the derived limit lower, never higher: a climb is called
+        // running out sooner, not later.
+        if metric == crate::detectors::threshold::MEMORY_LIMIT {
+            let fill = self
+                .limits
+                .get(&(MEMORY_FILL.to_string(), place))
+                .copied()?;
+            return (fill > 0.0 && self.value.is_finite() && self.value > 0.0)
+                .then(|| self.value / fill);
+        }
+        None
     }
 }
 
@@ -506,6 +539,10 @@ impl Analyzer {
                 let name = metric_name(&p.signal.name);
                 let place = limit_place(&p.signal);
                 self.limits.insert((name.to_string(), place), p.value);
+            } else if p.value.is_finite() && p.value > 0.0 && is_memory_fill(&p.signal) {
+                let place = limit_place(&p.signal);
+                self.limits
+                    .insert((MEMORY_FILL.to_string(), place), p.value);
             }
             if !self.detectors.contains_key(&p.signal) {
                 match for_signal(&p.signal, &self.settings) {
@@ -521,6 +558,7 @@ impl Analyzer {
                 window_ms: p.timestamp.as_millis(),
                 log_counts: &self.log_counts,
                 limits: &self.limits,
+                value: p.value,
             };
             let exhausting_before = det.exhausting();
             let s = det.observe(&Point {
@@ -623,6 +661,50 @@ mod tests {
         assert_eq!(kind_of(&memory, true, false), AnomalyKind::LevelShift);
         assert_eq!(kind_of(&memory, true, true), AnomalyKind::ResourceLeak);
         assert_eq!(kind_of(&memory, false, false), AnomalyKind::LevelShift);
+    }
+
+    /// A container's working set that steps up now and then, far below
+    /// its limit, where the data says the limit only as a fill
+    /// (`container_memory_usage_ratio`, as Nezha's and many dashboards'
+    /// exporters write it) and not as `container_spec_memory_limit_bytes`:
+    /// with the fill the climb is days from the limit and nothing is a
+    /// leak (no restart); without it the same climb is one.
+    #[test]
+    fn a_memory_fill_ratio_tells_a_leak_far_from_its_limit() {
+        let run = |with_fill: bool| {
+            let mut a = Analyzer::new(AnalyzerConfig::default());
+            let mut out = AnalyzerOutput::default();
+            let labels = [("pod", "news-1"), ("service", "news"), ("node", "n1")];
+            let limit = 2e9;
+            for m in 0..(8 * 60) {
+                // 1.5 MB, 12 KB more every minute after three hours
+                // (50% an hour at first: a leak's pace).
+                let x = 1.5e6 + (m.max(180) - 180) as f64 * 12_288.0;
+                let t = Timestamp::from_secs(1_767_600_000 + m * 60);
+                let mut push = |name: &str, value: f64| {
+                    a.push(
+                        &Event::Metric(models::MetricSample {
+                            key: models::SeriesKey::new(name, labels),
+                            timestamp: t,
+                            value,
+                            kind: models::MetricKind::Gauge,
+                        }),
+                        &mut out,
+                    );
+                };
+                push("container_memory_working_set_bytes", x);
+                if with_fill {
+                    push("container_memory_usage_ratio", x / limit);
+                }
+            }
+            a.finish(&mut out);
+            out.anomalies
+                .iter()
+                .filter(|x| x.kind == AnomalyKind::ResourceLeak)
+                .count()
+        };
+        assert!(run(false) > 0, "no limit known: the climb is a leak");
+        assert_eq!(run(true), 0, "at 0.1% of its limit it has years");
     }
 
     #[test]

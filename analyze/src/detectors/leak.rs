@@ -194,8 +194,15 @@ impl LeakDetector {
         let new_high = self.peaks.len() >= 2 && x > peak;
         let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high;
         let alert = self.alert.update(strong, t < 2.0, 2, 8);
-        let soon = hours_left.is_none_or(|h| h <= EXHAUST_HORIZON_HOURS)
-            || limit.is_some_and(|l| l > 0.0 && x >= NEAR_LIMIT * l);
+        // With the limit known, a window that does not climb (a flat
+        // stretch while the alert holds) never reaches it: only a limit
+        // not known cannot say the climb is not running out.
+        let soon = match limit {
+            Some(l) if l > 0.0 => {
+                hours_left.is_some_and(|h| h <= EXHAUST_HORIZON_HOURS) || x >= NEAR_LIMIT * l
+            }
+            _ => true,
+        };
         self.ran_out = alert && (self.ran_out || soon);
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
@@ -387,6 +394,38 @@ mod tests {
             "at half its limit, a 30%-an-hour climb is running out"
         );
         assert!(!run(2e10), "at 0.5% of its limit it has days");
+    }
+
+    /// With its limit known and far, a climb that stops and holds flat
+    /// (a working set that stepped up and stays) is not running out while
+    /// the alert lingers: a window that does not climb never reaches the
+    /// limit (a flat window once counted as "cannot say").
+    #[test]
+    fn a_climb_that_stops_far_below_its_limit_is_not_running_out() {
+        struct Limit;
+        impl crate::detector::Context for Limit {
+            fn limit(&self, metric: &str) -> Option<f64> {
+                (metric == "container_spec_memory_limit_bytes").then_some(2e10)
+            }
+        }
+        let mut d = working_set();
+        let mut alerted = false;
+        for i in 0..3000usize {
+            let t = 1_767_600_000.0 + 15.0 * i as f64;
+            // A staircase: 4% more every 24 points (40% an hour), ten
+            // steps, then flat. The window is flat the moment the last
+            // step leaves it, while the alert still lingers.
+            let steps = (i.clamp(2000, 2240) - 2000) / 24;
+            let x = 1e8 * (1.0 + 0.04 * steps as f64);
+            let s = d.observe(&Point {
+                t,
+                value: x,
+                context: &Limit,
+            });
+            alerted |= s.alert;
+            assert!(!d.exhausting(), "running out at point {i}");
+        }
+        assert!(alerted, "the climb itself is seen");
     }
 
     #[test]

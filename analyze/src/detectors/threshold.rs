@@ -34,6 +34,9 @@ pub const LIMIT_METRICS: [&str; 3] = [
     "node_filesystem_size_bytes",
 ];
 
+/// cAdvisor's container memory limit series.
+pub const MEMORY_LIMIT: &str = "container_spec_memory_limit_bytes";
+
 /// The limit series a resource gauge runs out against, where the data
 /// names one: a container's memory limit, a process's descriptor limit
 /// (the static rules divide by it; the leak detector projects its climb
@@ -42,7 +45,7 @@ pub fn limit_of(s: &Signal) -> Option<&'static str> {
     let n = s.name.as_str();
     match s.kind {
         SignalKind::MetricSeries if n.starts_with("container_memory_working_set_bytes") => {
-            Some("container_spec_memory_limit_bytes")
+            Some(MEMORY_LIMIT)
         }
         SignalKind::MetricSeries if n.starts_with("process_open_fds") => Some("process_max_fds"),
         _ => None,
