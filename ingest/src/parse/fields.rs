@@ -251,37 +251,42 @@ pub fn to_event(
         },
     };
     let mut message = message;
+    let trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
     let (mut logger, mut thread) = (None, None);
     if level.is_none() {
         // A shipper that ran no parser leaves the level in the text, and
         // with it the layout's header: the statement is what follows the
-        // logger (see `split_app_layout` for why the header goes).
-        if let Some((l, tail)) = crate::parse::layout::split_app_layout(&message) {
-            level = Some(l);
-            logger = tail.logger.map(|n| FieldValue::Str(n.to_string()));
-            thread = tail.thread.map(|n| FieldValue::Str(n.to_string()));
-            message = tail.message.to_string();
-        } else {
-            level = crate::parse::layout::level_in_text(&message);
+        // logger (see `split_app_layout` for why the header goes), without
+        // the trace context the record carries as fields.
+        match crate::parse::layout::split_app_layout(&message) {
+            Some((l, tail)) => {
+                level = Some(l);
+                logger = tail.logger.map(|n| FieldValue::Str(n.to_string()));
+                thread = tail.thread.map(|n| FieldValue::Str(n.to_string()));
+                let span = fields
+                    .iter()
+                    .find(|(k, _)| {
+                        matches!(k.as_str(), "span_id" | "spanId" | "spanid" | "span.id")
+                    })
+                    .and_then(|(_, v)| v.as_str());
+                let ids = [trace_id.as_deref().unwrap_or(""), span.unwrap_or("")];
+                let statement = crate::parse::layout::strip_trace_context(tail.message, &ids);
+                // Cut the message down in place: `statement` is a slice of
+                // it (no new allocation per record).
+                let start = statement.as_ptr() as usize - message.as_ptr() as usize;
+                let end = start + statement.len();
+                message.truncate(end);
+                message.replace_range(..start, "");
+            }
+            None => level = crate::parse::layout::level_in_text(&message),
         }
     }
     let mut r = LogRecord::new(timestamp, message);
     r.service = service;
     r.host = take_str(&mut fields, lengths, &mapping.host);
     r.container = take_str(&mut fields, lengths, &mapping.container);
-    r.trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
+    r.trace_id = trace_id;
     r.level = level;
-    if logger.is_some() {
-        let span = fields
-            .iter()
-            .find(|(k, _)| matches!(k.as_str(), "span_id" | "spanId" | "spanid" | "span.id"))
-            .and_then(|(_, v)| v.as_str());
-        let ids: Vec<&str> = r.trace_id.as_deref().into_iter().chain(span).collect();
-        let stripped = crate::parse::layout::strip_trace_context(&r.message, &ids);
-        if stripped.len() != r.message.len() {
-            r.message = stripped.to_string();
-        }
-    }
     // Added after the mapping took its keys (the length mask above only
     // knows the keys the record came with); a `logger` or `thread` field
     // the record carried wins.

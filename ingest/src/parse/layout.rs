@@ -76,16 +76,16 @@ pub fn split_level(head: &str) -> Option<(Level, usize)> {
 /// the brackets.
 pub fn logger_and_message(after_level: &str) -> AppTail<'_> {
     let mut rest = after_level.trim_start();
-    // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2).
-    if let Some((pid, tail)) = rest.split_once(" --- ") {
-        if pid.bytes().all(|b| b.is_ascii_digit()) {
-            rest = tail.trim_start();
-        }
+    // Spring Boot: `45469 --- [thread]` (and `[app]` since 3.2). Byte
+    // tests, not a substring search: this runs on every shipped record.
+    let pid = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if pid > 0 && rest.as_bytes()[pid..].starts_with(b" --- ") {
+        rest = rest[pid + 5..].trim_start();
     }
     let mut thread = None;
     while rest.starts_with('[') {
         // A thread name may be padded inside its brackets (`[   main]`).
-        match rest.find("] ") {
+        match rest.as_bytes().windows(2).position(|w| w == b"] ") {
             Some(close) => {
                 thread = Some(rest[1..close].trim()).filter(|t| !t.is_empty());
                 rest = rest[close + 2..].trim_start();
@@ -177,14 +177,25 @@ pub fn split_app_layout(msg: &str) -> Option<(Level, AppTail<'_>)> {
 /// template miner would weigh as much as the statement's words. Only
 /// leading tokens go: an id quoted inside the statement is part of it.
 pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
-    let ids: Vec<&str> = ids.iter().copied().filter(|i| i.len() >= 8).collect();
-    if ids.is_empty() {
+    if !ids.iter().any(|i| i.len() >= 8) {
         return msg;
     }
+    let known = |v: &[u8]| ids.iter().any(|i| i.len() >= 8 && i.as_bytes() == v);
+    // Byte tests only: this runs on every shipped record with a layout.
     let is_id = |t: &str| {
-        let t = t.trim_matches(|c: char| "[](),;\"'".contains(c));
-        let v = t.split_once(['=', ':']).map_or(t, |(_, v)| v);
-        ids.contains(&v) || t.split(',').all(|p| ids.contains(&p))
+        let punct = |c: &u8| matches!(c, b'[' | b']' | b'(' | b')' | b',' | b';' | b'"' | b'\'');
+        let b = t.as_bytes();
+        let lead = b.iter().take_while(|c| punct(c)).count();
+        let trail = b[lead..].iter().rev().take_while(|c| punct(c)).count();
+        let t = &b[lead..b.len() - trail];
+        if t.len() < 8 {
+            return false;
+        }
+        let v = match t.iter().position(|&c| c == b'=' || c == b':') {
+            Some(p) => &t[p + 1..],
+            None => t,
+        };
+        known(v) || (t.contains(&b',') && t.split(|&c| c == b',').all(known))
     };
     let mut rest = msg.trim_start();
     loop {
@@ -197,13 +208,13 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
             continue;
         }
         // A label (`TraceID:`, `trace_id=`) followed by an id.
-        let (next, after) = tail
-            .trim_start()
-            .split_once(char::is_whitespace)
-            .unwrap_or((tail.trim_start(), ""));
-        if (first.ends_with(':') || first.ends_with('=')) && !next.is_empty() && is_id(next) {
-            rest = after.trim_start();
-            continue;
+        if first.ends_with(':') || first.ends_with('=') {
+            let tail = tail.trim_start();
+            let (next, after) = tail.split_once(char::is_whitespace).unwrap_or((tail, ""));
+            if !next.is_empty() && is_id(next) {
+                rest = after.trim_start();
+                continue;
+            }
         }
         return rest;
     }
