@@ -912,6 +912,13 @@ impl Correlator {
 /// Whether `s` is a CPU's use as a share of its limit (Prometheus names
 /// such gauges `_ratio`).
 pub fn is_cpu_fill(s: &models::Signal) -> bool {
+    is_fill_of(s, "cpu")
+}
+
+/// Whether `s` is a gauge of `resource` (a lower-case word of its metric
+/// name: `cpu`, `memory`) as a share of its limit: a metric series whose
+/// name ends in `_ratio`.
+pub fn is_fill_of(s: &models::Signal, resource: &str) -> bool {
     // Called for every metric point: the cheap test first, no allocation
     // unless the name ends like a ratio.
     let metric = s.name.split('{').next().unwrap_or_default();
@@ -919,7 +926,7 @@ pub fn is_cpu_fill(s: &models::Signal) -> bool {
         && metric.len() >= 6
         && metric.is_char_boundary(metric.len() - 6)
         && metric[metric.len() - 6..].eq_ignore_ascii_case("_ratio")
-        && metric.to_ascii_lowercase().contains("cpu")
+        && metric.to_ascii_lowercase().contains(resource)
 }
 
 /// The share of its limit at which a resource counts as saturated: the

@@ -77,15 +77,10 @@ struct Known<'a> {
 const MEMORY_FILL: &str = "<memory fill>";
 
 /// Whether `s` is a memory use as a share of its limit (cAdvisor-derived
-/// `container_memory_usage_ratio` and the like: Prometheus names such
-/// gauges `_ratio`), as `is_cpu_fill` is for CPU.
+/// `container_memory_usage_ratio` and the like), as `is_cpu_fill` is for
+/// CPU.
 fn is_memory_fill(s: &Signal) -> bool {
-    let metric = metric_name(&s.name);
-    s.kind == SignalKind::MetricSeries
-        && metric.len() >= 6
-        && metric.is_char_boundary(metric.len() - 6)
-        && metric[metric.len() - 6..].eq_ignore_ascii_case("_ratio")
-        && metric.to_ascii_lowercase().contains("memory")
+    crate::correlate::is_fill_of(s, "memory")
 }
 
 impl Context for Known<'_> {
