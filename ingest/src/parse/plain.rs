@@ -349,7 +349,15 @@ impl Parser for PlainParser {
             Layout::Header(f) if self.name == "plain" => match self.parse_header(f, text, raw) {
                 Ok(r) if !r.service.as_deref().is_some_and(|s| s.contains(' ')) => r,
                 header => match app_line(text, self.year(raw)) {
-                    Some(r) => r,
+                    // An application's own layout names no service: the
+                    // file does (`orders.log` is orders', as a web
+                    // server's access log is its site's), which a user
+                    // reads in the report and can rename by renaming the
+                    // file; stdin and Kafka give no file and no service.
+                    Some(mut r) => {
+                        r.service = service_of_file(&raw.origin).map(str::to_string);
+                        r
+                    }
                     None => header?,
                 },
             },
@@ -468,23 +476,28 @@ impl Parser for PlainParser {
     }
 }
 
-/// The service of a web server's records (access and error logs): the
+/// The service of a web server's records (access and error logs) and of
+/// an application's own log file (its layout names no service): the
 /// file they came from, never the server's format name (an estate runs
 /// many nginx sites, and "nginx" names none of them); an access line that
 /// names its virtual host (Apache's `vhost_combined`, `%v:%p` first) is
 /// that host's instead. From the file: its name without compression,
-/// `.log`/`.txt` and rotation suffixes and without an `access`/`error`
+/// `.log`/`.txt`/`.out` and rotation suffixes and without an `access`/`error`
 /// word (`shop-access.log.1.gz` and `www.shop.com_access_log` name `shop`
 /// and `www.shop.com`); when that leaves nothing (`shop/access.log`), the
 /// directory it is in; with no directory either, the bare name (`access`).
 /// None for an origin that is no file name at all.
 fn service_of_file(origin: &str) -> Option<&str> {
+    if origin == "-" {
+        // Standard input names nothing.
+        return None;
+    }
     let path = std::path::Path::new(origin);
     let name = path.file_name()?.to_str()?;
     let mut stem = name;
     loop {
         let before = stem;
-        for ext in [".gz", ".bz2", ".zst", ".xz", ".log", ".txt"] {
+        for ext in [".gz", ".bz2", ".zst", ".xz", ".log", ".txt", ".out"] {
             stem = stem.strip_suffix(ext).unwrap_or(stem);
         }
         // Rotation: `.1`, `-20260105`.
@@ -1023,6 +1036,30 @@ mod tests {
         assert_eq!(r.fields["pid"], FieldValue::Str("99".into()));
     }
 
+    /// An application's own layout names no service; the file it was
+    /// read from does, and standard input none.
+    #[test]
+    fn an_application_line_belongs_to_its_file() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        let line =
+            "2026-01-05 10:00:00,112 [exec-1] ERROR com.shop.OrderService - payment declined";
+        let read = |p: &mut PlainParser, origin: &str| {
+            let raw = RawRecord::line(origin.into(), 1, line.as_bytes().to_vec());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            match out.remove(0) {
+                Event::Log(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = read(&mut p, "/var/log/shop/orders.log.1");
+        assert_eq!(r.service.as_deref(), Some("orders"));
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "payment declined");
+        assert_eq!(r.fields["thread"], FieldValue::Str("exec-1".into()));
+        assert_eq!(read(&mut p, "-").service, None);
+    }
+
     #[test]
     fn a_web_servers_records_belong_to_their_site_not_to_the_server() {
         for (origin, service) in [
@@ -1035,6 +1072,8 @@ mod tests {
             ("access.log", Some("access")),
             ("./error_log", Some("error_log")),
             ("billing.log", Some("billing")),
+            ("/opt/tomcat/logs/catalina.out", Some("catalina")),
+            ("-", None),
             ("", None),
         ] {
             assert_eq!(service_of_file(origin), service, "{origin}");
