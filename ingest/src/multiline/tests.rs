@@ -202,10 +202,10 @@ fn catalina_out_mixes_tomcat_and_spring_boot_layouts() {
         Some("org.apache.catalina.startup.VersionLoggerListener.log")
     );
     assert_eq!(recs[1].message, "Starting ShopApplication v1.4.2");
-    assert_eq!(
-        recs[1].service, None,
-        "pid, thread and logger are not a service"
-    );
+    // Not the pid, the thread or the logger: the file the line came from
+    // (this test's decoder reads from `app.log`).
+    assert_eq!(recs[1].service.as_deref(), Some("app"));
+    assert_eq!(field(&recs[1], "thread"), Some("main"));
     assert_eq!(recs[2].level, Some(Level::Error), "SEVERE");
     assert_eq!(
         field(&recs[2], "exception.type"),
