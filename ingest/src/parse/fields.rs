@@ -258,8 +258,8 @@ pub fn to_event(
         // with it the layout's header: the statement is what follows the
         // logger (see `split_app_layout` for why the header goes), without
         // the trace context the record carries as fields.
-        match crate::parse::layout::split_app_layout(&message) {
-            Some((l, tail)) => {
+        match crate::parse::layout::layout_in_text(&message) {
+            Some((l, Some(tail))) => {
                 level = Some(l);
                 logger = tail.logger.map(|n| FieldValue::Str(n.to_string()));
                 thread = tail.thread.map(|n| FieldValue::Str(n.to_string()));
@@ -278,7 +278,8 @@ pub fn to_event(
                 message.truncate(end);
                 message.replace_range(..start, "");
             }
-            None => level = crate::parse::layout::level_in_text(&message),
+            Some((l, None)) => level = Some(l),
+            None => {}
         }
     }
     let mut r = LogRecord::new(timestamp, message);

@@ -37,6 +37,19 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     split_level(head).map(|(l, _)| l)
 }
 
+/// [`level_in_text`] and, in the same pass, the parts of an application
+/// layout after the level when the header is one (see
+/// [`split_app_layout`]): the level is read once, whether or not the rest
+/// of the layout is there.
+pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
+    let head = msg.trim_start();
+    if let Some(l) = klog(head) {
+        return Some((l, None));
+    }
+    let (level, after) = split_level(head)?;
+    Some((level, app_layout_tail(head, after)))
+}
+
 /// The level a layout states in its first few tokens (as
 /// [`level_in_text`], without klog's), and the byte offset just after the
 /// level's token: where the rest of the line (thread, logger, message)
@@ -127,14 +140,25 @@ pub struct AppTail<'a> {
     pub message: &'a str,
 }
 
-/// The thread log4j's and logback's `%d [%t] %-5p` put before the level:
-/// the last bracketed token of the header before it.
-pub fn thread_before_level(header: &str) -> Option<&str> {
-    header
-        .split(|c: char| c.is_ascii_whitespace())
-        .filter(|t| t.len() > 2 && t.starts_with('[') && t.ends_with(']'))
-        .map(|t| &t[1..t.len() - 1])
-        .next_back()
+/// What follows the level that ends at `after` in `head` (see
+/// [`split_level`]), as [`logger_and_message`] reads it, with the thread
+/// log4j's and logback's `%d [%t] %-5p` put before the level when none
+/// follows it: the last bracketed token of the header, the level's own
+/// token (`[ERROR]`) not counted.
+pub fn app_tail(head: &str, after: usize) -> AppTail<'_> {
+    let mut tail = logger_and_message(&head[after..]);
+    if tail.thread.is_none() {
+        let header = head[..after]
+            .trim_end()
+            .rsplit_once(|c: char| c.is_ascii_whitespace())
+            .map_or("", |(h, _)| h);
+        tail.thread = header
+            .split(|c: char| c.is_ascii_whitespace())
+            .filter(|t| t.len() > 2 && t.starts_with('[') && t.ends_with(']'))
+            .map(|t| &t[1..t.len() - 1])
+            .next_back();
+    }
+    tail
 }
 
 /// A message that starts with an application layout's header (a time, an
@@ -151,22 +175,25 @@ pub fn thread_before_level(header: &str) -> Option<&str> {
 /// statement's own words, and unrelated statements fuse into one template.
 /// loghub's benchmarks mine the `Content` after the header for this reason.
 pub fn split_app_layout(msg: &str) -> Option<(Level, AppTail<'_>)> {
-    let head = msg.trim_start();
-    let (level, after) = split_level(head)?;
-    let (header, token) = head[..after]
-        .rsplit_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or(("", &head[..after]));
+    match layout_in_text(msg)? {
+        (level, Some(tail)) => Some((level, tail)),
+        (_, None) => None,
+    }
+}
+
+/// The parts after the level of `head` (ending at `after`) when the
+/// header is an application layout's: the level an upper-case word, a
+/// dotted logger after it, a statement after that.
+fn app_layout_tail(head: &str, after: usize) -> Option<AppTail<'_>> {
+    let token = head[..after]
+        .rsplit(|c: char| c.is_ascii_whitespace())
+        .next()
+        .unwrap_or_default();
     if !token.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let mut tail = logger_and_message(&head[after..]);
-    if tail.logger.is_none() || tail.message.is_empty() {
-        return None;
-    }
-    if tail.thread.is_none() {
-        tail.thread = thread_before_level(header);
-    }
-    Some((level, tail))
+    let tail = app_tail(head, after);
+    (tail.logger.is_some() && !tail.message.is_empty()).then_some(tail)
 }
 
 /// A statement without the trace context a layout printed before it
@@ -480,6 +507,17 @@ mod tests {
             split_app_layout("2023-11-23T09:00:00.000Z  INFO 1 --- [myapp] [           main] o.s.b.SpringApplication : Started"),
             Some((Level::Info, tail(Some("o.s.b.SpringApplication"), Some("main"), "Started")))
         );
+        // A bracketed level is no thread (plain files read it too).
+        let head = "2023-01-29 16:42:22,382 [ERROR] com.example.Foo - boom";
+        let (level, after) = split_level(head).unwrap();
+        assert_eq!(level, Level::Error);
+        assert_eq!(
+            app_tail(head, after),
+            tail(Some("com.example.Foo"), None, "boom")
+        );
+        let head = "2023-01-29 16:42:22,382 [exec-1] [ERROR] com.example.Foo - boom";
+        let (_, after) = split_level(head).unwrap();
+        assert_eq!(app_tail(head, after).thread, Some("exec-1"));
         // No dotted logger after the level, a `key=value` level, a
         // bracketed level, prose: nothing to split.
         assert_eq!(split_app_layout("17:12:44.123 INFO starting up"), None);

@@ -11,7 +11,7 @@
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::parse_timestamp;
 use crate::parse::header::HeaderFormat;
-use crate::parse::layout::{logger_and_message, split_level, thread_before_level};
+use crate::parse::layout::{app_tail, split_level};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use chrono::{NaiveDateTime, TimeZone, Utc};
@@ -236,14 +236,14 @@ fn app_line(text: &str, year: i32) -> Option<LogRecord> {
         }
         return Some(r);
     }
-    let tail = logger_and_message(&rest[after..]);
+    let tail = app_tail(rest, after);
     let mut r = LogRecord::new(ts, tail.message);
     r.level = Some(level);
     if let Some(logger) = tail.logger {
         r.fields
             .insert("logger".into(), FieldValue::Str(logger.to_string()));
     }
-    if let Some(thread) = tail.thread.or_else(|| thread_before_level(&rest[..after])) {
+    if let Some(thread) = tail.thread {
         r.fields
             .insert("thread".into(), FieldValue::Str(thread.to_string()));
     }
