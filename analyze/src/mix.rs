@@ -211,7 +211,9 @@ impl ServiceMix {
             }
             if self.judged >= MIN_JUDGED {
                 // The steadiest template absent from the minute.
-                let tested = self.history.len().max(1) as f64;
+                // Chi-square with one degree of freedom is 2 Q(sqrt(D));
+                // Bonferroni over the templates tested.
+                let correction = 2f64.log10() + (self.history.len().max(1) as f64).log10();
                 let mut worst: Option<(f64, &String, f64)> = None;
                 for (t, &h) in &self.history {
                     if t == OTHER || window.contains_key(t) {
@@ -219,10 +221,7 @@ impl ServiceMix {
                     }
                     let q = (h + SMOOTH) / denom;
                     let deviance = -2.0 * n * (1.0 - q).ln() / self.dispersion.max(1.0);
-                    // Chi-square with one degree of freedom: 2 Q(sqrt(D)).
-                    let log10_tail =
-                        (log10_normal_tail(deviance.sqrt()) + 2f64.log10() + tested.log10())
-                            .min(0.0);
+                    let log10_tail = (log10_normal_tail(deviance.sqrt()) + correction).min(0.0);
                     if worst.is_none_or(|w| log10_tail < w.0) {
                         worst = Some((log10_tail, t, q));
                     }

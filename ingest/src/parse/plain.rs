@@ -353,7 +353,8 @@ impl Parser for PlainParser {
                     // file does (`orders.log` is orders', as a web
                     // server's access log is its site's), which a user
                     // reads in the report and can rename by renaming the
-                    // file; stdin and Kafka give no file and no service.
+                    // file. Standard input names none; a Kafka topic's
+                    // name stands for the file, as for access lines.
                     Some(mut r) => {
                         r.service = service_of_file(&raw.origin).map(str::to_string);
                         r
