@@ -939,7 +939,14 @@ const SATURATED: f64 = 0.8;
 /// nothing else moved and never opens an incident (callers' mixes move
 /// with their callee's fault); a stop is the service's own evidence.
 fn is_mix_shift(a: &Anomaly) -> bool {
-    a.signal.kind == SignalKind::TemplateMix && a.detector != crate::mix::STOPPED
+    a.signal.kind == SignalKind::TemplateMix && !is_own_statement_missing(a)
+}
+
+/// A statement of the service's own that went missing: one it wrote
+/// steadily that stopped (`mix.rs`), or one that requests wrote together
+/// with another and now lack (`invariant.rs`).
+fn is_own_statement_missing(a: &Anomaly) -> bool {
+    a.detector == crate::mix::STOPPED || a.detector == crate::invariant::BROKEN
 }
 
 /// The class, target and prior weight an anomaly suggests on its own, from
@@ -1015,7 +1022,7 @@ pub fn classify(a: &Anomaly) -> (RootCauseClass, Target, f64) {
         // writing: its own requests break before that line (an exception
         // thrown early). As direct as its own failing share; the class
         // (what broke) is not known.
-        SignalKind::TemplateMix if a.detector == crate::mix::STOPPED => {
+        SignalKind::TemplateMix if is_own_statement_missing(a) => {
             (RootCauseClass::Unknown, service_target, 0.8)
         }
         SignalKind::TemplateMix => (RootCauseClass::Unknown, service_target, 0.5),

@@ -403,7 +403,7 @@ impl Analyzer {
                 }
                 let before = out.anomalies.len();
                 self.sessions.observe(r, &mut out.anomalies);
-                self.sessions_as_evidence(&out.anomalies[before..]);
+                self.sessions_as_evidence(before, out);
             }
             Event::Metric(m) => {
                 if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
@@ -497,9 +497,19 @@ impl Analyzer {
     /// evidence (or wait a few minutes for one), as new templates do: a
     /// session is judged only when it closes, a minute after its last
     /// record, so it comes after the onset it belongs to.
-    fn sessions_as_evidence(&mut self, found: &[Anomaly]) {
-        for a in found {
-            self.correlator.observe_template(a.clone(), &a.detail);
+    ///
+    /// A broken invariant (a statement gone missing from requests, see
+    /// [`crate::invariant`]) is the service's own evidence, as a stopped
+    /// statement is: it may open an incident.
+    fn sessions_as_evidence(&mut self, before: usize, out: &mut AnalyzerOutput) {
+        for i in before..out.anomalies.len() {
+            let a = out.anomalies[i].clone();
+            if a.detector == crate::invariant::BROKEN {
+                out.incidents.extend(self.correlator.observe(a));
+            } else {
+                let detail = a.detail.clone();
+                self.correlator.observe_template(a, &detail);
+            }
         }
     }
 
@@ -507,7 +517,7 @@ impl Analyzer {
     pub fn finish(&mut self, out: &mut AnalyzerOutput) {
         let before = out.anomalies.len();
         self.sessions.finish(&mut out.anomalies);
-        self.sessions_as_evidence(&out.anomalies[before..]);
+        self.sessions_as_evidence(before, out);
         self.points.clear();
         self.agg.finish(&mut self.points);
         self.score_points(out);
@@ -778,6 +788,72 @@ mod tests {
             evidence.iter().any(|e| matches!(e,
                 Evidence::Signal { anomaly } if anomaly.kind == AnomalyKind::SessionAnomaly)),
             "{evidence:?}"
+        );
+    }
+
+    /// The shape of an exception thrown inside a callee: every request
+    /// logs a line at `gateway`, then one at `price`, then one at `route`
+    /// (each service also answers other requests, so its log never stops).
+    /// For ten minutes `route` throws before its line in most requests:
+    /// no service logs an error, `gateway` and `price` log as before, and
+    /// `route` still writes its other lines. The incident opens at `route`,
+    /// whose statement the requests lost, and nothing opens before.
+    #[test]
+    fn a_statement_missing_from_requests_opens_an_incident_at_its_service() {
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut out = AnalyzerOutput::default();
+        let line = |ms: i64, svc: &str, tpl: &str, trace: Option<String>| {
+            let mut r = LogRecord::new(Timestamp::from_millis(ms), tpl);
+            r.service = Some(svc.into());
+            r.level = Some(Level::Info);
+            r.template_id = Some(tpl.into());
+            r.trace_id = trace;
+            Event::Log(r)
+        };
+        // One request every 3 s for 3 hours.
+        for i in 0..3600i64 {
+            let ms = i * 3000;
+            let broken = (6000..6600).contains(&(ms / 1000)) && i % 4 != 0;
+            let trace = Some(format!("req{i}"));
+            a.push(&line(ms, "gateway", "T_query", trace.clone()), &mut out);
+            a.push(
+                &line(ms + 200, "price", "T_priced", trace.clone()),
+                &mut out,
+            );
+            if !broken {
+                a.push(&line(ms + 400, "route", "T_found", trace.clone()), &mut out);
+            }
+            a.push(&line(ms + 1000, "route", "T_health", None), &mut out);
+            a.push(&line(ms + 1500, "price", "T_health", None), &mut out);
+        }
+        a.finish(&mut out);
+        let broken: Vec<&Anomaly> = out
+            .anomalies
+            .iter()
+            .filter(|x| x.detector == crate::invariant::BROKEN)
+            .collect();
+        assert!(!broken.is_empty(), "the missing statement is seen");
+        assert!(
+            broken
+                .iter()
+                .all(|x| (6000..6700).contains(&x.timestamp.as_secs())),
+            "only while it lasts: {broken:#?}"
+        );
+        let inc = out
+            .incidents
+            .iter()
+            .find(|i| (6000..6200).contains(&i.start.as_secs()))
+            .unwrap_or_else(|| panic!("an incident at the onset: {:#?}", out.incidents));
+        assert_eq!(
+            inc.root_causes[0].target.service.as_deref(),
+            Some("route"),
+            "{:#?}",
+            inc.root_causes
+        );
+        assert!(
+            out.incidents.iter().all(|i| i.start.as_secs() >= 6000),
+            "nothing before the fault: {:#?}",
+            out.incidents
         );
     }
 

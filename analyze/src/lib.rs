@@ -13,6 +13,10 @@
 //!   which detector the engine runs on each signal ([`detectors::for_signal`])
 //!   and the methods of `remedy detect` ([`detectors::METHODS`]).
 //! - [`traces`]: calls and error origins learned from the trace ids in logs.
+//! - [`mix`], [`session`], [`invariant`]: what a service logs (its mix of
+//!   templates, a statement that stops), what a session (a trace or
+//!   request) goes through, and statements that requests wrote together
+//!   going missing from them.
 //! - [`correlate`]: groups anomalies into incidents by time, shared
 //!   service/host/container and the dependency topology, resolves them when
 //!   they go quiet, and ranks root-cause candidates with their evidence.
@@ -28,6 +32,7 @@ pub mod detector;
 pub mod detectors;
 pub mod engine;
 mod hash;
+pub mod invariant;
 pub mod mix;
 pub mod recurrence;
 pub mod session;

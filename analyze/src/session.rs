@@ -107,6 +107,10 @@ pub struct SessionDetector {
     pub evicted: u64,
     /// Single-record "sessions", neither judged nor learned from.
     pub single: u64,
+    /// Invariants between the templates of sessions (see
+    /// [`crate::invariant`]).
+    #[serde(default)]
+    invariants: crate::invariant::Invariants,
     /// `id_pattern` compiled (not state: rebuilt from the settings).
     #[serde(skip)]
     pattern: Option<regex::Regex>,
@@ -127,6 +131,7 @@ impl SessionDetector {
             max_records: 0,
             evicted: 0,
             single: 0,
+            invariants: Default::default(),
         })
     }
 
@@ -158,6 +163,9 @@ impl SessionDetector {
     /// sessions that closed before it.
     pub fn observe(&mut self, r: &LogRecord, out: &mut Vec<Anomaly>) {
         self.close_idle(r.timestamp, out);
+        if let Some(s) = &r.service {
+            self.invariants.saw(s, r.timestamp);
+        }
         let (Some(id), Some(tpl)) = (self.session_of(r), r.template_id.as_ref()) else {
             return;
         };
@@ -207,6 +215,7 @@ impl SessionDetector {
         for s in rest {
             self.judge(s, out);
         }
+        self.invariants.finish(out);
     }
 
     fn close_idle(&mut self, now: Timestamp, out: &mut Vec<Anomaly>) {
@@ -228,7 +237,21 @@ impl SessionDetector {
     /// Judge a closed session against the sessions before it, then learn
     /// from it.
     fn judge(&mut self, s: Open, out: &mut Vec<Anomaly>) {
-        // One record is an event, not a session (a trace id per log line).
+        // Closed an idle time after its last record (whether it was closed
+        // then or early, by the cap or the end of input): the same minute
+        // however the records arrived.
+        let closed = Timestamp::from_millis(s.last.as_millis() + self.cfg.idle_secs as i64 * 1000);
+        self.invariants.observe(
+            closed,
+            s.first,
+            s.last,
+            &s.templates,
+            &s.template_services,
+            out,
+        );
+        // A request that wrote one line may still have lost the others
+        // (above); as a session of its own, one record is an event, not a
+        // session (a trace id per log line).
         if s.records < 2 {
             self.single += 1;
             return;
