@@ -377,6 +377,12 @@ impl Analyzer {
         self.agg.stats()
     }
 
+    /// What the session caps turned away (see
+    /// [`crate::session::SessionDetector::over_cap`]).
+    pub fn sessions_over_cap(&self) -> u64 {
+        self.sessions.over_cap()
+    }
+
     /// Fold in one event.
     pub fn push(&mut self, event: &Event, out: &mut AnalyzerOutput) {
         match event {

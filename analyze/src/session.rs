@@ -135,6 +135,12 @@ impl SessionDetector {
         })
     }
 
+    /// What the caps turned away: sessions closed early by `max_open`,
+    /// and anchors or template pairs beyond the invariants' caps.
+    pub fn over_cap(&self) -> u64 {
+        self.evicted + self.invariants.capped
+    }
+
     /// Compile the id pattern again after a restore (it is not state).
     pub fn reattach(&mut self) {
         self.pattern = compile(&self.cfg.id_pattern).ok().flatten();
@@ -426,5 +432,6 @@ mod tests {
         }
         assert!(d.open.len() <= 10);
         assert_eq!(d.evicted, 90);
+        assert_eq!(d.over_cap(), 90, "what the caps turned away is reported");
     }
 }

@@ -71,14 +71,22 @@ impl EngineSettings {
 
 /// The memory caps as `/metrics` labels them, with what each turned away:
 /// distinct series beyond `max_series`, observations of signals beyond the
-/// signal cap, templates evicted. One list for a live engine
-/// ([`Engine::over_cap`]) and a finished run ([`Summary::over_cap`]);
-/// `caps(0, 0, 0)` is the start of a sum over engines.
-pub fn caps(series: u64, signal_observations: u64, templates: u64) -> [(&'static str, u64); 3] {
+/// signal cap, templates evicted, and sessions closed early by the
+/// open-session cap with anchors or template pairs beyond the invariants'
+/// caps. One list for a live engine ([`Engine::over_cap`]) and a finished
+/// run ([`Summary::over_cap`]); `caps(0, 0, 0, 0)` is the start of a sum
+/// over engines.
+pub fn caps(
+    series: u64,
+    signal_observations: u64,
+    templates: u64,
+    sessions: u64,
+) -> [(&'static str, u64); 4] {
     [
         ("metric_series", series),
         ("signal_observations", signal_observations),
         ("templates_evicted", templates),
+        ("sessions", sessions),
     ]
 }
 
@@ -278,6 +286,9 @@ pub struct Summary {
     pub templates: usize,
     /// Templates evicted by the template cap.
     pub templates_evicted: u64,
+    /// Sessions closed early by the open-session cap, and anchors or
+    /// template pairs turned away by the invariants' caps.
+    pub sessions_over_cap: u64,
     /// Most frequent templates.
     pub top_templates: Vec<TemplateSummary>,
     /// Anomalies found.
@@ -294,11 +305,12 @@ pub struct Summary {
 impl Summary {
     /// What the memory caps turned away in this run, by cap (the labels
     /// of `/metrics`' `remedy_analysis_over_cap`).
-    pub fn over_cap(&self) -> [(&'static str, u64); 3] {
+    pub fn over_cap(&self) -> [(&'static str, u64); 4] {
         caps(
             self.metric_series_over_cap,
             self.signals_over_cap,
             self.templates_evicted,
+            self.sessions_over_cap,
         )
     }
 }
@@ -696,11 +708,12 @@ impl Engine {
     /// What the memory caps turned away so far, by cap: distinct series
     /// beyond `max_series`, observations of signals beyond the signal cap,
     /// templates evicted by the template cap (`/metrics`' `remedy_over_cap`).
-    pub fn over_cap(&self) -> [(&'static str, u64); 3] {
+    pub fn over_cap(&self) -> [(&'static str, u64); 4] {
         caps(
             self.acc.over_cap.len() as u64,
             self.analyzer.signal_stats().signals_over_cap,
             self.miner.stats().evicted,
+            self.analyzer.sessions_over_cap(),
         )
     }
 
@@ -748,6 +761,7 @@ impl Engine {
             signals_over_cap: signals.signals_over_cap,
             templates,
             templates_evicted: self.miner.stats().evicted,
+            sessions_over_cap: self.analyzer.sessions_over_cap(),
             top_templates: top,
             anomalies: 0,
             incidents: 0,

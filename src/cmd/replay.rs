@@ -519,12 +519,17 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
     // series, signals or templates) say what they turned away: a capped
     // run is not a complete analysis, and the user should know which cap
     // to raise or which label to drop.
-    if s.metric_series_over_cap > 0 || s.signals_over_cap > 0 || s.templates_evicted > 0 {
+    if s.metric_series_over_cap > 0
+        || s.signals_over_cap > 0
+        || s.templates_evicted > 0
+        || s.sessions_over_cap > 0
+    {
         writeln!(
             w,
             "\ncaps: {} series over the series cap (not tracked), {} observations of \
-             signals over the signal cap (counted, not analysed), {} templates evicted",
-            s.metric_series_over_cap, s.signals_over_cap, s.templates_evicted
+             signals over the signal cap (counted, not analysed), {} templates evicted, \
+             {} sessions or template pairs over the session caps",
+            s.metric_series_over_cap, s.signals_over_cap, s.templates_evicted, s.sessions_over_cap
         )?;
     }
     writeln!(w, "\nlogs: {} records, {} templates", s.logs, s.templates)?;

@@ -88,7 +88,8 @@ pub struct StreamMetrics {
     pub late: Gauge,
     /// `remedy_over_cap`: what the memory caps turned away over this
     /// instance's partitions, by cap (`metric_series`,
-    /// `signal_observations`, `templates_evicted`). A gauge, like `late`.
+    /// `signal_observations`, `templates_evicted`, `sessions`). A gauge,
+    /// like `late`.
     pub over_cap: Family<CapLabels, Gauge>,
 }
 
@@ -843,7 +844,7 @@ impl Worker {
             .sum();
         self.metrics.late.set(late as i64);
         // Every engine lists the caps in the same order: sum them in place.
-        let mut capped = engine::engine::caps(0, 0, 0);
+        let mut capped = engine::engine::caps(0, 0, 0, 0);
         for r in self.tasks.values() {
             for (sum, (_, n)) in capped.iter_mut().zip(r.task.engine().over_cap()) {
                 sum.1 += n;
