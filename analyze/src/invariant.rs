@@ -38,7 +38,7 @@
 //!
 //! Learned only from sessions that broke no invariant badly (robust, as the
 //! other detectors' baselines), so a fault does not teach its own absence.
-//! Bounded: [`MAX_TEMPLATES`] anchors, [`MAX_PAIRS`] pairs,
+//! Bounded: [`MAX_TEMPLATES`] templates, [`MAX_PAIRS`] pairs,
 //! [`MAX_PER_SESSION`] templates per session and [`MAX_WINDOW_SESSIONS`]
 //! sessions buffered per minute.
 
@@ -60,7 +60,7 @@ pub const MIN_SUPPORT: f64 = 50.0;
 const MIN_WINDOW: u32 = 5;
 /// Templates of one session considered (the first ones).
 pub const MAX_PER_SESSION: usize = 32;
-/// Anchors remembered.
+/// Templates remembered.
 pub const MAX_TEMPLATES: usize = 20_000;
 /// Co-occurring pairs remembered.
 pub const MAX_PAIRS: usize = 200_000;
@@ -91,43 +91,57 @@ struct Tested {
 struct Worst {
     /// log10 tail, Bonferroni-corrected.
     tail: f64,
-    anchor: Arc<str>,
-    consequent: Arc<str>,
+    anchor: Id,
+    consequent: Id,
     tested: Tested,
     /// Share of earlier sessions with the anchor that lacked the consequent.
     usual: f64,
 }
 
+/// A template, by the number it was given when first seen: every count
+/// below is keyed by numbers, so a session's tests hash and compare
+/// integers, not template ids.
+type Id = u32;
+
 /// A closed session waiting for its minute to be judged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pending {
-    templates: Vec<Arc<str>>,
+    templates: Vec<Id>,
     /// Invariants it broke: (anchor, consequent).
-    broke: Vec<(Arc<str>, Arc<str>)>,
+    broke: Vec<(Id, Id)>,
+}
+
+/// What is known of one template.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Template {
+    name: Arc<str>,
+    /// The service that wrote it (first seen).
+    service: Option<String>,
+    /// Sessions learned from that held it.
+    with: f64,
+    /// Sessions that held it and each other template.
+    both: FastMap<Id, f64>,
+    /// Invariants as of the last learned minute: the templates sessions
+    /// with this one hold.
+    rules: Vec<Id>,
 }
 
 /// The detector. See the module docs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Invariants {
-    /// Sessions learned from that held each template.
-    with: FastMap<Arc<str>, f64>,
-    /// Sessions that held both, by anchor then consequent.
-    both: FastMap<Arc<str>, FastMap<Arc<str>, f64>>,
+    ids: FastMap<Arc<str>, Id>,
+    templates: Vec<Template>,
     pairs: usize,
-    /// The service that wrote each template (first seen).
-    service_of: FastMap<Arc<str>, String>,
     /// Per service: when its current unbroken stream of records began, and
     /// its latest record.
     streams: FastMap<String, (i64, i64)>,
-    /// Invariants as of the last learned minute: anchor -> consequents.
-    rules: FastMap<Arc<str>, Vec<Arc<str>>>,
     /// The minute being collected (start, ms) and its counts.
     window: Option<i64>,
-    tested: BTreeMap<(Arc<str>, Arc<str>), Tested>,
+    tested: FastMap<(Id, Id), Tested>,
     pending: Vec<Pending>,
     /// Services whose alert is open.
     alerting: BTreeSet<String>,
-    /// Anchors or pairs turned away by the caps.
+    /// Templates or pairs turned away by the caps.
     pub capped: u64,
 }
 
@@ -153,6 +167,28 @@ impl Invariants {
             .is_some_and(|&(since, latest)| since < first && latest > last)
     }
 
+    /// The number of template `name`, given now if it has none (and the
+    /// cap allows).
+    fn id(&mut self, name: &Arc<str>, service: &Option<String>) -> Option<Id> {
+        if let Some(&id) = self.ids.get(name) {
+            return Some(id);
+        }
+        if self.templates.len() >= MAX_TEMPLATES {
+            self.capped += 1;
+            return None;
+        }
+        let id = self.templates.len() as Id;
+        self.ids.insert(name.clone(), id);
+        self.templates.push(Template {
+            name: name.clone(),
+            service: service.clone(),
+            with: 0.0,
+            both: FastMap::default(),
+            rules: Vec::new(),
+        });
+        Some(id)
+    }
+
     /// A session closed at `closed` (event time) with `templates` (in the
     /// order first seen) and the service that wrote each, spanning
     /// `first..=last`.
@@ -174,33 +210,29 @@ impl Invariants {
             None => self.window = Some(minute),
             _ => {}
         }
-        let templates = &templates[..templates.len().min(MAX_PER_SESSION)];
-        for ((t, _), s) in templates.iter().zip(services) {
-            if let Some(s) = s {
-                if !self.service_of.contains_key(t) && self.service_of.len() < MAX_TEMPLATES {
-                    self.service_of.insert(t.clone(), s.clone());
-                }
+        let mut held: Vec<Id> = Vec::with_capacity(templates.len().min(MAX_PER_SESSION));
+        for ((t, _), s) in templates.iter().zip(services).take(MAX_PER_SESSION) {
+            if let Some(id) = self.id(t, s) {
+                held.push(id);
             }
         }
-        // At most MAX_PER_SESSION templates: a scan beats building a set.
-        let held = |b: &str| templates.iter().any(|(t, _)| &**t == b);
+        let mut sorted = held.clone();
+        sorted.sort_unstable();
         let mut broke = Vec::new();
-        for (a, _) in templates {
-            let Some(rules) = self.rules.get(a) else {
-                continue;
-            };
-            for b in rules {
-                let present = held(b);
+        for &a in &held {
+            for &b in &self.templates[a as usize].rules {
+                let present = sorted.binary_search(&b).is_ok();
                 if !present {
-                    let Some(svc) = self.service_of.get(b) else {
-                        continue;
-                    };
-                    if !self.live(svc, first.as_millis(), last.as_millis()) {
+                    let live = self.templates[b as usize]
+                        .service
+                        .as_deref()
+                        .is_some_and(|svc| self.live(svc, first.as_millis(), last.as_millis()));
+                    if !live {
                         continue;
                     }
-                    broke.push((a.clone(), b.clone()));
+                    broke.push((a, b));
                 }
-                let e = self.tested.entry((a.clone(), b.clone())).or_default();
+                let e = self.tested.entry((a, b)).or_default();
                 e.n += 1;
                 e.missing += u32::from(!present);
             }
@@ -210,10 +242,10 @@ impl Invariants {
         // too, which only adds support). One that broke something waits
         // for the minute's verdict.
         if broke.is_empty() {
-            self.learn(templates.iter().map(|(t, _)| t));
+            self.learn(&held);
         } else if self.pending.len() < MAX_WINDOW_SESSIONS {
             self.pending.push(Pending {
-                templates: templates.iter().map(|(t, _)| t.clone()).collect(),
+                templates: held,
                 broke,
             });
         }
@@ -230,52 +262,45 @@ impl Invariants {
     /// sessions.
     fn judge(&mut self, out: &mut Vec<Anomaly>) {
         let Some(start) = self.window else { return };
-        let tested = std::mem::take(&mut self.tested);
-        let judged: Vec<_> = tested
-            .iter()
+        // Sorted by the templates' names: the same order in every process
+        // (the numbers depend on arrival, the hash maps on a random seed).
+        let mut tested: Vec<((Id, Id), Tested)> = self
+            .tested
+            .drain()
             .filter(|(_, t)| t.n >= MIN_WINDOW)
-            .map(|((a, b), t)| {
-                let with = self.with.get(a).copied().unwrap_or(0.0);
-                let both = self
-                    .both
-                    .get(a)
-                    .and_then(|m| m.get(b))
-                    .copied()
-                    .unwrap_or(0.0);
-                let seen_without = (with - both).max(0.0);
-                let tail = log10_beta_binomial_tail(
-                    t.missing as u64,
-                    t.n as u64,
-                    seen_without + 0.5,
-                    both + 0.5,
-                );
-                (
-                    a.clone(),
-                    b.clone(),
-                    t.clone(),
-                    tail,
-                    seen_without / with.max(1.0),
-                )
-            })
             .collect();
-        let bonferroni = (judged.len().max(1) as f64).log10();
+        tested.sort_by(|((a1, b1), _), ((a2, b2), _)| {
+            let name = |i: &Id| &self.templates[*i as usize].name;
+            (name(a1), name(b1)).cmp(&(name(a2), name(b2)))
+        });
+        let bonferroni = (tested.len().max(1) as f64).log10();
         // The most surprising invariant per service of the consequent.
         let mut worst: BTreeMap<String, Worst> = BTreeMap::new();
-        let mut unusual: BTreeSet<(Arc<str>, Arc<str>)> = BTreeSet::new();
-        for (anchor, consequent, tested, tail, usual) in judged {
+        let mut unusual: BTreeSet<(Id, Id)> = BTreeSet::new();
+        for ((a, b), t) in tested {
+            let anchor = &self.templates[a as usize];
+            let with = anchor.with;
+            let both = anchor.both.get(&b).copied().unwrap_or(0.0);
+            let seen_without = (with - both).max(0.0);
+            let tail = log10_beta_binomial_tail(
+                t.missing as u64,
+                t.n as u64,
+                seen_without + 0.5,
+                both + 0.5,
+            );
             let tail = (tail + bonferroni).min(0.0);
             if tail < ORDINARY_LOG10 {
-                unusual.insert((anchor.clone(), consequent.clone()));
+                unusual.insert((a, b));
             }
-            let Some(svc) = self.service_of.get(&consequent) else {
+            let Some(svc) = &self.templates[b as usize].service else {
                 continue;
             };
             let w = Worst {
                 tail,
-                anchor,
-                consequent,
-                tested,
-                usual,
+                anchor: a,
+                consequent: b,
+                tested: t,
+                usual: seen_without / with.max(1.0),
             };
             match worst.get_mut(svc) {
                 Some(slot) if w.tail < slot.tail => *slot = w,
@@ -288,7 +313,9 @@ impl Invariants {
         for (svc, w) in &worst {
             if w.tail <= OPEN_LOG10 && !self.alerting.contains(svc) {
                 self.alerting.insert(svc.clone());
-                let (a, b, t) = (&w.anchor, &w.consequent, &w.tested);
+                let a = &self.templates[w.anchor as usize].name;
+                let b = &self.templates[w.consequent as usize].name;
+                let t = &w.tested;
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::TemplateMix,
@@ -325,35 +352,26 @@ impl Invariants {
             if p.broke.iter().any(|k| unusual.contains(k)) {
                 continue;
             }
-            self.learn(p.templates.iter());
+            self.learn(&p.templates);
         }
         self.rebuild_rules();
     }
 
-    fn learn<'a>(&mut self, templates: impl Iterator<Item = &'a Arc<str>> + Clone) {
-        let single = templates.clone().nth(1).is_none();
-        for a in templates.clone() {
-            if let Some(w) = self.with.get_mut(a) {
-                *w += 1.0;
-            } else if self.with.len() < MAX_TEMPLATES {
-                self.with.insert(a.clone(), 1.0);
-            } else {
-                self.capped += 1;
+    fn learn(&mut self, held: &[Id]) {
+        for &a in held {
+            let row = &mut self.templates[a as usize];
+            row.with += 1.0;
+            if held.len() < 2 {
                 continue;
             }
-            if single {
-                // No pairs: no row for it either.
-                continue;
-            }
-            let row = self.both.entry(a.clone()).or_default();
-            for b in templates.clone() {
+            for &b in held {
                 if a == b {
                     continue;
                 }
-                if let Some(c) = row.get_mut(b) {
+                if let Some(c) = row.both.get_mut(&b) {
                     *c += 1.0;
                 } else if self.pairs < MAX_PAIRS {
-                    row.insert(b.clone(), 1.0);
+                    row.both.insert(b, 1.0);
                     self.pairs += 1;
                 } else {
                     self.capped += 1;
@@ -363,21 +381,20 @@ impl Invariants {
     }
 
     fn rebuild_rules(&mut self) {
-        self.rules.clear();
-        for (a, row) in &self.both {
-            let with = self.with.get(a).copied().unwrap_or(0.0);
-            if with < MIN_SUPPORT {
+        for t in &mut self.templates {
+            t.rules.clear();
+            if t.with < MIN_SUPPORT {
                 continue;
             }
-            let mut bs: Vec<Arc<str>> = row
-                .iter()
-                .filter(|(_, &c)| c >= INVARIANT_SHARE * with)
-                .map(|(b, _)| b.clone())
-                .collect();
-            if !bs.is_empty() {
-                bs.sort();
-                self.rules.insert(a.clone(), bs);
-            }
+            let with = t.with;
+            t.rules.extend(
+                t.both
+                    .iter()
+                    .filter(|(_, &c)| c >= INVARIANT_SHARE * with)
+                    .map(|(&b, _)| b),
+            );
+            // Ids in a fixed order: sessions test them in it.
+            t.rules.sort_unstable();
         }
     }
 }
