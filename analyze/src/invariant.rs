@@ -30,6 +30,16 @@
 //! is back above 0.05: the template-mix tests' rule, not re-chosen here.
 //! It is reported at `B`'s service (where the statement went missing).
 //!
+//! Where a request broke: a request that broke loses every statement after
+//! the break, at the broken service's callees (never called) and callers
+//! (their lines after the call) alike. Of the statements a session lacks,
+//! only the one that sessions usually wrote before the others (the order
+//! is learned with the pairs) counts as missing; for the later ones the
+//! session is left out of the test, since the request never got that far.
+//! Done per session, not per minute: a minute mixes requests that broke in
+//! different places, and the statement missing first *overall* is most
+//! often a caller's line after the call (measured, BENCHMARKS).
+//!
 //! Absence of data is not data: a session counts as missing `B` only if
 //! `B`'s service was writing records from before the session began until
 //! after it ended. A shipper that starts or stops collecting (a log
@@ -87,6 +97,15 @@ struct Tested {
     missing: u32,
 }
 
+/// Two templates in the same sessions.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Pair {
+    /// Sessions that held both.
+    together: f64,
+    /// Of them, those that wrote the row's template first.
+    first: f64,
+}
+
 /// A service's most surprising invariant in a minute.
 struct Worst {
     /// log10 tail, Bonferroni-corrected.
@@ -119,8 +138,9 @@ struct Template {
     service: Option<String>,
     /// Sessions learned from that held it.
     with: f64,
-    /// Sessions that held it and each other template.
-    both: FastMap<Id, f64>,
+    /// Sessions that held it and each other template, and of them those
+    /// that wrote it first.
+    both: FastMap<Id, Pair>,
     /// Invariants as of the last learned minute: the templates sessions
     /// with this one hold.
     rules: Vec<Id>,
@@ -218,18 +238,37 @@ impl Invariants {
         }
         let mut sorted = held.clone();
         sorted.sort_unstable();
+        let (first_ms, last_ms) = (first.as_millis(), last.as_millis());
+        // The statements this session lacks that its templates' invariants
+        // expect (where their services were writing).
+        let mut lacks: Vec<Id> = Vec::new();
+        for &a in &held {
+            for &b in &self.templates[a as usize].rules {
+                if sorted.binary_search(&b).is_err() && !lacks.contains(&b) {
+                    let live = self.templates[b as usize]
+                        .service
+                        .as_deref()
+                        .is_some_and(|svc| self.live(svc, first_ms, last_ms));
+                    if live {
+                        lacks.push(b);
+                    }
+                }
+            }
+        }
+        // A request that broke loses every statement after the break, at
+        // the broken service's callees and its callers alike: only the
+        // statement such requests usually wrote first is where it broke.
+        // The later ones are neither missing nor present here: the request
+        // never got that far, which says nothing about them.
+        let lost = self.first_of(&lacks);
         let mut broke = Vec::new();
         for &a in &held {
             for &b in &self.templates[a as usize].rules {
                 let present = sorted.binary_search(&b).is_ok();
+                if !present && Some(b) != lost {
+                    continue;
+                }
                 if !present {
-                    let live = self.templates[b as usize]
-                        .service
-                        .as_deref()
-                        .is_some_and(|svc| self.live(svc, first.as_millis(), last.as_millis()));
-                    if !live {
-                        continue;
-                    }
                     broke.push((a, b));
                 }
                 let e = self.tested.entry((a, b)).or_default();
@@ -249,6 +288,26 @@ impl Invariants {
                 broke,
             });
         }
+    }
+
+    /// Of `lacks`, the statement that sessions holding it and another of
+    /// them usually wrote before that other, most often (ties: the first
+    /// numbered).
+    fn first_of(&self, lacks: &[Id]) -> Option<Id> {
+        let precedes = |b: Id, c: Id| {
+            self.templates[b as usize]
+                .both
+                .get(&c)
+                .is_some_and(|p| 2.0 * p.first > p.together)
+        };
+        lacks
+            .iter()
+            .map(|&b| {
+                let before = lacks.iter().filter(|&&c| c != b && precedes(b, c)).count();
+                (std::cmp::Reverse(before), b)
+            })
+            .min()
+            .map(|(_, b)| b)
     }
 
     /// End of input: judge the minute being collected.
@@ -280,7 +339,7 @@ impl Invariants {
         for ((a, b), t) in tested {
             let anchor = &self.templates[a as usize];
             let with = anchor.with;
-            let both = anchor.both.get(&b).copied().unwrap_or(0.0);
+            let both = anchor.both.get(&b).map_or(0.0, |p| p.together);
             let seen_without = (with - both).max(0.0);
             let tail = log10_beta_binomial_tail(
                 t.missing as u64,
@@ -358,20 +417,29 @@ impl Invariants {
     }
 
     fn learn(&mut self, held: &[Id]) {
-        for &a in held {
+        for (i, &a) in held.iter().enumerate() {
             let row = &mut self.templates[a as usize];
             row.with += 1.0;
             if held.len() < 2 {
                 continue;
             }
-            for &b in held {
+            // `held` is in the order the session first wrote each.
+            for (j, &b) in held.iter().enumerate() {
                 if a == b {
                     continue;
                 }
+                let first = f64::from(u8::from(i < j));
                 if let Some(c) = row.both.get_mut(&b) {
-                    *c += 1.0;
+                    c.together += 1.0;
+                    c.first += first;
                 } else if self.pairs < MAX_PAIRS {
-                    row.both.insert(b, 1.0);
+                    row.both.insert(
+                        b,
+                        Pair {
+                            together: 1.0,
+                            first,
+                        },
+                    );
                     self.pairs += 1;
                 } else {
                     self.capped += 1;
@@ -390,7 +458,7 @@ impl Invariants {
             t.rules.extend(
                 t.both
                     .iter()
-                    .filter(|(_, &c)| c >= INVARIANT_SHARE * with)
+                    .filter(|(_, c)| c.together >= INVARIANT_SHARE * with)
                     .map(|(&b, _)| b),
             );
             // Ids in a fixed order: sessions test them in it.
@@ -451,6 +519,36 @@ mod tests {
         assert!(a.detail.contains("went missing"), "{}", a.detail);
         // Not before the first broken minute's sessions closed.
         assert!(a.timestamp.as_millis() >= 3_660_000, "{:?}", a.timestamp);
+    }
+
+    /// `gateway` calls `route`, which calls `price`. When `route` throws
+    /// before its line, `price` is never called and its line goes missing
+    /// too; the requests broke at `route`, and only `route` is reported.
+    #[test]
+    fn a_request_that_broke_is_reported_where_it_broke_not_downstream() {
+        let mut d = Invariants::default();
+        let mut out = Vec::new();
+        let whole = [
+            ("query", "gateway"),
+            ("found", "route"),
+            ("priced", "price"),
+        ];
+        let keep_writing = |d: &mut Invariants, sec| {
+            d.saw("route", Timestamp::from_secs(sec + 1));
+            d.saw("price", Timestamp::from_secs(sec + 1));
+        };
+        for i in 0..600 {
+            keep_writing(&mut d, i * 6);
+            session(&mut d, i * 6, &whole, &mut out);
+        }
+        for i in 600..640 {
+            keep_writing(&mut d, i * 6);
+            let parts: &[(&str, &str)] = if i % 10 < 7 { &whole[..1] } else { &whole };
+            session(&mut d, i * 6, parts, &mut out);
+        }
+        d.finish(&mut out);
+        let at: Vec<_> = out.iter().map(|a| a.signal.service.as_deref()).collect();
+        assert_eq!(at, [Some("route")], "{out:#?}");
     }
 
     /// The same requests, but `route`'s log stream has a gap (a shipper
