@@ -396,6 +396,61 @@ fn replay_is_deterministic() {
     );
 }
 
+/// Real logs (`datasets/nezha-slice`: fifteen minutes of TrainTicket as
+/// Fluent Bit ships them, see datasets/README.md): ts-route-service throws
+/// at 10:56:45 and logs no error of its own; its callers' errors name
+/// nothing. The requests that used to write route's line stop writing it,
+/// and that is where the incident opens and what it names first. Twice,
+/// in two processes, with the same bytes: the invariants' hash maps must
+/// not leak their random order into the output.
+#[test]
+fn a_real_callee_exception_is_found_where_its_statement_went_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/nezha-slice");
+    let mut outs = Vec::new();
+    for i in 0..2 {
+        let out_dir = dir.path().join(format!("out{i}"));
+        let out = remedy()
+            .args(["replay", "--out"])
+            .arg(&out_dir)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        outs.push(out_dir);
+    }
+    assert_same_bytes(
+        &outs[0].join("incidents.jsonl"),
+        &outs[1].join("incidents.jsonl"),
+    );
+    let incidents: Vec<serde_json::Value> =
+        std::fs::read_to_string(outs[0].join("incidents.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let fault = incidents
+        .iter()
+        .find(|i| {
+            let start = i["start"].as_str().unwrap();
+            ("2023-01-29T10:56:30"..="2023-01-29T10:58:00").contains(&&start[..19])
+        })
+        .unwrap_or_else(|| panic!("no incident at route's fault: {incidents:#?}"));
+    let first = &fault["root_causes"][0];
+    assert_eq!(first["target"]["service"], "ts-route-service", "{fault:#}");
+    let evidence = first["evidence"].to_string();
+    assert!(evidence.contains("broken_invariant"), "{evidence}");
+    assert!(evidence.contains("went missing from"), "{evidence}");
+    // Nothing names route before its fault.
+    assert!(
+        incidents
+            .iter()
+            .all(|i| i["start"].as_str().unwrap() >= "2023-01-29T10:56:30"
+                || !i["root_causes"].to_string().contains("ts-route-service")),
+        "{incidents:#?}"
+    );
+}
+
 #[test]
 fn replay_reads_standard_input() {
     use std::io::Write;
