@@ -465,6 +465,40 @@ async fn streaming_gives_the_incidents_replay_gives() {
     );
 }
 
+/// Real logs with real sessions (`datasets/nezha-slice`: TrainTicket as
+/// Fluent Bit ships it, trace ids on every line): the session and
+/// invariant detectors carry state across records and minutes, and a
+/// stream must give exactly what replay gives, the route fault's incident
+/// included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_sessions_stream_as_they_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/nezha-slice/2023-01-29/logs.jsonl.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(&gz).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    let plain = dir.path().join("logs.jsonl");
+    std::fs::write(&plain, text).unwrap();
+    let files = vec![plain];
+    let (topics, _) = topic_per_file(&files, "remedy-nezha").await;
+    let names = Names::new("remedy-nezha", topics);
+    run_bounded(
+        names.command(&dir.path().join("s.db")),
+        &dir.path().join("run"),
+    );
+    replay(&files, &dir.path().join("replay"));
+    let replayed = jsonl(&dir.path().join("replay/incidents.jsonl"));
+    assert!(
+        replayed
+            .iter()
+            .any(|i| i["root_causes"][0]["target"]["service"] == "ts-route-service"),
+        "{replayed:#?}"
+    );
+    assert_same_incidents(&incidents_in(&names.incidents), &replayed);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instance_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
