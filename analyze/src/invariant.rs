@@ -488,6 +488,24 @@ mod tests {
         );
     }
 
+    /// A request every 6 s from `from` to `to` (ids), each writing `parts`
+    /// of its index, while `writing` services go on logging other lines.
+    fn requests<'a>(
+        d: &mut Invariants,
+        ids: std::ops::Range<i64>,
+        writing: &[&str],
+        parts: impl Fn(i64) -> &'a [(&'a str, &'a str)],
+        out: &mut Vec<Anomaly>,
+    ) {
+        for i in ids {
+            let sec = i * 6;
+            for s in writing {
+                d.saw(s, Timestamp::from_secs(sec + 1));
+            }
+            session(d, sec, parts(i), out);
+        }
+    }
+
     /// Every request through `gateway` logs `query` there and `found` at
     /// `route`; for a few minutes most of them lack `found`.
     #[test]
@@ -497,19 +515,11 @@ mod tests {
         let both = [("query", "gateway"), ("found", "route")];
         // Ten requests a minute for an hour, all whole; `route` also
         // answers other callers, so its stream goes on.
-        for i in 0..600 {
-            let sec = i * 6;
-            d.saw("route", Timestamp::from_secs(sec + 1));
-            session(&mut d, sec, &both, &mut out);
-        }
+        requests(&mut d, 0..600, &["route"], |_| &both, &mut out);
         assert!(out.is_empty(), "{out:#?}");
         // Then 7 of every 10 requests lack `found`.
-        for i in 600..640 {
-            let sec = i * 6;
-            d.saw("route", Timestamp::from_secs(sec + 1));
-            let parts: &[(&str, &str)] = if i % 10 < 7 { &both[..1] } else { &both };
-            session(&mut d, sec, parts, &mut out);
-        }
+        let broken = |i: i64| if i % 10 < 7 { &both[..1] } else { &both[..] };
+        requests(&mut d, 600..640, &["route"], broken, &mut out);
         d.finish(&mut out);
         assert_eq!(out.len(), 1, "one alert while it lasts: {out:#?}");
         let a = &out[0];
@@ -533,19 +543,10 @@ mod tests {
             ("found", "route"),
             ("priced", "price"),
         ];
-        let keep_writing = |d: &mut Invariants, sec| {
-            d.saw("route", Timestamp::from_secs(sec + 1));
-            d.saw("price", Timestamp::from_secs(sec + 1));
-        };
-        for i in 0..600 {
-            keep_writing(&mut d, i * 6);
-            session(&mut d, i * 6, &whole, &mut out);
-        }
-        for i in 600..640 {
-            keep_writing(&mut d, i * 6);
-            let parts: &[(&str, &str)] = if i % 10 < 7 { &whole[..1] } else { &whole };
-            session(&mut d, i * 6, parts, &mut out);
-        }
+        let writing = ["route", "price"];
+        requests(&mut d, 0..600, &writing, |_| &whole, &mut out);
+        let broken = |i: i64| if i % 10 < 7 { &whole[..1] } else { &whole[..] };
+        requests(&mut d, 600..640, &writing, broken, &mut out);
         d.finish(&mut out);
         let at: Vec<_> = out.iter().map(|a| a.signal.service.as_deref()).collect();
         assert_eq!(at, [Some("route")], "{out:#?}");
@@ -558,16 +559,10 @@ mod tests {
         let mut d = Invariants::default();
         let mut out = Vec::new();
         let both = [("query", "gateway"), ("found", "route")];
-        for i in 0..600 {
-            let sec = i * 6;
-            d.saw("route", Timestamp::from_secs(sec + 1));
-            session(&mut d, sec, &both, &mut out);
-        }
+        requests(&mut d, 0..600, &["route"], |_| &both, &mut out);
         // `route` writes nothing at all for ten minutes: its lines are
         // absent from every request, because nothing of it was collected.
-        for i in 600..700 {
-            session(&mut d, i * 6, &both[..1], &mut out);
-        }
+        requests(&mut d, 600..700, &[], |_| &both[..1], &mut out);
         d.finish(&mut out);
         assert!(out.is_empty(), "{out:#?}");
     }
@@ -579,17 +574,15 @@ mod tests {
         let mut d = Invariants::default();
         let mut out = Vec::new();
         let both = [("query", "gateway"), ("cache miss", "route")];
-        for i in 0..1200 {
-            let sec = i * 6;
-            d.saw("route", Timestamp::from_secs(sec + 1));
-            // Written by every third request, then by none for a while.
-            let parts: &[(&str, &str)] = if i % 3 == 0 && i < 600 {
-                &both
+        // Written by every third request, then by none for a while.
+        let some = |i: i64| {
+            if i % 3 == 0 && i < 600 {
+                &both[..]
             } else {
                 &both[..1]
-            };
-            session(&mut d, sec, parts, &mut out);
-        }
+            }
+        };
+        requests(&mut d, 0..1200, &["route"], some, &mut out);
         d.finish(&mut out);
         assert!(out.is_empty(), "{out:#?}");
     }

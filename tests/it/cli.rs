@@ -372,12 +372,14 @@ pub fn assert_same_bytes(a: &Path, b: &Path) {
     assert!(x == y, "{} and {} differ", a.display(), b.display());
 }
 
-#[test]
-fn replay_is_deterministic() {
+/// `remedy replay` of `datasets/<name>` in two processes: their output
+/// directories (under the returned temporary directory).
+fn replay_twice(name: &str) -> (tempfile::TempDir, [std::path::PathBuf; 2]) {
     let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
-    let mut outs = Vec::new();
-    for i in 0..2 {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets")
+        .join(name);
+    let outs = [0, 1].map(|i| {
         let out_dir = dir.path().join(format!("out{i}"));
         let out = remedy()
             .arg("replay")
@@ -387,8 +389,14 @@ fn replay_is_deterministic() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr_of(&out));
-        outs.push(out_dir);
-    }
+        out_dir
+    });
+    (dir, outs)
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let (_dir, outs) = replay_twice("demo");
     assert_same_bytes(&outs[0].join("summary.json"), &outs[1].join("summary.json"));
     assert_same_bytes(
         &outs[0].join("dead-letter.jsonl"),
@@ -405,20 +413,7 @@ fn replay_is_deterministic() {
 /// not leak their random order into the output.
 #[test]
 fn a_real_callee_exception_is_found_where_its_statement_went_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/nezha-slice");
-    let mut outs = Vec::new();
-    for i in 0..2 {
-        let out_dir = dir.path().join(format!("out{i}"));
-        let out = remedy()
-            .args(["replay", "--out"])
-            .arg(&out_dir)
-            .arg(&root)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr_of(&out));
-        outs.push(out_dir);
-    }
+    let (_dir, outs) = replay_twice("nezha-slice");
     assert_same_bytes(
         &outs[0].join("incidents.jsonl"),
         &outs[1].join("incidents.jsonl"),
