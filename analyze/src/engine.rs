@@ -510,7 +510,8 @@ impl Analyzer {
     fn sessions_as_evidence(&mut self, before: usize, out: &mut AnalyzerOutput) {
         for i in before..out.anomalies.len() {
             let a = out.anomalies[i].clone();
-            if a.detector == crate::invariant::BROKEN {
+            if a.detector == crate::invariant::BROKEN || a.detector == crate::invariant::BROKE_AFTER
+            {
                 out.incidents.extend(self.correlator.observe(a));
             } else {
                 let detail = a.detail.clone();

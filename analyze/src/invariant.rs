@@ -40,6 +40,13 @@
 //! different places, and the statement missing first *overall* is most
 //! often a caller's line after the call (measured, BENCHMARKS).
 //!
+//! Logs alone cannot tell a callee that threw before its first line from
+//! a caller that threw before calling it: either way the callee's line is
+//! the first one lost. So with each alert goes a weaker second candidate
+//! (`broke_after`): the service of the statement the broken requests most
+//! often wrote last before the lost one, when it is another service. It is
+//! ranked like a changed template mix (it never opens an incident).
+//!
 //! Absence of data is not data: a session counts as missing `B` only if
 //! `B`'s service was writing records from before the session began until
 //! after it ended. A shipper that starts or stops collecting (a log
@@ -61,6 +68,9 @@ use std::sync::Arc;
 
 /// The detector name of a broken invariant.
 pub const BROKEN: &str = "broken_invariant";
+/// The detector name of the service whose statement the broken requests
+/// wrote last before the one they lost (see [`Invariants`]).
+pub const BROKE_AFTER: &str = "broke_after";
 /// Share of sessions with `A` that must also hold `B` (association rules'
 /// customary confidence).
 pub const INVARIANT_SHARE: f64 = 0.95;
@@ -158,6 +168,9 @@ pub struct Invariants {
     /// The minute being collected (start, ms) and its counts.
     window: Option<i64>,
     tested: FastMap<(Id, Id), Tested>,
+    /// This minute's broken sessions by (the statement lost, the last one
+    /// written before it).
+    breaks: FastMap<(Id, Id), u32>,
     pending: Vec<Pending>,
     /// Services whose alert is open.
     alerting: BTreeSet<String>,
@@ -276,6 +289,30 @@ impl Invariants {
                 e.missing += u32::from(!present);
             }
         }
+        // The statement it wrote last before the one it lost: the break
+        // lies between the two (the first service threw after its line, or
+        // the second before its own).
+        if let (Some(lost), false) = (lost, broke.is_empty()) {
+            let before: Vec<Id> = held
+                .iter()
+                .copied()
+                .filter(|&p| self.precedes(p, lost))
+                .collect();
+            let last = before
+                .iter()
+                .map(|&p| {
+                    let after = before
+                        .iter()
+                        .filter(|&&q| q != p && self.precedes(q, p))
+                        .count();
+                    (std::cmp::Reverse(after), p)
+                })
+                .min()
+                .map(|(_, p)| p);
+            if let Some(p) = last {
+                *self.breaks.entry((lost, p)).or_default() += 1;
+            }
+        }
         // A session that broke nothing is ordinary whatever the minute
         // turns out to be: learned now (the minute's tails then count it
         // too, which only adds support). One that broke something waits
@@ -290,16 +327,19 @@ impl Invariants {
         }
     }
 
+    /// Whether sessions holding both `b` and `c` usually wrote `b` first.
+    fn precedes(&self, b: Id, c: Id) -> bool {
+        self.templates[b as usize]
+            .both
+            .get(&c)
+            .is_some_and(|p| 2.0 * p.first > p.together)
+    }
+
     /// Of `lacks`, the statement that sessions holding it and another of
     /// them usually wrote before that other, most often (ties: the first
     /// numbered).
     fn first_of(&self, lacks: &[Id]) -> Option<Id> {
-        let precedes = |b: Id, c: Id| {
-            self.templates[b as usize]
-                .both
-                .get(&c)
-                .is_some_and(|p| 2.0 * p.first > p.together)
-        };
+        let precedes = |b: Id, c: Id| self.precedes(b, c);
         lacks
             .iter()
             .map(|&b| {
@@ -369,6 +409,7 @@ impl Invariants {
                 }
             }
         }
+        let opened = out.len();
         for (svc, w) in &worst {
             if w.tail <= OPEN_LOG10 && !self.alerting.contains(svc) {
                 self.alerting.insert(svc.clone());
@@ -404,6 +445,52 @@ impl Invariants {
                 });
             }
         }
+        // Where each new alert's requests were last seen before they broke,
+        // when that is another service: a second candidate, weaker (the
+        // break may be in either), that never opens an incident.
+        let breaks = std::mem::take(&mut self.breaks);
+        let mut after: Vec<Anomaly> = Vec::new();
+        for a in &out[opened..] {
+            let Some(&lost) = self.ids.get(a.signal.name.as_str()) else {
+                continue;
+            };
+            let mut lasts: Vec<(u32, &Arc<str>, Id)> = breaks
+                .iter()
+                .filter(|((l, _), _)| *l == lost)
+                .map(|((_, p), &n)| (n, &self.templates[*p as usize].name, *p))
+                .collect();
+            // Most sessions first; ties by name (the same in every process).
+            lasts.sort_by(|x, y| y.0.cmp(&x.0).then_with(|| x.1.cmp(y.1)));
+            let Some(&(n, name, p)) = lasts.first() else {
+                continue;
+            };
+            let Some(svc) = self.templates[p as usize].service.clone() else {
+                continue;
+            };
+            if a.signal.service.as_deref() == Some(svc.as_str()) {
+                continue;
+            }
+            after.push(Anomaly {
+                signal: Signal {
+                    kind: SignalKind::TemplateMix,
+                    name: name.to_string(),
+                    service: Some(svc),
+                    host: None,
+                    container: None,
+                },
+                detector: BROKE_AFTER.into(),
+                observed: n as f64,
+                score: a.score * 0.5,
+                detail: format!(
+                    "{n} requests broke right after its statement {name}: the next one they \
+                     usually write, {} at {}, went missing",
+                    a.signal.name,
+                    a.signal.service.as_deref().unwrap_or("?")
+                ),
+                ..a.clone()
+            });
+        }
+        out.extend(after);
         self.alerting
             .retain(|svc| worst.get(svc).is_some_and(|w| w.tail <= CLOSE_LOG10));
         let pending = std::mem::take(&mut self.pending);
@@ -521,8 +608,18 @@ mod tests {
         let broken = |i: i64| if i % 10 < 7 { &both[..1] } else { &both[..] };
         requests(&mut d, 600..640, &["route"], broken, &mut out);
         d.finish(&mut out);
-        assert_eq!(out.len(), 1, "one alert while it lasts: {out:#?}");
-        let a = &out[0];
+        let (lost, after): (Vec<_>, Vec<_>) = out.iter().partition(|a| a.detector == BROKEN);
+        assert_eq!(lost.len(), 1, "one alert while it lasts: {out:#?}");
+        // And the line the broken requests wrote last, a weaker candidate.
+        assert_eq!(after.len(), 1, "{out:#?}");
+        assert_eq!(after[0].detector, BROKE_AFTER);
+        assert_eq!(after[0].signal.service.as_deref(), Some("gateway"));
+        assert!(
+            after[0].detail.contains("broke right after"),
+            "{}",
+            after[0].detail
+        );
+        let a = lost[0];
         assert_eq!(a.detector, BROKEN);
         assert_eq!(a.signal.service.as_deref(), Some("route"));
         assert_eq!(a.signal.name, "found");
@@ -548,7 +645,11 @@ mod tests {
         let broken = |i: i64| if i % 10 < 7 { &whole[..1] } else { &whole[..] };
         requests(&mut d, 600..640, &writing, broken, &mut out);
         d.finish(&mut out);
-        let at: Vec<_> = out.iter().map(|a| a.signal.service.as_deref()).collect();
+        let at: Vec<_> = out
+            .iter()
+            .filter(|a| a.detector == BROKEN)
+            .map(|a| a.signal.service.as_deref())
+            .collect();
         assert_eq!(at, [Some("route")], "{out:#?}");
     }
 
