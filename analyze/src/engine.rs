@@ -44,6 +44,19 @@ pub struct AnalyzerConfig {
     pub sessions: crate::session::SessionConfig,
 }
 
+impl AnalyzerConfig {
+    /// The fields of a log record this analysis reads besides its time,
+    /// service, host, container, level, message, template and trace id:
+    /// a decoder may drop every other (see `ingest`'s `FieldMapping::kept`).
+    pub fn fields_read(&self) -> Vec<String> {
+        crate::signals::FIELDS_READ
+            .iter()
+            .map(|k| k.to_string())
+            .chain(self.sessions.key_fields.iter().cloned())
+            .collect()
+    }
+}
+
 /// Templates remembered by the new-template detector; past it, no
 /// template is news (bounded memory under hostile input).
 const MAX_KNOWN_TEMPLATES: usize = 100_000;

@@ -99,6 +99,14 @@ struct CounterState {
 
 /// A cached signal id: an id, not resolved yet, or beyond the cap.
 type Slot = u32;
+/// The fields of a log record the signals read (ingest derives `status`
+/// and `duration_seconds` from the names shippers use; multi-line joining
+/// writes `exception.type`).
+const STATUS: &str = "status";
+const EXCEPTION_TYPE: &str = "exception.type";
+const DURATION: &str = "duration_seconds";
+pub(crate) const FIELDS_READ: [&str; 3] = [STATUS, EXCEPTION_TYPE, DURATION];
+
 const UNRESOLVED: Slot = u32::MAX;
 const OVER_CAP: Slot = u32::MAX - 1;
 
@@ -338,7 +346,7 @@ impl SignalAggregator {
             Some(None) => self.stats.signals_over_cap += 1,
             None => {}
         }
-        if let Some(status) = r.field("status").and_then(|v| v.as_f64()) {
+        if let Some(status) = r.field(STATUS).and_then(|v| v.as_f64()) {
             if (100.0..600.0).contains(&status) {
                 let class = (status as usize) / 100;
                 let id = self.resolve(&mut slots.status[class - 1], true, || {
@@ -349,7 +357,7 @@ impl SignalAggregator {
         }
         // Stack-trace concentration: the same exception class surging at a
         // service. Tracked from a class's first record, like templates.
-        if let Some(class) = r.field("exception.type").and_then(|v| v.as_str()) {
+        if let Some(class) = r.field(EXCEPTION_TYPE).and_then(|v| v.as_str()) {
             let id = self.track(base(SignalKind::ExceptionCount, class), true);
             self.add_count(start, id);
         }
@@ -359,7 +367,7 @@ impl SignalAggregator {
                 self.add_count(start, id);
             }
         }
-        if let Some(d) = r.field("duration_seconds").and_then(|v| v.as_f64()) {
+        if let Some(d) = r.field(DURATION).and_then(|v| v.as_f64()) {
             if d.is_finite() && d >= 0.0 {
                 let id = self.resolve(&mut slots.latency, false, || {
                     base(SignalKind::LatencyQuantile, "")

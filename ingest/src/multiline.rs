@@ -372,6 +372,10 @@ fn finish(h: Held) -> Event {
     event
 }
 
+/// The fields shippers tell streams apart by (Docker, Fluent Bit and
+/// Vector's `stream`, syslog's `pid`, Filebeat's file).
+pub const STREAM_KEYS: [&str; 3] = ["stream", "pid", "log.file.path"];
+
 /// The stream a structured record belongs to: lines of one stream may
 /// continue each other, lines of two never do.
 pub fn stream_key(r: &LogRecord) -> u64 {
@@ -384,10 +388,8 @@ pub fn stream_key(r: &LogRecord) -> u64 {
     r.service.hash(&mut h);
     r.host.hash(&mut h);
     r.container.hash(&mut h);
-    // The fields shippers tell streams apart by (Docker, Fluent Bit and
-    // Vector's `stream`, syslog's `pid`, Filebeat's file), looked up on
-    // every record: a short list.
-    for k in ["stream", "pid", "log.file.path"] {
+    // Looked up on every record: a short list.
+    for k in STREAM_KEYS {
         match r.field(k) {
             Some(FieldValue::Str(s)) => s.hash(&mut h),
             Some(FieldValue::Int(i)) => i.hash(&mut h),

@@ -703,6 +703,54 @@ mod tests {
         assert_eq!(r.container.as_deref(), Some("cart-7d9"));
     }
 
+    /// A consumer that reads a few fields gets those, the stream's keys
+    /// and what ingest derives (`status`, `duration_seconds`, from the
+    /// names shippers use), and none of the labels it never reads; the
+    /// record's own parts (service, host...) come from the mapping as
+    /// before.
+    #[test]
+    fn a_record_keeps_only_the_fields_its_consumer_reads() {
+        let line = r#"{"time":"2026-01-05T10:00:00Z","log":"GET /cart 200\n","stream":"stdout","block_id":"blk_7","http":{"response":{"status_code":503}},"latency_ms":1200,"kubernetes":{"pod_name":"cart-7d9","container_name":"cart","host":"node-3","labels":{"app":"cart","pod-template-hash":"7d9"},"annotations":{"checksum/config":"abc"}}}"#;
+        let kept = |kept: Option<Vec<String>>| {
+            let mapping = FieldMapping {
+                kept,
+                ..FieldMapping::default()
+            };
+            let mut out = vec![];
+            JsonParser::with_mapping(mapping)
+                .parse(line, &RawRecord::default(), &mut out)
+                .unwrap();
+            match out.remove(0) {
+                Event::Log(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = kept(Some(vec!["block_id".into(), "status".into()]));
+        let keys: Vec<&str> = r.fields.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["block_id", "status", "stream"]);
+        assert_eq!(r.fields["status"], FieldValue::Int(503));
+        assert_eq!(
+            (
+                r.service.as_deref(),
+                r.host.as_deref(),
+                r.container.as_deref()
+            ),
+            (Some("cart"), Some("node-3"), Some("cart-7d9"))
+        );
+        let r = kept(Some(vec!["duration_seconds".into()]));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(1.2));
+        // The default keeps every field.
+        let r = kept(None);
+        for k in [
+            "block_id",
+            "latency_ms",
+            "kubernetes.labels.pod-template-hash",
+            "kubernetes.annotations.checksum/config",
+        ] {
+            assert!(r.fields.contains_key(k), "{k}: {:?}", r.fields);
+        }
+    }
+
     /// A shipper that ran no parser: the level, the logger and the trace
     /// context are in the text. The record gets the level and the logger
     /// as fields and the statement as its message, as a parser would have
