@@ -162,7 +162,10 @@ mod tests {
     #[test]
     fn another_layout_inside_logfmt_is_read_as_plain() {
         let mut p = LogfmtParser::default();
-        let raw = RawRecord::default();
+        let raw = RawRecord {
+            origin: "logs/api.log".into(),
+            ..RawRecord::default()
+        };
         let mut out = Vec::new();
         p.parse(
             "2026/01/05 10:00:01 http: Accept error: accept tcp [::]:8080: accept4: too many open files; retrying in 5ms",
@@ -172,6 +175,9 @@ mod tests {
         .unwrap();
         let Event::Log(r) = &out[0] else { panic!() };
         assert!(r.message.contains("too many open files"), "{}", r.message);
+        // The file's service (its logfmt records' too), not the words
+        // where a header's component would be.
+        assert_eq!(r.service.as_deref(), Some("api"));
         assert_eq!(
             r.timestamp,
             models::Timestamp::parse_rfc3339("2026-01-05T10:00:01Z").unwrap()

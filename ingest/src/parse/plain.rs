@@ -359,7 +359,16 @@ impl Parser for PlainParser {
                         r.service = service_of_file(&raw.origin).map(str::to_string);
                         r
                     }
-                    None => header?,
+                    // Read by the header after all, but what stood where
+                    // its component goes is words, not a name (Go's
+                    // standard `log`: `2026/01/05 10:00:01 http: Accept
+                    // error: ...`): the file names the service, as for
+                    // the application layouts.
+                    None => {
+                        let mut r = header?;
+                        r.service = service_of_file(&raw.origin).map(str::to_string);
+                        r
+                    }
                 },
             },
             Layout::Header(f) => self.parse_header(f, text, raw)?,
