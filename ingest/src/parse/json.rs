@@ -751,6 +751,24 @@ mod tests {
         }
     }
 
+    /// A Kubernetes component's klog line shipped raw: the level, the
+    /// file and line as the logger, the thread, and the statement alone
+    /// as the message.
+    #[test]
+    fn a_shipped_klog_line_is_split_like_an_application_layout() {
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:01Z","log":"E0105 10:00:01.382123       1 reflector.go:138] failed to list *v1.Pod: connection refused","stream":"stderr","kubernetes":{"pod_name":"kube-scheduler-cp1","container_name":"kube-scheduler"}}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "failed to list *v1.Pod: connection refused");
+        assert_eq!(
+            r.field("logger"),
+            Some(&FieldValue::Str("reflector.go:138".into()))
+        );
+        assert_eq!(r.field("thread"), Some(&FieldValue::Str("1".into())));
+        assert_eq!(r.service.as_deref(), Some("kube-scheduler"));
+    }
+
     /// A shipper that ran no parser: the level, the logger and the trace
     /// context are in the text. The record gets the level and the logger
     /// as fields and the statement as its message, as a parser would have

@@ -43,11 +43,62 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
 /// of the layout is there.
 pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
     let head = msg.trim_start();
+    if let Some(k) = klog_line(head) {
+        let tail = AppTail {
+            logger: Some(k.logger),
+            thread: Some(k.thread),
+            message: k.message,
+        };
+        return Some((k.level, Some(tail)));
+    }
     if let Some(l) = klog(head) {
         return Some((l, None));
     }
     let (level, after) = split_level(head)?;
     Some((level, app_layout_tail(head, after)))
+}
+
+/// A klog/glog line (Kubernetes components, Go programs using glog) read
+/// whole: see [`klog_line`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Klog<'a> {
+    /// From the header's letter.
+    pub level: Level,
+    /// Month (klog writes no year).
+    pub month: u32,
+    /// Day of the month.
+    pub day: u32,
+    /// `hh:mm:ss.uuuuuu`.
+    pub time: &'a str,
+    /// The thread id.
+    pub thread: &'a str,
+    /// `file.go:line`, where the statement is.
+    pub logger: &'a str,
+    /// After the header's `] `.
+    pub message: &'a str,
+}
+
+/// `Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg` split into its parts,
+/// or `None` when the line is not klog's or a part is missing.
+pub fn klog_line(s: &str) -> Option<Klog<'_>> {
+    let level = klog(s)?;
+    let month = s.get(1..3)?.parse().ok().filter(|m| (1..=12).contains(m))?;
+    let day = s.get(3..5)?.parse().ok().filter(|d| (1..=31).contains(d))?;
+    let (time, rest) = s.get(6..)?.split_once(' ')?;
+    let (thread, rest) = rest.trim_start().split_once(' ')?;
+    let (logger, message) = rest.split_once(']')?;
+    if logger.is_empty() || logger.contains(char::is_whitespace) {
+        return None;
+    }
+    Some(Klog {
+        level,
+        month,
+        day,
+        time,
+        thread,
+        logger,
+        message: message.strip_prefix(' ').unwrap_or(message),
+    })
 }
 
 /// The level a layout states in its first few tokens (as

@@ -221,6 +221,19 @@ impl PlainParser {
 /// is not in such a line. `None` when the line does not start so.
 fn app_line(text: &str, year: i32) -> Option<LogRecord> {
     let line = text.trim_start();
+    if let Some(k) = crate::parse::layout::klog_line(line) {
+        // klog writes no year: the run's, as for syslog's `Jan  5`.
+        let date = chrono::NaiveDate::from_ymd_opt(year, k.month, k.day)?;
+        let time = chrono::NaiveTime::parse_from_str(k.time, "%H:%M:%S%.f").ok()?;
+        let ts = Timestamp::from_millis(date.and_time(time).and_utc().timestamp_millis());
+        let mut r = LogRecord::new(ts, k.message);
+        r.level = Some(k.level);
+        r.fields
+            .insert("logger".into(), FieldValue::Str(k.logger.to_string()));
+        r.fields
+            .insert("thread".into(), FieldValue::Str(k.thread.to_string()));
+        return Some(r);
+    }
     let (ts, rest) = leading_time(line, year)?;
     let (level, after) = split_level(rest)?;
     if let Some(msg) = rest[after..].trim_start().strip_prefix("- ") {
@@ -1044,6 +1057,51 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.fields["pid"], FieldValue::Str("99".into()));
+    }
+
+    /// klog, as Kubernetes components and glog programs write it (lines
+    /// in the shape of klog's README and the Kubernetes structured
+    /// logging docs): the level from the header's letter, the year the
+    /// run's, the file and line as the logger, the thread id, and the
+    /// statement without the header; the file names the service.
+    #[test]
+    fn a_klog_line_is_read_whole() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        let read = |p: &mut PlainParser, line: &str| {
+            let raw = RawRecord::line("logs/kube-scheduler.log".into(), 1, line.into());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            match out.remove(0) {
+                Event::Log(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = read(
+            &mut p,
+            r#"E0607 22:30:44.574291       1 reflector.go:138] "Failed to watch" err="connection refused""#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.timestamp, ts("2026-06-07T22:30:44.574Z"));
+        assert_eq!(r.message, r#""Failed to watch" err="connection refused""#);
+        assert_eq!(
+            r.fields["logger"],
+            FieldValue::Str("reflector.go:138".into())
+        );
+        assert_eq!(r.fields["thread"], FieldValue::Str("1".into()));
+        assert_eq!(r.service.as_deref(), Some("kube-scheduler"));
+        let r = read(
+            &mut p,
+            "I1025 00:15:15.525108   73 example.go:79] This is a message",
+        );
+        assert_eq!(r.level, Some(Level::Info));
+        assert_eq!(r.message, "This is a message");
+        // Not klog: a month that is none, a logger with a space.
+        for line in [
+            "I1325 00:15:15.525108 1 a.go:1] x",
+            "I0125 00:15:15.525108 1 a b.go:1] x",
+        ] {
+            assert_eq!(crate::parse::layout::klog_line(line), None, "{line}");
+        }
     }
 
     /// An application's own layout names no service; the file it was
