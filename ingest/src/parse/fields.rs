@@ -266,6 +266,7 @@ pub fn to_event(
     let mut message = message;
     let trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
     let (mut logger, mut thread) = (None, None);
+    let mut syslog = None;
     if level.is_none() {
         // A shipper that ran no parser leaves the level in the text, and
         // with it the layout's header: the statement is what follows the
@@ -292,12 +293,26 @@ pub fn to_event(
                 message.replace_range(..start, "");
             }
             Some((l, None)) => level = Some(l),
-            None => {}
+            None => {
+                // A syslog line shipped whole: its priority's level, its
+                // program as the service when the record names none, its
+                // host likewise, and the message after the header.
+                if let Some(s) = crate::parse::plain::syslog_in_text(&message) {
+                    level = s.level;
+                    message = s.message;
+                    syslog = Some((s.service, s.host));
+                }
+            }
         }
     }
     let mut r = LogRecord::new(timestamp, message);
-    r.service = service;
     r.host = take_str(&mut fields, lengths, &mapping.host);
+    let (service, host) = match syslog {
+        Some((app, host)) => (service.or(app), r.host.take().or(host)),
+        None => (service, r.host.take()),
+    };
+    r.service = service;
+    r.host = host;
     r.container = take_str(&mut fields, lengths, &mapping.container);
     r.trace_id = trace_id;
     r.level = level;

@@ -751,6 +751,45 @@ mod tests {
         }
     }
 
+    /// A syslog line shipped whole in a JSON record (a shipper that ran
+    /// no syslog parser: Fluent Bit's or Vector's raw `message`): RFC 5424
+    /// and BSD lines give the level their priority states, the program as
+    /// the service when the record names none, the host, and the message
+    /// after the header; the record keeps its own time.
+    #[test]
+    fn a_syslog_line_inside_a_json_record_is_read_as_syslog() {
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","message":"<11>1 2026-01-05T10:00:00Z db-1 postgres 77 - - could not connect to server"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.service.as_deref(), Some("postgres"));
+        assert_eq!(r.host.as_deref(), Some("db-1"));
+        assert_eq!(r.message, "could not connect to server");
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:01Z","message":"<14>Jan  5 10:00:01 db-1 postgres[77]: checkpoint starting","service":"pg"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Info));
+        // The record's own service wins over the program.
+        assert_eq!(r.service.as_deref(), Some("pg"));
+        assert_eq!(r.message, "checkpoint starting");
+        assert_eq!(
+            r.timestamp,
+            Timestamp::parse_rfc3339("2026-01-05T10:00:01Z").unwrap()
+        );
+        // No priority: no level, but the program and the statement.
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:02Z","log":"Jan  5 10:00:02 node-1 kernel: Out of memory: Killed process 1234\n"}"#,
+        );
+        assert_eq!(r.level, None);
+        assert_eq!(r.service.as_deref(), Some("kernel"));
+        assert_eq!(r.host.as_deref(), Some("node-1"));
+        assert_eq!(r.message, "Out of memory: Killed process 1234");
+        // Text that only starts like it stays as it was.
+        let r = log(r#"{"time":"2026-01-05T10:00:03Z","message":"Jan  5 was a Monday"}"#);
+        assert_eq!(r.message, "Jan  5 was a Monday");
+        assert_eq!(r.service, None);
+    }
+
     /// A Kubernetes component's klog line shipped raw: the level, the
     /// file and line as the logger, the thread, and the statement alone
     /// as the message.

@@ -57,6 +57,35 @@ static MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// A syslog line carried as another record's text (a JSON record whose
+/// `message` or `log` is the raw line, as a shipper that ran no syslog
+/// parser sends it): the record the syslog preset reads from it, whose
+/// level (from the priority), program, host and message the caller
+/// takes. Only text that starts like syslog (`<PRI>`, or a month and a
+/// day) is tried.
+pub(crate) fn syslog_in_text(text: &str) -> Option<LogRecord> {
+    let t = text.trim_start();
+    let b = t.as_bytes();
+    let looks = match b.first()? {
+        b'<' => b.get(1).is_some_and(u8::is_ascii_digit),
+        _ => b.len() > 16 && b[3] == b' ' && t.get(..3).is_some_and(|m| MONTHS.contains(&m)),
+    };
+    if !looks {
+        return None;
+    }
+    // The year only places a BSD line's time, which the caller does not
+    // take (its record has its own); 2000 is a leap year, so `Feb 29`
+    // reads too.
+    let mut p = PlainParser::preset("syslog", 2000)?;
+    let mut out = Vec::new();
+    p.parse(t.trim_end(), &RawRecord::default(), &mut out)
+        .ok()?;
+    match out.pop()? {
+        Event::Log(r) => Some(r),
+        _ => None,
+    }
+}
+
 impl PlainParser {
     /// A custom loghub-style header format.
     pub fn header(format: &str, default_year: i32) -> crate::Result<Self> {
