@@ -113,9 +113,18 @@ pub fn split_level(head: &str) -> Option<(Level, usize)> {
         .peekable();
     let mut first = true;
     while let Some(token) = tokens.next() {
-        if let Some(l) = level_token(token, first) {
-            // `token` is a slice of `head`: its end is an offset into it.
-            let end = token.as_ptr() as usize - head.as_ptr() as usize + token.len();
+        // `token` is a slice of `head`: its ends are offsets into it.
+        let start = token.as_ptr() as usize - head.as_ptr() as usize;
+        let end = start + token.len();
+        // Between tabs, a level word may be lower case: zap's console
+        // encoder writes `time\tinfo\tcaller\tmessage` (prose does not put
+        // tabs around its words).
+        let tabbed = start > 0
+            && head.as_bytes()[start - 1] == b'\t'
+            && head.as_bytes().get(end) == Some(&b'\t');
+        let level = level_token(token, first)
+            .or_else(|| tabbed.then(|| word_level(token, false)).flatten());
+        if let Some(l) = level {
             return Some((l, end));
         }
         first = false;
@@ -472,12 +481,14 @@ mod tests {
             lv("2023-01-29 16:42:22,382 - app.db - WARNING - pool exhausted"),
             Some(Level::Warn)
         );
-        // zap's console encoder.
+        // zap's console encoder writes lower-case levels between tabs;
+        // a bare lower-case word between spaces is prose, not a level.
         assert_eq!(
             lv("2023-01-29T16:42:22.382Z\terror\tpayments/charge.go:88\tcharge failed"),
-            None,
-            "zap writes lower-case levels: a bare lower-case word is not trusted"
+            Some(Level::Error)
         );
+        assert_eq!(lv("2023-01-29T16:42:22.382Z info about the job"), None);
+        assert_eq!(lv("2023-01-29 16:42:22 error while reading"), None);
         assert_eq!(
             lv("2023-01-29T16:42:22.382Z\tERROR\tpayments\tcharge failed"),
             Some(Level::Error)

@@ -1133,6 +1133,24 @@ mod tests {
         }
     }
 
+    /// zap's console encoder (Go), as its production configuration
+    /// writes it: tab-separated, the level in lower case, then the caller.
+    #[test]
+    fn a_zap_console_line_with_a_lower_case_level_is_read() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        let line = "2026-01-05T10:00:02.000Z\terror\tpayments/charge.go:88\tcharge failed again";
+        let raw = RawRecord::line("logs/payments.log".into(), 1, line.into());
+        let mut out = vec![];
+        p.parse(line, &raw, &mut out).unwrap();
+        let Event::Log(r) = out.remove(0) else {
+            panic!()
+        };
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.timestamp, ts("2026-01-05T10:00:02Z"));
+        assert!(r.message.ends_with("charge failed again"), "{}", r.message);
+        assert_eq!(r.service.as_deref(), Some("payments"));
+    }
+
     /// An application's own layout names no service; the file it was
     /// read from does, and standard input none.
     #[test]
