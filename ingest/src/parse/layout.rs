@@ -34,7 +34,7 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     if let Some(l) = klog(head) {
         return Some(l);
     }
-    split_level(head).map(|(l, _)| l)
+    split_level(past_bracketed_time(head)).map(|(l, _)| l)
 }
 
 /// [`level_in_text`] and, in the same pass, the parts of an application
@@ -54,8 +54,28 @@ pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
     if let Some(l) = klog(head) {
         return Some((l, None));
     }
+    let head = past_bracketed_time(head);
     let (level, after) = split_level(head)?;
     Some((level, app_layout_tail(head, after)))
+}
+
+/// `head` after a leading bracketed time with spaces in it (Apache's
+/// error log, `[Mon Jan 05 10:00:00.382123 2026] [core:error] ...`), which
+/// would otherwise be five tokens of prose before the level; else `head`.
+fn past_bracketed_time(head: &str) -> &str {
+    let Some(inner) = head.strip_prefix('[') else {
+        return head;
+    };
+    match inner.find(']') {
+        Some(close)
+            if close <= 40
+                && inner[..close].contains(' ')
+                && inner[..close].bytes().filter(u8::is_ascii_digit).count() >= 6 =>
+        {
+            inner[close + 1..].trim_start()
+        }
+        _ => head,
+    }
 }
 
 /// A klog/glog line (Kubernetes components, Go programs using glog) read
@@ -498,6 +518,21 @@ mod tests {
             lv("time=\"2023-01-29T16:42:22Z\" level=warning msg=\"slow query\""),
             Some(Level::Warn)
         );
+        // Apache 2.4's error log and nginx's, as a shipper sends them.
+        assert_eq!(
+            lv("[Mon Jan 05 10:00:00.382123 2026] [core:error] [pid 123:tid 456] [client 10.0.0.1:5555] AH00037: Symbolic link not allowed"),
+            Some(Level::Error)
+        );
+        assert_eq!(
+            lv("[Mon Jan 05 10:00:01.000000 2026] [mpm_event:notice] [pid 1:tid 1] AH00489: resuming normal operations"),
+            Some(Level::Info)
+        );
+        assert_eq!(
+            lv("2026/01/05 10:00:00 [error] 29#29: *1 connect() failed (111: Connection refused)"),
+            Some(Level::Error)
+        );
+        // A bracketed note is not a time to skip.
+        assert_eq!(lv("[see below] error in the config"), None);
         // klog (Kubernetes components).
         assert_eq!(
             lv("E0129 16:42:22.382123       1 reflector.go:138] failed to list"),
@@ -515,10 +550,11 @@ mod tests {
             lv("2023/01/29 16:42:22 [error] 29#29: *1 connect() failed (111: Connection refused)"),
             Some(Level::Error)
         );
+        // Apache's bracketed date is passed over: shipped inside a JSON
+        // record, the line has no parser of its own to read its level.
         assert_eq!(
             lv("[Sun Jan 29 16:42:22.382 2023] [core:error] [pid 123] AH00037: Symbolic link not allowed"),
-            None,
-            "the date's words come first: Apache's error log has its own parser"
+            Some(Level::Error)
         );
         assert_eq!(lv("[WARN] disk almost full"), Some(Level::Warn));
     }
