@@ -89,6 +89,10 @@ impl Default for FieldMapping {
                 "service",
                 "app",
                 "application",
+                // The label Kubernetes recommends, then the common one
+                // (Filebeat writes the first de-dotted).
+                "kubernetes.labels.app.kubernetes.io/name",
+                "kubernetes.labels.app_kubernetes_io/name",
                 "kubernetes.labels.app",
                 "kubernetes.container_name",
                 "kubernetes.container.name",
@@ -235,7 +239,9 @@ pub fn to_event(
             )
         })?,
     };
-    let service = take_str(&mut fields, lengths, &mapping.service).or_else(|| key_service(raw));
+    let service = take_str(&mut fields, lengths, &mapping.service)
+        .or_else(|| key_service(raw))
+        .or_else(|| container_service(&fields, lengths));
     let change = first_str(&fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
     if let (Some(kind), Some(service)) = (change, service.clone()) {
         let version = take_str(&mut fields, lengths, &mapping.version);
@@ -332,6 +338,21 @@ pub fn to_event(
     }
     r.fields = fields.into_iter().collect();
     Ok(Event::Log(r))
+}
+
+/// With no service named, a container's name stands for it (Docker's
+/// fluentd and gelf drivers write `container_name` as `/shop-web-1`,
+/// Filebeat's docker input `container.name`): the precedence is service
+/// fields, Kubernetes app labels, container names. A container id or a
+/// Kubernetes pod (one per replica) names no service.
+fn container_service(f: &FieldList, lengths: u64) -> Option<String> {
+    ["container_name", "container.name"]
+        .iter()
+        .filter(|k| may_hold(lengths, k))
+        .find_map(|k| get(f, k)?.as_str())
+        .map(|n| n.trim_start_matches('/'))
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
 }
 
 fn key_service(raw: &RawRecord) -> Option<String> {

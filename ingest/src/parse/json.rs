@@ -751,6 +751,29 @@ mod tests {
         }
     }
 
+    /// Where a record names no service field: the app label Kubernetes
+    /// recommends wins over the container, and a Docker container's name
+    /// (the fluentd driver's `/name`) stands for the service.
+    #[test]
+    fn a_service_from_kubernetes_labels_or_a_container_name() {
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","log":"ok","kubernetes":{"pod_name":"cart-7d9-x1","container_name":"server","host":"node-3","labels":{"app.kubernetes.io/name":"cart","pod-template-hash":"7d9"}}}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("cart"));
+        assert_eq!(r.container.as_deref(), Some("cart-7d9-x1"));
+        let r = log(
+            r#"{"time":"2026-01-05T10:00:00Z","log":"GET / 200","source":"stdout","container_name":"/shop-web-1","container_id":"4e1f0c"}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("shop-web-1"));
+        let r = log(
+            r#"{"@timestamp":"2026-01-05T10:00:00Z","message":"ok","container":{"id":"4e1f0c","name":"billing"}}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("billing"));
+        // An id alone names nothing.
+        let r = log(r#"{"time":"2026-01-05T10:00:00Z","log":"ok","container_id":"4e1f0c"}"#);
+        assert_eq!(r.service, None);
+    }
+
     /// A syslog line shipped whole in a JSON record (a shipper that ran
     /// no syslog parser: Fluent Bit's or Vector's raw `message`): RFC 5424
     /// and BSD lines give the level their priority states, the program as
