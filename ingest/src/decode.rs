@@ -585,6 +585,7 @@ fn trim_line(b: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use models::Level;
     use std::sync::Arc;
 
     proptest::proptest! {
@@ -657,6 +658,48 @@ mod tests {
                 assert_eq!(d.format_name(), "json", "the origin keeps its format");
             }
         }
+    }
+
+    /// OTLP JSON (the Collector's file exporter) sniffed as JSON: a logs
+    /// line gives every record with its resource's service, a metrics
+    /// line every data point, through the decoder a replay uses.
+    #[test]
+    fn otlp_envelopes_are_sniffed_and_read_whole() {
+        let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();
+        let mut out = vec![];
+        let lines: Vec<&[u8]> = vec![
+            br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"1767607200000000000","severityText":"ERROR","body":{"stringValue":"payment failed"}},{"timeUnixNano":"1767607201000000000","severityNumber":9,"body":{"stringValue":"ok"}}]}]}]}"#,
+            br#"{"resourceMetrics":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeMetrics":[{"metrics":[{"name":"queue","gauge":{"dataPoints":[{"asInt":"10","timeUnixNano":"1767607200000000000"}]}}]}]}]}"#,
+        ];
+        for (i, l) in lines.iter().enumerate() {
+            d.decode(&rec(i as u64, l), &mut out).unwrap();
+        }
+        // The last record of a stream waits for what may continue it.
+        d.flush(&mut out);
+        assert_eq!(d.format_name(), "json");
+        let logs: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log(r) => Some((r.service.as_deref(), r.level, r.message.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            logs,
+            [
+                (Some("checkout"), Some(Level::Error), "payment failed"),
+                (Some("checkout"), Some(Level::Info), "ok")
+            ]
+        );
+        let metrics: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                Event::Metric(m) => Some((m.key.name.as_str(), m.value)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(metrics, [("queue", 10.0)]);
+        assert!(d.stats().balanced());
     }
 
     #[test]
