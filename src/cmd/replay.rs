@@ -179,7 +179,7 @@ fn open_inputs(
     max_line_bytes: usize,
     exclude: &[String],
     formats: &[FormatByGlob],
-) -> anyhow::Result<(Vec<Box<dyn engine::Input>>, usize)> {
+) -> anyhow::Result<(Vec<Box<dyn engine::Input>>, usize, Vec<PathBuf>)> {
     let mut set = globset::GlobSetBuilder::new();
     for g in exclude {
         set.add(globset::Glob::new(g).with_context(|| format!("--exclude {g:?} is not a glob"))?);
@@ -222,7 +222,7 @@ fn open_inputs(
             })
         })
         .collect::<anyhow::Result<_>>()?;
-    Ok((inputs, open))
+    Ok((inputs, open, files.skipped().to_vec()))
 }
 
 /// Dead letters written as JSON lines.
@@ -246,10 +246,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Check every setting and open every input before creating any output,
     // so a typo leaves nothing behind.
     let mut settings = config.settings(&args.paths)?;
-    let (mut inputs, open) = if stdin {
+    let (mut inputs, open, skipped) = if stdin {
         (
             vec![Box::new(stdin_lines(config.max_line_bytes)) as Box<dyn engine::Input>],
             1,
+            Vec::new(),
         )
     } else {
         open_inputs(&args.paths, config.max_line_bytes, &args.exclude, &by_glob)?
@@ -337,7 +338,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let summary = found.summary.as_ref().expect("a concluded run has counts");
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
-    print_report(&mut w, summary, &args.out)?;
+    print_report(&mut w, summary, &skipped, &args.out)?;
     print_incidents(&mut w, &found.incidents, &found.actions)?;
     if args.execute {
         print_execution(&mut w, &found.actions, &found.audit, &found.executions)?;
@@ -471,7 +472,12 @@ fn print_execution(
 }
 
 /// The human-readable report.
-pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> anyhow::Result<()> {
+pub fn print_report(
+    w: &mut dyn Write,
+    s: &Summary,
+    skipped: &[PathBuf],
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
     let span = match (s.first_event, s.last_event) {
         (Some(a), Some(b)) => format!("{a} .. {b}"),
         _ => "no events".into(),
@@ -495,6 +501,15 @@ pub fn print_report(w: &mut dyn Write, s: &Summary, out: &std::path::Path) -> an
             w,
             "  {:<48} {:<11} {:>9} parsed {:>6} dead",
             o.origin, o.format, o.stats.parsed, o.stats.dead_lettered
+        )?;
+    }
+    if !skipped.is_empty() {
+        // Said, not only logged: a file left out unseen is data lost.
+        let names: Vec<String> = skipped.iter().map(|p| p.display().to_string()).collect();
+        writeln!(
+            w,
+            "  not read, a dataset's metadata (name a file to read it): {}",
+            names.join(", ")
         )?;
     }
     if !s.ingest.by_reason.is_empty() {

@@ -836,6 +836,9 @@ fn formats_and_exclusions_by_glob() {
     std::fs::write(data.join("forced/b.log"), logfmt).unwrap();
     std::fs::write(data.join("debug/deep/c.log"), logfmt).unwrap();
     std::fs::write(data.join("notes.txt"), "not a log\n").unwrap();
+    // A dataset's notice and topology at its top: left out, and said.
+    std::fs::write(data.join("LICENSE"), "MIT\n").unwrap();
+    std::fs::write(data.join("topology.json"), "{}\n").unwrap();
 
     let out_dir = dir.path().join("out");
     let out = remedy()
@@ -846,6 +849,15 @@ fn formats_and_exclusions_by_glob() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = String::from_utf8_lossy(&out.stdout);
+    let said = report
+        .lines()
+        .find(|l| l.contains("not read, a dataset's metadata"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        said.contains("LICENSE") && said.contains("topology.json") && !said.contains("notes"),
+        "{said}"
+    );
     let summary: serde_json::Value = summary_of(&out_dir);
     let formats: Vec<(String, String)> = summary["origins"]
         .as_array()

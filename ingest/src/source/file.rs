@@ -25,6 +25,9 @@ pub struct FileSource {
     /// file named on the command line: its path as given), what
     /// `--exclude` and `--format GLOB=FORMAT` match.
     relative: Vec<PathBuf>,
+    /// Files left out as a dataset's metadata (see [`is_metadata`]), for
+    /// the report to name: a skip the user cannot see is a silent loss.
+    skipped: Vec<PathBuf>,
     next_file: usize,
     current: Option<LineReader>,
     max_line_bytes: usize,
@@ -361,6 +364,7 @@ impl FileSource {
     ) -> Result<Self> {
         let mut files = Vec::new();
         let mut relative = Vec::new();
+        let mut skipped = Vec::new();
         for p in paths {
             let meta = std::fs::metadata(p).map_err(|source| Error::Io {
                 path: p.clone(),
@@ -368,7 +372,7 @@ impl FileSource {
             })?;
             if meta.is_dir() {
                 let before = files.len();
-                walk(p, &mut files, true, exclude, p)?;
+                walk(p, &mut files, &mut skipped, true, exclude, p)?;
                 relative.extend(
                     files[before..]
                         .iter()
@@ -382,6 +386,7 @@ impl FileSource {
         Ok(FileSource {
             files,
             relative,
+            skipped,
             next_file: 0,
             current: None,
             max_line_bytes,
@@ -391,6 +396,13 @@ impl FileSource {
     /// The files that will be read, in order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
+    }
+
+    /// The files found at the top of a directory and left out as the
+    /// dataset's metadata (READMEs, licences, Remedy's labels, manifest
+    /// and topology), in the order found.
+    pub fn skipped(&self) -> &[PathBuf] {
+        &self.skipped
     }
 
     /// Each file's path relative to the directory it was found under, in
@@ -410,27 +422,31 @@ impl FileSource {
 }
 
 /// Files at the top of a dataset directory that describe the data rather
-/// than being it: a scenario's labels and manifest, READMEs and licence
-/// notices. Only files, only at the top of a directory named on the command
+/// than being it: a scenario's labels, manifest and topology (Remedy's
+/// own dataset files: the manifest names the topology), READMEs and
+/// licence notices. Only files, only at the top of a directory named on the command
 /// line, and only these names: a service called `license` logging under
 /// `logs/license/` is data. Named explicitly on the command line they are
 /// still read.
 fn is_metadata(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let stem = lower.split('.').next().unwrap_or("");
-    matches!(lower.as_str(), "labels.json" | "manifest.json")
-        || (matches!(
-            stem,
-            "readme" | "license" | "licence" | "notice" | "copying"
-        ) && matches!(
-            lower.rsplit_once('.').map(|(_, e)| e),
-            None | Some("md" | "txt" | "rst")
-        ))
+    matches!(
+        lower.as_str(),
+        "labels.json" | "manifest.json" | "topology.json"
+    ) || (matches!(
+        stem,
+        "readme" | "license" | "licence" | "notice" | "copying"
+    ) && matches!(
+        lower.rsplit_once('.').map(|(_, e)| e),
+        None | Some("md" | "txt" | "rst")
+    ))
 }
 
 fn walk(
     dir: &Path,
     out: &mut Vec<PathBuf>,
+    skipped: &mut Vec<PathBuf>,
     top: bool,
     exclude: &GlobSet,
     root: &Path,
@@ -456,10 +472,11 @@ fn walk(
             continue;
         }
         if ft.is_dir() {
-            walk(&path, out, false, exclude, root)?;
+            walk(&path, out, skipped, false, exclude, root)?;
         } else if ft.is_file() || (ft.is_symlink() && path.is_file()) {
             if top && is_metadata(&name) {
                 tracing::info!(file = %path.display(), "skipped: dataset metadata, not data");
+                skipped.push(path);
                 continue;
             }
             out.push(path);
@@ -633,6 +650,9 @@ mod tests {
         std::fs::write(dir.path().join("LICENSE"), b"MIT\n").unwrap();
         std::fs::write(dir.path().join("NOTICE.txt"), b"n\n").unwrap();
         std::fs::write(dir.path().join("license-server.log"), b"c\n").unwrap();
+        std::fs::write(dir.path().join("topology.json"), b"{}\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("logs/topology.json")).unwrap();
+        std::fs::write(dir.path().join("logs/topology.json/x.log"), b"d\n").unwrap();
         let src = FileSource::open(&[dir.path().to_path_buf()], 1024).unwrap();
         let names: Vec<String> = src
             .files()
@@ -644,9 +664,17 @@ mod tests {
             [
                 "license-server.log",
                 "logs/README.md",
-                "logs/license/app.log"
+                "logs/license/app.log",
+                "logs/topology.json/x.log"
             ]
         );
+        // What was left out is said, in the order found.
+        let skipped: Vec<String> = src
+            .skipped()
+            .iter()
+            .map(|p| p.strip_prefix(dir.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(skipped, ["LICENSE", "NOTICE.txt", "topology.json"]);
     }
 
     #[test]
