@@ -184,16 +184,34 @@ impl TemplateMiner {
 
     /// After shape `ci` was created or widened: when it is a template of
     /// its own, make it a shape of a template it aligns with (the older
-    /// keeps its id).
-    pub(super) fn join_family(&mut self, ci: usize) {
+    /// keeps its id). A template that gained a shape is aligned again
+    /// with the others: its text now has variables where each shape alone
+    /// had a word or two, so a shape seen before that (`Uploaded file
+    /// "x.doc" in <*> ms`, whose name never varied, beside `"my notes.md"`
+    /// and `"report 2024 final.pdf"`, whose words had varied only between
+    /// two values when they were first aligned with it) joins it now, as
+    /// it would have had the records come in another order.
+    pub(super) fn join_family(&mut self, mut ci: usize) {
+        // Each round unites two templates, so there are at most as many
+        // rounds as templates; the bound keeps a hostile stream's work per
+        // record bounded.
+        for _ in 0..MAX_CANDIDATES {
+            match self.join_once(ci) {
+                Some(keep) => ci = keep,
+                None => return,
+            }
+        }
+    }
+
+    /// One round of [`TemplateMiner::join_family`]: the template `ci`
+    /// became part of, when it joined one.
+    fn join_once(&mut self, ci: usize) -> Option<usize> {
         if self.clusters[ci].alias.is_some() || self.clusters[ci].merged_into.is_some() {
-            return;
+            return None;
         }
         let tokens = self.family_tokens(ci).to_vec();
         let var_b = self.variables(ci);
-        let Some(&first) = self.clusters[ci].tokens.first() else {
-            return;
-        };
+        let &first = self.clusters[ci].tokens.first()?;
         let first = if self.interner.is_open(first) {
             WILD
         } else {
@@ -227,8 +245,9 @@ impl TemplateMiner {
                 continue;
             };
             self.unite(c, ci, al);
-            return;
+            return Some(c.min(ci));
         }
+        None
     }
 
     /// Make template `b` (and its shapes) shapes of template `a`, with the
