@@ -169,6 +169,10 @@ impl Args {
     }
 }
 
+/// The inputs, in the merge's order; how many files may be open at once;
+/// the files left out as a dataset's metadata (for the report).
+type OpenInputs = (Vec<Box<dyn engine::Input>>, usize, Vec<PathBuf>);
+
 /// Open every input in the order the merge breaks ties in: files of lines
 /// stream (a regular file is checked now and opened when the merge
 /// reaches it), tables (`.csv`, `.csv.gz`, `.parquet`) are read and
@@ -179,7 +183,7 @@ fn open_inputs(
     max_line_bytes: usize,
     exclude: &[String],
     formats: &[FormatByGlob],
-) -> anyhow::Result<(Vec<Box<dyn engine::Input>>, usize, Vec<PathBuf>)> {
+) -> anyhow::Result<OpenInputs> {
     let mut set = globset::GlobSetBuilder::new();
     for g in exclude {
         set.add(globset::Glob::new(g).with_context(|| format!("--exclude {g:?} is not a glob"))?);
