@@ -311,12 +311,13 @@ pub fn to_event(
             }
         }
     }
-    let mut r = LogRecord::new(timestamp, message);
-    r.host = take_str(&mut fields, lengths, &mapping.host);
+    let host = take_str(&mut fields, lengths, &mapping.host);
+    // The record's own fields first, then what its syslog header said.
     let (service, host) = match syslog {
-        Some((app, host)) => (service.or(app), r.host.take().or(host)),
-        None => (service, r.host.take()),
+        Some((app, syslog_host)) => (service.or(app), host.or(syslog_host)),
+        None => (service, host),
     };
+    let mut r = LogRecord::new(timestamp, message);
     r.service = service;
     r.host = host;
     r.container = take_str(&mut fields, lengths, &mapping.container);
