@@ -201,9 +201,10 @@ impl DockerExecutor {
             .map_err(|e| Error::exec(NAME, format!("engine does not answer: {e}")))
     }
 
-    /// List containers, retrying briefly when the engine reports a state
-    /// bollard cannot read: Podman says `stopped` for a moment between a
-    /// container's exit and its clean-up.
+    /// List containers, retrying when the engine reports a state bollard
+    /// cannot read: Podman says `stopped` between a container's exit and
+    /// its clean-up, which on a loaded machine lasted over 5 s once (a CI
+    /// run of the crafted-target test), so the engine gets up to 30 s.
     async fn list(
         &self,
         docker: &Docker,
@@ -211,7 +212,7 @@ impl DockerExecutor {
         what: &str,
     ) -> crate::Result<Vec<bollard::models::ContainerSummary>> {
         let mut last = String::new();
-        for _ in 0..20 {
+        for _ in 0..120 {
             match docker.list_containers(Some(options.clone())).await {
                 Ok(v) => return Ok(v),
                 Err(e @ bollard::errors::Error::JsonSerdeError { .. }) => {
