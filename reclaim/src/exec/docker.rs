@@ -638,9 +638,16 @@ impl DockerExecutor {
             return Ok(Outcome::Refused("invalid_identifier: container".into()));
         }
         // Found by exact name in the engine's list: an inspect would also
-        // resolve id prefixes, and a name is all a log line may give.
+        // resolve id prefixes, and a name is all a log line may give. The
+        // engines read a name filter as a regular expression that may
+        // match anywhere (`a` lists every container with an `a` in its
+        // name, and one of them caught in Podman's `stopped` state, which
+        // bollard cannot read, failed the whole listing): anchored, with
+        // the identifier's one special character escaped, it lists the
+        // container named and nothing else (Docker's names start with `/`,
+        // Podman's compatible API compares them without it).
         let mut lf = HashMap::new();
-        lf.insert("name", vec![name.to_string()]);
+        lf.insert("name", vec![format!("^/?{}$", name.replace('.', "\\."))]);
         let listed = self
             .list(
                 docker,
