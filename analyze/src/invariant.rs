@@ -273,7 +273,7 @@ impl Invariants {
         // statement such requests usually wrote first is where it broke.
         // The later ones are neither missing nor present here: the request
         // never got that far, which says nothing about them.
-        let lost = self.first_of(&lacks);
+        let lost = self.most(&lacks, |b, c| self.precedes(b, c));
         let mut broke = Vec::new();
         for &a in &held {
             for &b in &self.templates[a as usize].rules {
@@ -298,18 +298,7 @@ impl Invariants {
                 .copied()
                 .filter(|&p| self.precedes(p, lost))
                 .collect();
-            let last = before
-                .iter()
-                .map(|&p| {
-                    let after = before
-                        .iter()
-                        .filter(|&&q| q != p && self.precedes(q, p))
-                        .count();
-                    (std::cmp::Reverse(after), p)
-                })
-                .min()
-                .map(|(_, p)| p);
-            if let Some(p) = last {
+            if let Some(p) = self.most(&before, |p, q| self.precedes(q, p)) {
                 *self.breaks.entry((lost, p)).or_default() += 1;
             }
         }
@@ -335,16 +324,15 @@ impl Invariants {
             .is_some_and(|p| 2.0 * p.first > p.together)
     }
 
-    /// Of `lacks`, the statement that sessions holding it and another of
-    /// them usually wrote before that other, most often (ties: the first
-    /// numbered).
-    fn first_of(&self, lacks: &[Id]) -> Option<Id> {
-        let precedes = |b: Id, c: Id| self.precedes(b, c);
-        lacks
-            .iter()
+    /// Of `ids`, the one that stands in `rel` to the most others of them
+    /// (ties: the first numbered). With "usually written before" it is the
+    /// statement requests wrote first, with "usually written after" the
+    /// one they wrote last.
+    fn most(&self, ids: &[Id], rel: impl Fn(Id, Id) -> bool) -> Option<Id> {
+        ids.iter()
             .map(|&b| {
-                let before = lacks.iter().filter(|&&c| c != b && precedes(b, c)).count();
-                (std::cmp::Reverse(before), b)
+                let n = ids.iter().filter(|&&c| c != b && rel(b, c)).count();
+                (std::cmp::Reverse(n), b)
             })
             .min()
             .map(|(_, b)| b)
