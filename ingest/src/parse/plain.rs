@@ -11,7 +11,7 @@
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::parse_timestamp;
 use crate::parse::header::HeaderFormat;
-use crate::parse::layout::{app_tail, split_level};
+use crate::parse::layout::{app_tail, split_level, AppTail};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use chrono::{NaiveDateTime, TimeZone, Utc};
@@ -255,13 +255,12 @@ fn app_line(text: &str, year: i32) -> Option<LogRecord> {
         let date = chrono::NaiveDate::from_ymd_opt(year, k.month, k.day)?;
         let time = chrono::NaiveTime::parse_from_str(k.time, "%H:%M:%S%.f").ok()?;
         let ts = Timestamp::from_millis(date.and_time(time).and_utc().timestamp_millis());
-        let mut r = LogRecord::new(ts, k.message);
-        r.level = Some(k.level);
-        r.fields
-            .insert("logger".into(), FieldValue::Str(k.logger.to_string()));
-        r.fields
-            .insert("thread".into(), FieldValue::Str(k.thread.to_string()));
-        return Some(r);
+        let tail = AppTail {
+            logger: Some(k.logger),
+            thread: Some(k.thread),
+            message: k.message,
+        };
+        return Some(app_record(ts, k.level, tail));
     }
     let (ts, rest) = leading_time(line, year)?;
     let (level, after) = split_level(rest)?;
@@ -270,26 +269,27 @@ fn app_line(text: &str, year: i32) -> Option<LogRecord> {
         let head = rest[..after].trim_end();
         let head = head.rsplit_once(char::is_whitespace).map_or("", |(h, _)| h);
         let logger = head.trim().trim_matches('-').trim();
-        let mut r = LogRecord::new(ts, msg.trim_start());
-        r.level = Some(level);
-        if !logger.is_empty() && !logger.contains(char::is_whitespace) {
-            r.fields
-                .insert("logger".into(), FieldValue::Str(logger.to_string()));
-        }
-        return Some(r);
+        let tail = AppTail {
+            logger: Some(logger).filter(|l| !l.is_empty() && !l.contains(char::is_whitespace)),
+            thread: None,
+            message: msg.trim_start(),
+        };
+        return Some(app_record(ts, level, tail));
     }
-    let tail = app_tail(rest, after);
+    Some(app_record(ts, level, app_tail(rest, after)))
+}
+
+/// An application layout's record: the statement as its message, the
+/// logger and thread (when the layout has them) as fields.
+fn app_record(ts: Timestamp, level: Level, tail: AppTail<'_>) -> LogRecord {
     let mut r = LogRecord::new(ts, tail.message);
     r.level = Some(level);
-    if let Some(logger) = tail.logger {
-        r.fields
-            .insert("logger".into(), FieldValue::Str(logger.to_string()));
+    for (key, value) in [("logger", tail.logger), ("thread", tail.thread)] {
+        if let Some(v) = value {
+            r.fields.insert(key.into(), FieldValue::Str(v.to_string()));
+        }
     }
-    if let Some(thread) = tail.thread {
-        r.fields
-            .insert("thread".into(), FieldValue::Str(thread.to_string()));
-    }
-    Some(r)
+    r
 }
 
 /// The date and time a line starts with (one token, two, or bracketed),
