@@ -273,6 +273,14 @@ impl Decoder {
                     self.parser = Some(p);
                     self.chosen = Some(f);
                 }
+                None if text.trim_start().starts_with('#') => {
+                    // A comment before anything shows the format: read as
+                    // a comment (no events), without choosing a format on
+                    // it. An exposition may open with one; so does a
+                    // script, whose other lines then fit nothing.
+                    self.parsed("comment");
+                    return Ok(());
+                }
                 None => {
                     return Err(self.dead(
                         raw,
@@ -663,6 +671,43 @@ mod tests {
     /// OTLP JSON (the Collector's file exporter) sniffed as JSON: a logs
     /// line gives every record with its resource's service, a metrics
     /// line every data point, through the decoder a replay uses.
+    #[test]
+    fn a_comment_is_no_evidence_of_a_format() {
+        // A Python script (a dataset's scorer beside its data): its `#!`
+        // line is a comment to the Prometheus parser; taken as evidence it
+        // made the file an exposition and three code lines samples.
+        let script: [&[u8]; 5] = [
+            b"#!/usr/bin/env python3",
+            b"\"\"\"Score the incidents.",
+            b"usage: score.py [--window S] FAULTS_JSON",
+            b"def main(argv):",
+            b"    return 0 if ok else 1",
+        ];
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let mut out = vec![];
+        let dead = script
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| d.decode(&rec(*i as u64, l), &mut out).is_err())
+            .count();
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!((dead, d.format_name()), (4, "auto"));
+        assert_eq!(d.stats().by_format.get("comment"), Some(&1));
+
+        // An exposition may open with a comment all the same.
+        let exposition: [&[u8]; 3] = [
+            b"# scraped from node-1",
+            b"# TYPE up gauge",
+            b"up{job=\"a\"} 1 1767607200000",
+        ];
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let mut out = vec![];
+        for (i, l) in exposition.iter().enumerate() {
+            d.decode(&rec(i as u64, l), &mut out).unwrap();
+        }
+        assert_eq!((out.len(), d.format_name()), (1, "prometheus"));
+    }
+
     #[test]
     fn otlp_envelopes_are_sniffed_and_read_whole() {
         let mut d = Decoder::new(Format::Auto, DecoderConfig::default()).unwrap();

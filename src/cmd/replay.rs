@@ -507,6 +507,25 @@ pub fn print_report(
             o.origin, o.format, o.stats.parsed, o.stats.dead_lettered
         )?;
     }
+    for o in &s.origins {
+        // A file none of whose lines fit a format is most often not data
+        // at all (a dataset's scorer, a pretty-printed JSON document): its
+        // lines are kept as dead letters, and the user is told both ways on.
+        let comments = o.stats.by_format.get("comment").copied().unwrap_or(0);
+        if o.stats.dead_lettered > 0 && o.stats.parsed == comments {
+            let why = if o.format == "auto" {
+                "no known format fits its lines (name its format with --format GLOB=FORMAT"
+                    .to_string()
+            } else {
+                format!("its lines are not {} (see the dead letters", o.format)
+            };
+            writeln!(
+                w,
+                "  {}: nothing read: {why}, or leave it out with --exclude GLOB)",
+                o.origin
+            )?;
+        }
+    }
     if !skipped.is_empty() {
         // Said, not only logged: a file left out unseen is data lost.
         let names: Vec<String> = skipped.iter().map(|p| p.display().to_string()).collect();

@@ -879,9 +879,18 @@ fn formats_and_exclusions_by_glob() {
         ],
         "{summary}"
     );
-    // The forced file's logfmt lines are not JSON: kept, with the reason.
+    // The forced file's logfmt lines are not JSON: kept, with the reason,
+    // and the report says the file gave nothing and how to go on.
     assert_eq!(summary["ingest"]["by_reason"]["invalid_json"], 2);
     assert_eq!(summary["ingest"]["parsed"], 2);
+    let said = report
+        .lines()
+        .find(|l| l.contains("nothing read"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        said.contains("forced/b.log") && said.contains("not json") && said.contains("--exclude"),
+        "{said}"
+    );
 
     // Two formats for every input, and a glob that is not one, are named.
     for (args, says) in [

@@ -265,6 +265,13 @@ impl Format {
         if t.starts_with("# UNIT") || t == "# EOF" {
             return Some(Format::OpenMetrics);
         }
+        if t.starts_with('#') {
+            // Any other comment (a script's `#!` line, a config file's
+            // notes) is no evidence: the Prometheus parser accepts it, so
+            // a Python script was once read as an exposition and three of
+            // its lines became samples. See `Decoder::decode`.
+            return None;
+        }
         let probe = RawRecord::default();
         let fits = |f: Format| {
             let mut out = Vec::new();
