@@ -281,6 +281,21 @@ impl Decoder {
                     self.parsed("comment");
                     return Ok(());
                 }
+                None if crate::parse::layout::level_in_text(&text).is_some() => {
+                    // A log line all the same, only without a time: say so
+                    // rather than "unknown format", since a format given by
+                    // name would not help.
+                    return Err(self.dead(
+                        raw,
+                        ParseError::new(
+                            DeadLetterReason::BadTimestamp,
+                            "a log line with a level but no time (as Python logging's default \
+                             LEVEL:logger:message writes it): add a time to the layout \
+                             (e.g. %(asctime)s) or ship the lines through a collector that \
+                             stamps them",
+                        ),
+                    ));
+                }
                 None => {
                     return Err(self.dead(
                         raw,
@@ -671,6 +686,21 @@ mod tests {
     /// OTLP JSON (the Collector's file exporter) sniffed as JSON: a logs
     /// line gives every record with its resource's service, a metrics
     /// line every data point, through the decoder a replay uses.
+    #[test]
+    fn a_log_line_without_a_time_is_told_apart_from_an_unknown_format() {
+        // Python's logging.basicConfig() default layout writes no time.
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let dl = d
+            .decode(&rec(1, b"ERROR:app.db:connection refused"), &mut vec![])
+            .unwrap_err();
+        assert_eq!(dl.reason, DeadLetterReason::BadTimestamp);
+        assert!(dl.detail.contains("no time"), "{}", dl.detail);
+        let dl = d
+            .decode(&rec(2, b"usage: score.py FAULTS_JSON"), &mut vec![])
+            .unwrap_err();
+        assert_eq!(dl.reason, DeadLetterReason::UnknownFormat);
+    }
+
     #[test]
     fn a_comment_is_no_evidence_of_a_format() {
         // A Python script (a dataset's scorer beside its data): its `#!`
