@@ -89,6 +89,8 @@ pub struct Decoder {
     join_mode: JoinMode,
     /// Log records held for their continuation lines.
     join: Joiner,
+    /// A sniffed origin's vote on its format.
+    sample: Sample,
     /// Events of the record being decoded, on their way to `join`.
     scratch: Vec<Event>,
 }
@@ -133,6 +135,32 @@ pub struct DecoderState {
     /// checkpoints: nothing was held then).
     #[serde(default)]
     pub held: Joiner,
+    /// For a sniffed origin, how its sample voted so far (absent for a
+    /// format given by name, and in older checkpoints).
+    #[serde(default)]
+    pub sniffed: Option<Sample>,
+}
+
+/// Records of a sniffed origin that decide its format.
+pub const SNIFF_SAMPLE: u32 = 32;
+
+/// The vote of a sniffed origin's first [`SNIFF_SAMPLE`] records. The
+/// first record that fits a format chooses it, so that records flow at
+/// once; a record the chosen parser cannot read, but another format can,
+/// votes for that format, and once a format has more votes in the sample
+/// than the chosen one has records read, the origin changes to it. So a
+/// stray first line that happens to fit (`port=8080 env=prod` above a
+/// plain log, a banner that reads as logfmt) no longer dead-letters the
+/// file behind it, and a file's format is what most of its first records
+/// are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Records of the sample seen since the format was first chosen.
+    pub seen: u32,
+    /// Of them, read by the chosen format.
+    pub fit: u32,
+    /// Votes of the others, by format name.
+    pub rivals: Vec<(String, u32)>,
 }
 
 /// Largest part of a raw record copied into a dead letter.
@@ -166,6 +194,7 @@ impl Decoder {
             default_year,
             chosen,
             others: Vec::new(),
+            sample: Sample::default(),
         })
     }
 
@@ -191,6 +220,7 @@ impl Decoder {
             stats: self.stats.clone(),
             series,
             held: self.join.clone(),
+            sniffed: (self.format == Format::Auto).then(|| self.sample.clone()),
         }
     }
 
@@ -200,6 +230,12 @@ impl Decoder {
     pub fn restore(state: DecoderState, config: DecoderConfig) -> Result<Self> {
         let format = Format::from_name(&state.format)?;
         let mut d = Decoder::new(format, config)?;
+        if let Some(sample) = state.sniffed {
+            // Still a sniffed origin: a mixed topic stays mixed, and the
+            // sample's vote goes on where it was.
+            d.format = Format::Auto;
+            d.sample = sample;
+        }
         d.stats = state.stats;
         d.join = state.held;
         d.series = state
@@ -311,14 +347,27 @@ impl Decoder {
         let parser = self.parser.as_mut().expect("parser chosen above");
         let mut used = parser.name();
         let mut resniffed = false;
-        if let Err(e) = parser.parse(&text, raw, out) {
-            out.truncate(start);
-            match self.resniff(&text, raw, out) {
-                Some(name) => {
+        let voting = self.format == Format::Auto && self.sample.seen < SNIFF_SAMPLE;
+        if voting {
+            self.sample.seen += 1;
+        }
+        match parser.parse(&text, raw, out) {
+            Ok(()) if voting => self.sample.fit += 1,
+            Ok(()) => {}
+            Err(e) => {
+                out.truncate(start);
+                if let Some(name) = voting.then(|| self.vote(&text, raw, out)).flatten() {
+                    // The origin's format now, not a record read aside.
                     used = name;
-                    resniffed = true;
+                } else {
+                    match self.resniff(&text, raw, out) {
+                        Some(name) => {
+                            used = name;
+                            resniffed = true;
+                        }
+                        None => return self.continuation(raw, bytes, e, out),
+                    }
                 }
-                None => return self.continuation(raw, bytes, e, out),
             }
         }
         if let Err(e) = self.check(&out[start..]) {
@@ -399,6 +448,56 @@ impl Decoder {
     /// [`Decoder::flush`]).
     pub fn holds(&self) -> bool {
         self.join.holds()
+    }
+
+    /// A record of a sniffed origin's sample that its format cannot read
+    /// votes for the format it looks like (see [`Sample`]); when that
+    /// format now has more votes than the chosen one has records read, the
+    /// origin changes to it and the record is read with it. Returns the
+    /// format used, or `None` (the record goes on as a misfit).
+    fn vote(&mut self, text: &str, raw: &RawRecord, out: &mut Vec<Event>) -> Option<&'static str> {
+        let f = Format::detect(text)?;
+        if self.chosen.as_ref() == Some(&f) {
+            return None;
+        }
+        let name = f.name().to_string();
+        let rivals = &mut self.sample.rivals;
+        let votes = match rivals.iter().position(|(r, _)| *r == name) {
+            Some(i) => {
+                rivals[i].1 += 1;
+                rivals[i].1
+            }
+            None if rivals.len() < 8 => {
+                rivals.push((name.clone(), 1));
+                1
+            }
+            None => return None,
+        };
+        if votes <= self.sample.fit {
+            return None;
+        }
+        let mut p = f.parser_with(self.default_year, &self.config.fields).ok()?;
+        // Records held for continuation lines were read in the old format
+        // and leave before anything read in the new one.
+        self.join.flush(out);
+        let start = out.len();
+        if p.parse(text, raw, out).is_err() {
+            out.truncate(start);
+            return None;
+        }
+        // The two swap places: the old format keeps the votes it had.
+        let old = self.chosen.replace(f).map(|c| c.name().to_string());
+        self.sample.rivals.retain(|(r, _)| *r != name);
+        if let Some(old) = old {
+            self.sample.rivals.push((old, self.sample.fit));
+        }
+        self.sample.fit = votes;
+        tracing::info!(origin = %raw.origin, from = ?self.parser.as_ref().map(|p| p.name()), to = p.name(),
+            "format changed: most of the first records fit another");
+        let used = p.name();
+        self.join_mode = JoinMode::of(used);
+        self.parser = Some(p);
+        Some(used)
     }
 
     /// With `mixed_formats`, a record the origin's format cannot read is
@@ -699,6 +798,74 @@ mod tests {
             .decode(&rec(2, b"usage: score.py FAULTS_JSON"), &mut vec![])
             .unwrap_err();
         assert_eq!(dl.reason, DeadLetterReason::UnknownFormat);
+    }
+
+    #[test]
+    fn an_origin_takes_the_format_most_of_its_first_records_fit() {
+        // A stray first line that reads as JSON above a plain log: the
+        // log's lines vote plain and win (the first of them, a tie, is
+        // dead-lettered), instead of being dead-lettered one by one as not
+        // JSON.
+        let mut lines: Vec<Vec<u8>> =
+            vec![br#"{"time":"2026-01-05T09:59:59Z","msg":"starting","port":8080}"#.to_vec()];
+        for i in 0..6 {
+            lines.push(format!("2026-01-05 10:00:0{i}.000 INFO inventory: ok {i}").into_bytes());
+        }
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let mut out = vec![];
+        for (i, l) in lines.iter().enumerate() {
+            let r = d.decode(&rec(i as u64, l), &mut out);
+            assert_eq!(r.is_err(), i == 1, "{i} {r:?}");
+            if i == 2 {
+                // Handed over mid-sample (a partition moving to another
+                // consumer), the vote goes on where it was.
+                d = Decoder::restore(d.state(), cfg()).unwrap();
+            }
+        }
+        d.flush(&mut out);
+        assert_eq!(d.format_name(), "plain");
+        assert_eq!((d.stats().dead_lettered, out.len()), (1, 6), "{out:?}");
+        assert_eq!(d.stats().by_format.get("plain"), Some(&5));
+
+        // Once the sample is over, the format stays: a file that turns
+        // into another shape later dead-letters what does not fit.
+        let mut d = Decoder::new(Format::Auto, cfg()).unwrap();
+        let mut out = vec![];
+        for i in 0..SNIFF_SAMPLE as u64 {
+            let l = br#"{"time":"2026-01-05T10:00:00Z","msg":"ok"}"#;
+            d.decode(&rec(i, l), &mut out).unwrap();
+        }
+        for i in 0..40 {
+            let l = format!("2026-01-05 10:00:00.000 INFO inventory: ok {i}");
+            let _ = d.decode(&rec(100 + i, l.as_bytes()), &mut out);
+        }
+        assert_eq!((d.format_name(), d.stats().dead_lettered), ("json", 40));
+    }
+
+    #[test]
+    fn a_mixed_origin_stays_mixed_after_a_handover() {
+        let config = DecoderConfig {
+            mixed_formats: true,
+            ..cfg()
+        };
+        let mut d = Decoder::new(Format::Auto, config.clone()).unwrap();
+        let mut out = vec![];
+        d.decode(
+            &rec(
+                1,
+                br#"{"@timestamp":"2026-01-05T10:00:00Z","message":"ok"}"#,
+            ),
+            &mut out,
+        )
+        .unwrap();
+        let mut d = Decoder::restore(d.state(), config).unwrap();
+        d.decode(
+            &rec(2, b"ts=2026-01-05T10:00:01Z level=error msg=boom"),
+            &mut out,
+        )
+        .unwrap();
+        d.flush(&mut out);
+        assert_eq!(out.len(), 2);
     }
 
     #[test]
