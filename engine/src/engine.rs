@@ -215,6 +215,10 @@ struct Accumulator {
     changes: Vec<ChangeEvent>,
     /// Containers seen per service (replica counts for the blast radius).
     containers: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Of the late events, those behind their own input (see
+    /// [`Summary::late_by_reason`]; absent in older checkpoints).
+    #[serde(default)]
+    late_out_of_order: u64,
 }
 
 /// Per-service log counts.
@@ -287,6 +291,14 @@ pub struct Summary {
     /// by default: input far out of time order): parsed and counted here,
     /// left out of the signals.
     pub late_events: u64,
+    /// Why: `out_of_order`, older than events its own input had already
+    /// given by more than the allowed lateness (the input itself is out of
+    /// time order: shuffled lines, a clock that jumped back), and
+    /// `input_behind`, in order within its input while the other inputs
+    /// had moved the analysis on (an input that lagged, or resumed after
+    /// the streaming merge took it for idle). Only reasons that occurred.
+    #[serde(default)]
+    pub late_by_reason: BTreeMap<String, u64>,
     /// Distinct signals the analysis judged (each service's error,
     /// warning and latency signals, each metric series...): the
     /// denominator of a false-alarm rate per signal-day.
@@ -539,6 +551,24 @@ impl Engine {
         self.analyze_mut(&mut event);
     }
 
+    /// [`Engine::analyze_mut`] for an event of one input (file, partition)
+    /// among several, whose newest event analysed so far was at `newest`
+    /// (updated here): a late event is told apart by why it was late.
+    pub fn analyze_in(&mut self, event: &mut Event, newest: &mut Option<Timestamp>) {
+        let t = event.timestamp();
+        let late = self.analyzer.signal_stats().late;
+        self.analyze_mut(event);
+        if self.analyzer.signal_stats().late > late {
+            let lateness = self.config.analyzer.signals.allowed_lateness_secs as i64 * 1000;
+            if newest.is_some_and(|n| n.as_millis() - t.as_millis() > lateness) {
+                self.acc.late_out_of_order += 1;
+            }
+        }
+        if newest.is_none_or(|n| t > n) {
+            *newest = Some(t);
+        }
+    }
+
     /// [`Engine::analyze`], leaving the event (its template id filled in)
     /// to the caller: replay hands it back to the thread that decoded it,
     /// which frees it.
@@ -720,6 +750,17 @@ impl Engine {
         self.analyzer.signal_stats().late
     }
 
+    /// [`Summary::late_by_reason`].
+    pub fn late_by_reason(&self) -> BTreeMap<String, u64> {
+        let out_of_order = self.acc.late_out_of_order;
+        let behind = self.late_events().saturating_sub(out_of_order);
+        [("out_of_order", out_of_order), ("input_behind", behind)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (r.to_string(), n))
+            .collect()
+    }
+
     /// What the memory caps turned away so far, by cap: distinct series
     /// beyond `max_series`, observations of signals beyond the signal cap,
     /// templates evicted by the template cap (`/metrics`' `remedy_over_cap`).
@@ -772,6 +813,7 @@ impl Engine {
             metric_names: self.acc.metric_names.clone(),
             changes: self.acc.changes.clone(),
             late_events: self.late_events(),
+            late_by_reason: self.late_by_reason(),
             signals: signals.signals,
             signals_over_cap: signals.signals_over_cap,
             templates,
@@ -789,6 +831,36 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_events_are_told_apart_by_why_they_were_late() {
+        let mut e = Engine::new(EngineSettings::for_run()).unwrap();
+        let t0 = Timestamp::parse_rfc3339("2026-01-05T10:00:00Z").unwrap();
+        let at = |s: i64| {
+            let mut r =
+                models::LogRecord::new(Timestamp::from_millis(t0.as_millis() + s * 1000), "ok");
+            r.service = Some("a".into());
+            Event::Log(r)
+        };
+        let (mut a, mut b) = (None, None);
+        // Input a runs ten minutes ahead while input b lags (in order).
+        e.analyze_in(&mut at(0), &mut b);
+        for s in (0..=600).step_by(15) {
+            e.analyze_in(&mut at(s), &mut a);
+        }
+        e.analyze_in(&mut at(60), &mut b);
+        // Then a goes back in time itself.
+        e.analyze_in(&mut at(120), &mut a);
+        let want: BTreeMap<String, u64> = [
+            ("input_behind".to_string(), 1),
+            ("out_of_order".to_string(), 1),
+        ]
+        .into();
+        assert_eq!((e.late_events(), e.late_by_reason()), (2, want));
+        // Kept across a checkpoint.
+        let r = Engine::restore(EngineSettings::for_run(), &e.snapshot().unwrap()).unwrap();
+        assert_eq!(r.summary().late_by_reason, e.late_by_reason());
+    }
 
     #[test]
     fn series_over_the_cap_are_counted_as_series_not_samples() {

@@ -151,6 +151,8 @@ struct Lane<'a> {
     /// Origin of the last record read (whose decoder the end of the input
     /// flushes).
     origin: Option<Arc<str>>,
+    /// Time of its newest event analysed (why a late one was late).
+    newest: Option<Timestamp>,
 }
 
 /// Records a read decodes together: one job (and one channel message) per
@@ -237,13 +239,18 @@ pub fn merge_bounded(
     dead: &mut dyn DeadLetterSink,
     tick: &dyn Fn(),
 ) -> anyhow::Result<()> {
-    merge_with(sources, open, engine, dead, tick, |engine, event| {
-        engine.analyze_mut(event)
-    })
+    merge_with(
+        sources,
+        open,
+        engine,
+        dead,
+        tick,
+        |engine, event, newest| engine.analyze_in(event, newest),
+    )
 }
 
 /// [`merge_bounded`], handing each event in merge order to `analyze`.
-fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
+fn merge_with<F: FnMut(&mut Engine, &mut Event, &mut Option<Timestamp>)>(
     sources: &mut [Box<dyn Input>],
     open: usize,
     engine: &mut Engine,
@@ -272,6 +279,7 @@ fn merge_with<F: FnMut(&mut Engine, &mut Event)>(
                     done: false,
                     read: 0,
                     origin: None,
+                    newest: None,
                 })
                 .collect();
             return merge_lanes(lanes, engine, dead, tick, analyze);
@@ -557,6 +565,8 @@ struct PoolLane<'a> {
     /// Time of the last event read so far: roughly when the merge will
     /// need the next read.
     horizon: Option<Timestamp>,
+    /// Time of its newest event analysed (why a late one was late).
+    newest: Option<Timestamp>,
 }
 
 impl<'a> PoolLane<'a> {
@@ -576,6 +586,7 @@ impl<'a> PoolLane<'a> {
             seen: false,
             open: false,
             pinned: false,
+            newest: None,
             horizon: None,
         }
     }
@@ -613,7 +624,7 @@ struct Pool<'a> {
 impl<'a> Pool<'a> {
     /// The event-time merge: every lane filled in input order, then the
     /// earliest head analysed and its lane filled again, until none has one.
-    fn run<F: FnMut(&mut Engine, &mut Event)>(
+    fn run<F: FnMut(&mut Engine, &mut Event, &mut Option<Timestamp>)>(
         &mut self,
         engine: &mut Engine,
         dead: &mut dyn DeadLetterSink,
@@ -628,10 +639,13 @@ impl<'a> Pool<'a> {
         }
         while let Some(i) = order.next(|_| false) {
             let lane = &mut self.lanes[i];
+            let mut newest = lane.newest;
             analyze(
                 engine,
                 lane.head().expect("a lane in the order has an event"),
+                &mut newest,
             );
+            lane.newest = newest;
             lane.advance();
             if let Some(ts) = self.fill(i, engine, dead, tick)? {
                 order.offer(i, ts);
@@ -986,7 +1000,7 @@ impl Merge {
 
 /// The event-time merge over `lanes`, each read until it has an event or
 /// ends before the merge chooses, so no empty lane blocks.
-fn merge_lanes<F: FnMut(&mut Engine, &mut Event)>(
+fn merge_lanes<F: FnMut(&mut Engine, &mut Event, &mut Option<Timestamp>)>(
     mut lanes: Vec<Lane>,
     engine: &mut Engine,
     dead: &mut dyn DeadLetterSink,
@@ -1007,6 +1021,7 @@ fn merge_lanes<F: FnMut(&mut Engine, &mut Event)>(
             lane.buf
                 .front_mut()
                 .expect("a lane in the order has an event"),
+            &mut lane.newest,
         );
         lane.buf.pop_front();
         if let Some(ts) = fill(lane, engine, dead, &mut scratch, tick)? {
@@ -1031,6 +1046,7 @@ fn fill(
         done,
         read,
         origin,
+        ..
     } = lane;
     while buf.is_empty() && !*done {
         match source.next_record() {
@@ -1220,7 +1236,7 @@ mod tests {
             &mut engine,
             &mut dead,
             &|| {},
-            |e, event| {
+            |e, event, _| {
                 seen.push((
                     event.timestamp(),
                     match &*event {

@@ -42,6 +42,10 @@ pub struct Lane {
     /// Event time of the newest event decoded: a partition is in event-time
     /// order, so nothing earlier is expected from it.
     pub last_ts: Option<models::Timestamp>,
+    /// Event time of its newest event analysed (why a late one was late;
+    /// absent in older checkpoints).
+    #[serde(default)]
+    newest: Option<models::Timestamp>,
 }
 
 impl Lane {
@@ -101,6 +105,7 @@ impl Task {
                     buf: VecDeque::new(),
                     next_offset: 0,
                     last_ts: None,
+                    newest: None,
                 })
                 .collect(),
             engine: Engine::new(config)?,
@@ -124,6 +129,7 @@ impl Task {
                     buf: l.buf.clone(),
                     next_offset: l.next_offset,
                     last_ts: l.last_ts,
+                    newest: l.newest,
                 })
                 .collect(),
             pipeline: self.engine.snapshot()?,
@@ -290,14 +296,14 @@ impl Task {
                 break;
             };
             let lane = &mut self.lanes[i];
-            let event = lane
+            let mut event = lane
                 .buf
                 .pop_front()
                 .expect("a lane in the order has a head");
             if let Some(e) = lane.buf.front() {
                 self.order.offer(i, e.timestamp());
             }
-            self.engine.analyze(event);
+            self.engine.analyze_in(&mut event, &mut lane.newest);
             n += 1;
         }
         n

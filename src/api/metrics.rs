@@ -205,13 +205,14 @@ impl Collector for StoreCollector {
         // Counted but not analysed, in the stored runs (the stream's own
         // gauges for its live partitions are `remedy_late_events` and
         // `remedy_over_cap`).
-        let late: u64 = counter("late_events").iter().map(|(_, v)| v).sum();
-        ConstCounter::new(late).encode(encoder.encode_descriptor(
+        family(
+            &mut encoder,
             "remedy_analysis_late_events",
-            "Events of stored runs that arrived after their analysis window had closed (counted, not analysed)",
-            None,
+            "Events of stored runs that arrived after their analysis window had closed (counted, not analysed), by reason: out_of_order within their input, or input_behind the others",
+            "reason",
+            counter("late_events"),
             MetricType::Counter,
-        )?)?;
+        )?;
         family(
             &mut encoder,
             "remedy_analysis_over_cap",

@@ -798,10 +798,13 @@ async fn metrics_follow_prometheus_conventions() {
     // What was counted but not analysed: late events and what the memory
     // caps turned away, as the stored run's summary says.
     let late = summary["late_events"].as_u64().unwrap();
-    assert!(
-        text.contains(&format!("remedy_analysis_late_events_total {late}\n")),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE remedy_analysis_late_events counter"));
+    let served: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("remedy_analysis_late_events_total{reason="))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(served, late, "{text}");
     let over = summary["metric_series_over_cap"].as_u64().unwrap();
     assert!(
         text.contains(&format!(

@@ -546,11 +546,23 @@ pub fn print_report(
         }
     }
     if s.late_events > 0 {
+        let why: Vec<String> = s
+            .late_by_reason
+            .iter()
+            .map(|(reason, n)| {
+                let what = match reason.as_str() {
+                    "out_of_order" => "out of time order within their input",
+                    _ => "from an input behind the others",
+                };
+                format!("{n} {what}")
+            })
+            .collect();
         writeln!(
             w,
-            "\nlate: {} events arrived after their window had closed (input out of time order \
-             by more than the allowed lateness): counted, left out of the signals",
-            s.late_events
+            "\nlate: {} events arrived after their window had closed ({}; by more than the \
+             allowed lateness): counted, left out of the signals",
+            s.late_events,
+            why.join(", ")
         )?;
     }
     // The caps that keep memory bounded under hostile input (too many

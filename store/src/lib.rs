@@ -270,7 +270,19 @@ fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
     ];
     // What the analysis counted but left out: late events and what the
     // caps turned away (served on `/metrics` beside the dead letters).
-    counters.push(("late_events", String::new(), summary.late_events));
+    // By reason; a run whose summary predates the reasons keeps its one
+    // unlabelled count.
+    let said: u64 = summary.late_by_reason.values().sum();
+    for (reason, n) in &summary.late_by_reason {
+        counters.push(("late_events", reason.clone(), *n));
+    }
+    if summary.late_events > said {
+        counters.push((
+            "late_events",
+            "unknown".to_string(),
+            summary.late_events - said,
+        ));
+    }
     for (cap, n) in summary.over_cap() {
         counters.push(("over_cap", cap.to_string(), n));
     }

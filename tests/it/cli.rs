@@ -940,6 +940,15 @@ fn late_events_are_counted_and_reported() {
         if expect_late {
             assert!((250..=300).contains(&n), "{n} late of the 300 moved");
             assert!(report.contains(&format!("late: {n} events")), "{report}");
+            // One input, out of order within itself: that is the reason.
+            assert_eq!(
+                summary["late_by_reason"],
+                serde_json::json!({"out_of_order": n})
+            );
+            assert!(
+                report.contains(&format!("{n} out of time order within their input")),
+                "{report}"
+            );
         } else {
             assert_eq!(n, 0);
             assert!(!report.contains("late:"), "{report}");
