@@ -285,9 +285,7 @@ pub fn to_event(
                 thread = tail.thread.map(|n| FieldValue::Str(n.to_string()));
                 let span = fields
                     .iter()
-                    .find(|(k, _)| {
-                        matches!(k.as_str(), "span_id" | "spanId" | "spanid" | "span.id")
-                    })
+                    .find(|(k, _)| SPAN_KEYS.contains(&k.as_str()))
                     .and_then(|(_, v)| v.as_str());
                 let ids = [trace_id.as_deref().unwrap_or(""), span.unwrap_or("")];
                 let statement = crate::parse::layout::strip_trace_context(tail.message, &ids);
@@ -347,7 +345,7 @@ pub fn to_event(
 /// fields, Kubernetes app labels, container names. A container id or a
 /// Kubernetes pod (one per replica) names no service.
 fn container_service(f: &FieldList, lengths: u64) -> Option<String> {
-    ["container_name", "container.name"]
+    CONTAINER_NAME_KEYS
         .iter()
         .filter(|k| may_hold(lengths, k))
         .find_map(|k| get(f, k)?.as_str())
@@ -405,27 +403,100 @@ fn take_str(f: &mut FieldList, lengths: u64, keys: &[String]) -> Option<String> 
     })
 }
 
+/// Keys a duration is read from, with their unit per second (`None`: a
+/// duration text such as `1.2s`, or a bare number of seconds).
+const DURATION_KEYS: [(&str, Option<f64>); 14] = [
+    ("duration", None),
+    ("latency", None),
+    ("elapsed", None),
+    ("response_time", None),
+    ("request_time", Some(1.0)),
+    ("duration_ms", Some(1e3)),
+    ("latency_ms", Some(1e3)),
+    ("elapsed_ms", Some(1e3)),
+    ("response_time_ms", Some(1e3)),
+    ("duration_us", Some(1e6)),
+    ("event.duration", Some(1e9)),
+    ("duration_ns", Some(1e9)),
+    ("duration_s", Some(1.0)),
+    ("duration_seconds", Some(1.0)),
+];
+
+/// Keys an HTTP status is read from.
+const STATUS_KEYS: [&str; 5] = [
+    "status",
+    "http.response.status_code",
+    "status_code",
+    "http.status_code",
+    "code",
+];
+
+/// Keys of a record's span id (cut from a layout's trace context).
+const SPAN_KEYS: [&str; 4] = ["span_id", "spanId", "spanid", "span.id"];
+
+/// Keys of a container's name (a service when nothing else names one).
+const CONTAINER_NAME_KEYS: [&str; 2] = ["container_name", "container.name"];
+
+/// Every key [`to_event`] may read of a record under a mapping that keeps
+/// only some fields ([`FieldMapping::kept`]), and every dotted prefix of
+/// one: what a reader must produce. A reader may leave out any other key
+/// before it allocates it; `to_event` would have dropped it.
+#[derive(Debug, Default)]
+pub struct ReaderKeys {
+    keys: rustc_hash::FxHashSet<Box<str>>,
+}
+
+impl ReaderKeys {
+    /// Whether a value at dotted `path` may be read, or holds a key that
+    /// may (an object on the way to one).
+    pub fn wants(&self, path: &str) -> bool {
+        self.keys.contains(path)
+    }
+}
+
+impl FieldMapping {
+    /// The keys a reader must produce for [`to_event`] under this mapping
+    /// (`None` when the mapping keeps every field).
+    pub fn reader_keys(&self) -> Option<ReaderKeys> {
+        let kept = self.kept.as_ref()?;
+        let lists = [
+            &self.timestamp,
+            &self.message,
+            &self.level,
+            &self.severity_number,
+            &self.service,
+            &self.host,
+            &self.container,
+            &self.trace_id,
+            &self.change_kind,
+            &self.version,
+            kept,
+        ];
+        let fixed = DURATION_KEYS
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(STATUS_KEYS)
+            .chain(SPAN_KEYS)
+            .chain(CONTAINER_NAME_KEYS)
+            .chain(crate::multiline::STREAM_KEYS)
+            // The message's fallback, the layout's fields (a record's own
+            // win) and OpenTelemetry's body as an AnyValue.
+            .chain(["event", "logger", "thread", "body.stringValue"]);
+        let mut keys = rustc_hash::FxHashSet::default();
+        for k in lists.into_iter().flatten().map(String::as_str).chain(fixed) {
+            keys.insert(Box::from(k));
+            for (i, _) in k.match_indices('.') {
+                keys.insert(Box::from(&k[..i]));
+            }
+        }
+        Some(ReaderKeys { keys })
+    }
+}
+
 /// Durations to `duration_seconds`, HTTP status to an integer `status`.
 fn normalise_fields(f: &mut FieldList) {
     if get(f, "duration_seconds").is_none() {
-        let found = [
-            ("duration", None),
-            ("latency", None),
-            ("elapsed", None),
-            ("response_time", None),
-            ("request_time", Some(1.0)),
-            ("duration_ms", Some(1e3)),
-            ("latency_ms", Some(1e3)),
-            ("elapsed_ms", Some(1e3)),
-            ("response_time_ms", Some(1e3)),
-            ("duration_us", Some(1e6)),
-            ("event.duration", Some(1e9)),
-            ("duration_ns", Some(1e9)),
-            ("duration_s", Some(1.0)),
-            ("duration_seconds", Some(1.0)),
-        ]
-        .iter()
-        .find_map(|(k, unit)| {
+        let found = DURATION_KEYS.iter().find_map(|(k, unit)| {
             let v = get(f, k)?;
             match (v, unit) {
                 (FieldValue::Str(s), None) => parse_duration(s),
@@ -443,15 +514,9 @@ fn normalise_fields(f: &mut FieldList) {
             }
         }
     }
-    let status = [
-        "status",
-        "http.response.status_code",
-        "status_code",
-        "http.status_code",
-        "code",
-    ]
-    .iter()
-    .find_map(|k| get(f, k).and_then(|v| v.as_f64()));
+    let status = STATUS_KEYS
+        .iter()
+        .find_map(|k| get(f, k).and_then(|v| v.as_f64()));
     if let Some(s) = status {
         if (100.0..600.0).contains(&s) && s.fract() == 0.0 {
             set(f, "status", FieldValue::Int(s as i64));

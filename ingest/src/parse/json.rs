@@ -6,7 +6,9 @@
 //! [`crate::parse::otlp`].
 
 use crate::deadletter::DeadLetterReason;
-use crate::parse::fields::{dedup_keep_last, set, take, to_event, FieldList, FieldMapping};
+use crate::parse::fields::{
+    dedup_keep_last, set, take, to_event, FieldList, FieldMapping, ReaderKeys,
+};
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
 use models::{Event, FieldValue};
@@ -18,12 +20,15 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct JsonParser {
     mapping: FieldMapping,
+    /// The keys worth reading when the mapping keeps only some fields.
+    reader: Option<std::sync::Arc<ReaderKeys>>,
 }
 
 impl JsonParser {
     /// With a custom field mapping.
     pub fn with_mapping(mapping: FieldMapping) -> Self {
-        JsonParser { mapping }
+        let reader = mapping.reader_keys().map(std::sync::Arc::new);
+        JsonParser { mapping, reader }
     }
 }
 
@@ -96,7 +101,11 @@ fn flatten_into(prefix: String, v: Value, out: &mut FieldList, depth: usize) {
 /// a well-formed object (a duplicate key, two paths to one dotted key,
 /// invalid JSON): the caller then takes the [`Value`] path, which decides
 /// (and words the error) as before.
-fn flatten_str(text: &str) -> Option<FieldList> {
+///
+/// With `wanted`, a value whose dotted key it does not want is read past
+/// (checked, not allocated): a shipped Kubernetes record's thirty labels
+/// and annotations, which the engine would drop after mapping.
+fn flatten_str(text: &str, wanted: Option<&ReaderKeys>) -> Option<FieldList> {
     use serde::de::DeserializeSeed;
     // Sized for a shipped record (a Kubernetes one has about twenty
     // fields, nested four deep): growing them one push at a time was a
@@ -113,6 +122,7 @@ fn flatten_str(text: &str) -> Option<FieldList> {
         depth: 0,
         collided: &mut collided,
         top: true,
+        wanted,
     }
     .deserialize(&mut de)
     .ok()?;
@@ -139,6 +149,8 @@ struct Flatten<'a, 'de> {
     collided: &'a mut bool,
     /// The whole record: it must be an object.
     top: bool,
+    /// The keys worth reading, if not all (see [`flatten_str`]).
+    wanted: Option<&'a ReaderKeys>,
 }
 
 impl Flatten<'_, '_> {
@@ -256,6 +268,7 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
             out,
             depth,
             collided,
+            wanted,
             ..
         } = self;
         let start = keys.len();
@@ -271,6 +284,10 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
             }
             path.push_str(&k);
             keys.push(k);
+            if wanted.is_some_and(|w| !w.wants(path)) {
+                map.next_value::<serde::de::IgnoredAny>()?;
+                continue;
+            }
             map.next_value_seed(Flatten {
                 path: &mut *path,
                 keys: &mut *keys,
@@ -278,6 +295,7 @@ impl<'de> serde::de::Visitor<'de> for Flatten<'_, 'de> {
                 depth: depth + 1,
                 collided: &mut *collided,
                 top: false,
+                wanted,
             })?;
         }
         keys.truncate(start);
@@ -525,7 +543,7 @@ impl Parser for JsonParser {
         if crate::parse::otlp::is_envelope(text) {
             return crate::parse::otlp::parse(text, &self.mapping, raw, out);
         }
-        let fields = match flatten_str(text) {
+        let fields = match flatten_str(text, self.reader.as_deref()) {
             Some(fields) => fields,
             None => {
                 let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -565,6 +583,63 @@ mod tests {
     use super::*;
     use models::{Level, Timestamp};
 
+    /// A reader that leaves out keys the mapping will not read gives the
+    /// events a reader of every key gives (the fields the engine keeps,
+    /// the service, level, message, trace id, derived status and
+    /// duration): on each shape of shipped record the mapping knows.
+    #[test]
+    fn reading_only_what_the_mapping_reads_changes_no_event() {
+        let records = [
+            // Fluent Bit's Kubernetes filter: the level inside `log`,
+            // trace and span ids, labels and annotations.
+            r#"{"time":"2026-01-05T10:00:00.1Z","stream":"stdout","log":"10:00:00.100 ERROR c.s.ContactsServiceImpl#37 TraceID: 6f3c1a2b9d8e7f60 SpanID: 576f0a1b2c3d4e5f [get] boom","trace_id":"6f3c1a2b9d8e7f60","span_id":"576f0a1b2c3d4e5f","kubernetes":{"pod_name":"contacts-1","namespace_name":"tt","host":"n1","container_name":"contacts","labels":{"app":"contacts","pod-template-hash":"x"},"annotations":{"a.b/c":"d"}}}"#,
+            // ECS (Filebeat): dotted keys nested, status and duration.
+            r#"{"@timestamp":"2026-01-05T10:00:01Z","log":{"level":"warn"},"message":"GET /x","service":{"name":"web"},"http":{"response":{"status_code":503}},"event":{"duration":1200000000,"dataset":"nginx"},"host":{"name":"h1"},"agent":{"type":"filebeat","version":"8"}}"#,
+            // Vector's OpenTelemetry source.
+            r#"{"timestamp":"2026-01-05T10:00:02Z","severity_text":"ERROR","message":"db down","resources":{"service.name":"orders","host.name":"h2"},"attributes":{"exception.type":"java.io.IOException","latency_ms":"300"},"trace_id":"t1"}"#,
+            // Docker's fluentd driver: the container names the service.
+            r#"{"time":"2026-01-05T10:00:03Z","container_name":"/shop-web-1","source":"stderr","log":"panic: nil map","pid":7}"#,
+            // logfmt-like JSON with an event and no message, a session key.
+            r#"{"ts":1767607204,"event":"deploy_started","level":"info","session_id":"s1","logger":"app.main","thread":"t-1","extra":{"deep":{"deeper":[1,2]}}}"#,
+            // OpenTelemetry's body as an AnyValue.
+            r#"{"timeUnixNano":"1767607205000000000","severityText":"INFO","body":{"stringValue":"hello"},"resource":{"attributes":{"service.name":"cart"}}}"#,
+        ];
+        let mapping = FieldMapping {
+            kept: Some(vec![
+                "status".into(),
+                "exception.type".into(),
+                "duration_seconds".into(),
+                "session_id".into(),
+            ]),
+            ..FieldMapping::default()
+        };
+        let mut skipping = JsonParser::with_mapping(mapping.clone());
+        assert!(skipping.reader.is_some());
+        let mut whole = JsonParser {
+            mapping,
+            reader: None,
+        };
+        for text in records {
+            let raw = RawRecord::default();
+            let (mut a, mut b) = (vec![], vec![]);
+            skipping.parse(text, &raw, &mut a).unwrap();
+            whole.parse(text, &raw, &mut b).unwrap();
+            assert_eq!(a, b, "{text}");
+        }
+        // And it does leave keys out before reading them.
+        let keys = FieldMapping {
+            kept: Some(vec![]),
+            ..FieldMapping::default()
+        }
+        .reader_keys()
+        .unwrap();
+        let fields = flatten_str(records[0], Some(&keys)).unwrap();
+        assert!(fields.iter().any(|(k, _)| k == "kubernetes.labels.app"));
+        assert!(!fields
+            .iter()
+            .any(|(k, _)| k.starts_with("kubernetes.annotations")));
+    }
+
     /// The streaming reader gives what the `Value` path gives, or steps
     /// aside.
     #[test]
@@ -586,7 +661,8 @@ mod tests {
             let Value::Object(obj) = serde_json::from_str::<Value>(text).unwrap() else {
                 panic!("{text}")
             };
-            let streamed = flatten_str(text).map(|f| f.into_iter().collect::<BTreeMap<_, _>>());
+            let streamed =
+                flatten_str(text, None).map(|f| f.into_iter().collect::<BTreeMap<_, _>>());
             assert_eq!(streamed, Some(flatten(obj)), "{text}");
         }
         // Shapes the streaming reader leaves to `Value`: the parser's
@@ -602,7 +678,7 @@ mod tests {
             r#"{"a":[[1,2],[3]]}"#,
             r#"{"a":[{"key":"k","value":{"stringValue":"x"}},{"key":"k","value":{"stringValue":"y"}}]}"#,
         ] {
-            assert_eq!(flatten_str(text), None, "{text}");
+            assert_eq!(flatten_str(text, None), None, "{text}");
             // ...and the parser reads them that way.
             let line = text.replacen('{', r#"{"ts":"2026-01-05T00:00:00Z","#, 1);
             let mut events = vec![];
@@ -622,7 +698,7 @@ mod tests {
             r#"null"#,
             r#"{"a":"#,
         ] {
-            assert_eq!(flatten_str(text), None, "{text}");
+            assert_eq!(flatten_str(text, None), None, "{text}");
         }
     }
 
