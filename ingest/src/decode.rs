@@ -343,7 +343,7 @@ impl Decoder {
                 }
             }
         }
-        let start = out.len();
+        let mut start = out.len();
         let parser = self.parser.as_mut().expect("parser chosen above");
         let mut used = parser.name();
         let mut resniffed = false;
@@ -356,7 +356,10 @@ impl Decoder {
             Ok(()) => {}
             Err(e) => {
                 out.truncate(start);
-                if let Some(name) = voting.then(|| self.vote(&text, raw, out)).flatten() {
+                if let Some(name) = voting
+                    .then(|| self.vote(&text, raw, out, &mut start))
+                    .flatten()
+                {
                     // The origin's format now, not a record read aside.
                     used = name;
                 } else {
@@ -455,7 +458,17 @@ impl Decoder {
     /// format now has more votes than the chosen one has records read, the
     /// origin changes to it and the record is read with it. Returns the
     /// format used, or `None` (the record goes on as a misfit).
-    fn vote(&mut self, text: &str, raw: &RawRecord, out: &mut Vec<Event>) -> Option<&'static str> {
+    ///
+    /// Records held for continuation lines were read in the old format:
+    /// they leave first, ahead of `start`, which moves past them (the
+    /// caller checks and joins `out[start..]`, this record's events).
+    fn vote(
+        &mut self,
+        text: &str,
+        raw: &RawRecord,
+        out: &mut Vec<Event>,
+        start: &mut usize,
+    ) -> Option<&'static str> {
         let f = Format::detect(text)?;
         if self.chosen.as_ref() == Some(&f) {
             return None;
@@ -477,14 +490,15 @@ impl Decoder {
             return None;
         }
         let mut p = f.parser_with(self.default_year, &self.config.fields).ok()?;
-        // Records held for continuation lines were read in the old format
-        // and leave before anything read in the new one.
-        self.join.flush(out);
-        let start = out.len();
+        let fresh = out.len();
         if p.parse(text, raw, out).is_err() {
-            out.truncate(start);
+            out.truncate(fresh);
             return None;
         }
+        let events: Vec<Event> = out.drain(fresh..).collect();
+        self.join.flush(out);
+        *start = out.len();
+        out.extend(events);
         // The two swap places: the old format keeps the votes it had.
         let old = self.chosen.replace(f).map(|c| c.name().to_string());
         self.sample.rivals.retain(|(r, _)| *r != name);
@@ -825,6 +839,19 @@ mod tests {
         d.flush(&mut out);
         assert_eq!(d.format_name(), "plain");
         assert_eq!((d.stats().dead_lettered, out.len()), (1, 6), "{out:?}");
+        // In order, each once: the JSON record held for continuation lines
+        // leaves when the format changes, ahead of the first plain one.
+        let messages: Vec<&str> = out
+            .iter()
+            .map(|e| match e {
+                Event::Log(r) => r.message.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            ["starting", "ok 1", "ok 2", "ok 3", "ok 4", "ok 5"]
+        );
         assert_eq!(d.stats().by_format.get("plain"), Some(&5));
 
         // Once the sample is over, the format stays: a file that turns
