@@ -149,10 +149,9 @@ pub const SNIFF_SAMPLE: u32 = 32;
 /// once; a record the chosen parser cannot read, but another format can,
 /// votes for that format, and once a format has more votes in the sample
 /// than the chosen one has records read, the origin changes to it. So a
-/// stray first line that happens to fit (`port=8080 env=prod` above a
-/// plain log, a banner that reads as logfmt) no longer dead-letters the
-/// file behind it, and a file's format is what most of its first records
-/// are.
+/// stray first line that happens to fit (one JSON line above a plain
+/// log) no longer dead-letters the file behind it, and a file's format is
+/// what most of its first records are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Records of the sample seen since the format was first chosen.
