@@ -690,12 +690,14 @@ struct OwnBroker {
 }
 
 impl OwnBroker {
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
+    /// Two free ports for the broker and its controller. Both are held
+    /// while the second is chosen: released one at a time, the kernel gave
+    /// the same port twice once, and the broker refused to start (CI).
+    fn free_ports() -> (u16, u16) {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+        (port(&a), port(&b))
     }
 
     fn script(&self, what: &str) {
@@ -713,14 +715,11 @@ impl OwnBroker {
 
     fn start() -> OwnBroker {
         let state = tempfile::tempdir().unwrap();
-        let port = Self::free_port();
+        let (port, controller) = Self::free_ports();
         let b = OwnBroker {
             env: vec![
                 ("KAFKA_PORT".into(), port.to_string()),
-                (
-                    "KAFKA_CONTROLLER_PORT".into(),
-                    Self::free_port().to_string(),
-                ),
+                ("KAFKA_CONTROLLER_PORT".into(), controller.to_string()),
                 (
                     "KAFKA_STATE_DIR".into(),
                     state.path().join("kafka").display().to_string(),
