@@ -540,25 +540,14 @@ impl Engine {
         }
     }
 
-    /// Analyse one decoded event: mine its template (logs), then fold it
-    /// into the analysis. Events must come in event-time order (within the
-    /// allowed lateness); replay and the Kafka consumer both merge their
-    /// inputs by event time before calling this. Mining happens here, not
-    /// in [`Engine::decode`], because template ids depend on the order
-    /// messages are seen: after the merge that order is the same however
-    /// the records arrived.
-    pub fn analyze(&mut self, mut event: Event) {
-        self.analyze_mut(&mut event);
-    }
-
     /// [`Engine::analyze_mut`] for an event of one input (file, partition)
     /// among several, whose newest event analysed so far was at `newest`
     /// (updated here): a late event is told apart by why it was late.
     pub fn analyze_in(&mut self, event: &mut Event, newest: &mut Option<Timestamp>) {
         let t = event.timestamp();
-        let late = self.analyzer.signal_stats().late;
+        let late = self.late_events();
         self.analyze_mut(event);
-        if self.analyzer.signal_stats().late > late {
+        if self.late_events() > late {
             let lateness = self.config.analyzer.signals.allowed_lateness_secs as i64 * 1000;
             if newest.is_some_and(|n| n.as_millis() - t.as_millis() > lateness) {
                 self.acc.late_out_of_order += 1;
@@ -569,8 +558,14 @@ impl Engine {
         }
     }
 
-    /// [`Engine::analyze`], leaving the event (its template id filled in)
-    /// to the caller: replay hands it back to the thread that decoded it,
+    /// Analyse one decoded event: mine its template (logs), then fold it
+    /// into the analysis. Events must come in event-time order (within the
+    /// allowed lateness); replay and the Kafka consumer both merge their
+    /// inputs by event time before calling this. Mining happens here, not
+    /// in [`Engine::decode`], because template ids depend on the order
+    /// messages are seen: after the merge that order is the same however
+    /// the records arrived. The event is left to the caller (its template
+    /// id filled in): replay hands it back to the thread that decoded it,
     /// which frees it.
     pub fn analyze_mut(&mut self, event: &mut Event) {
         if let Event::Log(r) = event {

@@ -270,8 +270,8 @@ fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
     ];
     // What the analysis counted but left out: late events and what the
     // caps turned away (served on `/metrics` beside the dead letters).
-    // By reason; a run whose summary predates the reasons keeps its one
-    // unlabelled count.
+    // By reason; what a summary from before the reasons counted is served
+    // as reason "unknown".
     let said: u64 = summary.late_by_reason.values().sum();
     for (reason, n) in &summary.late_by_reason {
         counters.push(("late_events", reason.clone(), *n));
