@@ -210,16 +210,20 @@ pub fn dedup_keep_last(f: &mut FieldList) -> bool {
 
 /// The result of mapping: the keys used for the well-known parts are
 /// removed from `fields`, everything else stays.
+///
+/// `fields` is drained, not consumed: a parser keeps one list and reuses
+/// its allocation for every record (what is left of it after an error or a
+/// change event is the caller's to clear).
 pub fn to_event(
-    mut fields: FieldList,
+    fields: &mut FieldList,
     mapping: &FieldMapping,
     raw: &RawRecord,
     whole_line: &str,
 ) -> Result<Event, ParseError> {
     // Only removals follow until the mapping is done, so the mask stays
     // true of every key left.
-    let lengths = key_lengths(&fields);
-    let ts_value = take_first(&mut fields, lengths, &mapping.timestamp);
+    let lengths = key_lengths(fields);
+    let ts_value = take_first(fields, lengths, &mapping.timestamp);
     let timestamp = match &ts_value {
         Some(v) => parse_timestamp_value(v).ok_or_else(|| {
             ParseError::new(
@@ -239,13 +243,13 @@ pub fn to_event(
             )
         })?,
     };
-    let service = take_str(&mut fields, lengths, &mapping.service)
+    let service = take_str(fields, lengths, &mapping.service)
         .or_else(|| key_service(raw))
-        .or_else(|| container_service(&fields, lengths));
-    let change = first_str(&fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
+        .or_else(|| container_service(fields, lengths));
+    let change = first_str(fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
     if let (Some(kind), Some(service)) = (change, service.clone()) {
-        let version = take_str(&mut fields, lengths, &mapping.version);
-        let description = take_str(&mut fields, lengths, &mapping.message).unwrap_or_default();
+        let version = take_str(fields, lengths, &mapping.version);
+        let description = take_str(fields, lengths, &mapping.message).unwrap_or_default();
         return Ok(Event::Change(ChangeEvent {
             timestamp,
             service,
@@ -254,23 +258,23 @@ pub fn to_event(
             description,
         }));
     }
-    let mut level = take_str(&mut fields, lengths, &mapping.level).and_then(|s| Level::parse(&s));
-    if let Some(n) = take_first(&mut fields, lengths, &mapping.severity_number) {
+    let mut level = take_str(fields, lengths, &mapping.level).and_then(|s| Level::parse(&s));
+    if let Some(n) = take_first(fields, lengths, &mapping.severity_number) {
         if level.is_none() {
             level = n.as_f64().and_then(|n| Level::from_otel_number(n as i64));
         }
     }
-    let message = match take_str(&mut fields, lengths, &mapping.message) {
+    let message = match take_str(fields, lengths, &mapping.message) {
         Some(m) => m,
         // logfmt such as `event=database_timeout severity=error` has no
         // message: the event name is the most useful text to mine.
-        None => match get(&fields, "event").and_then(|v| v.as_str()) {
+        None => match get(fields, "event").and_then(|v| v.as_str()) {
             Some(e) => e.to_string(),
             None => whole_line.to_string(),
         },
     };
     let mut message = message;
-    let trace_id = take_str(&mut fields, lengths, &mapping.trace_id);
+    let trace_id = take_str(fields, lengths, &mapping.trace_id);
     let (mut logger, mut thread) = (None, None);
     let mut syslog = None;
     if level.is_none() {
@@ -309,7 +313,7 @@ pub fn to_event(
             }
         }
     }
-    let host = take_str(&mut fields, lengths, &mapping.host);
+    let host = take_str(fields, lengths, &mapping.host);
     // The record's own fields first, then what its syslog header said.
     let (service, host) = match syslog {
         Some((app, syslog_host)) => (service.or(app), host.or(syslog_host)),
@@ -318,7 +322,7 @@ pub fn to_event(
     let mut r = LogRecord::new(timestamp, message);
     r.service = service;
     r.host = host;
-    r.container = take_str(&mut fields, lengths, &mapping.container);
+    r.container = take_str(fields, lengths, &mapping.container);
     r.trace_id = trace_id;
     r.level = level;
     // Added after the mapping took its keys (the length mask above only
@@ -329,13 +333,13 @@ pub fn to_event(
             fields.push((key.into(), v));
         }
     }
-    normalise_fields(&mut fields);
+    normalise_fields(fields);
     if let Some(kept) = &mapping.kept {
         fields.retain(|(k, _)| {
             crate::multiline::STREAM_KEYS.contains(&k.as_str()) || kept.iter().any(|w| w == k)
         });
     }
-    r.fields = fields.into_iter().collect();
+    r.fields = fields.drain(..).collect();
     Ok(Event::Log(r))
 }
 

@@ -22,13 +22,40 @@ pub struct JsonParser {
     mapping: FieldMapping,
     /// The keys worth reading when the mapping keeps only some fields.
     reader: Option<std::sync::Arc<ReaderKeys>>,
+    /// Working space kept from record to record (see [`Scratch`]).
+    scratch: Scratch,
+}
+
+/// What the reader needs for one record, kept by the parser so that a
+/// record costs no allocation for it: the flattened fields (drained into
+/// the record's map), the dotted key being read, and the keys of the
+/// objects open. Allocating the three afresh cost three allocations per
+/// record, the field list about two kilobytes of it, each written cold.
+#[derive(Debug, Default)]
+struct Scratch {
+    out: FieldList,
+    path: String,
+    /// The keys read so far of every object open, innermost last (empty
+    /// between records: only its allocation is kept, see [`recycle`]).
+    keys: Vec<std::borrow::Cow<'static, str>>,
+}
+
+impl Clone for Scratch {
+    /// Working space is not state: a clone starts with its own, empty.
+    fn clone(&self) -> Self {
+        Scratch::default()
+    }
 }
 
 impl JsonParser {
     /// With a custom field mapping.
     pub fn with_mapping(mapping: FieldMapping) -> Self {
         let reader = mapping.reader_keys().map(std::sync::Arc::new);
-        JsonParser { mapping, reader }
+        JsonParser {
+            mapping,
+            reader,
+            scratch: Scratch::default(),
+        }
     }
 }
 
@@ -95,9 +122,17 @@ fn flatten_into(prefix: String, v: Value, out: &mut FieldList, depth: usize) {
     }
 }
 
+/// [`flatten_str_into`] with working space of its own (tests).
+#[cfg(test)]
+fn flatten_str(text: &str, wanted: Option<&ReaderKeys>) -> Option<FieldList> {
+    let mut scratch = Scratch::default();
+    flatten_str_into(text, wanted, &mut scratch).then_some(scratch.out)
+}
+
 /// Flatten a JSON object straight from its text, without building a
 /// [`Value`] tree for it: the same fields as `serde_json::from_str` then
-/// [`flatten`], or `None` when the answer could differ or the text is not
+/// [`flatten`], into `scratch.out` (cleared first),
+/// or false when the answer could differ or the text is not
 /// a well-formed object (a duplicate key, two paths to one dotted key,
 /// invalid JSON): the caller then takes the [`Value`] path, which decides
 /// (and words the error) as before.
@@ -105,30 +140,37 @@ fn flatten_into(prefix: String, v: Value, out: &mut FieldList, depth: usize) {
 /// With `wanted`, a value whose dotted key it does not want is read past
 /// (checked, not allocated): a shipped Kubernetes record's thirty labels
 /// and annotations, which the engine would drop after mapping.
-fn flatten_str(text: &str, wanted: Option<&ReaderKeys>) -> Option<FieldList> {
+/// An empty vector of keys of another lifetime, with the allocation of
+/// `v`: the keys borrow from one record's text, the allocation outlives
+/// it. (Collecting an emptied vector's `into_iter` into one of the same
+/// layout reuses its buffer; nothing is mapped.)
+fn recycle<'a, 'b>(mut v: Vec<std::borrow::Cow<'a, str>>) -> Vec<std::borrow::Cow<'b, str>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
+fn flatten_str_into(text: &str, wanted: Option<&ReaderKeys>, scratch: &mut Scratch) -> bool {
     use serde::de::DeserializeSeed;
-    // Sized for a shipped record (a Kubernetes one has about twenty
-    // fields, nested four deep): growing them one push at a time was a
-    // reallocation every few fields.
-    let mut out = Vec::with_capacity(32);
+    let Scratch { out, path, keys } = scratch;
+    out.clear();
+    path.clear();
+    let mut open = recycle(std::mem::take(keys));
     let mut collided = false;
-    let mut path = String::with_capacity(64);
-    let mut keys = Vec::with_capacity(32);
     let mut de = serde_json::Deserializer::from_str(text);
-    Flatten {
-        path: &mut path,
-        keys: &mut keys,
-        out: &mut out,
+    let read = Flatten {
+        path,
+        keys: &mut open,
+        out: &mut *out,
         depth: 0,
         collided: &mut collided,
         top: true,
         wanted,
     }
     .deserialize(&mut de)
-    .ok()?;
-    de.end().ok()?;
-    let repeated = dedup_keep_last(&mut out);
-    (!collided && !repeated).then_some(out)
+    .is_ok()
+        && de.end().is_ok();
+    *keys = recycle(open);
+    read && !dedup_keep_last(out) && !collided
 }
 
 /// [`flatten_into`] as a serde seed: objects are walked as they are read;
@@ -543,9 +585,11 @@ impl Parser for JsonParser {
         if crate::parse::otlp::is_envelope(text) {
             return crate::parse::otlp::parse(text, &self.mapping, raw, out);
         }
-        let fields = match flatten_str(text, self.reader.as_deref()) {
-            Some(fields) => fields,
-            None => {
+        let mut whole;
+        let fields = if flatten_str_into(text, self.reader.as_deref(), &mut self.scratch) {
+            &mut self.scratch.out
+        } else {
+            {
                 let value: Value = serde_json::from_str(text).map_err(|e| {
                     ParseError::new(DeadLetterReason::InvalidJson, format!("invalid JSON: {e}"))
                 })?;
@@ -555,7 +599,8 @@ impl Parser for JsonParser {
                         "a JSON log record must be an object",
                     ));
                 };
-                flatten(obj).into_iter().collect()
+                whole = flatten(obj).into_iter().collect();
+                &mut whole
             }
         };
         out.push(record_to_event(fields, &self.mapping, raw, text)?);
@@ -567,13 +612,13 @@ impl Parser for JsonParser {
 /// OTLP envelope's): OpenTelemetry's body may be an AnyValue object, whose
 /// string is the message.
 pub(crate) fn record_to_event(
-    mut fields: FieldList,
+    fields: &mut FieldList,
     mapping: &FieldMapping,
     raw: &RawRecord,
     text: &str,
 ) -> Result<Event, ParseError> {
-    if let Some(FieldValue::Str(s)) = take(&mut fields, "body.stringValue") {
-        set(&mut fields, "body", FieldValue::Str(s));
+    if let Some(FieldValue::Str(s)) = take(fields, "body.stringValue") {
+        set(fields, "body", FieldValue::Str(s));
     }
     to_event(fields, mapping, raw, text)
 }
@@ -618,6 +663,7 @@ mod tests {
         let mut whole = JsonParser {
             mapping,
             reader: None,
+            scratch: Scratch::default(),
         };
         for text in records {
             let raw = RawRecord::default();

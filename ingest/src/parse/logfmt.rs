@@ -147,7 +147,8 @@ impl Parser for LogfmtParser {
             }
             Err(e) => return Err(e),
         };
-        out.push(to_event(fields, &self.mapping, raw, text)?);
+        let mut fields = fields;
+        out.push(to_event(&mut fields, &self.mapping, raw, text)?);
         Ok(())
     }
 }

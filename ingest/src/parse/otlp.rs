@@ -118,8 +118,8 @@ fn logs(
                 // The record as a line of its own, for what the mapping reads
                 // from a whole line (a level inside the message text).
                 let line = serde_json::to_string(&rec).map_err(|e| bad(e.to_string()))?;
-                let fields = flatten(rec).into_iter().collect();
-                let event = record_to_event(fields, mapping, raw, &line).map_err(|e| {
+                let mut fields = flatten(rec).into_iter().collect();
+                let event = record_to_event(&mut fields, mapping, raw, &line).map_err(|e| {
                     ParseError::new(
                         e.reason,
                         format!(
