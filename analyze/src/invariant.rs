@@ -176,6 +176,12 @@ pub struct Invariants {
     alerting: BTreeSet<String>,
     /// Templates or pairs turned away by the caps.
     pub capped: u64,
+    /// Working space for [`Invariants::observe`] (the session's statements,
+    /// and the same sorted), kept so that judging a session allocates
+    /// nothing: when every log line has a trace id of its own, a session
+    /// closes per record.
+    #[serde(skip)]
+    scratch: (Vec<Id>, Vec<Id>),
 }
 
 impl Invariants {
@@ -202,7 +208,7 @@ impl Invariants {
 
     /// The number of template `name`, given now if it has none (and the
     /// cap allows).
-    fn id(&mut self, name: &Arc<str>, service: &Option<String>) -> Option<Id> {
+    fn id(&mut self, name: &Arc<str>, service: &Option<Arc<str>>) -> Option<Id> {
         if let Some(&id) = self.ids.get(name) {
             return Some(id);
         }
@@ -214,7 +220,7 @@ impl Invariants {
         self.ids.insert(name.clone(), id);
         self.templates.push(Template {
             name: name.clone(),
-            service: service.clone(),
+            service: service.as_deref().map(str::to_string),
             with: 0.0,
             both: FastMap::default(),
             rules: Vec::new(),
@@ -231,7 +237,7 @@ impl Invariants {
         first: Timestamp,
         last: Timestamp,
         templates: &[(Arc<str>, u32)],
-        services: &[Option<String>],
+        services: &[Option<Arc<str>>],
         out: &mut Vec<Anomaly>,
     ) {
         let minute = closed.as_millis().div_euclid(WINDOW_MS) * WINDOW_MS;
@@ -243,13 +249,15 @@ impl Invariants {
             None => self.window = Some(minute),
             _ => {}
         }
-        let mut held: Vec<Id> = Vec::with_capacity(templates.len().min(MAX_PER_SESSION));
+        let (mut held, mut sorted) = std::mem::take(&mut self.scratch);
+        held.clear();
         for ((t, _), s) in templates.iter().zip(services).take(MAX_PER_SESSION) {
             if let Some(id) = self.id(t, s) {
                 held.push(id);
             }
         }
-        let mut sorted = held.clone();
+        sorted.clear();
+        sorted.extend_from_slice(&held);
         sorted.sort_unstable();
         let (first_ms, last_ms) = (first.as_millis(), last.as_millis());
         // The statements this session lacks that its templates' invariants
@@ -310,10 +318,11 @@ impl Invariants {
             self.learn(&held);
         } else if self.pending.len() < MAX_WINDOW_SESSIONS {
             self.pending.push(Pending {
-                templates: held,
+                templates: held.clone(),
                 broke,
             });
         }
+        self.scratch = (held, sorted);
     }
 
     /// Whether sessions holding both `b` and `c` usually wrote `b` first.
@@ -548,8 +557,8 @@ mod tests {
 
     fn session(d: &mut Invariants, sec: i64, parts: &[(&str, &str)], out: &mut Vec<Anomaly>) {
         let ts: Vec<(Arc<str>, u32)> = parts.iter().map(|(t, _)| (Arc::from(*t), 1)).collect();
-        let services: Vec<Option<String>> =
-            parts.iter().map(|(_, s)| Some(s.to_string())).collect();
+        let services: Vec<Option<Arc<str>>> =
+            parts.iter().map(|(_, s)| Some(Arc::from(*s))).collect();
         for (_, s) in parts {
             d.saw(s, Timestamp::from_secs(sec));
         }

@@ -76,7 +76,9 @@ impl Default for SessionConfig {
 struct Open {
     /// Shared with the map key and the idle queue's entries.
     id: Arc<str>,
-    service: Option<String>,
+    /// Shared with `template_services` (one allocation per session, not
+    /// one per template).
+    service: Option<Arc<str>>,
     first: Timestamp,
     last: Timestamp,
     /// Records per template, in the order first seen.
@@ -85,7 +87,7 @@ struct Open {
     /// order): a session that went wrong is reported where it went wrong,
     /// not where it entered.
     #[serde(default)]
-    template_services: Vec<Option<String>>,
+    template_services: Vec<Option<Arc<str>>>,
     records: u32,
 }
 
@@ -192,7 +194,7 @@ impl SessionDetector {
             let id: Arc<str> = id.into();
             let s = Open {
                 id: id.clone(),
-                service: r.service.clone(),
+                service: r.service.as_deref().map(Arc::from),
                 first: r.timestamp,
                 last: r.timestamp,
                 templates: Vec::new(),
@@ -208,7 +210,13 @@ impl SessionDetector {
             *n += 1;
         } else if s.templates.len() < 256 {
             s.templates.push((tpl.clone(), 1));
-            s.template_services.push(r.service.clone());
+            // The session's own service, shared, when this record's is
+            // the same (nearly always).
+            let service = match (&s.service, &r.service) {
+                (Some(a), Some(b)) if **a == **b => Some(a.clone()),
+                (_, b) => b.as_deref().map(Arc::from),
+            };
+            s.template_services.push(service);
         }
         self.by_last.push_back((r.timestamp, s.id.clone()));
     }
@@ -288,7 +296,8 @@ impl SessionDetector {
                 let service = rare
                     .and_then(|(t, _)| s.templates.iter().position(|(x, _)| x == t))
                     .and_then(|i| s.template_services.get(i).cloned().flatten())
-                    .or_else(|| s.service.clone());
+                    .or_else(|| s.service.clone())
+                    .map(|s| s.to_string());
                 out.push(Anomaly {
                     signal: Signal {
                         kind: SignalKind::Session,
