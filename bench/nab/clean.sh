@@ -9,7 +9,15 @@ TH="${1:-0.0728}"
 cargo build --release --no-default-features -q
 BIN="${CARGO_TARGET_DIR:-target}/release/remedy"
 DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
-python3 bench/nab/clean_series.py "$DIR"
+# The series generator needs numpy: use the machine's, or the venv that
+# robust.sh makes.
+PY=python3
+if ! python3 -c 'import numpy' 2>/dev/null; then
+  VENV=bench/.venv-nab
+  [ -x "$VENV/bin/python" ] || { python3 -m venv "$VENV" && "$VENV/bin/pip" install -q numpy; }
+  PY="$VENV/bin/python"
+fi
+"$PY" bench/nab/clean_series.py "$DIR"
 for f in "$DIR"/*.csv; do
   "$BIN" detect --out "$f.out" "$f"
   python3 - "$f.out" "$(basename "$f" .csv)" "$TH" <<'PY'
