@@ -49,7 +49,35 @@ pub struct FieldMapping {
     /// read from `[engine.fields]`.
     #[serde(skip)]
     pub kept: Option<Vec<String>>,
+    /// [`FieldMapping::reader_keys`], made once per mapping rather than
+    /// once per input: a replay of 21,000 JSON files made it 21,000 times
+    /// (about 10 µs and 10 KB each). Empty again in a clone, so a mapping
+    /// cloned and then changed does not keep its original's keys.
+    /// Public only so that `..FieldMapping::default()` works outside this
+    /// module; there is nothing in it to set.
+    #[serde(skip)]
+    pub reader: ReaderCache,
 }
+
+/// The cache behind [`FieldMapping::reader_keys_shared`] (opaque).
+#[derive(Debug, Default)]
+pub struct ReaderCache(std::sync::OnceLock<Option<std::sync::Arc<ReaderKeys>>>);
+
+impl Clone for ReaderCache {
+    fn clone(&self) -> Self {
+        ReaderCache::default()
+    }
+}
+
+/// A cache says nothing about the mapping: two mappings are equal when
+/// their keys are.
+impl PartialEq for ReaderCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for ReaderCache {}
 
 fn v(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|s| s.to_string()).collect()
@@ -139,6 +167,7 @@ impl Default for FieldMapping {
                 "resource.attributes.service.version",
             ]),
             kept: None,
+            reader: ReaderCache::default(),
         }
     }
 }
@@ -459,6 +488,16 @@ impl ReaderKeys {
 }
 
 impl FieldMapping {
+    /// [`FieldMapping::reader_keys`], made at the first call and shared by
+    /// every parser made from this mapping afterwards (change `kept` before
+    /// the first parser is made, or on a clone).
+    pub fn reader_keys_shared(&self) -> Option<std::sync::Arc<ReaderKeys>> {
+        self.reader
+            .0
+            .get_or_init(|| self.reader_keys().map(std::sync::Arc::new))
+            .clone()
+    }
+
     /// The keys a reader must produce for [`to_event`] under this mapping
     /// (`None` when the mapping keeps every field).
     pub fn reader_keys(&self) -> Option<ReaderKeys> {

@@ -21,7 +21,8 @@ use models::{Event, FieldValue};
 /// dead letter.
 #[derive(Debug, Clone, Default)]
 pub struct LogfmtParser {
-    mapping: FieldMapping,
+    /// Shared by the parsers of every input (one per origin).
+    mapping: std::sync::Arc<FieldMapping>,
     /// Made at the first line that needs it.
     plain: Option<Box<crate::parse::plain::PlainParser>>,
 }
@@ -29,6 +30,11 @@ pub struct LogfmtParser {
 impl LogfmtParser {
     /// With a custom field mapping.
     pub fn with_mapping(mapping: FieldMapping) -> Self {
+        Self::with_shared(std::sync::Arc::new(mapping))
+    }
+
+    /// With a field mapping shared with other parsers.
+    pub fn with_shared(mapping: std::sync::Arc<FieldMapping>) -> Self {
         LogfmtParser {
             mapping,
             plain: None,

@@ -202,15 +202,19 @@ impl Format {
     /// timestamps carry no year (RFC 3164 syslog). `Auto` has no parser of
     /// its own: sniff first with [`Format::detect`].
     pub fn parser(&self, default_year: i32) -> Result<Box<dyn Parser>> {
-        self.parser_with(default_year, &fields::FieldMapping::default())
+        self.parser_with(
+            default_year,
+            &std::sync::Arc::new(fields::FieldMapping::default()),
+        )
     }
 
     /// [`Format::parser`] with the keys of structured records (JSON,
-    /// logfmt) mapped by `mapping` instead of the defaults.
+    /// logfmt) mapped by `mapping` instead of the defaults. The parser
+    /// shares the mapping (a decoder makes one parser per input).
     pub fn parser_with(
         &self,
         default_year: i32,
-        mapping: &fields::FieldMapping,
+        mapping: &std::sync::Arc<fields::FieldMapping>,
     ) -> Result<Box<dyn Parser>> {
         use plain::PlainParser;
         let preset = |n: &str| {
@@ -224,8 +228,8 @@ impl Format {
                     known: "a concrete format (sniff with Format::detect first)".into(),
                 })
             }
-            Format::Json => Box::new(json::JsonParser::with_mapping(mapping.clone())),
-            Format::Logfmt => Box::new(logfmt::LogfmtParser::with_mapping(mapping.clone())),
+            Format::Json => Box::new(json::JsonParser::with_shared(mapping.clone())),
+            Format::Logfmt => Box::new(logfmt::LogfmtParser::with_shared(mapping.clone())),
             Format::Plain => preset("plain"),
             Format::Header(f) => Box::new(PlainParser::header(f, default_year)?),
             Format::Syslog => preset("syslog"),
