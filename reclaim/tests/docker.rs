@@ -213,8 +213,10 @@ async fn prune_removes_exactly_what_the_policy_allows() {
     let report = driver
         .execute(&mut a, wall_now(), &mut audit)
         .await
-        .unwrap()
-        .expect("the prune ran");
+        .unwrap();
+    // When it did not run, the audit says why (an engine error or a rule).
+    let report = report
+        .unwrap_or_else(|| panic!("the prune ran: {:?} (audit: {:?})", a.status, audit.last()));
     assert_eq!(a.status, ActionStatus::Executed, "{:?}", audit.last());
     let mut removed = report.objects.clone();
     removed.sort();
