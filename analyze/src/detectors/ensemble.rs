@@ -354,8 +354,10 @@ struct TailModel {
     cap: f64,
 }
 
+/// No cap (yet): the largest finite value, which caps nothing and, unlike
+/// infinity, is a number in every serialisation format.
 fn no_cap() -> f64 {
-    f64::INFINITY
+    f64::MAX
 }
 
 impl TailModel {
