@@ -418,10 +418,13 @@ impl DockerExecutor {
                 PruneScope::UnusedVolumes => {
                     let mut lf = HashMap::new();
                     lf.insert("dangling", vec!["true"]);
-                    let list = docker
-                        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&lf).build()))
-                        .await
-                        .map_err(|e| Error::exec(NAME, format!("listing unused volumes: {e}")))?;
+                    let options = ListVolumesOptionsBuilder::new().filters(&lf).build();
+                    let list =
+                        listing_again_if_raced(|| docker.list_volumes(Some(options.clone())))
+                            .await
+                            .map_err(|e| {
+                                Error::exec(NAME, format!("listing unused volumes: {e}"))
+                            })?;
                     let (mut n, mut kept) = (0, 0);
                     for v in list.volumes.unwrap_or_default() {
                         let created = v
@@ -470,13 +473,11 @@ impl DockerExecutor {
                     // ignores `label!`, so the deny labels are applied here.
                     let mut lf = HashMap::new();
                     lf.insert("dangling", vec!["true"]);
-                    let list = docker
-                        .list_images(Some(
-                            ListImagesOptionsBuilder::new()
-                                .all(true)
-                                .filters(&lf)
-                                .build(),
-                        ))
+                    let options = ListImagesOptionsBuilder::new()
+                        .all(true)
+                        .filters(&lf)
+                        .build();
+                    let list = listing_again_if_raced(|| docker.list_images(Some(options.clone())))
                         .await
                         .map_err(|e| Error::exec(NAME, format!("listing dangling images: {e}")))?;
                     let (mut n, mut kept) = (0, 0);
@@ -844,6 +845,44 @@ fn connect_to(host: &str, timeout: u64) -> crate::Result<Docker> {
     .map_err(|e| Error::exec(NAME, format!("cannot connect to {host}: {e}")))
 }
 
+/// A listing, asked again (up to four times in all, a moment apart) when
+/// the engine failed it because an object it was listing vanished in the
+/// meantime. Podman answers 500 "image not known" to an image listing
+/// while another client removes one of the images (another prune, a CI
+/// clean-up; our own test suite, once); the next listing is consistent.
+/// Any other error is returned at once.
+async fn listing_again_if_raced<T, F, Fut>(mut list: F) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match list().await {
+            Err(e) if attempt < 3 && vanished_while_listing(&e) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A server error that says an object was not found: during a listing,
+/// something removed it between the engine's enumeration and its reading.
+fn vanished_while_listing(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message,
+        } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("not known") || m.contains("no such")
+        }
+        _ => false,
+    }
+}
+
 fn is_status(e: &bollard::errors::Error, codes: &[u16]) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
 }
@@ -853,4 +892,65 @@ fn is_status(e: &bollard::errors::Error, codes: &[u16]) -> bool {
 fn is_anonymous(name: &str, labels: &HashMap<String, String>) -> bool {
     labels.contains_key("com.docker.volume.anonymous")
         || (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(status_code: u16, message: &str) -> bollard::errors::Error {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_string(),
+        }
+    }
+
+    /// Podman's answer to an image listing while another client removes
+    /// an image (seen in CI, reproduced by running the Podman tests twice
+    /// at once): listed again, the listing is consistent.
+    #[tokio::test]
+    async fn a_listing_raced_by_a_removal_is_asked_again() {
+        let raced = "retrieving label for image \"adf3d9\": you may need to remove the image \
+                     to resolve the error: reading image \"adf3d9\": image not known";
+        assert!(vanished_while_listing(&server_error(500, raced)));
+        assert!(!vanished_while_listing(&server_error(
+            500,
+            "database is locked"
+        )));
+        assert!(!vanished_while_listing(&server_error(404, "no such image")));
+
+        let mut calls = 0;
+        let got = listing_again_if_raced(|| {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(server_error(500, raced))
+                } else {
+                    Ok(vec![n])
+                }
+            }
+        })
+        .await;
+        assert_eq!(got.unwrap(), vec![3]);
+
+        // Any other failure is the caller's at once; a race that does not
+        // settle gives up after four listings.
+        let mut calls = 0;
+        let got: Result<Vec<u32>, _> = listing_again_if_raced(|| {
+            calls += 1;
+            async { Err(server_error(500, "database is locked")) }
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls, 1);
+        let mut calls = 0;
+        let got: Result<Vec<u32>, _> = listing_again_if_raced(|| {
+            calls += 1;
+            async { Err(server_error(500, raced)) }
+        })
+        .await;
+        assert!(got.is_err());
+        assert_eq!(calls, 4);
+    }
 }
