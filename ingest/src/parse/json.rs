@@ -146,15 +146,6 @@ fn flatten_str(text: &str, wanted: Option<&ReaderKeys>) -> Option<FieldList> {
 /// With `wanted`, a value whose dotted key it does not want is read past
 /// (checked, not allocated): a shipped Kubernetes record's thirty labels
 /// and annotations, which the engine would drop after mapping.
-/// An empty vector of keys of another lifetime, with the allocation of
-/// `v`: the keys borrow from one record's text, the allocation outlives
-/// it. (Collecting an emptied vector's `into_iter` into one of the same
-/// layout reuses its buffer; nothing is mapped.)
-fn recycle<'a, 'b>(mut v: Vec<std::borrow::Cow<'a, str>>) -> Vec<std::borrow::Cow<'b, str>> {
-    v.clear();
-    v.into_iter().map(|_| unreachable!("emptied")).collect()
-}
-
 fn flatten_str_into(text: &str, wanted: Option<&ReaderKeys>, scratch: &mut Scratch) -> bool {
     use serde::de::DeserializeSeed;
     let Scratch { out, path, keys } = scratch;
@@ -179,6 +170,15 @@ fn flatten_str_into(text: &str, wanted: Option<&ReaderKeys>, scratch: &mut Scrat
     read && !dedup_keep_last(out) && !collided
 }
 
+/// An empty vector of keys of another lifetime, with the allocation of
+/// `v`: the keys borrow from one record's text, the allocation outlives
+/// it. (Collecting an emptied vector's `into_iter` into one of the same
+/// layout reuses its buffer; nothing is mapped.)
+fn recycle<'a, 'b>(mut v: Vec<std::borrow::Cow<'a, str>>) -> Vec<std::borrow::Cow<'b, str>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
+}
+
 /// [`flatten_into`] as a serde seed: objects are walked as they are read;
 /// arrays (OTLP attribute lists) and anything deeper than [`MAX_DEPTH`] are
 /// read as a [`Value`] and handed to [`flatten_into`].
@@ -197,7 +197,7 @@ struct Flatten<'a, 'de> {
     collided: &'a mut bool,
     /// The whole record: it must be an object.
     top: bool,
-    /// The keys worth reading, if not all (see [`flatten_str`]).
+    /// The keys worth reading, if not all (see [`flatten_str_into`]).
     wanted: Option<&'a ReaderKeys>,
 }
 
@@ -595,19 +595,17 @@ impl Parser for JsonParser {
         let fields = if flatten_str_into(text, self.reader.as_deref(), &mut self.scratch) {
             &mut self.scratch.out
         } else {
-            {
-                let value: Value = serde_json::from_str(text).map_err(|e| {
-                    ParseError::new(DeadLetterReason::InvalidJson, format!("invalid JSON: {e}"))
-                })?;
-                let Value::Object(obj) = value else {
-                    return Err(ParseError::new(
-                        DeadLetterReason::InvalidJson,
-                        "a JSON log record must be an object",
-                    ));
-                };
-                whole = flatten(obj).into_iter().collect();
-                &mut whole
-            }
+            let value: Value = serde_json::from_str(text).map_err(|e| {
+                ParseError::new(DeadLetterReason::InvalidJson, format!("invalid JSON: {e}"))
+            })?;
+            let Value::Object(obj) = value else {
+                return Err(ParseError::new(
+                    DeadLetterReason::InvalidJson,
+                    "a JSON log record must be an object",
+                ));
+            };
+            whole = flatten(obj).into_iter().collect();
+            &mut whole
         };
         out.push(record_to_event(fields, &self.mapping, raw, text)?);
         Ok(())

@@ -140,7 +140,7 @@ impl Parser for LogfmtParser {
         raw: &RawRecord,
         out: &mut Vec<Event>,
     ) -> Result<(), ParseError> {
-        let fields = match scan(text) {
+        let mut fields = match scan(text) {
             Ok(fields) => fields,
             Err(e) if !text.contains('=') => {
                 let plain = self.plain.get_or_insert_with(|| {
@@ -153,7 +153,6 @@ impl Parser for LogfmtParser {
             }
             Err(e) => return Err(e),
         };
-        let mut fields = fields;
         out.push(to_event(&mut fields, &self.mapping, raw, text)?);
         Ok(())
     }
