@@ -79,6 +79,12 @@ pub trait Context {
         let _ = metric;
         None
     }
+
+    /// What the signal's peers (the same kind of record at the other
+    /// services) say its share should be before its own history does.
+    fn share_prior(&self) -> Option<crate::detectors::share::SharePrior> {
+        None
+    }
 }
 
 /// A context that knows nothing: a lone series (`remedy detect`, tests).
@@ -132,6 +138,13 @@ pub trait Detector: Serialize + DeserializeOwned {
     fn exhausting(&self) -> bool {
         false
     }
+
+    /// For a share detector: the (flagged, all) records it has learned,
+    /// which its peers' prior is fitted from (see
+    /// [`Context::share_prior`]). Other detectors: `None`.
+    fn learned_share(&self) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 impl<D: Detector> Detector for Box<D> {
@@ -145,6 +158,10 @@ impl<D: Detector> Detector for Box<D> {
 
     fn exhausting(&self) -> bool {
         (**self).exhausting()
+    }
+
+    fn learned_share(&self) -> Option<(f64, f64)> {
+        (**self).learned_share()
     }
 }
 

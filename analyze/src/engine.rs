@@ -16,6 +16,7 @@
 
 use crate::correlate::{Correlator, CorrelatorConfig};
 use crate::detector::{Context, Detector, Point};
+use crate::detectors::share::SharePrior;
 use crate::detectors::window::DetectorConfig;
 use crate::detectors::{
     for_signal, is_error_name, metric_name, AnyDetector, DetectorMode, Settings,
@@ -24,6 +25,7 @@ use crate::hash::{FastMap, FastSet};
 use crate::signals::{SignalAggregator, SignalConfig, SignalPoint, SignalStats};
 use models::{Anomaly, AnomalyKind, Band, Event, Incident, Signal, SignalKind};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Engine settings.
 #[derive(Debug, Clone, Default)]
@@ -83,6 +85,8 @@ struct Known<'a> {
     limits: &'a FastMap<(String, String), f64>,
     /// The point's value (a usage), for a limit derived from a fill.
     value: f64,
+    /// Each kind of share's prior from the peers (see [`Peers`]).
+    priors: &'a BTreeMap<SignalKind, BTreeMap<String, SharePrior>>,
 }
 
 /// The key, in the limits map, of a place's memory fill: its latest
@@ -97,6 +101,13 @@ fn is_memory_fill(s: &Signal) -> bool {
 }
 
 impl Context for Known<'_> {
+    fn share_prior(&self) -> Option<SharePrior> {
+        self.priors
+            .get(&self.signal.kind)?
+            .get(&self.signal.name)
+            .copied()
+    }
+
     fn records(&self) -> Option<f64> {
         self.log_counts
             .get(&(self.signal.service.clone(), self.window_ms))
@@ -224,6 +235,82 @@ pub struct Analyzer {
     /// Scratch: record counts per (service, window) of the points being
     /// scored (derived from them each time, never checkpointed).
     log_counts: FastMap<(Option<String>, i64), f64>,
+    /// What each share detector has learned, by kind of share: the peers
+    /// its prior is fitted from (derived from the detectors, so not
+    /// checkpointed: [`Analyzer::restore`] rebuilds it).
+    peers: Peers,
+}
+
+/// The share detectors' learned (flagged, all) records, by kind of share
+/// (signal kind and name: the error share, the 5xx share, one exception
+/// class) and service: each kind's peers, whose fitted prior
+/// ([`SharePrior::of_peers`]) a service's share is judged against while
+/// its own history is short. A service that starts writing a quarter
+/// errors in its first minute is then judged against what services of
+/// this estate usually write, not against "no opinion" (with which
+/// nothing is surprising until it has written hundreds of clean lines,
+/// and the first half hour of a run, or of a new deployment, was blind).
+/// What each service's detector of one kind of share learned.
+type ByService = BTreeMap<Option<String>, (f64, f64)>;
+
+#[derive(Default)]
+struct Peers {
+    learned: BTreeMap<SignalKind, BTreeMap<String, ByService>>,
+    /// The priors as they stood when the current window's points began:
+    /// fitted once per window, from the windows before it, so the same
+    /// points give the same priors however they were batched.
+    priors: BTreeMap<SignalKind, BTreeMap<String, SharePrior>>,
+    /// The window the priors were fitted for.
+    fitted_for: Option<i64>,
+}
+
+impl Peers {
+    fn of(detectors: &FastMap<Signal, (AnyDetector, bool)>) -> Peers {
+        let mut p = Peers::default();
+        for (s, (d, _)) in detectors {
+            p.update(s, d);
+        }
+        p
+    }
+
+    fn update(&mut self, s: &Signal, d: &AnyDetector) {
+        let Some(l) = d.learned_share() else {
+            return;
+        };
+        // Looked up before inserting: this runs for every share point,
+        // and the keys are allocated only the first time.
+        let names = self.learned.entry(s.kind).or_default();
+        if !names.contains_key(&s.name) {
+            names.insert(s.name.clone(), BTreeMap::new());
+        }
+        let services = names.get_mut(&s.name).expect("inserted");
+        match services.get_mut(&s.service) {
+            Some(v) => *v = l,
+            None => {
+                services.insert(s.service.clone(), l);
+            }
+        }
+    }
+
+    /// Fit the priors for the window starting at `window` (once).
+    fn fit(&mut self, window: i64) {
+        if self.fitted_for == Some(window) {
+            return;
+        }
+        self.fitted_for = Some(window);
+        self.priors.clear();
+        for (kind, names) in &self.learned {
+            for (name, services) in names {
+                let peers: Vec<(f64, f64)> = services.values().copied().collect();
+                if let Some(p) = SharePrior::of_peers(&peers) {
+                    self.priors
+                        .entry(*kind)
+                        .or_default()
+                        .insert(name.clone(), p);
+                }
+            }
+        }
+    }
 }
 
 /// Signals that cannot be negative: counts, counter rates, latencies, and
@@ -317,6 +404,7 @@ impl Analyzer {
             traces: Default::default(),
             mix: Default::default(),
             log_counts: FastMap::default(),
+            peers: Peers::default(),
         }
     }
 
@@ -356,7 +444,7 @@ impl Analyzer {
     /// detector, which keeps the settings it was created with.
     pub fn restore(cfg: AnalyzerConfig, state: AnalyzerStateOwned) -> Self {
         let s = state.0;
-        Analyzer {
+        let mut a = Analyzer {
             agg: s.agg,
             correlator: s.correlator,
             settings: Settings::new(cfg.mode, &cfg.detector),
@@ -376,7 +464,10 @@ impl Analyzer {
             traces: s.traces,
             mix: s.mix,
             log_counts: FastMap::default(),
-        }
+            peers: Peers::default(),
+        };
+        a.peers = Peers::of(&a.detectors);
+        a
     }
 
     /// Incidents still open, as they stand now (ranked as if they closed
@@ -577,6 +668,7 @@ impl Analyzer {
                     None => continue,
                 }
             }
+            self.peers.fit(p.timestamp.as_millis());
             let (det, was_alert) = self.detectors.get_mut(&p.signal).expect("inserted");
             let known = Known {
                 signal: &p.signal,
@@ -584,6 +676,7 @@ impl Analyzer {
                 log_counts: &self.log_counts,
                 limits: &self.limits,
                 value: p.value,
+                priors: &self.peers.priors,
             };
             let exhausting_before = det.exhausting();
             let s = det.observe(&Point {
@@ -591,6 +684,7 @@ impl Analyzer {
                 value: p.value,
                 context: &known,
             });
+            self.peers.update(&p.signal, det);
             // An alert opens an anomaly; so does an alert that was a step
             // to a new level when it opened and has since shown a climb
             // toward exhaustion: the evidence changed from "moved" to
@@ -730,6 +824,50 @@ mod tests {
         };
         assert!(run(false) > 0, "no limit known: the climb is a leak");
         assert_eq!(run(true), 0, "at 0.1% of its limit it has years");
+    }
+
+    /// A service that starts failing in its first minutes (a new
+    /// deployment, or the start of a run) has no history of its own to be
+    /// judged against; its peers' error shares stand in for it.
+    #[test]
+    fn a_new_service_that_fails_from_the_start_is_judged_against_its_peers() {
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut out = AnalyzerOutput::default();
+        let peers = ["a", "b", "c", "d", "e", "f"];
+        for s in 0..2400 {
+            for (i, p) in peers.iter().enumerate() {
+                // About one error in 300 records.
+                a.push(
+                    &log(s * 1000 + i as i64, p, (s + i as i64 * 50) % 300 == 0),
+                    &mut out,
+                );
+            }
+            // The new service: a record every two seconds from minute 30,
+            // a quarter of them errors from its fourth record on.
+            if s >= 1800 && s % 2 == 0 {
+                let n = (s - 1800) / 2;
+                a.push(&log(s * 1000 + 10, "new", n >= 3 && n % 4 == 0), &mut out);
+            }
+        }
+        a.finish(&mut out);
+        let first = out
+            .anomalies
+            .iter()
+            .find(|x| {
+                x.kind == AnomalyKind::ErrorBurst && x.signal.service.as_deref() == Some("new")
+            })
+            .map(|x| x.timestamp.as_secs() - 1800);
+        assert!(
+            first.is_some_and(|t| t <= 120),
+            "seen within its first two minutes, at {first:?} s"
+        );
+        assert!(
+            out.anomalies
+                .iter()
+                .all(|x| x.signal.service.as_deref() == Some("new")),
+            "{:?}",
+            out.anomalies
+        );
     }
 
     #[test]

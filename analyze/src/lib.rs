@@ -47,7 +47,7 @@ pub use detectors::baseline::{
 pub use detectors::count::CountDetector;
 pub use detectors::ensemble::{EnsembleConfig, EnsembleDetector, DEFAULT_THRESHOLD};
 pub use detectors::leak::{LeakDetector, LevelAndSlope};
-pub use detectors::share::{RatioDetector, RecordShare};
+pub use detectors::share::{RatioDetector, RecordShare, SharePrior};
 pub use detectors::threshold::{StaticBand, StaticThreshold};
 pub use detectors::window::{DetectorConfig, SeriesDetector};
 pub use detectors::{baseline, ensemble};

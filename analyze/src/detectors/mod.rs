@@ -74,6 +74,12 @@ macro_rules! registry {
                     $(AnyDetector::$tag(d) => d.exhausting(),)*
                 }
             }
+
+            fn learned_share(&self) -> Option<(f64, f64)> {
+                match self {
+                    $(AnyDetector::$tag(d) => d.learned_share(),)*
+                }
+            }
         }
     };
 }
