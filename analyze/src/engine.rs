@@ -870,6 +870,47 @@ mod tests {
         );
     }
 
+    /// A service that has written a third errors from its first record
+    /// (chronically, as some do) differs from its peers, but that is its
+    /// normal: it may be an alert at first (a deployment that fails a
+    /// third of its requests is news), but not for the rest of the day,
+    /// and it must not hold one incident open for ever.
+    #[test]
+    fn a_service_that_always_fails_a_third_becomes_its_own_normal() {
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut out = AnalyzerOutput::default();
+        let peers = ["a", "b", "c", "d", "e", "f"];
+        for s in 0..(6 * 3600) {
+            for (i, p) in peers.iter().enumerate() {
+                a.push(
+                    &log(s * 1000 + i as i64, p, (s + i as i64 * 50) % 300 == 0),
+                    &mut out,
+                );
+            }
+            // From minute 30, as a new deployment would.
+            if s >= 1800 && s % 2 == 0 {
+                a.push(&log(s * 1000 + 10, "chronic", s % 3 == 0), &mut out);
+            }
+        }
+        a.finish(&mut out);
+        let open: Vec<_> = out
+            .incidents
+            .iter()
+            .filter(|i| i.status != models::IncidentStatus::Resolved)
+            .collect();
+        assert!(open.is_empty(), "{open:?}");
+        // Judged against alike peers, its prior is worth as much as a
+        // peer's whole history (about 3,000 records here, 100 minutes of
+        // its own): the alert ends once it has outlasted that.
+        let last_end = out.incidents.iter().filter_map(|i| i.end).max();
+        assert!(
+            last_end.is_none_or(|t| t.as_secs() < 3 * 3600),
+            "resolved within three hours: {last_end:?}, {} anomalies",
+            out.anomalies.len()
+        );
+        assert!(out.anomalies.len() <= 2, "{:?}", out.anomalies);
+    }
+
     #[test]
     fn an_error_burst_becomes_one_incident_that_resolves() {
         let mut a = Analyzer::new(AnalyzerConfig::default());

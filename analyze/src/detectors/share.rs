@@ -34,6 +34,14 @@ pub struct RatioDetector {
     /// before it (they learned each window at once).
     #[serde(default)]
     held: VecDeque<(f64, f64, f64)>,
+    /// Records written during the alert in progress.
+    #[serde(default)]
+    alert_records: f64,
+    /// Whether the service's own history alone is its baseline, its peers'
+    /// prior set aside: once an alert outlasted the evidence it was judged
+    /// against (see [`RatioDetector::observe`]).
+    #[serde(default)]
+    own: bool,
 }
 
 impl Default for RatioDetector {
@@ -43,6 +51,8 @@ impl Default for RatioDetector {
             others: 0.0,
             alert: Hysteresis::default(),
             held: VecDeque::new(),
+            alert_records: 0.0,
+            own: false,
         }
     }
 }
@@ -153,6 +163,15 @@ impl RatioDetector {
     /// was. This is the guard band of a CFAR detector (radar's constant
     /// false-alarm rate tests keep the cells next to the one under test
     /// out of the noise estimate).
+    ///
+    /// An alert that has lasted for more records than the evidence it is
+    /// judged against (the records learned, and the prior's worth) is no
+    /// longer a departure from that history: it is most of what there is.
+    /// Its windows are then learned, so the alert ends once the share is
+    /// ordinary for the new baseline, and the peers' prior is set aside for
+    /// good: a service that fails a third of its requests from its first
+    /// day is not like its peers, and judged against them it would stay in
+    /// alert, and keep an incident open, for ever.
     pub fn observe(
         &mut self,
         k: f64,
@@ -164,7 +183,10 @@ impl RatioDetector {
     ) -> Score {
         let k = k.max(0.0).round() as u64;
         let n = (n.max(0.0).round() as u64).max(k);
-        let prior = prior.unwrap_or(SharePrior::JEFFREYS);
+        let prior = match prior {
+            Some(p) if !self.own => p,
+            _ => SharePrior::JEFFREYS,
+        };
         let a = self.flagged + prior.mean * prior.strength;
         let b = self.others + (1.0 - prior.mean) * prior.strength;
         let expected = n as f64 * a / (a + b);
@@ -176,6 +198,7 @@ impl RatioDetector {
             // the next burst. Windows during a gap may be minutes apart,
             // so this does not wait for a count of calm ones.
             self.alert = Hysteresis::default();
+            self.alert_records = 0.0;
             (0.0, false)
         } else {
             // At or below the expected count nothing is surprising (the
@@ -195,9 +218,22 @@ impl RatioDetector {
                 .update(score >= 0.5 && k >= 3, log_p > -1.3, 1, 8);
             (log_p, alert)
         };
-        let worst = if alert { f64::NEG_INFINITY } else { log_p };
+        self.alert_records = if alert {
+            self.alert_records + n_new.max(0.0)
+        } else {
+            0.0
+        };
+        let adopt = alert && self.alert_records > self.flagged + self.others + prior.strength;
+        if adopt {
+            self.own = true;
+        }
+        let worst = match (alert, adopt) {
+            (_, true) => 0.0,
+            (true, false) => f64::NEG_INFINITY,
+            (false, _) => log_p,
+        };
         for w in &mut self.held {
-            w.2 = w.2.min(worst);
+            w.2 = if adopt { 0.0 } else { w.2.min(worst) };
         }
         self.held.push_back((k_new.max(0.0), n_new.max(0.0), worst));
         while self.held.len() > span.max(1) {
