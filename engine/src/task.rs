@@ -282,14 +282,20 @@ impl Task {
         let mut n = 0;
         loop {
             let lanes = &self.lanes;
+            let engine = &self.engine;
             // The streaming readiness rule: an empty lane blocks an event
             // at `t` if it could still deliver an earlier one and is not
-            // ready.
+            // ready; or if its decoder holds a record for continuation
+            // lines, until `release_held` has moved that record into it
+            // (at once when the lane is ready). Before, the merge ran past
+            // a ready lane's held record, which then came in late, where
+            // replay, flushing a file's held record at its end, has it in
+            // order.
             let blocked = |t: models::Timestamp| {
                 lanes.iter().enumerate().any(|(j, l)| {
                     l.buf.is_empty()
                         && (strict || l.last_ts.is_none_or(|last| last < t))
-                        && !ready(j)
+                        && (engine.holds(&l.topic) || !ready(j))
                 })
             };
             let Some(i) = self.order.next(blocked) else {
@@ -610,6 +616,48 @@ mod tests {
     /// A record that may still get its stack trace waits in the decoder
     /// while the lane has traffic to come, and comes out (trace joined)
     /// once the lane is ready: idle in a stream, at its end in a bounded run.
+    /// A lane at its end whose decoder still holds its last record (it
+    /// waits for continuation lines) must not let the merge run past that
+    /// record: it is released first and analysed in event-time order, as
+    /// replay, which flushes a file's held record at its end, has it.
+    /// Before, the record came in after the other lane's later events, as
+    /// a late event, and streaming differed from replay.
+    #[test]
+    fn a_held_record_at_a_lanes_end_is_merged_in_order() {
+        let mut task =
+            Task::new(0, &["a".into(), "b".into()], config(), Default::default()).unwrap();
+        let mut dead = DeadLetters::default();
+        let a: Arc<str> = Arc::from("a");
+        let b: Arc<str> = Arc::from("b");
+        let held = [
+            r#"{"time":"2026-01-05T10:00:00.000Z","service":"cart","log":"INFO c.e.Cart - ok"}"#,
+            r#"{"time":"2026-01-05T10:00:05.000Z","service":"cart","log":"ERROR c.e.Cart - checkout failed"}"#,
+        ];
+        for (i, l) in held.iter().enumerate() {
+            let raw = RawRecord::line(a.clone(), i as u64, l.as_bytes().to_vec());
+            assert!(task.push(0, i as i64, &raw, &mut dead).unwrap());
+        }
+        // Lane b: a record every second for two minutes, the first after
+        // lane a's held one.
+        for i in 0..120 {
+            let l = format!(
+                r#"{{"time":"2026-01-05T10:{:02}:{:02}.500Z","service":"shop","log":"INFO s.Shop - ok"}}"#,
+                (6 + i) / 60,
+                (6 + i) % 60
+            );
+            let raw = RawRecord::line(b.clone(), i as u64, l.into_bytes());
+            assert!(task.push(1, i as i64, &raw, &mut dead).unwrap());
+        }
+        // A bounded run at the end of both partitions.
+        let n = task.step(true, &mut |_| true);
+        assert_eq!(n, 122, "every record analysed");
+        assert_eq!(
+            task.engine().late_events(),
+            0,
+            "the held record came in order"
+        );
+    }
+
     #[test]
     fn a_held_record_comes_out_when_its_lane_is_ready() {
         let mut task = Task::new(0, &["logs".into()], config(), Default::default()).unwrap();
