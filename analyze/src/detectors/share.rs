@@ -102,29 +102,34 @@ impl SharePrior {
         // A mean share of exactly zero would make any error infinitely
         // surprising: at least half a record over all the peers' records.
         let floor = (0.5 / all).min(0.5);
-        let inv_n = peers.iter().map(|p| 1.0 / p.1).sum::<f64>() / m;
-        // The intra-class correlation rho = 1 / (strength + 1), from
-        // Var(share) = mean (1 - mean) (1/n + (1 - 1/n) rho).
-        let rho_at = |mean: f64| {
-            let spread = peers.iter().map(|p| (p.0 - mean).powi(2)).sum::<f64>() / m;
-            ((spread / (mean * (1.0 - mean)) - inv_n) / (1.0 - inv_n).max(1e-9)).clamp(0.0, 1.0)
-        };
-        // Each peer's share weighs what it tells, n / (1 + (n - 1) rho)
+        // Each peer weighs what it tells, n / (1 + (n - 1) rho)
         // (Kleinman 1973): a service with two records is not as sure of
         // its share as one with two thousand, but past a point more
-        // records do not make two services alike.
-        let mean_with = |rho: f64| {
-            let (sw, swx) = peers.iter().fold((0.0, 0.0), |(sw, swx), &(x, n)| {
-                let w = n / (1.0 + (n - 1.0) * rho);
-                (sw + w, swx + w * x)
-            });
-            (swx / sw).clamp(floor, 1.0 - floor)
+        // records do not make two services alike. With those weights, the
+        // mean share, the spread of the shares around it, and the spread
+        // that their record counts alone would make; rho, the intra-class
+        // correlation 1 / (strength + 1), is what the spread has beyond
+        // that: Var(share) = mean (1 - mean) (1/n + (1 - 1/n) rho).
+        let fit = |rho: f64| {
+            let w = |n: f64| n / (1.0 + (n - 1.0) * rho);
+            let sw: f64 = peers.iter().map(|p| w(p.1)).sum();
+            let mean =
+                (peers.iter().map(|p| w(p.1) * p.0).sum::<f64>() / sw).clamp(floor, 1.0 - floor);
+            let spread = peers
+                .iter()
+                .map(|p| w(p.1) * (p.0 - mean).powi(2))
+                .sum::<f64>()
+                / sw;
+            let noise = peers.iter().map(|p| w(p.1) / p.1).sum::<f64>() / sw;
+            let rho = ((spread / (mean * (1.0 - mean)) - noise) / (1.0 - noise).max(1e-9))
+                .clamp(0.0, 1.0);
+            (mean, rho)
         };
-        let mut mean = mean_with(0.0);
-        let mut rho = rho_at(mean);
-        for _ in 0..2 {
-            mean = mean_with(rho);
-            rho = rho_at(mean);
+        // From the pooled estimate (rho 0: weights are record counts), a
+        // few rounds of reweighting settle it.
+        let (mut mean, mut rho) = fit(0.0);
+        for _ in 0..3 {
+            (mean, rho) = fit(rho);
         }
         let strength = if rho > 0.0 {
             1.0 / rho - 1.0
