@@ -124,6 +124,18 @@ impl Open {
         Some(touched.map_or(onset, |t| t.max(onset)))
     }
 
+    /// Take `a` into the incident: its place, and the anomaly itself while
+    /// fewer than `cap` are kept (counted beyond).
+    fn take(&mut self, a: Anomaly, cap: usize) {
+        self.place(&a);
+        if self.anomalies.len() < cap {
+            self.alerted(&a.signal, a.timestamp);
+            self.anomalies.push(a);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
     /// Add the place of `a` (its service, host, container) to the
     /// incident's.
     fn place(&mut self, a: &Anomaly) {
@@ -526,13 +538,7 @@ impl Correlator {
         let opened = o.anomalies.is_empty();
         o.last = o.last.max(a.timestamp);
         o.last_onset = o.last_onset.max(a.timestamp);
-        o.place(&a);
-        if o.anomalies.len() < self.cfg.max_anomalies_per_incident {
-            o.alerted(&a.signal, a.timestamp);
-            o.anomalies.push(a);
-        } else {
-            o.dropped += 1;
-        }
+        o.take(a, self.cfg.max_anomalies_per_incident);
         // New templates that appeared shortly before at its services.
         let start = o.start.as_millis() - TEMPLATE_WAIT_MS;
         let mut i = 0;
@@ -589,14 +595,7 @@ impl Correlator {
             let fresh = start - a.timestamp.as_millis() <= TEMPLATE_WAIT_MS;
             if fresh && self.same_place(&self.open[last], a) {
                 let a = self.pending_causes.remove(i).expect("index checked");
-                let o = &mut self.open[last];
-                o.place(&a);
-                if o.anomalies.len() < self.cfg.max_anomalies_per_incident {
-                    o.alerted(&a.signal, a.timestamp);
-                    o.anomalies.push(a);
-                } else {
-                    o.dropped += 1;
-                }
+                self.open[last].take(a, self.cfg.max_anomalies_per_incident);
             } else {
                 i += 1;
             }
@@ -1396,28 +1395,20 @@ mod tests {
     /// service that calls it, ranked as a bad deploy of inventory.)
     #[test]
     fn a_deploy_does_not_explain_errors_its_callee_had_first() {
-        let mut c = Correlator::new(topo());
-        c.observe_change(&ChangeEvent {
-            timestamp: Timestamp::from_secs(0),
-            service: "payments".into(),
-            kind: ChangeKind::Deploy,
-            version: Some("1.16.0".into()),
-            description: "deploy".into(),
-        });
-        let err = |sec, svc| {
-            anomaly(
-                sec,
-                SignalKind::ErrorRate,
-                "",
-                svc,
-                "node-1",
-                None,
-                AnomalyKind::ErrorBurst,
-            )
+        let after_deploy = |first: &str, then: &str| {
+            let mut c = Correlator::new(topo());
+            c.observe_change(&ChangeEvent {
+                timestamp: Timestamp::from_secs(0),
+                service: "payments".into(),
+                kind: ChangeKind::Deploy,
+                version: Some("1.16.0".into()),
+                description: "deploy".into(),
+            });
+            c.observe(errors_at(540, first));
+            c.observe(errors_at(555, then));
+            c.finish().remove(0)
         };
-        c.observe(err(540, "database"));
-        c.observe(err(555, "payments"));
-        let inc = c.finish().remove(0);
+        let inc = after_deploy("database", "payments");
         assert_eq!(
             inc.root_causes[0].target.service.as_deref(),
             Some("database"),
@@ -1429,17 +1420,7 @@ mod tests {
             .iter()
             .all(|r| r.class != RootCauseClass::BadChange));
         // The same deploy with payments failing first is the suspect.
-        let mut c = Correlator::new(topo());
-        c.observe_change(&ChangeEvent {
-            timestamp: Timestamp::from_secs(0),
-            service: "payments".into(),
-            kind: ChangeKind::Deploy,
-            version: Some("1.16.0".into()),
-            description: "deploy".into(),
-        });
-        c.observe(err(540, "payments"));
-        c.observe(err(555, "database"));
-        let inc = c.finish().remove(0);
+        let inc = after_deploy("payments", "database");
         assert_eq!(inc.root_causes[0].class, RootCauseClass::BadChange);
     }
 
