@@ -16,12 +16,15 @@ use std::collections::VecDeque;
 /// that sends logs only now and then (or a service that was idle) makes
 /// the count drop to zero between bursts, so every resumption looked like
 /// a burst. The share does not move with either. The learned share is a
-/// Beta posterior (Jeffreys prior, discounted so it follows slow drift and
-/// frozen during an alert), and a window is scored by the beta-binomial
-/// predictive tail P(X >= k | n): with little history the posterior is
-/// wide and nothing is surprising; after thousands of clean records, a
-/// few dozen errors are. A window without records says nothing and
-/// changes nothing (RED method: errors are judged against requests).
+/// Beta posterior (discounted so it follows slow drift, and learning only
+/// from windows that have left the span under test unsurprised: see
+/// [`RatioDetector::observe`]), and a window is scored by the
+/// beta-binomial predictive tail P(X >= k | n). Its prior is what the
+/// service's peers say ([`SharePrior`]), Jeffreys' when there are none:
+/// with little history of its own a service is judged as its peers would
+/// be; after thousands of clean records, its own history decides. A window
+/// without records says nothing and changes nothing (RED method: errors
+/// are judged against requests).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RatioDetector {
     /// Discounted counts of flagged and other records learned.
