@@ -178,8 +178,9 @@ const MAX_TEMPLATES_PER_INCIDENT: usize = 10;
 /// How long a new template, or a cause-side anomaly, waits for an
 /// incident at its place to open.
 const TEMPLATE_WAIT_MS: i64 = 5 * 60_000;
-/// Cause-side anomalies kept waiting at most (the oldest go first).
-const MAX_WAITING_CAUSES: usize = 256;
+/// New templates, and cause-side anomalies, kept waiting at most (the
+/// oldest go first).
+const MAX_WAITING: usize = 256;
 
 fn add_template(o: &mut Open, t: NewTemplate) {
     if o.templates.len() < MAX_TEMPLATES_PER_INCIDENT
@@ -190,6 +191,30 @@ fn add_template(o: &mut Open, t: NewTemplate) {
     {
         o.templates.push(t);
     }
+}
+
+/// Drop from a waiting queue (oldest first) what has waited longer than
+/// [`TEMPLATE_WAIT_MS`] by `now`, and the oldest while it holds `cap` or
+/// more: new templates and cause-side anomalies wait for an incident to
+/// open at their place, for a few minutes and in bounded numbers.
+fn expire_waiting<T>(q: &mut VecDeque<T>, now: i64, cap: usize, at: impl Fn(&T) -> i64) {
+    while q.front().is_some_and(|x| now - at(x) > TEMPLATE_WAIT_MS) || q.len() >= cap {
+        q.pop_front();
+    }
+}
+
+/// Take out of a waiting queue, in order, what `wanted` accepts.
+fn take_waiting<T>(q: &mut VecDeque<T>, mut wanted: impl FnMut(&T) -> bool) -> Vec<T> {
+    let mut taken = Vec::new();
+    let mut i = 0;
+    while i < q.len() {
+        if wanted(&q[i]) {
+            taken.push(q.remove(i).expect("index checked"));
+        } else {
+            i += 1;
+        }
+    }
+    taken
 }
 
 /// Groups anomalies into incidents and ranks their root causes.
@@ -541,21 +566,17 @@ impl Correlator {
         o.take(a, self.cfg.max_anomalies_per_incident);
         // New templates that appeared shortly before at its services.
         let start = o.start.as_millis() - TEMPLATE_WAIT_MS;
-        let mut i = 0;
-        while i < self.pending_templates.len() {
-            let t = &self.pending_templates[i];
+        let here = take_waiting(&mut self.pending_templates, |t| {
             let here = t
                 .anomaly
                 .signal
                 .service
                 .as_ref()
                 .is_some_and(|s| o.services.contains(s));
-            if here && t.anomaly.timestamp.as_millis() >= start {
-                let t = self.pending_templates.remove(i).expect("index checked");
-                add_template(o, t);
-            } else {
-                i += 1;
-            }
+            here && t.anomaly.timestamp.as_millis() >= start
+        });
+        for t in here {
+            add_template(o, t);
         }
         if opened {
             self.attach_waiting_causes();
@@ -570,15 +591,12 @@ impl Correlator {
     /// a neighbour stole a minute before the latency rose) was never
     /// shown beside them.
     fn wait_for_symptom(&mut self, a: Anomaly) {
-        let t = a.timestamp.as_millis();
-        while self
-            .pending_causes
-            .front()
-            .is_some_and(|p| t - p.timestamp.as_millis() > TEMPLATE_WAIT_MS)
-            || self.pending_causes.len() >= MAX_WAITING_CAUSES
-        {
-            self.pending_causes.pop_front();
-        }
+        expire_waiting(
+            &mut self.pending_causes,
+            a.timestamp.as_millis(),
+            MAX_WAITING,
+            |p| p.timestamp.as_millis(),
+        );
         self.pending_causes.push_back(a);
     }
 
@@ -588,17 +606,15 @@ impl Correlator {
         let Some(last) = self.open.len().checked_sub(1) else {
             return;
         };
-        let start = self.open[last].start.as_millis();
-        let mut i = 0;
-        while i < self.pending_causes.len() {
-            let a = &self.pending_causes[i];
-            let fresh = start - a.timestamp.as_millis() <= TEMPLATE_WAIT_MS;
-            if fresh && self.same_place(&self.open[last], a) {
-                let a = self.pending_causes.remove(i).expect("index checked");
-                self.open[last].take(a, self.cfg.max_anomalies_per_incident);
-            } else {
-                i += 1;
-            }
+        let o = &self.open[last];
+        let start = o.start.as_millis();
+        let mut waiting = std::mem::take(&mut self.pending_causes);
+        let here = take_waiting(&mut waiting, |a| {
+            start - a.timestamp.as_millis() <= TEMPLATE_WAIT_MS && self.same_place(o, a)
+        });
+        self.pending_causes = waiting;
+        for a in here {
+            self.open[last].take(a, self.cfg.max_anomalies_per_incident);
         }
     }
 
@@ -608,14 +624,9 @@ impl Correlator {
     /// messages appear with every deploy).
     pub fn observe_template(&mut self, a: Anomaly, example: &str) {
         let t = a.timestamp.as_millis();
-        while self
-            .pending_templates
-            .front()
-            .is_some_and(|p| t - p.anomaly.timestamp.as_millis() > TEMPLATE_WAIT_MS)
-            || self.pending_templates.len() >= 256
-        {
-            self.pending_templates.pop_front();
-        }
+        expire_waiting(&mut self.pending_templates, t, MAX_WAITING, |p| {
+            p.anomaly.timestamp.as_millis()
+        });
         let gap = (self.cfg.gap_secs * 1000) as i64;
         let nt = NewTemplate {
             example: example.chars().take(500).collect(),
@@ -1388,6 +1399,17 @@ mod tests {
         assert_eq!(c.finish().len(), 2);
     }
 
+    /// A deploy of `service` at time zero.
+    fn deploy_at_zero(service: &str, version: &str) -> ChangeEvent {
+        ChangeEvent {
+            timestamp: Timestamp::from_secs(0),
+            service: service.into(),
+            kind: ChangeKind::Deploy,
+            version: Some(version.into()),
+            description: "deploy".into(),
+        }
+    }
+
     /// A routine deploy of a caller minutes before its callee fails: the
     /// caller's errors follow the callee's, so the callee is the cause and
     /// the deploy a coincidence. (Seen on a fresh generator seed: a
@@ -1397,13 +1419,7 @@ mod tests {
     fn a_deploy_does_not_explain_errors_its_callee_had_first() {
         let after_deploy = |first: &str, then: &str| {
             let mut c = Correlator::new(topo());
-            c.observe_change(&ChangeEvent {
-                timestamp: Timestamp::from_secs(0),
-                service: "payments".into(),
-                kind: ChangeKind::Deploy,
-                version: Some("1.16.0".into()),
-                description: "deploy".into(),
-            });
+            c.observe_change(&deploy_at_zero("payments", "1.16.0"));
             c.observe(errors_at(540, first));
             c.observe(errors_at(555, then));
             c.finish().remove(0)
@@ -1427,13 +1443,7 @@ mod tests {
     #[test]
     fn errors_after_a_deploy_rank_the_change_first() {
         let mut c = Correlator::new(topo());
-        c.observe_change(&ChangeEvent {
-            timestamp: Timestamp::from_secs(0),
-            service: "checkout".into(),
-            kind: ChangeKind::Deploy,
-            version: Some("2.4.1".into()),
-            description: "deploy".into(),
-        });
+        c.observe_change(&deploy_at_zero("checkout", "2.4.1"));
         c.observe(anomaly(
             60,
             SignalKind::StatusClass,

@@ -241,6 +241,9 @@ pub struct Analyzer {
     peers: Peers,
 }
 
+/// What each service's detector of one kind of share learned.
+type ByService = BTreeMap<Option<String>, (f64, f64)>;
+
 /// The share detectors' learned (flagged, all) records, by kind of share
 /// (signal kind and name: the error share, the 5xx share, one exception
 /// class) and service: each kind's peers, whose fitted prior
@@ -250,9 +253,6 @@ pub struct Analyzer {
 /// this estate usually write, not against "no opinion" (with which
 /// nothing is surprising until it has written hundreds of clean lines,
 /// and the first half hour of a run, or of a new deployment, was blind).
-/// What each service's detector of one kind of share learned.
-type ByService = BTreeMap<Option<String>, (f64, f64)>;
-
 #[derive(Default)]
 struct Peers {
     learned: BTreeMap<SignalKind, BTreeMap<String, ByService>>,

@@ -198,7 +198,7 @@ impl RatioDetector {
         let a = self.flagged + prior.mean * prior.strength;
         let b = self.others + (1.0 - prior.mean) * prior.strength;
         let expected = n as f64 * a / (a + b);
-        let (log_p, alert) = if n == 0 {
+        let (log_p, score, alert) = if n == 0 {
             // No records in the span: nothing to judge, and an alert
             // ends: with no evidence left it cannot be held, and a
             // service whose logs stop (or a shipper that sends them in
@@ -207,7 +207,7 @@ impl RatioDetector {
             // so this does not wait for a count of calm ones.
             self.alert = Hysteresis::default();
             self.alert_records = 0.0;
-            (0.0, false)
+            (0.0, 0.0, false)
         } else {
             // At or below the expected count nothing is surprising (the
             // tail is above a half), and most windows are there: skip the
@@ -224,7 +224,7 @@ impl RatioDetector {
             let alert = self
                 .alert
                 .update(score >= 0.5 && k >= 3, log_p > -1.3, 1, 8);
-            (log_p, alert)
+            (log_p, score, alert)
         };
         self.alert_records = if alert {
             self.alert_records + n_new.max(0.0)
@@ -264,7 +264,7 @@ impl RatioDetector {
         }
         let p = a / (a + b);
         Score {
-            score: (-log_p / 12.0).clamp(0.0, 1.0),
+            score,
             alert,
             expected,
             spread: (n as f64 * p * (1.0 - p)).sqrt(),
