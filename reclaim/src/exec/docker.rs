@@ -211,26 +211,14 @@ impl DockerExecutor {
         options: bollard::query_parameters::ListContainersOptions,
         what: &str,
     ) -> crate::Result<Vec<bollard::models::ContainerSummary>> {
-        let mut last = String::new();
-        for _ in 0..120 {
-            match docker.list_containers(Some(options.clone())).await {
-                Ok(v) => return Ok(v),
-                Err(e @ bollard::errors::Error::JsonSerdeError { .. }) => {
-                    last = e.to_string();
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                }
-                Err(e) => {
-                    return Err(Error::exec(
-                        NAME,
-                        format!("listing containers ({what}): {e}"),
-                    ))
-                }
-            }
-        }
-        Err(Error::exec(
-            NAME,
-            format!("listing containers ({what}): {last}"),
-        ))
+        asking_again(
+            || docker.list_containers(Some(options.clone())),
+            |e| matches!(e, bollard::errors::Error::JsonSerdeError { .. }),
+            120,
+            |_| std::time::Duration::from_millis(250),
+        )
+        .await
+        .map_err(|e| Error::exec(NAME, format!("listing containers ({what}): {e}")))
     }
 
     /// Whether labels on an object put it off limits for `policy` and the
@@ -851,17 +839,36 @@ fn connect_to(host: &str, timeout: u64) -> crate::Result<Docker> {
 /// while another client removes one of the images (another prune, a CI
 /// clean-up; our own test suite, once); the next listing is consistent.
 /// Any other error is returned at once.
-async fn listing_again_if_raced<T, F, Fut>(mut list: F) -> Result<T, bollard::errors::Error>
+async fn listing_again_if_raced<T, F, Fut>(list: F) -> Result<T, bollard::errors::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
 {
-    let mut attempt = 0;
+    asking_again(list, vanished_while_listing, 4, |attempt| {
+        std::time::Duration::from_millis(100 * attempt)
+    })
+    .await
+}
+
+/// Ask the engine with `ask` up to `tries` times, while it fails in a way
+/// `again` says will pass, pausing `pause(n)` after the n-th failure; the
+/// answer, or the last error.
+async fn asking_again<T, F, Fut>(
+    mut ask: F,
+    again: impl Fn(&bollard::errors::Error) -> bool,
+    tries: u64,
+    pause: impl Fn(u64) -> std::time::Duration,
+) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    let mut attempt = 1;
     loop {
-        match list().await {
-            Err(e) if attempt < 3 && vanished_while_listing(&e) => {
+        match ask().await {
+            Err(e) if attempt < tries && again(&e) => {
+                tokio::time::sleep(pause(attempt)).await;
                 attempt += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
             }
             other => return other,
         }
