@@ -623,13 +623,13 @@ impl Engine {
             .map(|((id, minute), n)| {
                 let v = *n as f64;
                 analyze::TracePoint {
-                    signal: models::Signal {
+                    signal: Arc::new(models::Signal {
                         kind: models::SignalKind::TemplateCount,
                         name: id.to_string(),
                         service: None,
                         host: None,
                         container: None,
-                    },
+                    }),
                     timestamp: Timestamp::from_millis(minute * TEMPLATE_TRACE_MS),
                     observed: v,
                     band: models::Band {

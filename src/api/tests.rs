@@ -1090,13 +1090,13 @@ async fn an_incident_page_plots_the_templates_that_rose_not_the_steady_ones() {
     let minutes = (end.as_millis() - inc.start.as_millis()) / 60_000;
     let mut run = empty_run();
     let point = |id: &str, m: i64, n: f64| analyze::TracePoint {
-        signal: models::Signal {
+        signal: std::sync::Arc::new(models::Signal {
             kind: models::SignalKind::TemplateCount,
             name: id.into(),
             service: None,
             host: None,
             container: None,
-        },
+        }),
         timestamp: inc.start.add_millis(m * 60_000),
         observed: n,
         band: models::Band {

@@ -232,26 +232,41 @@ fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
              (signal, ts_ms, observed, lower, expected, upper, score, alert)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
-        let mut keys: HashMap<&Signal, String> = HashMap::new();
+        // Points go in in key order (signal, then time), not as the run
+        // produced them (every signal's point of one window, then the next
+        // window's). The table is clustered on that key, so in produced
+        // order each insert lands on another signal's leaf page: with a
+        // few hundred signals those pages outgrow SQLite's page cache and
+        // nearly every insert read a page back from the file (a day of
+        // nezha-tt-dev's 781 signals: 8.7 s to write 691k points). In key
+        // order each signal's points append to one page after another.
+        let mut keys: HashMap<&Signal, std::rc::Rc<str>> = HashMap::new();
+        let mut rows = Vec::with_capacity(run.trace.len());
         for p in &run.trace {
-            let key = match keys.get(&p.signal) {
+            let key = match keys.get(&*p.signal) {
                 Some(k) => k.clone(),
                 None => {
-                    let k = p.signal.to_string();
+                    let k: std::rc::Rc<str> = p.signal.to_string().into();
                     sig.execute(params![
-                        k,
+                        &*k,
                         p.signal.kind.as_str(),
                         p.signal.name,
                         p.signal.service,
                         p.signal.host,
                         p.signal.container
                     ])?;
-                    keys.insert(&p.signal, k.clone());
+                    keys.insert(&*p.signal, k.clone());
                     k
                 }
             };
+            rows.push((key, p));
+        }
+        // Stable: a point written twice (the same signal and time) keeps
+        // the later one, as the `OR REPLACE` did in produced order.
+        rows.sort_by(|(a, p), (b, q)| a.cmp(b).then(p.timestamp.cmp(&q.timestamp)));
+        for (key, p) in rows {
             point.execute(params![
-                key,
+                &*key,
                 p.timestamp.as_millis(),
                 p.observed,
                 p.band.lower,
