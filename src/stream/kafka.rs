@@ -460,6 +460,13 @@ pub fn run(
         // every input topic: the co-partitioning a task needs.
         .set("partition.assignment.strategy", "range")
         .set("queued.max.messages.kbytes", "16384")
+        // Once the prefetch queue above is full, librdkafka waits this long
+        // before fetching that partition again (1 s by default). The engine
+        // drains 16 MiB well within a second, so at the default it sat idle
+        // for the rest of each one: a day of nezha-tt-dev (839k records,
+        // two topics) spent 7.6 of 18.7 s waiting in `poll`, and 0.5 s at
+        // 10 ms.
+        .set("fetch.queue.backoff.ms", "10")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000");
     apply_properties(&mut cc, &cfg);
@@ -701,6 +708,7 @@ impl Worker {
                 topic,
                 partition = p,
                 from = task.lanes[i].next_offset,
+                end = high,
                 "lane"
             );
         }
@@ -825,9 +833,11 @@ impl Worker {
                 if !l.paused && n >= cap {
                     c.pause(&tpl)?;
                     l.paused = true;
+                    tracing::debug!(topic = topics[i], partition = p, buffered = n, "paused");
                 } else if l.paused && n < cap / 2 {
                     c.resume(&tpl)?;
                     l.paused = false;
+                    tracing::debug!(topic = topics[i], partition = p, buffered = n, "resumed");
                 }
             }
             if !bounded {
