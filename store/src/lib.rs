@@ -240,33 +240,56 @@ fn write_findings(tx: &Transaction<'_>, run: &Findings) -> anyhow::Result<()> {
         // nearly every insert read a page back from the file (a day of
         // nezha-tt-dev's 781 signals: 8.7 s to write 691k points). In key
         // order each signal's points append to one page after another.
-        let mut keys: HashMap<&Signal, std::rc::Rc<str>> = HashMap::new();
+        // A signal's points share one `Arc` of it (the analysis makes one
+        // per signal), so most lookups are by address; a signal met by
+        // value (another `Arc` of the same signal) is found by value.
+        let mut by_addr: HashMap<*const Signal, usize> = HashMap::new();
+        let mut by_value: HashMap<&Signal, usize> = HashMap::new();
+        let mut keys: Vec<String> = Vec::new();
         let mut rows = Vec::with_capacity(run.trace.len());
         for p in &run.trace {
-            let key = match keys.get(&*p.signal) {
-                Some(k) => k.clone(),
+            let addr = std::sync::Arc::as_ptr(&p.signal);
+            let id = match by_addr.get(&addr) {
+                Some(&i) => i,
                 None => {
-                    let k: std::rc::Rc<str> = p.signal.to_string().into();
-                    sig.execute(params![
-                        &*k,
-                        p.signal.kind.as_str(),
-                        p.signal.name,
-                        p.signal.service,
-                        p.signal.host,
-                        p.signal.container
-                    ])?;
-                    keys.insert(&*p.signal, k.clone());
-                    k
+                    let i = match by_value.get(&*p.signal) {
+                        Some(&i) => i,
+                        None => {
+                            let k = p.signal.to_string();
+                            sig.execute(params![
+                                k,
+                                p.signal.kind.as_str(),
+                                p.signal.name,
+                                p.signal.service,
+                                p.signal.host,
+                                p.signal.container
+                            ])?;
+                            keys.push(k);
+                            by_value.insert(&*p.signal, keys.len() - 1);
+                            keys.len() - 1
+                        }
+                    };
+                    by_addr.insert(addr, i);
+                    i
                 }
             };
-            rows.push((key, p));
+            rows.push((id, p));
+        }
+        // Each signal's rank in key order, so the points sort on integers
+        // (comparing the keys themselves, long and alike, was most of the
+        // sort).
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+        let mut rank = vec![0; keys.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r;
         }
         // Stable: a point written twice (the same signal and time) keeps
         // the later one, as the `OR REPLACE` did in produced order.
-        rows.sort_by(|(a, p), (b, q)| a.cmp(b).then(p.timestamp.cmp(&q.timestamp)));
-        for (key, p) in rows {
+        rows.sort_by_key(|&(i, p)| (rank[i], p.timestamp));
+        for (i, p) in rows {
             point.execute(params![
-                &*key,
+                keys[i],
                 p.timestamp.as_millis(),
                 p.observed,
                 p.band.lower,
