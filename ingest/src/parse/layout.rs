@@ -24,6 +24,52 @@
 
 use models::Level;
 
+/// `s.split_once(char::is_whitespace)`, a byte at a time while the text is
+/// ASCII (a layout's header nearly always is) and by chars from the first
+/// other byte on: the same split, without decoding every character of
+/// every record's header.
+fn split_ws(s: &str) -> Option<(&str, &str)> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    loop {
+        // Printable ASCII (`!` to `~`) is neither: one comparison per
+        // byte for nearly every byte.
+        let i = from + b[from..].iter().position(|c| !(b'!'..0x7F).contains(c))?;
+        match b[i] {
+            // `char::is_whitespace` in ASCII: space, \t, \n, \v, \f, \r.
+            b' ' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r' => return Some((&s[..i], &s[i + 1..])),
+            0x80.. => {
+                let (head, tail) = s[i..].split_once(char::is_whitespace)?;
+                return Some((&s[..i + head.len()], tail));
+            }
+            // Another control character, or DEL: part of the token.
+            _ => from = i + 1,
+        }
+    }
+}
+
+/// The non-empty pieces of `s` between ASCII whitespace, with where each
+/// starts: `s.split(|c: char| c.is_ascii_whitespace())` without the empty
+/// ones, read a byte at a time (a UTF-8 sequence never holds an ASCII
+/// byte, so every cut is a character boundary).
+fn ascii_tokens(s: &str) -> impl Iterator<Item = (usize, &str)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == b.len() {
+            return None;
+        }
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        Some((start, &s[start..i]))
+    })
+}
+
 /// How many leading tokens may precede the level (date, time, pid,
 /// thread, `---`): Spring Boot puts it third, log4j's `%t %p` second.
 const MAX_TOKENS: usize = 6;
@@ -126,15 +172,9 @@ pub fn klog_line(s: &str) -> Option<Klog<'_>> {
 /// level's token: where the rest of the line (thread, logger, message)
 /// starts.
 pub fn split_level(head: &str) -> Option<(Level, usize)> {
-    let mut tokens = head
-        .split(|c: char| c.is_ascii_whitespace())
-        .filter(|t| !t.is_empty())
-        .take(MAX_TOKENS)
-        .peekable();
+    let mut tokens = ascii_tokens(head).take(MAX_TOKENS).peekable();
     let mut first = true;
-    while let Some(token) = tokens.next() {
-        // `token` is a slice of `head`: its ends are offsets into it.
-        let start = token.as_ptr() as usize - head.as_ptr() as usize;
+    while let Some((start, token)) = tokens.next() {
         let end = start + token.len();
         // Between tabs, a level word may be lower case: zap's console
         // encoder writes `time\tinfo\tcaller\tmessage` (prose does not put
@@ -150,7 +190,7 @@ pub fn split_level(head: &str) -> Option<(Level, usize)> {
         first = false;
         // A logger name between ` - ` separators (Python's
         // `%(asctime)s - %(name)s - %(levelname)s`) is part of the header.
-        let separated = tokens.peek() == Some(&"-");
+        let separated = tokens.peek().is_some_and(|(_, t)| *t == "-");
         if !is_prefix_token(token) && !separated {
             // Free text has started: a level later on is prose.
             return None;
@@ -186,7 +226,7 @@ pub fn logger_and_message(after_level: &str) -> AppTail<'_> {
             None => break,
         }
     }
-    if let Some((logger, msg)) = rest.split_once(char::is_whitespace) {
+    if let Some((logger, msg)) = split_ws(rest) {
         if logger.contains('.') && !logger.starts_with('.') {
             let msg = msg.trim_start();
             let msg = msg
@@ -306,7 +346,7 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
     };
     let mut rest = msg.trim_start();
     loop {
-        let (first, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let (first, tail) = split_ws(rest).unwrap_or((rest, ""));
         if first.is_empty() {
             return rest;
         }
@@ -317,7 +357,7 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
         // A label (`TraceID:`, `trace_id=`) followed by an id.
         if first.ends_with(':') || first.ends_with('=') {
             let tail = tail.trim_start();
-            let (next, after) = tail.split_once(char::is_whitespace).unwrap_or((tail, ""));
+            let (next, after) = split_ws(tail).unwrap_or((tail, ""));
             if !next.is_empty() && is_id(next) {
                 rest = after.trim_start();
                 continue;
@@ -447,6 +487,24 @@ fn klog(s: &str) -> Option<Level> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The byte scans cut where the char scans they replace cut, on
+        /// any text (Unicode spaces, vertical tabs, multi-byte letters).
+        #[test]
+        fn byte_scans_cut_where_char_scans_do(s in "[ \t\n\x0B\x0C\r\x01\x7Fa-z.:\u{a0}\u{3000}\u{85}é日]{0,24}") {
+            proptest::prop_assert_eq!(split_ws(&s), s.split_once(char::is_whitespace));
+            let by_char: Vec<&str> = s
+                .split(|c: char| c.is_ascii_whitespace())
+                .filter(|t| !t.is_empty())
+                .collect();
+            let by_byte: Vec<&str> = ascii_tokens(&s).map(|(_, t)| t).collect();
+            proptest::prop_assert_eq!(&by_byte, &by_char);
+            for (start, t) in ascii_tokens(&s) {
+                proptest::prop_assert_eq!(&s[start..start + t.len()], t);
+            }
+        }
+    }
 
     fn lv(s: &str) -> Option<Level> {
         level_in_text(s)
