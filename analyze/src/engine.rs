@@ -244,7 +244,7 @@ pub struct Analyzer {
     /// A point is kept per signal and window for the store; with its own
     /// copy of the signal's five strings, a day of nezha-tt-dev's 707k
     /// points took about 300 MB, and the 5M-point cap could take 2 GB.
-    traced: FastMap<Signal, Arc<Signal>>,
+    traced: FastSet<Arc<Signal>>,
 }
 
 /// What each service's detector of one kind of share learned.
@@ -411,7 +411,7 @@ impl Analyzer {
             mix: Default::default(),
             log_counts: FastMap::default(),
             peers: Peers::default(),
-            traced: FastMap::default(),
+            traced: FastSet::default(),
         }
     }
 
@@ -472,7 +472,7 @@ impl Analyzer {
             mix: s.mix,
             log_counts: FastMap::default(),
             peers: Peers::default(),
-            traced: FastMap::default(),
+            traced: FastSet::default(),
         };
         a.peers = Peers::of(&a.detectors);
         a
@@ -722,11 +722,13 @@ impl Analyzer {
             };
             if self.cfg.trace_limit > 0 && p.value.is_finite() {
                 if out.trace.len() < self.cfg.trace_limit {
+                    // Found by the signal itself (an `Arc` borrows as
+                    // what it holds): one copy per signal, not two.
                     let signal = match self.traced.get(&p.signal) {
                         Some(s) => s.clone(),
                         None => {
                             let s = Arc::new(p.signal.clone());
-                            self.traced.insert(p.signal.clone(), s.clone());
+                            self.traced.insert(s.clone());
                             s
                         }
                     };
