@@ -620,9 +620,6 @@ mod tests {
         published
     }
 
-    /// A record that may still get its stack trace waits in the decoder
-    /// while the lane has traffic to come, and comes out (trace joined)
-    /// once the lane is ready: idle in a stream, at its end in a bounded run.
     /// A lane at its end whose decoder still holds its last record (it
     /// waits for continuation lines) must not let the merge run past that
     /// record: it is released first and analysed in event-time order, as
@@ -722,6 +719,9 @@ mod tests {
         assert_eq!(restored.snapshot().unwrap(), now);
     }
 
+    /// A record that may still get its stack trace waits in the decoder
+    /// while the lane has traffic to come, and comes out (trace joined)
+    /// once the lane is ready: idle in a stream, at its end in a bounded run.
     #[test]
     fn a_held_record_comes_out_when_its_lane_is_ready() {
         let mut task = Task::new(0, &["logs".into()], config(), Default::default()).unwrap();
