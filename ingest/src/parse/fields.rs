@@ -96,8 +96,20 @@ impl Default for FieldMapping {
                 "date",
                 "datetime",
                 "t",
+                "@t",
             ]),
-            message: v(&["message", "msg", "body", "log", "body.stringValue", "text"]),
+            message: v(&[
+                "message",
+                "msg",
+                "body",
+                "log",
+                "body.stringValue",
+                "text",
+                // Serilog's compact JSON: the rendered message, else its
+                // template.
+                "@m",
+                "@mt",
+            ]),
             level: v(&[
                 "log.level",
                 "level",
@@ -106,6 +118,10 @@ impl Default for FieldMapping {
                 "lvl",
                 "loglevel",
                 "severity_text",
+                // Python's logging attribute (python-json-logger), and
+                // Serilog's compact JSON (CLEF).
+                "levelname",
+                "@l",
             ]),
             severity_number: v(&["severityNumber", "severity_number"]),
             service: v(&[
@@ -287,7 +303,7 @@ pub fn to_event(
             description,
         }));
     }
-    let mut level = take_str(fields, lengths, &mapping.level).and_then(|s| Level::parse(&s));
+    let mut level = take_first(fields, lengths, &mapping.level).and_then(|v| level_of(&v));
     if let Some(n) = take_first(fields, lengths, &mapping.severity_number) {
         if level.is_none() {
             level = n.as_f64().and_then(|n| Level::from_otel_number(n as i64));
@@ -370,6 +386,40 @@ pub fn to_event(
     }
     r.fields = fields.drain(..).collect();
     Ok(Event::Log(r))
+}
+
+/// A level as a word (`error`, `WARN`...) or as a number in one of the two
+/// numeric conventions JSON loggers write: pino's and bunyan's (10 trace,
+/// 20 debug, 30 info, 40 warn, 50 error, 60 fatal) and syslog's severity,
+/// which GELF's `level` carries (0-2 fatal, 3 error, 4 warning, 5-6 info,
+/// 7 debug). The ranges do not overlap, so the number says which.
+fn level_of(v: &FieldValue) -> Option<Level> {
+    let n = match v {
+        FieldValue::Str(s) => {
+            return Level::parse(s).or_else(|| numeric_level(s.trim().parse().ok()?))
+        }
+        FieldValue::Int(n) => *n,
+        FieldValue::Float(f) if f.fract() == 0.0 => *f as i64,
+        _ => return None,
+    };
+    numeric_level(n)
+}
+
+fn numeric_level(n: i64) -> Option<Level> {
+    Some(match n {
+        0..=2 => Level::Fatal,
+        3 => Level::Error,
+        4 => Level::Warn,
+        5 | 6 => Level::Info,
+        7 => Level::Debug,
+        10..=19 => Level::Trace,
+        20..=29 => Level::Debug,
+        30..=39 => Level::Info,
+        40..=49 => Level::Warn,
+        50..=59 => Level::Error,
+        60..=69 => Level::Fatal,
+        _ => return None,
+    })
 }
 
 /// With no service named, a container's name stands for it (Docker's
@@ -488,6 +538,24 @@ impl ReaderKeys {
 }
 
 impl FieldMapping {
+    /// The candidate keys of every part a record is mapped to (time,
+    /// message, level, severity number, service, host, container, trace,
+    /// change kind, version).
+    pub fn roles(&self) -> [&Vec<String>; 10] {
+        [
+            &self.timestamp,
+            &self.message,
+            &self.level,
+            &self.severity_number,
+            &self.service,
+            &self.host,
+            &self.container,
+            &self.trace_id,
+            &self.change_kind,
+            &self.version,
+        ]
+    }
+
     /// [`FieldMapping::reader_keys`], made at the first call and shared by
     /// every parser made from this mapping afterwards (change `kept` before
     /// the first parser is made, or on a clone).
@@ -502,19 +570,8 @@ impl FieldMapping {
     /// (`None` when the mapping keeps every field).
     pub fn reader_keys(&self) -> Option<ReaderKeys> {
         let kept = self.kept.as_ref()?;
-        let lists = [
-            &self.timestamp,
-            &self.message,
-            &self.level,
-            &self.severity_number,
-            &self.service,
-            &self.host,
-            &self.container,
-            &self.trace_id,
-            &self.change_kind,
-            &self.version,
-            kept,
-        ];
+        let [a, b, c, d, e, f, g, h, i, j] = self.roles();
+        let lists = [a, b, c, d, e, f, g, h, i, j, kept];
         let fixed = DURATION_KEYS
             .iter()
             .map(|(k, _)| *k)

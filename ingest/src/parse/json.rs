@@ -624,7 +624,78 @@ pub(crate) fn record_to_event(
     if let Some(FieldValue::Str(s)) = take(fields, "body.stringValue") {
         set(fields, "body", FieldValue::Str(s));
     }
+    lift_embedded_record(fields, mapping);
     to_event(fields, mapping, raw, text)
+}
+
+/// A record whose message is itself a JSON log record takes that record's
+/// fields: an application that logs JSON to stdout (Go's logrus and zap,
+/// Node's pino and bunyan, log4j2's JSON layout, python-json-logger),
+/// shipped by a Kubernetes shipper or Docker's `json-file` driver with no
+/// parser of its own, arrives as `{"log": "{\"level\":\"error\",...}\n",
+/// "kubernetes": {...}}`. Without this its level is unread (no error is
+/// ever counted) and its templates are mined over JSON punctuation.
+///
+/// The inner record's message replaces the text; for every other part
+/// (time, level, service, host, trace...) the outer record's keys win,
+/// and the inner record fills only the parts the outer one lacks: the
+/// shipper's time and Kubernetes metadata are what every record of the
+/// estate shares, while an application's own `service` or `timestamp`
+/// field follows no convention. Other inner keys are added when the outer
+/// record has no key of that name (`status`, `duration`, `error`...). A
+/// JSON object with no message or level key is a payload, not a record,
+/// and stays text. One level only: an inner message that is JSON again
+/// stays text.
+fn lift_embedded_record(fields: &mut FieldList, mapping: &FieldMapping) {
+    let Some(at) = mapping
+        .message
+        .iter()
+        .find_map(|k| fields.iter().position(|(f, _)| f == k))
+    else {
+        return;
+    };
+    let FieldValue::Str(text) = &fields[at].1 else {
+        return;
+    };
+    let inner_text = text.trim();
+    if !(inner_text.starts_with('{') && inner_text.ends_with('}')) {
+        return;
+    }
+    let reader = mapping.reader_keys_shared();
+    let mut scratch = Scratch::default();
+    let mut inner = if flatten_str_into(inner_text, reader.as_deref(), &mut scratch) {
+        scratch.out
+    } else {
+        // Repeated keys or invalid JSON: the tree decides, as for a
+        // record of its own; text that is not a JSON object stays text.
+        match serde_json::from_str::<Value>(inner_text) {
+            Ok(Value::Object(obj)) => flatten(obj).into_iter().collect(),
+            _ => return,
+        }
+    };
+    let [_, message, level, severity, ..] = mapping.roles();
+    let is_record = inner
+        .iter()
+        .any(|(k, _)| message.contains(k) || level.contains(k) || severity.contains(k));
+    if !is_record {
+        return;
+    }
+    fields.remove(at);
+    // The parts the outer record already has, decided before any inner
+    // key is added.
+    let roles = mapping.roles();
+    let taken: Vec<bool> = roles
+        .iter()
+        .map(|keys| fields.iter().any(|(f, _)| keys.contains(f)))
+        .collect();
+    inner.retain(|(k, _)| {
+        !fields.iter().any(|(f, _)| f == k)
+            && !roles
+                .iter()
+                .zip(&taken)
+                .any(|(keys, taken)| *taken && keys.contains(k))
+    });
+    fields.append(&mut inner);
 }
 
 #[cfg(test)]
@@ -1073,5 +1144,118 @@ mod tests {
             parse(&deeper).unwrap_err().reason,
             DeadLetterReason::InvalidJson
         );
+    }
+
+    /// Applications that log JSON to stdout, shipped with no parser of
+    /// their own: the line inside `log` is the record. Lines in the shapes
+    /// these loggers write (Online Boutique's frontend, logrus with its
+    /// `severity`/`message` field map, GoogleCloudPlatform/microservices-demo,
+    /// Apache-2.0; pino's README; log4j2's JsonLayout documentation;
+    /// Docker's json-file driver documentation; Serilog's compact JSON
+    /// format, CLEF).
+    #[test]
+    fn a_json_record_inside_the_shipped_line_is_read_as_the_record() {
+        let k8s = |app: &str, line: &str| {
+            let outer = serde_json::json!({
+                "time": "2023-01-30T08:00:01.600Z",
+                "stream": "stdout",
+                "log": format!("{line}\n"),
+                "kubernetes": {"pod_name": format!("{app}-7d9f8-x2x"), "host": "node-1",
+                               "labels": {"app": app}},
+            });
+            log(&outer.to_string())
+        };
+        // logrus (Go): severity and message, a request field kept.
+        let r = k8s(
+            "frontend",
+            r#"{"error":"failed to get ads: rpc error: code = Unavailable","http.req.id":"9b1c","http.req.method":"GET","http.req.path":"/product/OLJCESPC7Z","message":"failed to retrieve ads","session":"x1","severity":"warning","timestamp":"2023-01-30T08:00:01.512Z"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Warn));
+        assert_eq!(r.message, "failed to retrieve ads");
+        assert_eq!(r.service.as_deref(), Some("frontend"));
+        assert_eq!(r.host.as_deref(), Some("node-1"));
+        assert_eq!(
+            r.fields["error"],
+            FieldValue::Str("failed to get ads: rpc error: code = Unavailable".into())
+        );
+        // The shipper's time, not the application's, when both are there.
+        assert_eq!(
+            r.timestamp,
+            Timestamp::parse_rfc3339("2023-01-30T08:00:01.600Z").unwrap()
+        );
+        // pino (Node): a numeric level, `msg`.
+        let r = k8s(
+            "currencyservice",
+            r#"{"level":50,"time":1675065601123,"pid":1,"hostname":"currencyservice-7d9f8-x2x","msg":"conversion request failed","v":1}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "conversion request failed");
+        assert_eq!(r.service.as_deref(), Some("currencyservice"));
+        // log4j2's JsonLayout (Java).
+        let r = k8s(
+            "adservice",
+            r#"{"instant":{"epochSecond":1675065601,"nanoOfSecond":123000000},"thread":"grpc-default-executor-0","level":"ERROR","loggerName":"hipstershop.AdService","message":"GetAds failed","endOfBatch":false}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "GetAds failed");
+        // Docker's json-file driver, with no Kubernetes metadata: the inner
+        // record's own service fills the part the outer one lacks.
+        let r = log(
+            r#"{"log":"{\"level\":\"error\",\"ts\":1675065601.5,\"service\":\"checkout\",\"msg\":\"payment declined\",\"trace_id\":\"4bf92f3577b34da6\"}\n","stream":"stderr","time":"2023-01-30T08:00:01.600000000Z"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "payment declined");
+        assert_eq!(r.service.as_deref(), Some("checkout"));
+        assert_eq!(r.trace_id.as_deref(), Some("4bf92f3577b34da6"));
+        // Serilog's compact JSON (.NET): `@mt` and `@l`.
+        let r = k8s(
+            "cartservice",
+            r#"{"@t":"2023-01-30T08:00:01.5000000Z","@mt":"Can't access cart storage {Error}","@l":"Error","Error":"timeout"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "Can't access cart storage {Error}");
+    }
+
+    /// A JSON object that names no message and no level is what the
+    /// application printed, not a record: it stays the message. So does
+    /// text that only looks like an object.
+    #[test]
+    fn a_json_payload_in_the_line_stays_text() {
+        for inner in [r#"{"cart_id":"c1","items":3}"#, r#"{not json}"#] {
+            let outer = serde_json::json!({
+                "time": "2023-01-30T08:00:01Z",
+                "log": inner,
+                "kubernetes": {"labels": {"app": "cart"}},
+            });
+            let r = log(&outer.to_string());
+            assert_eq!(r.message, inner);
+            assert_eq!(r.level, None);
+        }
+    }
+
+    /// Numeric levels: pino's and bunyan's (10-60) and syslog's severity as
+    /// GELF writes it (0-7); other numbers are no level.
+    #[test]
+    fn numeric_levels_in_both_conventions() {
+        for (level, want) in [
+            ("60", Some(Level::Fatal)),
+            ("50", Some(Level::Error)),
+            ("40", Some(Level::Warn)),
+            ("30", Some(Level::Info)),
+            ("20", Some(Level::Debug)),
+            ("10", Some(Level::Trace)),
+            ("3", Some(Level::Error)),
+            ("4", Some(Level::Warn)),
+            ("6", Some(Level::Info)),
+            ("7", Some(Level::Debug)),
+            ("\"3\"", Some(Level::Error)),
+            ("99", None),
+            ("8", None),
+        ] {
+            let r = log(&format!(
+                r#"{{"time":"2023-01-30T08:00:01Z","level":{level},"msg":"x"}}"#
+            ));
+            assert_eq!(r.level, want, "level {level}");
+        }
     }
 }
