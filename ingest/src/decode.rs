@@ -113,7 +113,7 @@ impl JoinMode {
     fn of(parser: &str) -> JoinMode {
         match parser {
             "plain" | "header" | "apache-error" | "nginx-error" => JoinMode::Plain,
-            "json" | "logfmt" | "syslog" => JoinMode::Structured,
+            "json" | "logfmt" | "syslog" | "cri" => JoinMode::Structured,
             _ => JoinMode::Off,
         }
     }

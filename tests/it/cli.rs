@@ -984,3 +984,82 @@ fn a_catalina_out_replays_with_its_stack_traces_joined() {
     let dead = std::fs::read_to_string(out_dir.join("dead-letter.jsonl")).unwrap();
     assert!(dead.is_empty(), "{dead}");
 }
+
+/// A node's kubelet log directory, as containerd writes it
+/// (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/0.log`, CRI lines):
+/// a Go service logging JSON and a Java service logging logback lines
+/// with a stack trace, each line its own CRI record. Before, every line
+/// was an `unknown_format` dead letter; now each is read with its level,
+/// names its pod's workload (the containers are all called `server`), and
+/// the trace joins the line that logged it.
+#[test]
+fn a_kubelet_log_directory_replays_by_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    let write = |pod: &str, lines: &[String]| {
+        let d = pods.join(format!(
+            "shop_{pod}_0f1e2d3c-aaaa-bbbb-cccc-1234567890ab/server"
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("0.log"), lines.join("\n") + "\n").unwrap();
+    };
+    let t = |s: u32| format!("2026-01-05T10:00:{s:02}.123456789Z");
+    write(
+        "frontend-7d9f8b8c9-x2x4k",
+        &(0..20)
+            .map(|s| {
+                let (sev, msg) = if s % 5 == 0 {
+                    ("error", "failed to retrieve ads")
+                } else {
+                    ("info", "request complete")
+                };
+                format!(
+                    r#"{} stdout F {{"http.req.path":"/","message":"{msg}","severity":"{sev}","timestamp":"{}"}}"#,
+                    t(s),
+                    t(s)
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    write(
+        "orders-5f55b6cf68-77cfw",
+        &[
+            format!(
+                "{} stdout F 10:00:01.100 INFO  c.e.OrderService - order placed",
+                t(1)
+            ),
+            format!(
+                "{} stderr F 10:00:02.200 ERROR c.e.OrderService - charge failed",
+                t(2)
+            ),
+            format!(
+                "{} stderr F java.net.SocketTimeoutException: Read timed out",
+                t(2)
+            ),
+            format!(
+                "{} stderr F \tat java.net.SocketInputStream.read(SocketInputStream.java:150)",
+                t(2)
+            ),
+            format!(
+                "{} stderr F \tat c.e.PaymentClient.charge(PaymentClient.java:42)",
+                t(2)
+            ),
+            format!(
+                "{} stdout F 10:00:03.300 INFO  c.e.OrderService - order placed",
+                t(3)
+            ),
+        ],
+    );
+    let out_dir = dir.path().join("out");
+    replay_ok(&out_dir, &pods);
+    let summary = summary_of(&out_dir);
+    let ingest = &summary["ingest"];
+    assert_eq!(ingest["read"], 26, "{ingest}");
+    assert_eq!(ingest["dead_lettered"], 0, "{ingest}");
+    assert_eq!(ingest["by_format"]["cri"], 26, "{ingest}");
+    assert_eq!(ingest["joined"], 3, "{ingest}");
+    let by_service = &summary["logs_by_service"];
+    assert_eq!(by_service["frontend"]["errors"], 4, "{summary}");
+    assert_eq!(by_service["orders"]["errors"], 1, "{summary}");
+    assert!(by_service.get("server").is_none(), "{summary}");
+}

@@ -319,7 +319,7 @@ pub fn to_event(
         },
     };
     let mut message = message;
-    let trace_id = take_str(fields, lengths, &mapping.trace_id);
+    let mut trace_id = take_str(fields, lengths, &mapping.trace_id);
     let (mut logger, mut thread) = (None, None);
     let mut syslog = None;
     if level.is_none() {
@@ -336,8 +336,21 @@ pub fn to_event(
                     .iter()
                     .find(|(k, _)| SPAN_KEYS.contains(&k.as_str()))
                     .and_then(|(_, v)| v.as_str());
-                let ids = [trace_id.as_deref().unwrap_or(""), span.unwrap_or("")];
-                let statement = crate::parse::layout::strip_trace_context(tail.message, &ids);
+                // A record with no trace field (a line read from a file)
+                // takes the id its layout printed.
+                let printed = match trace_id {
+                    None => crate::parse::layout::printed_trace_ids(tail.message),
+                    Some(_) => None,
+                };
+                let (trace, span) = match printed {
+                    Some((t, sp)) => (t, sp),
+                    None => (trace_id.as_deref().unwrap_or(""), span.unwrap_or("")),
+                };
+                let statement =
+                    crate::parse::layout::strip_trace_context(tail.message, &[trace, span]);
+                if printed.is_some() {
+                    trace_id = Some(trace.to_string());
+                }
                 // Cut the message down in place: `statement` is a slice of
                 // it (no new allocation per record).
                 let start = statement.as_ptr() as usize - message.as_ptr() as usize;

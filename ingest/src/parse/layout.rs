@@ -367,6 +367,57 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
     }
 }
 
+/// The trace and span ids a layout printed before its statement, labelled
+/// (`TraceID: 6f3c... SpanID: 576f...`, `trace_id=6f3c... span_id=...`,
+/// `traceId:6f3c...`), for a record that carries none as fields (a line
+/// read from a file rather than shipped with its trace context). Only the
+/// leading tokens are read, as [`strip_trace_context`] strips them; an id
+/// is at least 8 characters of hex digits or `-`. The span is empty when
+/// none is printed.
+pub fn printed_trace_ids(msg: &str) -> Option<(&str, &str)> {
+    let label = |t: &str| -> Option<bool> {
+        let name: String = t
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| b.to_ascii_lowercase() as char)
+            .collect();
+        match name.as_str() {
+            "traceid" | "trace" | "xb3traceid" | "ddtraceid" => Some(true),
+            "spanid" | "span" | "xb3spanid" | "ddspanid" => Some(false),
+            _ => None,
+        }
+    };
+    fn id(v: &str) -> Option<&str> {
+        let v = v.trim_matches(|c| matches!(c, '[' | ']' | '(' | ')' | ',' | ';' | '"' | '\''));
+        (v.len() >= 8 && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(v)
+    }
+    let (mut trace, mut span) = (None, "");
+    let mut rest = msg.trim_start();
+    for _ in 0..4 {
+        let (first, tail) = split_ws(rest).unwrap_or((rest, ""));
+        // `label: id` (two tokens) or `label=id` / `label:id` (one).
+        let (name, value, after) = match first.find(['=', ':']) {
+            Some(p) if p + 1 < first.len() => (&first[..p], &first[p + 1..], tail),
+            Some(p) => {
+                let tail = tail.trim_start();
+                let (next, after) = split_ws(tail).unwrap_or((tail, ""));
+                (&first[..p], next, after)
+            }
+            None => break,
+        };
+        let (Some(is_trace), Some(value)) = (label(name), id(value)) else {
+            break;
+        };
+        if is_trace {
+            trace = Some(value);
+        } else {
+            span = value;
+        }
+        rest = after.trim_start();
+    }
+    trace.map(|t| (t, span))
+}
+
 /// One token as a level: `ERROR`, `[error]`, `<warn>`, `level=error`,
 /// `ERROR:root:msg` (Python's basicConfig, first token only).
 fn level_token(token: &str, first: bool) -> Option<Level> {
@@ -680,6 +731,30 @@ mod tests {
         assert_eq!(split_app_layout("level=error msg=boom"), None);
         assert_eq!(split_app_layout("[error] c.e.Foo boom"), None);
         assert_eq!(split_app_layout("retrying after ERROR c.e.Foo"), None);
+    }
+
+    /// A line read from a file carries no trace fields: the ids its
+    /// layout printed first are its trace.
+    #[test]
+    fn printed_trace_context_names_the_trace() {
+        let (t, s) = ("6f3cbf058c2765548a39ad724905d6a1", "576f9c38fc25e197");
+        for line in [
+            format!("TraceID: {t} SpanID: {s} [query] ok"),
+            format!("trace_id={t} span_id={s} [query] ok"),
+            format!("traceId:{t} spanId:{s} [query] ok"),
+        ] {
+            assert_eq!(printed_trace_ids(&line), Some((t, s)), "{line}");
+        }
+        assert_eq!(printed_trace_ids(&format!("trace={t} x")), Some((t, "")));
+        // Not leading, not labelled as a trace, or not an id: none.
+        for line in [
+            format!("lookup TraceID: {t}"),
+            format!("user_id={t} x"),
+            "TraceID: n/a x".to_string(),
+            "TraceID: 1234 x".to_string(),
+        ] {
+            assert_eq!(printed_trace_ids(&line), None, "{line}");
+        }
     }
 
     #[test]

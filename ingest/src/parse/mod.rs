@@ -5,6 +5,7 @@
 //! [`Format::parser`] (and in sniffing, [`Format::detect`], if it can be
 //! recognised from a sample).
 
+pub mod cri;
 pub mod fields;
 pub mod header;
 pub mod json;
@@ -127,6 +128,9 @@ pub enum Format {
     OpenMetrics,
     /// prometheus-kafka-adapter JSON.
     PromJson,
+    /// Kubernetes container logs as the kubelet keeps them (CRI logging
+    /// format: containerd, CRI-O).
+    Cri,
 }
 
 /// Names accepted by [`Format::from_name`].
@@ -143,6 +147,7 @@ pub const FORMAT_NAMES: &[&str] = &[
     "prometheus",
     "openmetrics",
     "prom-json",
+    "cri",
 ];
 
 impl Format {
@@ -167,6 +172,7 @@ impl Format {
             "prometheus" | "prom" | "exposition" => Format::Prometheus,
             "openmetrics" => Format::OpenMetrics,
             "prom-json" | "prometheus-kafka-adapter" => Format::PromJson,
+            "cri" | "containerd" | "cri-o" | "crio" => Format::Cri,
             _ => {
                 return Err(Error::UnknownFormat {
                     name: name.to_string(),
@@ -195,6 +201,7 @@ impl Format {
             Format::Prometheus => "prometheus",
             Format::OpenMetrics => "openmetrics",
             Format::PromJson => "prom-json",
+            Format::Cri => "cri",
         }
     }
 
@@ -240,6 +247,7 @@ impl Format {
             Format::Prometheus => Box::new(prometheus::PrometheusParser::text()),
             Format::OpenMetrics => Box::new(prometheus::PrometheusParser::openmetrics()),
             Format::PromJson => Box::new(prometheus::PromJsonParser),
+            Format::Cri => Box::new(cri::CriParser::with_shared(mapping.clone())),
         })
     }
 
@@ -275,6 +283,11 @@ impl Format {
             // a Python script was once read as an exposition and three of
             // its lines became samples. See `Decoder::decode`.
             return None;
+        }
+        // A kubelet's container log: checked before the plain layouts,
+        // which would read its time and take the stream for a word.
+        if cri::split(t).is_some() {
+            return Some(Format::Cri);
         }
         let probe = RawRecord::default();
         let fits = |f: Format| {
@@ -379,6 +392,14 @@ mod tests {
                 Format::ApacheError,
             ),
             ("2026/01/05 10:00:00 [error] 1#1: boom", Format::NginxError),
+            (
+                r#"2026-01-05T10:00:00.123456789Z stdout F {"level":"info","msg":"hi"}"#,
+                Format::Cri,
+            ),
+            (
+                "2026-01-05T10:00:00.123456789+01:00 stderr P 2026-01-05 10:00:00.000 INFO x: ok",
+                Format::Cri,
+            ),
         ] {
             assert_eq!(Format::detect(line), Some(want), "{line}");
         }

@@ -539,7 +539,7 @@ impl Parser for PlainParser {
 /// and `www.shop.com`); when that leaves nothing (`shop/access.log`), the
 /// directory it is in; with no directory either, the bare name (`access`).
 /// None for an origin that is no file name at all.
-fn service_of_file(origin: &str) -> Option<&str> {
+pub(crate) fn service_of_file(origin: &str) -> Option<&str> {
     if origin == "-" {
         // Standard input names nothing.
         return None;
