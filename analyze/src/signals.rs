@@ -641,15 +641,20 @@ fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 /// Labels that name a series' service, most specific first: `service`,
 /// OpenTelemetry's `service.name` as Prometheus writes it
 /// (`service_name`), Kubernetes' recommended and older app labels as
-/// kube-state-metrics and relabelling write them, and the scrape `job`
-/// last: a job names what was scraped (`node` for every host's
-/// node_exporter), which is a service only when nothing better says so.
-pub const SERVICE_LABELS: [&str; 6] = [
+/// kube-state-metrics and relabelling write them, the workload of the
+/// `pod` label (cAdvisor's and the kubelet's series name a pod and no app:
+/// `frontend-7d9f8b8c9-x2x4k` is `frontend`'s, as its logs are, see
+/// [`models::workload_of_pod`]), and the scrape `job` last: a job names
+/// what was scraped (`node` for every host's node_exporter, `kubelet` for
+/// every pod's cAdvisor series), which is a service only when nothing
+/// better says so.
+pub const SERVICE_LABELS: [&str; 7] = [
     "service",
     "service_name",
     "app_kubernetes_io_name",
     "app",
     "k8s_app",
+    "pod",
     "job",
 ];
 
@@ -667,7 +672,14 @@ fn metric_signal(kind: SignalKind, key: &SeriesKey, service_labels: &[String]) -
         name: key.to_string(),
         service: service_labels
             .iter()
-            .find_map(|n| key.label(n))
+            .find_map(|n| {
+                let v = key.label(n)?;
+                // A pod names one replica: its service is its workload.
+                Some(match n.as_str() {
+                    "pod" | "pod_name" => models::workload_of_pod(v),
+                    _ => v,
+                })
+            })
             .map(str::to_string),
         host: pick(&["host", "node", "instance"]),
         container: pick(&["container", "container_name", "pod"]),
@@ -704,6 +716,26 @@ mod tests {
         assert_eq!(
             service(&[("job", "node"), ("instance", "h1:9100")]).as_deref(),
             Some("node")
+        );
+        // cAdvisor's series name a pod (and a container, often `server`
+        // in every workload of a chart), no app: the pod's workload.
+        assert_eq!(
+            service(&[
+                ("job", "kubelet"),
+                ("pod", "frontend-7d9f8b8c9-x2x4k"),
+                ("container", "server")
+            ])
+            .as_deref(),
+            Some("frontend")
+        );
+        assert_eq!(
+            service(&[
+                ("job", "kubelet"),
+                ("pod", "redis-cart-0"),
+                ("app", "redis")
+            ])
+            .as_deref(),
+            Some("redis")
         );
         // A user's list replaces the default one.
         let mine = vec!["team_service".to_string()];

@@ -63,7 +63,8 @@ pub struct EngineConfig {
     pub fields: ingest::parse::fields::FieldMapping,
     /// Labels that name a metric series' service, the first present wins
     /// (`service`, `service_name`, `app_kubernetes_io_name`, `app`,
-    /// `k8s_app`, then the scrape `job`): a list replaces it.
+    /// `k8s_app`, the workload of `pod`, then the scrape `job`): a list
+    /// replaces it (`pod` and `pod_name` in it name the pod's workload).
     pub service_labels: Vec<String>,
 }
 

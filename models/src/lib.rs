@@ -18,6 +18,7 @@ mod action;
 mod anomaly;
 mod event;
 mod incident;
+mod names;
 mod time;
 
 pub use action::{
@@ -30,6 +31,7 @@ pub use event::{
     SeriesKey,
 };
 pub use incident::{Evidence, Incident, IncidentStatus, RootCause, RootCauseClass, Target};
+pub use names::workload_of_pod;
 pub use time::Timestamp;
 
 /// Version of the JSON schema written by every output of Remedy. Bumped only
