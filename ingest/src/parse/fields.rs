@@ -109,6 +109,8 @@ impl Default for FieldMapping {
                 // template.
                 "@m",
                 "@mt",
+                // GELF (Docker's `gelf` driver, Graylog).
+                "short_message",
             ]),
             level: v(&[
                 "log.level",
@@ -163,6 +165,8 @@ impl Default for FieldMapping {
                 "kubernetes.pod.name",
                 "container.id",
                 "container_id",
+                // GELF's additional field, as Docker's driver writes it.
+                "_container_name",
             ]),
             trace_id: v(&[
                 "trace.id",
@@ -531,7 +535,7 @@ const STATUS_KEYS: [&str; 5] = [
 const SPAN_KEYS: [&str; 4] = ["span_id", "spanId", "spanid", "span.id"];
 
 /// Keys of a container's name (a service when nothing else names one).
-const CONTAINER_NAME_KEYS: [&str; 2] = ["container_name", "container.name"];
+const CONTAINER_NAME_KEYS: [&str; 3] = ["container_name", "container.name", "_container_name"];
 
 /// Every key [`to_event`] may read of a record under a mapping that keeps
 /// only some fields ([`FieldMapping::kept`]), and every dotted prefix of

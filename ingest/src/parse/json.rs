@@ -1233,6 +1233,22 @@ mod tests {
         }
     }
 
+    /// GELF as Docker's `gelf` logging driver sends it (field names from
+    /// the GELF 1.1 specification and Docker's driver documentation): the
+    /// short message, syslog's numeric severity, the container's name as
+    /// the service when nothing else names one.
+    #[test]
+    fn gelf_from_dockers_driver() {
+        let r = log(
+            r#"{"version":"1.1","host":"docker-host-1","short_message":"connection refused","timestamp":1675065601.123,"level":3,"_container_id":"3c5ba0a5d63e","_container_name":"/shop-web-1","_image_name":"shop/web:1.4","_tag":"3c5ba0a5d63e","_command":"/app"}"#,
+        );
+        assert_eq!(r.message, "connection refused");
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.host.as_deref(), Some("docker-host-1"));
+        assert_eq!(r.service.as_deref(), Some("shop-web-1"));
+        assert_eq!(r.container.as_deref(), Some("/shop-web-1"));
+    }
+
     /// Numeric levels: pino's and bunyan's (10-60) and syslog's severity as
     /// GELF writes it (0-7); other numbers are no level.
     #[test]
