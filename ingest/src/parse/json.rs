@@ -628,13 +628,28 @@ pub(crate) fn record_to_event(
     to_event(fields, mapping, raw, text)
 }
 
+/// Whether `text` starts with a `key=value` pair (a cheap test before a
+/// logfmt scan: the first token has `=` after a word of key characters).
+fn starts_with_pair(text: &str) -> bool {
+    let b = text.as_bytes();
+    let key = b
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'@'))
+        .count();
+    key > 0 && b.get(key) == Some(&b'=')
+}
+
 /// A record whose message is itself a JSON log record takes that record's
 /// fields: an application that logs JSON to stdout (Go's logrus and zap,
 /// Node's pino and bunyan, log4j2's JSON layout, python-json-logger),
 /// shipped by a Kubernetes shipper or Docker's `json-file` driver with no
 /// parser of its own, arrives as `{"log": "{\"level\":\"error\",...}\n",
 /// "kubernetes": {...}}`. Without this its level is unread (no error is
-/// ever counted) and its templates are mined over JSON punctuation.
+/// ever counted) and its templates are mined over JSON punctuation. A
+/// logfmt record with a message and a level (logrus' text formatter:
+/// `time="..." level=error msg="..." duration=1.2s`) is read the same way,
+/// so its message is the statement and its pairs are fields (a duration
+/// becomes `duration_seconds`).
 ///
 /// The inner record's message replaces the text; for every other part
 /// (time, level, service, host, trace...) the outer record's keys win,
@@ -658,28 +673,40 @@ fn lift_embedded_record(fields: &mut FieldList, mapping: &FieldMapping) {
         return;
     };
     let inner_text = text.trim();
-    if !(inner_text.starts_with('{') && inner_text.ends_with('}')) {
-        return;
-    }
-    let reader = mapping.reader_keys_shared();
-    let mut scratch = Scratch::default();
-    let mut inner = if flatten_str_into(inner_text, reader.as_deref(), &mut scratch) {
-        scratch.out
-    } else {
-        // Repeated keys or invalid JSON: the tree decides, as for a
-        // record of its own; text that is not a JSON object stays text.
-        match serde_json::from_str::<Value>(inner_text) {
-            Ok(Value::Object(obj)) => flatten(obj).into_iter().collect(),
-            _ => return,
-        }
-    };
     let [_, message, level, severity, ..] = mapping.roles();
-    let is_record = inner
-        .iter()
-        .any(|(k, _)| message.contains(k) || level.contains(k) || severity.contains(k));
-    if !is_record {
+    let names = |inner: &FieldList, keys: &[String]| inner.iter().any(|(k, _)| keys.contains(k));
+    let mut inner = if inner_text.starts_with('{') && inner_text.ends_with('}') {
+        let reader = mapping.reader_keys_shared();
+        let mut scratch = Scratch::default();
+        let inner = if flatten_str_into(inner_text, reader.as_deref(), &mut scratch) {
+            scratch.out
+        } else {
+            // Repeated keys or invalid JSON: the tree decides, as for a
+            // record of its own; text that is not a JSON object stays text.
+            match serde_json::from_str::<Value>(inner_text) {
+                Ok(Value::Object(obj)) => flatten(obj).into_iter().collect(),
+                _ => return,
+            }
+        };
+        if !(names(&inner, message) || names(&inner, level) || names(&inner, severity)) {
+            return;
+        }
+        inner
+    } else if starts_with_pair(inner_text) {
+        // logfmt (logrus' text formatter, go-kit's log, Prometheus' own
+        // lines): a record only with both a message and a level, since
+        // an application may print `user=alice action=login` as its
+        // message.
+        let Ok(inner) = crate::parse::logfmt::scan(inner_text) else {
+            return;
+        };
+        if !(names(&inner, message) && (names(&inner, level) || names(&inner, severity))) {
+            return;
+        }
+        inner
+    } else {
         return;
-    }
+    };
     fields.remove(at);
     // The parts the outer record already has, decided before any inner
     // key is added.
@@ -1075,12 +1102,13 @@ mod tests {
         assert_eq!(r.level, Some(Level::Warn));
         assert_eq!(r.message, "slow start");
         assert_eq!(r.field("thread"), Some(&FieldValue::Str("main".into())));
-        // A level the text states another way keeps the text whole.
+        // A logfmt record in the text is read as the record (see
+        // `a_logfmt_record_inside_the_shipped_line_is_read_as_the_record`).
         let r = log(
             r#"{"time":"2026-01-05T10:00:00Z","log":"time=\"2026-01-05T10:00:00Z\" level=error msg=\"db down\""}"#,
         );
         assert_eq!(r.level, Some(Level::Error));
-        assert!(r.message.starts_with("time="), "{}", r.message);
+        assert_eq!(r.message, "db down");
         // A logger field the record carries wins over the text's.
         let r = log(
             r#"{"time":"2026-01-05T10:00:00Z","logger":"mine","log":"16:42:09.486 INFO  c.e.Foo#1 hello"}"#,
@@ -1214,6 +1242,41 @@ mod tests {
         );
         assert_eq!(r.level, Some(Level::Error));
         assert_eq!(r.message, "Can't access cart storage {Error}");
+    }
+
+    /// logfmt inside the shipped line, as logrus' text formatter and
+    /// go-kit's logger write it (lines in the shape of their
+    /// documentation): the statement is the message, the pairs fields.
+    #[test]
+    fn a_logfmt_record_inside_the_shipped_line_is_read_as_the_record() {
+        let k8s = |line: &str| {
+            let outer = serde_json::json!({
+                "time": "2023-01-30T08:00:01.600Z",
+                "log": format!("{line}\n"),
+                "kubernetes": {"labels": {"app": "shipping"}},
+            });
+            log(&outer.to_string())
+        };
+        let r = k8s(
+            r#"time="2023-01-30T08:00:01Z" level=error msg="failed to get quote" error="rpc error: code = Unavailable""#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "failed to get quote");
+        assert_eq!(r.service.as_deref(), Some("shipping"));
+        assert_eq!(
+            r.fields["error"],
+            FieldValue::Str("rpc error: code = Unavailable".into())
+        );
+        let r = k8s(
+            r#"level=warn ts=2023-01-30T08:00:01.123Z caller=quote.go:42 msg="slow quote" duration=1.5s"#,
+        );
+        assert_eq!(r.level, Some(Level::Warn));
+        assert_eq!(r.message, "slow quote");
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(1.5));
+        // Pairs with no level are what the application printed.
+        let r = k8s("user=alice action=login");
+        assert_eq!(r.message, "user=alice action=login\n");
+        assert_eq!(r.level, None);
     }
 
     /// A JSON object that names no message and no level is what the
