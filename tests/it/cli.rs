@@ -1063,3 +1063,80 @@ fn a_kubelet_log_directory_replays_by_workload() {
     assert_eq!(by_service["orders"]["errors"], 1, "{summary}");
     assert!(by_service.get("server").is_none(), "{summary}");
 }
+
+/// The same records, shipped another way, give the same findings. The
+/// demo's payments and queue logs (logfmt files) are re-shipped as Fluent
+/// Bit Kubernetes records whose `log` holds each line as the application
+/// printed it: the logfmt line itself (even lines) or the same pairs as a
+/// JSON record (odd lines), as a service logging to stdout arrives when no
+/// parser ran on the way. Before, those records had their level read from
+/// the text at best, and every line was a template of its own: the demo's
+/// incidents changed.
+#[test]
+fn records_inside_shipped_lines_give_the_demos_findings() {
+    use std::io::Read;
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("demo");
+    let pair = regex::Regex::new(r#"(\w[\w.]*)=("(?:[^"\\]|\\.)*"|\S+)"#).unwrap();
+    for sub in ["logs", "metrics"] {
+        std::fs::create_dir_all(copy.join(sub)).unwrap();
+        for entry in std::fs::read_dir(demo.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            let Some(service) = name.strip_suffix(".logfmt.gz") else {
+                std::fs::copy(&path, copy.join(sub).join(&name)).unwrap();
+                continue;
+            };
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            let mut shipped = String::new();
+            for (i, line) in text.lines().enumerate() {
+                let pairs: serde_json::Map<String, serde_json::Value> = pair
+                    .captures_iter(line)
+                    .map(|c| {
+                        let v = &c[2];
+                        let v = if v.starts_with('"') {
+                            serde_json::from_str::<String>(v).unwrap()
+                        } else {
+                            v.to_string()
+                        };
+                        (c[1].to_string(), serde_json::Value::String(v))
+                    })
+                    .collect();
+                let log = if i % 2 == 0 {
+                    format!("{line}\n")
+                } else {
+                    format!("{}\n", serde_json::Value::Object(pairs.clone()))
+                };
+                let record = serde_json::json!({
+                    "time": pairs["ts"],
+                    "stream": "stdout",
+                    "log": log,
+                    "kubernetes": {
+                        "host": pairs["host"],
+                        "pod_name": pairs["container"],
+                        "labels": {"app": pairs["service"]},
+                    },
+                });
+                shipped.push_str(&format!("{record}\n"));
+            }
+            std::fs::write(
+                copy.join(sub).join(format!("{service}.fluentbit.json")),
+                shipped,
+            )
+            .unwrap();
+        }
+    }
+    let (before, after) = (dir.path().join("demo-out"), dir.path().join("shipped-out"));
+    replay_ok(&before, &demo);
+    replay_ok(&after, &copy);
+    let summary = summary_of(&after);
+    assert_eq!(summary["ingest"]["dead_lettered"], 0, "{summary}");
+    assert!(summary["ingest"]["by_format"]["json"].as_u64().unwrap() > 0);
+    for file in ["incidents.jsonl", "anomalies.jsonl", "actions.jsonl"] {
+        assert_same_bytes(&before.join(file), &after.join(file));
+    }
+}

@@ -694,20 +694,26 @@ fn lift_embedded_record(fields: &mut FieldList, mapping: &FieldMapping) {
         inner
     } else if starts_with_pair(inner_text) {
         // logfmt (logrus' text formatter, go-kit's log, Prometheus' own
-        // lines): a record only with both a message and a level, since
-        // an application may print `user=alice action=login` as its
-        // message.
+        // lines): a record only when it states a level among other pairs,
+        // since an application may print `user=alice action=login` as
+        // its message.
         let Ok(inner) = crate::parse::logfmt::scan(inner_text) else {
             return;
         };
-        if !(names(&inner, message) && (names(&inner, level) || names(&inner, severity))) {
+        if !(inner.len() >= 2 && (names(&inner, level) || names(&inner, severity))) {
             return;
         }
         inner
     } else {
         return;
     };
-    fields.remove(at);
+    // The inner record's message replaces the text; with none, its
+    // `event` does (as for a logfmt record of its own:
+    // `severity=error event=database_timeout`), else the text stays the
+    // message and the inner record adds its level and fields.
+    if names(&inner, message) || inner.iter().any(|(k, _)| k == "event") {
+        fields.remove(at);
+    }
     // The parts the outer record already has, decided before any inner
     // key is added.
     let roles = mapping.roles();
@@ -1273,6 +1279,16 @@ mod tests {
         assert_eq!(r.level, Some(Level::Warn));
         assert_eq!(r.message, "slow quote");
         assert_eq!(r.fields["duration_seconds"], FieldValue::Float(1.5));
+        // No message: the record's `event` is (as in a logfmt file),
+        // else the text stays the message and gains the level.
+        let r = k8s("severity=error event=database_timeout duration=0.794s");
+        assert_eq!(
+            (r.level, r.message.as_str()),
+            (Some(Level::Error), "database_timeout")
+        );
+        let r = k8s(r#"{"level":"error","code":7}"#);
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "{\"level\":\"error\",\"code\":7}\n");
         // Pairs with no level are what the application printed.
         let r = k8s("user=alice action=login");
         assert_eq!(r.message, "user=alice action=login\n");
