@@ -1065,20 +1065,93 @@ fn a_kubelet_log_directory_replays_by_workload() {
 }
 
 /// The same records, shipped another way, give the same findings. The
-/// demo's payments and queue logs (logfmt files) are re-shipped as Fluent
-/// Bit Kubernetes records whose `log` holds each line as the application
-/// printed it: the logfmt line itself (even lines) or the same pairs as a
-/// JSON record (odd lines), as a service logging to stdout arrives when no
-/// parser ran on the way. Before, those records had their level read from
-/// the text at best, and every line was a template of its own: the demo's
-/// incidents changed.
+/// demo's payments and queue logs (logfmt files) are re-shipped the ways a
+/// Kubernetes estate ships a service that logs to stdout: as Fluent Bit
+/// records whose `log` holds each line as the application printed it (the
+/// logfmt line itself on even lines, the same pairs as a JSON record on
+/// odd ones), and as the kubelet's own CRI files under `pods/`. Before,
+/// the first had every line a template of its own and the second was
+/// dead-lettered whole: the demo's incidents changed.
 #[test]
 fn records_inside_shipped_lines_give_the_demos_findings() {
-    use std::io::Read;
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("demo");
     let pair = regex::Regex::new(r#"(\w[\w.]*)=("(?:[^"\\]|\\.)*"|\S+)"#).unwrap();
+    let pairs_of = |line: &str| -> serde_json::Map<String, serde_json::Value> {
+        pair.captures_iter(line)
+            .map(|c| {
+                let v = &c[2];
+                let v = if v.starts_with('"') {
+                    serde_json::from_str::<String>(v).unwrap()
+                } else {
+                    v.to_string()
+                };
+                (c[1].to_string(), serde_json::Value::String(v))
+            })
+            .collect()
+    };
+    let fluent_bit = |service: &str, text: &str| {
+        let mut shipped = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let pairs = pairs_of(line);
+            let log = if i % 2 == 0 {
+                format!("{line}\n")
+            } else {
+                format!("{}\n", serde_json::Value::Object(pairs.clone()))
+            };
+            let record = serde_json::json!({
+                "time": pairs["ts"],
+                "stream": "stdout",
+                "log": log,
+                "kubernetes": {
+                    "host": pairs["host"],
+                    "pod_name": pairs["container"],
+                    "labels": {"app": pairs["service"]},
+                },
+            });
+            shipped.push_str(&format!("{record}\n"));
+        }
+        (format!("logs/{service}.fluentbit.json"), shipped)
+    };
+    let cri = |service: &str, text: &str| {
+        let lines: String = text
+            .lines()
+            .map(|line| {
+                format!(
+                    "{} stdout F {line}\n",
+                    pairs_of(line)["ts"].as_str().unwrap()
+                )
+            })
+            .collect();
+        (
+            format!("pods/shop_{service}-7d9f8b8c9-x2x4k_0f1e2d3c-aaaa-bbbb-cccc-1234567890ab/server/0.log"),
+            lines,
+        )
+    };
+    let before = dir.path().join("demo-out");
+    replay_ok(&before, &demo);
+    let shapes: [(&str, Reship); 2] = [("fluent-bit", &fluent_bit), ("cri", &cri)];
+    for (shape, reship) in shapes {
+        let copy = dir.path().join(shape);
+        reship_demo(&demo, &copy, reship);
+        let after = dir.path().join(format!("{shape}-out"));
+        replay_ok(&after, &copy);
+        let summary = summary_of(&after);
+        assert_eq!(summary["ingest"]["dead_lettered"], 0, "{shape}: {summary}");
+        for file in ["incidents.jsonl", "anomalies.jsonl", "actions.jsonl"] {
+            assert_same_bytes(&before.join(file), &after.join(file));
+        }
+    }
+}
+
+/// Writes one service's log text another way: (service, text) -> (path
+/// under the copy, content).
+type Reship<'a> = &'a dyn Fn(&str, &str) -> (String, String);
+
+/// A copy of the demo at `copy` whose logfmt logs are written by `reship`
+/// and the rest as they are.
+fn reship_demo(demo: &Path, copy: &Path, reship: Reship) {
+    use std::io::Read;
     for sub in ["logs", "metrics"] {
         std::fs::create_dir_all(copy.join(sub)).unwrap();
         for entry in std::fs::read_dir(demo.join(sub)).unwrap() {
@@ -1092,51 +1165,10 @@ fn records_inside_shipped_lines_give_the_demos_findings() {
             flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap())
                 .read_to_string(&mut text)
                 .unwrap();
-            let mut shipped = String::new();
-            for (i, line) in text.lines().enumerate() {
-                let pairs: serde_json::Map<String, serde_json::Value> = pair
-                    .captures_iter(line)
-                    .map(|c| {
-                        let v = &c[2];
-                        let v = if v.starts_with('"') {
-                            serde_json::from_str::<String>(v).unwrap()
-                        } else {
-                            v.to_string()
-                        };
-                        (c[1].to_string(), serde_json::Value::String(v))
-                    })
-                    .collect();
-                let log = if i % 2 == 0 {
-                    format!("{line}\n")
-                } else {
-                    format!("{}\n", serde_json::Value::Object(pairs.clone()))
-                };
-                let record = serde_json::json!({
-                    "time": pairs["ts"],
-                    "stream": "stdout",
-                    "log": log,
-                    "kubernetes": {
-                        "host": pairs["host"],
-                        "pod_name": pairs["container"],
-                        "labels": {"app": pairs["service"]},
-                    },
-                });
-                shipped.push_str(&format!("{record}\n"));
-            }
-            std::fs::write(
-                copy.join(sub).join(format!("{service}.fluentbit.json")),
-                shipped,
-            )
-            .unwrap();
+            let (file, content) = reship(service, &text);
+            let file = copy.join(file);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, content).unwrap();
         }
-    }
-    let (before, after) = (dir.path().join("demo-out"), dir.path().join("shipped-out"));
-    replay_ok(&before, &demo);
-    replay_ok(&after, &copy);
-    let summary = summary_of(&after);
-    assert_eq!(summary["ingest"]["dead_lettered"], 0, "{summary}");
-    assert!(summary["ingest"]["by_format"]["json"].as_u64().unwrap() > 0);
-    for file in ["incidents.jsonl", "anomalies.jsonl", "actions.jsonl"] {
-        assert_same_bytes(&before.join(file), &after.join(file));
     }
 }
