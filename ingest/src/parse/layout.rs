@@ -102,7 +102,27 @@ pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
     }
     let head = past_bracketed_time(head);
     let (level, after) = split_level(head)?;
-    Some((level, app_layout_tail(head, after)))
+    let tail = python_tail(head, after).or_else(|| app_layout_tail(head, after));
+    Some((level, tail))
+}
+
+/// Python logging's common layout after its level,
+/// `2023-01-29 16:42:22,382 - app.db - WARNING - msg`: the logger between
+/// the dashes before the level, the statement after the one following it
+/// (as the `plain` preset reads such a line from a file).
+fn python_tail(head: &str, after: usize) -> Option<AppTail<'_>> {
+    let message = head[after..].trim_start().strip_prefix("- ")?.trim_start();
+    let (before, token) = head[..after].trim_end().rsplit_once(char::is_whitespace)?;
+    if !token.bytes().all(|b| b.is_ascii_uppercase()) || message.is_empty() {
+        return None;
+    }
+    let before = before.trim_end().strip_suffix(" -")?.trim_end();
+    let logger = before.rsplit_once(" - ").map(|(_, l)| l.trim())?;
+    (!logger.is_empty() && !logger.contains(char::is_whitespace)).then_some(AppTail {
+        logger: Some(logger),
+        thread: None,
+        message,
+    })
 }
 
 /// `head` after a leading bracketed time with spaces in it (Apache's
@@ -375,16 +395,27 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
 /// is at least 8 characters of hex digits or `-`. The span is empty when
 /// none is printed.
 pub fn printed_trace_ids(msg: &str) -> Option<(&str, &str)> {
+    // The label's letters and digits, lower-cased, against each name
+    // (no allocation: this runs on records without trace fields).
     let label = |t: &str| -> Option<bool> {
-        let name: String = t
-            .bytes()
-            .filter(u8::is_ascii_alphanumeric)
-            .map(|b| b.to_ascii_lowercase() as char)
-            .collect();
-        match name.as_str() {
-            "traceid" | "trace" | "xb3traceid" | "ddtraceid" => Some(true),
-            "spanid" | "span" | "xb3spanid" | "ddspanid" => Some(false),
-            _ => None,
+        let is = |name: &str| {
+            t.bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_lowercase())
+                .eq(name.bytes())
+        };
+        if ["traceid", "trace", "xb3traceid", "ddtraceid"]
+            .into_iter()
+            .any(is)
+        {
+            Some(true)
+        } else if ["spanid", "span", "xb3spanid", "ddspanid"]
+            .into_iter()
+            .any(is)
+        {
+            Some(false)
+        } else {
+            None
         }
     };
     fn id(v: &str) -> Option<&str> {
@@ -731,6 +762,26 @@ mod tests {
         assert_eq!(split_app_layout("level=error msg=boom"), None);
         assert_eq!(split_app_layout("[error] c.e.Foo boom"), None);
         assert_eq!(split_app_layout("retrying after ERROR c.e.Foo"), None);
+    }
+
+    /// Python logging's `asctime - name - LEVEL - message`, as a shipper
+    /// that ran no parser sends it: the statement and the logger.
+    #[test]
+    fn python_logging_in_a_shipped_text() {
+        let (level, tail) = layout_in_text(
+            "2023-01-30 08:00:01,123 - app.payment - ERROR - charge failed - retrying",
+        )
+        .unwrap();
+        assert_eq!(level, Level::Error);
+        let tail = tail.unwrap();
+        assert_eq!(tail.logger, Some("app.payment"));
+        assert_eq!(tail.message, "charge failed - retrying");
+        // Not that layout: a dash in prose after a level.
+        let (_, tail) = layout_in_text("ERROR - something broke").unwrap();
+        assert!(
+            tail.is_none_or(|t| t.message != "something broke"),
+            "{tail:?}"
+        );
     }
 
     /// A line read from a file carries no trace fields: the ids its
