@@ -293,6 +293,13 @@ impl Decoder {
         if let Some(why) = binary(bytes, replaced.then_some(text.as_ref())) {
             return Err(self.dead(raw, ParseError::new(DeadLetterReason::Binary, why)));
         }
+        // A coloured console line: read without its escape codes (the
+        // dead letter, if any, keeps the bytes as they came).
+        let text = if bytes.contains(&0x1b) {
+            std::borrow::Cow::Owned(crate::parse::layout::strip_ansi(&text))
+        } else {
+            text
+        };
         if self.parser.is_none() {
             match Format::detect(&text) {
                 Some(f) => {

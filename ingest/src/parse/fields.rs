@@ -323,6 +323,10 @@ pub fn to_event(
         },
     };
     let mut message = message;
+    if message.contains('\x1b') {
+        // A shipped coloured console line (see `strip_ansi`).
+        message = crate::parse::layout::strip_ansi(&message);
+    }
     let mut trace_id = take_str(fields, lengths, &mapping.trace_id);
     let (mut logger, mut thread) = (None, None);
     let mut syslog = None;

@@ -387,6 +387,48 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
     }
 }
 
+/// `s` without its terminal escape sequences: the colours a console
+/// layout writes (Spring Boot with `spring.output.ansi.enabled=always`,
+/// winston's `colorize`, zap's and logrus' coloured levels,
+/// `\x1b[31mERROR\x1b[0m`) hide the level from every layout test and put
+/// escape codes into templates. CSI sequences (`ESC [` parameters,
+/// intermediates, a final byte) and two-byte escapes go; every cut is at
+/// an ASCII byte, so the rest stays valid UTF-8. Call it only on text
+/// holding an ESC (`\x1b`).
+pub fn strip_ansi(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let (mut i, mut seg) = (0, 0);
+    while i < b.len() {
+        if b[i] != 0x1b {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[seg..i]);
+        let mut j = i + 1;
+        match b.get(j) {
+            Some(b'[') => {
+                j += 1;
+                while b.get(j).is_some_and(|c| (0x30..=0x3f).contains(c)) {
+                    j += 1;
+                }
+                while b.get(j).is_some_and(|c| (0x20..=0x2f).contains(c)) {
+                    j += 1;
+                }
+                if b.get(j).is_some_and(|c| (0x40..=0x7e).contains(c)) {
+                    j += 1;
+                }
+            }
+            Some(c) if (0x40..=0x5f).contains(c) => j += 1,
+            _ => {}
+        }
+        i = j;
+        seg = j;
+    }
+    out.push_str(&s[seg..]);
+    out
+}
+
 /// The trace and span ids a layout printed before its statement, labelled
 /// (`TraceID: 6f3c... SpanID: 576f...`, `trace_id=6f3c... span_id=...`,
 /// `traceId:6f3c...`), for a record that carries none as fields (a line
@@ -459,10 +501,11 @@ fn level_token(token: &str, first: bool) -> Option<Level> {
     {
         return Level::parse(v.trim_matches('"'));
     }
+    // `[warn]`, and `[warn]:` as winston's and log4js' layouts write it.
     let bracketed = |open: char, close: char| {
         token.strip_prefix(open).and_then(|t| {
             t.strip_suffix(close)
-                .or_else(|| t.strip_suffix(&[close, ':'][..]))
+                .or_else(|| t.strip_suffix(':').and_then(|t| t.strip_suffix(close)))
         })
     };
     if let Some(inner) = bracketed('[', ']').or_else(|| bracketed('<', '>')) {
@@ -476,7 +519,12 @@ fn level_token(token: &str, first: bool) -> Option<Level> {
     }
     if first {
         // `ERROR:root:message`
-        if let Some((w, _)) = token.split_once(':') {
+        if let Some((w, rest)) = token.split_once(':') {
+            // winston's default `${level}: ${message}` (`error: ...`), in
+            // lower case but only as the whole first token.
+            if rest.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()) {
+                return word_level(w, false);
+            }
             return word_level(w, true);
         }
     }
@@ -762,6 +810,40 @@ mod tests {
         assert_eq!(split_app_layout("level=error msg=boom"), None);
         assert_eq!(split_app_layout("[error] c.e.Foo boom"), None);
         assert_eq!(split_app_layout("retrying after ERROR c.e.Foo"), None);
+    }
+
+    /// Node's loggers: winston's default `level: message` and bracketed
+    /// `[level]:` (winston's and log4js' printf layouts).
+    #[test]
+    fn node_layouts_state_their_level() {
+        assert_eq!(level_in_text("error: charge failed"), Some(Level::Error));
+        assert_eq!(
+            level_in_text("2023-01-30T08:00:01.123Z [warn]: slow charge"),
+            Some(Level::Warn)
+        );
+        assert_eq!(
+            level_in_text("[2023-01-30T08:00:01.123] [ERROR] cheese - boom"),
+            Some(Level::Error)
+        );
+        // Lower case only as the whole first token before its colon.
+        assert_eq!(level_in_text("errors: 0 so far"), None);
+        assert_eq!(level_in_text("info:root:message"), None);
+    }
+
+    /// Coloured console layouts: the colours go, the level is read.
+    #[test]
+    fn terminal_colours_are_not_text() {
+        assert_eq!(
+            strip_ansi("\x1b[31merror\x1b[39m: charge failed \u{e9}\x1b[0m"),
+            "error: charge failed \u{e9}"
+        );
+        assert_eq!(strip_ansi("a\x1b[1;31mb\x1bMc\x1b"), "abc");
+        let spring = strip_ansi(
+            "2023-01-30 08:00:01.123 \x1b[31mERROR\x1b[0;39m \x1b[35m1\x1b[0;39m \x1b[2m---\x1b[0;39m \x1b[2m[main]\x1b[0;39m \x1b[36mc.e.PaymentService\x1b[0;39m \x1b[2m:\x1b[0;39m charge failed",
+        );
+        let (level, tail) = layout_in_text(&spring).unwrap();
+        assert_eq!(level, Level::Error);
+        assert_eq!(tail.unwrap().message, "charge failed");
     }
 
     /// Python logging's `asctime - name - LEVEL - message`, as a shipper
