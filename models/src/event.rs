@@ -58,6 +58,28 @@ impl Level {
         )
     }
 
+    /// From a numeric `level` as JSON loggers write it: pino's and
+    /// bunyan's (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal)
+    /// or syslog's severity, which GELF's `level` carries (0-2 fatal, 3
+    /// error, 4 warning, 5-6 info, 7 debug). The ranges do not overlap, so
+    /// the number says which.
+    pub fn from_log_number(n: i64) -> Option<Level> {
+        Some(match n {
+            0..=2 => Level::Fatal,
+            3 => Level::Error,
+            4 => Level::Warn,
+            5 | 6 => Level::Info,
+            7 => Level::Debug,
+            10..=19 => Level::Trace,
+            20..=29 => Level::Debug,
+            30..=39 => Level::Info,
+            40..=49 => Level::Warn,
+            50..=59 => Level::Error,
+            60..=69 => Level::Fatal,
+            _ => return None,
+        })
+    }
+
     /// From an OpenTelemetry `SeverityNumber` (1-24).
     pub fn from_otel_number(n: i64) -> Option<Level> {
         Some(match n {

@@ -409,38 +409,19 @@ pub fn to_event(
     Ok(Event::Log(r))
 }
 
-/// A level as a word (`error`, `WARN`...) or as a number in one of the two
-/// numeric conventions JSON loggers write: pino's and bunyan's (10 trace,
-/// 20 debug, 30 info, 40 warn, 50 error, 60 fatal) and syslog's severity,
-/// which GELF's `level` carries (0-2 fatal, 3 error, 4 warning, 5-6 info,
-/// 7 debug). The ranges do not overlap, so the number says which.
+/// A level as a word (`error`, `WARN`...) or as a number in one of the
+/// numeric conventions JSON loggers write (pino/bunyan, syslog/GELF: see
+/// [`Level::from_log_number`]).
 fn level_of(v: &FieldValue) -> Option<Level> {
     let n = match v {
         FieldValue::Str(s) => {
-            return Level::parse(s).or_else(|| numeric_level(s.trim().parse().ok()?))
+            return Level::parse(s).or_else(|| Level::from_log_number(s.trim().parse().ok()?))
         }
         FieldValue::Int(n) => *n,
         FieldValue::Float(f) if f.fract() == 0.0 => *f as i64,
         _ => return None,
     };
-    numeric_level(n)
-}
-
-fn numeric_level(n: i64) -> Option<Level> {
-    Some(match n {
-        0..=2 => Level::Fatal,
-        3 => Level::Error,
-        4 => Level::Warn,
-        5 | 6 => Level::Info,
-        7 => Level::Debug,
-        10..=19 => Level::Trace,
-        20..=29 => Level::Debug,
-        30..=39 => Level::Info,
-        40..=49 => Level::Warn,
-        50..=59 => Level::Error,
-        60..=69 => Level::Fatal,
-        _ => return None,
-    })
+    Level::from_log_number(n)
 }
 
 /// With no service named, a container's name stands for it (Docker's
