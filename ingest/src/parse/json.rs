@@ -646,12 +646,13 @@ fn starts_with_pair(text: &str) -> bool {
 /// parser of its own, arrives as `{"log": "{\"level\":\"error\",...}\n",
 /// "kubernetes": {...}}`. Without this its level is unread (no error is
 /// ever counted) and its templates are mined over JSON punctuation. A
-/// logfmt record with a message and a level (logrus' text formatter:
+/// logfmt record that states a level among other pairs (logrus' text formatter:
 /// `time="..." level=error msg="..." duration=1.2s`) is read the same way,
 /// so its message is the statement and its pairs are fields (a duration
 /// becomes `duration_seconds`).
 ///
-/// The inner record's message replaces the text; for every other part
+/// The inner record's message replaces the text (else its `event`, else
+/// the text stays the message); for every other part
 /// (time, level, service, host, trace...) the outer record's keys win,
 /// and the inner record fills only the parts the outer one lacks: the
 /// shipper's time and Kubernetes metadata are what every record of the
