@@ -66,12 +66,12 @@ impl CriParser {
         }
     }
 
-    fn place(&mut self, origin: &std::sync::Arc<str>) -> &Place {
+    /// Read `origin`'s path unless it is the one read last.
+    fn locate(&mut self, origin: &std::sync::Arc<str>) {
         let fresh = !matches!(&self.place, Some((o, _)) if std::sync::Arc::ptr_eq(o, origin) || **o == **origin);
         if fresh {
             self.place = Some((origin.clone(), place_of_path(origin)));
         }
-        &self.place.as_ref().expect("set above").1
     }
 }
 
@@ -119,8 +119,9 @@ impl Parser for CriParser {
                 "not a CRI log line (`<RFC 3339 time> <stdout|stderr> <F|P> <text>`)",
             )
         })?;
-        let place = self.place(&raw.origin).clone();
-        let mut fields = std::mem::take(&mut self.fields);
+        self.locate(&raw.origin);
+        let place = &self.place.as_ref().expect("located above").1;
+        let fields = &mut self.fields;
         fields.clear();
         let s = |v: &str| FieldValue::Str(v.to_string());
         fields.push(("time".into(), s(time)));
@@ -142,11 +143,9 @@ impl Parser for CriParser {
                 fields.push((key.into(), s(v)));
             }
         }
-        let event = crate::parse::json::record_to_event(&mut fields, &self.mapping, raw, text);
-        self.fields = fields;
-        let mut event = event?;
-        if let (Event::Log(r), Some(pod)) = (&mut event, place.pod) {
-            r.container.get_or_insert(pod);
+        let mut event = crate::parse::json::record_to_event(fields, &self.mapping, raw, text)?;
+        if let (Event::Log(r), Some(pod)) = (&mut event, &place.pod) {
+            r.container.get_or_insert_with(|| pod.clone());
         }
         out.push(event);
         Ok(())

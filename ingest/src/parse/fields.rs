@@ -202,7 +202,7 @@ impl Default for FieldMapping {
 pub type FieldList = Vec<(String, FieldValue)>;
 
 /// Where `key` is in `f`.
-fn position(f: &FieldList, key: &str) -> Option<usize> {
+pub(crate) fn position(f: &FieldList, key: &str) -> Option<usize> {
     f.iter().position(|(k, _)| k == key)
 }
 
@@ -572,8 +572,7 @@ impl FieldMapping {
     /// (`None` when the mapping keeps every field).
     pub fn reader_keys(&self) -> Option<ReaderKeys> {
         let kept = self.kept.as_ref()?;
-        let [a, b, c, d, e, f, g, h, i, j] = self.roles();
-        let lists = [a, b, c, d, e, f, g, h, i, j, kept];
+        let lists = self.roles().into_iter().chain([kept]);
         let fixed = DURATION_KEYS
             .iter()
             .map(|(k, _)| *k)
@@ -585,7 +584,7 @@ impl FieldMapping {
             // win) and OpenTelemetry's body as an AnyValue.
             .chain(["event", "logger", "thread", "body.stringValue"]);
         let mut keys = rustc_hash::FxHashSet::default();
-        for k in lists.into_iter().flatten().map(String::as_str).chain(fixed) {
+        for k in lists.flatten().map(String::as_str).chain(fixed) {
             keys.insert(Box::from(k));
             for (i, _) in k.match_indices('.') {
                 keys.insert(Box::from(&k[..i]));

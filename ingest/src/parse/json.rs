@@ -7,7 +7,7 @@
 
 use crate::deadletter::DeadLetterReason;
 use crate::parse::fields::{
-    dedup_keep_last, set, take, to_event, FieldList, FieldMapping, ReaderKeys,
+    dedup_keep_last, position, set, take, to_event, FieldList, FieldMapping, ReaderKeys,
 };
 use crate::parse::{ParseError, Parser};
 use crate::record::RawRecord;
@@ -663,18 +663,15 @@ fn starts_with_pair(text: &str) -> bool {
 /// and stays text. One level only: an inner message that is JSON again
 /// stays text.
 fn lift_embedded_record(fields: &mut FieldList, mapping: &FieldMapping) {
-    let Some(at) = mapping
-        .message
-        .iter()
-        .find_map(|k| fields.iter().position(|(f, _)| f == k))
-    else {
+    let Some(at) = mapping.message.iter().find_map(|k| position(fields, k)) else {
         return;
     };
     let FieldValue::Str(text) = &fields[at].1 else {
         return;
     };
     let inner_text = text.trim();
-    let [_, message, level, severity, ..] = mapping.roles();
+    let roles = mapping.roles();
+    let [_, message, level, severity, ..] = roles;
     let names = |inner: &FieldList, keys: &[String]| inner.iter().any(|(k, _)| keys.contains(k));
     let mut inner = if inner_text.starts_with('{') && inner_text.ends_with('}') {
         let reader = mapping.reader_keys_shared();
@@ -717,7 +714,6 @@ fn lift_embedded_record(fields: &mut FieldList, mapping: &FieldMapping) {
     }
     // The parts the outer record already has, decided before any inner
     // key is added.
-    let roles = mapping.roles();
     let taken: Vec<bool> = roles
         .iter()
         .map(|keys| fields.iter().any(|(f, _)| keys.contains(f)))

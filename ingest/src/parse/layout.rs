@@ -336,6 +336,12 @@ fn app_layout_tail(head: &str, after: usize) -> Option<AppTail<'_>> {
     (tail.logger.is_some() && !tail.message.is_empty()).then_some(tail)
 }
 
+/// A token without the brackets, quotes and separators a layout prints
+/// around an id (`[6f3c...]`, `(576f...)`, `6f3c...,`).
+fn without_id_punctuation(t: &str) -> &str {
+    t.trim_matches(|c| matches!(c, '[' | ']' | '(' | ')' | ',' | ';' | '"' | '\''))
+}
+
 /// A statement without the trace context a layout printed before it
 /// (`TraceID: 6f3c... SpanID: 576f... [query]...`, `trace_id=6f3c span_id=...`,
 /// `[6f3c,576f]`): leading tokens that are one of the record's own trace or
@@ -350,11 +356,7 @@ pub fn strip_trace_context<'a>(msg: &'a str, ids: &[&str]) -> &'a str {
     let known = |v: &[u8]| ids.iter().any(|i| i.len() >= 8 && i.as_bytes() == v);
     // Byte tests only: this runs on every shipped record with a layout.
     let is_id = |t: &str| {
-        let punct = |c: &u8| matches!(c, b'[' | b']' | b'(' | b')' | b',' | b';' | b'"' | b'\'');
-        let b = t.as_bytes();
-        let lead = b.iter().take_while(|c| punct(c)).count();
-        let trail = b[lead..].iter().rev().take_while(|c| punct(c)).count();
-        let t = &b[lead..b.len() - trail];
+        let t = without_id_punctuation(t).as_bytes();
         if t.len() < 8 {
             return false;
         }
@@ -461,7 +463,7 @@ pub fn printed_trace_ids(msg: &str) -> Option<(&str, &str)> {
         }
     };
     fn id(v: &str) -> Option<&str> {
-        let v = v.trim_matches(|c| matches!(c, '[' | ']' | '(' | ')' | ',' | ';' | '"' | '\''));
+        let v = without_id_punctuation(v);
         (v.len() >= 8 && v.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')).then_some(v)
     }
     let (mut trace, mut span) = (None, "");
