@@ -80,6 +80,9 @@ pub fn level_in_text(msg: &str) -> Option<Level> {
     if let Some(l) = klog(head) {
         return Some(l);
     }
+    if let Some((l, _)) = redis(head) {
+        return Some(l);
+    }
     split_level(past_bracketed_time(head)).map(|(l, _)| l)
 }
 
@@ -100,6 +103,14 @@ pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
     if let Some(l) = klog(head) {
         return Some((l, None));
     }
+    if let Some((level, message)) = redis(head) {
+        let tail = AppTail {
+            logger: None,
+            thread: None,
+            message,
+        };
+        return Some((level, Some(tail)));
+    }
     let head = past_bracketed_time(head);
     let (level, after) = split_level(head)?;
     let tail = python_tail(head, after).or_else(|| app_layout_tail(head, after));
@@ -110,19 +121,79 @@ pub fn layout_in_text(msg: &str) -> Option<(Level, Option<AppTail<'_>>)> {
 /// `2023-01-29 16:42:22,382 - app.db - WARNING - msg`: the logger between
 /// the dashes before the level, the statement after the one following it
 /// (as the `plain` preset reads such a line from a file).
-fn python_tail(head: &str, after: usize) -> Option<AppTail<'_>> {
+pub(crate) fn python_tail(head: &str, after: usize) -> Option<AppTail<'_>> {
     let message = head[after..].trim_start().strip_prefix("- ")?.trim_start();
     let (before, token) = head[..after].trim_end().rsplit_once(char::is_whitespace)?;
     if !token.bytes().all(|b| b.is_ascii_uppercase()) || message.is_empty() {
         return None;
     }
     let before = before.trim_end().strip_suffix(" -")?.trim_end();
-    let logger = before.rsplit_once(" - ").map(|(_, l)| l.trim())?;
-    (!logger.is_empty() && !logger.contains(char::is_whitespace)).then_some(AppTail {
-        logger: Some(logger),
+    let logger = match before.rsplit_once(" - ") {
+        Some((_, l)) => Some(l.trim()).filter(|l| !l.is_empty()),
+        // `%(asctime)s - %(levelname)s - %(message)s`: no logger, the
+        // time right before the level. Only after a time, so that prose
+        // such as `ERROR - something broke` is not read as this layout.
+        None => ends_with_time(before).then_some(None)?,
+    };
+    if logger.is_some_and(|l| l.contains(char::is_whitespace)) {
+        return None;
+    }
+    Some(AppTail {
+        logger,
         thread: None,
         message,
     })
+}
+
+/// Whether the last token of `s` is a clock time (`08:00:01,123`,
+/// `2023-01-30T08:00:01.123Z`): a digit first, a colon in it.
+fn ends_with_time(s: &str) -> bool {
+    let last = s
+        .rsplit(|c: char| c.is_ascii_whitespace())
+        .next()
+        .unwrap_or("");
+    last.starts_with(|c: char| c.is_ascii_digit()) && last.contains(':')
+}
+
+/// Redis' own layout, `pid:role dd Mon yyyy hh:mm:ss.mmm <mark> msg`
+/// (before 3.0 `[pid] dd Mon hh:mm:ss.mmm <mark> msg`), whose level is a
+/// mark (`server.c`'s `serverLogRaw`: `.` debug, `-` verbose, `*` notice,
+/// `#` warning), and the statement after it. Read only after the pid
+/// token Redis starts every line with, so a `#` or `-` in prose is not a
+/// level.
+pub(crate) fn redis(head: &str) -> Option<(Level, &str)> {
+    redis_line(head).map(|(level, _, message)| (level, message))
+}
+
+/// [`redis`], with the date and time between the pid and the mark
+/// (`29 Jan 2023 16:42:22.382`, or `14 Nov 07:01:22.119` before 3.0).
+pub(crate) fn redis_line(head: &str) -> Option<(Level, &str, &str)> {
+    let mut tokens = ascii_tokens(head);
+    let (at, first) = tokens.next()?;
+    let date_from = at + first.len();
+    let pid = match first.split_once(':') {
+        Some((pid, "M" | "S" | "C" | "X")) => pid,
+        _ => first.strip_prefix('[')?.strip_suffix(']')?,
+    };
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The date's three or two tokens, then the time, then the mark.
+    let mut seen_time = false;
+    for (at, t) in tokens.take(5) {
+        if seen_time {
+            let level = match t {
+                "#" => Level::Warn,
+                "*" => Level::Info,
+                "-" | "." => Level::Debug,
+                _ => return None,
+            };
+            let when = head[date_from..at].trim();
+            return Some((level, when, head[at + 1..].trim_start()));
+        }
+        seen_time = t.starts_with(|c: char| c.is_ascii_digit()) && t.contains(':');
+    }
+    None
 }
 
 /// `head` after a leading bracketed time with spaces in it (Apache's
@@ -848,6 +919,40 @@ mod tests {
         assert_eq!(tail.unwrap().message, "charge failed");
     }
 
+    /// Redis marks its level with a character after the time.
+    #[test]
+    fn redis_marks_its_level() {
+        for (line, level, message) in [
+            (
+                "1:M 29 Jan 2023 16:42:22.382 # WARNING overcommit_memory is set to 0!",
+                Level::Warn,
+                "WARNING overcommit_memory is set to 0!",
+            ),
+            (
+                "1:C 29 Jan 2023 16:42:22.382 * Ready to accept connections",
+                Level::Info,
+                "Ready to accept connections",
+            ),
+            (
+                "7:S 29 Jan 2023 16:42:22.382 - Accepted 10.0.0.7:52312",
+                Level::Debug,
+                "Accepted 10.0.0.7:52312",
+            ),
+            (
+                "[4018] 14 Nov 07:01:22.119 # Can't save in background: fork: Cannot allocate memory",
+                Level::Warn,
+                "Can't save in background: fork: Cannot allocate memory",
+            ),
+        ] {
+            assert_eq!(level_in_text(line), Some(level), "{line}");
+            let (l, tail) = layout_in_text(line).unwrap();
+            assert_eq!((l, tail.unwrap().message), (level, message), "{line}");
+        }
+        // A pid-like first token alone is not Redis' layout.
+        assert_eq!(level_in_text("1:M of 3 shards # not a level"), None);
+        assert_eq!(level_in_text("12:30 29 Jan 2023 16:42:22.382 # x"), None);
+    }
+
     /// Python logging's `asctime - name - LEVEL - message`, as a shipper
     /// that ran no parser sends it: the statement and the logger.
     #[test]
@@ -860,6 +965,16 @@ mod tests {
         let tail = tail.unwrap();
         assert_eq!(tail.logger, Some("app.payment"));
         assert_eq!(tail.message, "charge failed - retrying");
+        // `%(asctime)s - %(levelname)s - %(message)s`: no logger.
+        for line in [
+            "2023-01-30 08:00:01,123 - WARNING - pool exhausted",
+            "2023-01-30T08:00:01.123Z - WARNING - pool exhausted",
+        ] {
+            let (level, tail) = layout_in_text(line).unwrap();
+            assert_eq!(level, Level::Warn);
+            let tail = tail.unwrap();
+            assert_eq!((tail.logger, tail.message), (None, "pool exhausted"));
+        }
         // Not that layout: a dash in prose after a level.
         let (_, tail) = layout_in_text("ERROR - something broke").unwrap();
         assert!(

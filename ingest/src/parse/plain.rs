@@ -245,6 +245,7 @@ impl PlainParser {
 /// - logback / log4j: `2023-01-29 16:42:22,382 [exec-1] ERROR com.example.Foo - msg`
 /// - Tomcat's OneLineFormatter: `05-Mar-2019 10:57:49.021 INFO [main] o.a.c.Catalina.start msg`
 /// - Python logging: `2023-01-29 16:42:22,382 - app.db - WARNING - msg`
+/// - Redis: `1:M 29 Jan 2023 16:42:22.382 # msg` (its level a mark)
 ///
 /// The message is what follows the logger (kept in `logger`); the service
 /// is not in such a line. `None` when the line does not start so.
@@ -262,21 +263,28 @@ fn app_line(text: &str, year: i32) -> Option<LogRecord> {
         };
         return Some(app_record(ts, k.level, tail));
     }
-    let (ts, rest) = leading_time(line, year)?;
-    let (level, after) = split_level(rest)?;
-    if let Some(msg) = rest[after..].trim_start().strip_prefix("- ") {
-        // Python: `- logger - LEVEL - message`.
-        let head = rest[..after].trim_end();
-        let head = head.rsplit_once(char::is_whitespace).map_or("", |(h, _)| h);
-        let logger = head.trim().trim_matches('-').trim();
+    if let Some((level, when, message)) = crate::parse::layout::redis_line(line) {
+        // Redis before 3.0 wrote no year: the run's, as for syslog.
+        let dt = NaiveDateTime::parse_from_str(when, "%d %b %Y %H:%M:%S%.f")
+            .or_else(|_| {
+                NaiveDateTime::parse_from_str(&format!("{when} {year}"), "%d %b %H:%M:%S%.f %Y")
+            })
+            .ok()?;
+        let ts = Timestamp::from_millis(dt.and_utc().timestamp_millis());
         let tail = AppTail {
-            logger: Some(logger).filter(|l| !l.is_empty() && !l.contains(char::is_whitespace)),
+            logger: None,
             thread: None,
-            message: msg.trim_start(),
+            message,
         };
         return Some(app_record(ts, level, tail));
     }
-    Some(app_record(ts, level, app_tail(rest, after)))
+    let (ts, rest) = leading_time(line, year)?;
+    let (level, after) = split_level(rest)?;
+    // Python's `time - [logger -] LEVEL - message`, read as in shipped
+    // text: from the line's start, so the time is before the level.
+    let tail = crate::parse::layout::python_tail(line, line.len() - rest.len() + after)
+        .unwrap_or_else(|| app_tail(rest, after));
+    Some(app_record(ts, level, tail))
 }
 
 /// An application layout's record: the statement as its message, the
@@ -1173,6 +1181,88 @@ mod tests {
         assert_eq!(r.message, "payment declined");
         assert_eq!(r.fields["thread"], FieldValue::Str("exec-1".into()));
         assert_eq!(read(&mut p, "-").service, None);
+    }
+
+    /// A Redis server's log file: the mark after the time is its level.
+    /// (Lines as Redis 7's `server.c` writes them; the older
+    /// `[pid] dd Mon time` form has no year.)
+    #[test]
+    fn a_redis_log_is_read_with_its_levels() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        for (line, when, level, message) in [
+            (
+                "1:M 29 Jan 2023 16:42:22.384 # Server initialized",
+                "2023-01-29T16:42:22.384Z",
+                Level::Warn,
+                "Server initialized",
+            ),
+            (
+                "1:M 29 Jan 2023 16:42:22.385 * Ready to accept connections",
+                "2023-01-29T16:42:22.385Z",
+                Level::Info,
+                "Ready to accept connections",
+            ),
+            (
+                "[4018] 14 Nov 07:01:22.119 # Can't save in background: fork: Cannot allocate memory",
+                "2026-11-14T07:01:22.119Z",
+                Level::Warn,
+                "Can't save in background: fork: Cannot allocate memory",
+            ),
+        ] {
+            let raw = RawRecord::line("logs/redis.log".into(), 1, line.into());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            let Event::Log(r) = out.remove(0) else {
+                panic!()
+            };
+            assert_eq!(r.timestamp, ts(when), "{line}");
+            assert_eq!(r.level, Some(level), "{line}");
+            assert_eq!(r.message, message, "{line}");
+            assert_eq!(r.service.as_deref(), Some("redis"));
+        }
+        // And a file of them is sniffed as plain, not as logfmt for the
+        // `version=7.0.8, bits=64` pairs in its start-up lines.
+        assert_eq!(
+            crate::parse::Format::detect(
+                "1:C 29 Jan 2023 16:42:22.382 # Redis version=7.0.8, bits=64, commit=00000000, modified=0, pid=1, just started"
+            ),
+            Some(crate::parse::Format::Plain)
+        );
+    }
+
+    /// Python logging's layouts in a file, with and without the logger
+    /// (`%(asctime)s - %(name)s - %(levelname)s - %(message)s` and the
+    /// same without `%(name)s`, as the logging cookbook writes them):
+    /// the statement alone is the message, whatever dashes it holds.
+    #[test]
+    fn python_logging_lines_are_read_with_or_without_a_logger() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        for (line, logger) in [
+            (
+                "2026-01-05 10:00:00,112 - app.sync - ERROR - fetch failed - retrying",
+                Some("app.sync"),
+            ),
+            (
+                "2026-01-05 10:00:00,112 - ERROR - fetch failed - retrying",
+                None,
+            ),
+        ] {
+            let raw = RawRecord::line("logs/sync.log".into(), 1, line.into());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            let Event::Log(r) = out.remove(0) else {
+                panic!()
+            };
+            assert_eq!(r.timestamp, ts("2026-01-05T10:00:00.112Z"), "{line}");
+            assert_eq!(r.level, Some(Level::Error), "{line}");
+            assert_eq!(r.message, "fetch failed - retrying", "{line}");
+            assert_eq!(
+                r.fields.get("logger"),
+                logger.map(|l| FieldValue::Str(l.into())).as_ref(),
+                "{line}"
+            );
+            assert_eq!(r.service.as_deref(), Some("sync"));
+        }
     }
 
     #[test]
