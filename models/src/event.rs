@@ -32,13 +32,28 @@ impl Level {
         // Fast path without allocating: compare ASCII case-insensitively.
         let eq = |w: &str| s.eq_ignore_ascii_case(w);
         Some(
-            if eq("info") || eq("information") || eq("informational") || eq("i") || eq("notice") {
+            if eq("info") || eq("information") || eq("informational") || eq("i") || eq("notice")
+                // MySQL 8's error log: `[System]` (always written) and
+                // `[Note]`.
+                || eq("note")
+                || eq("system")
+                // PostgreSQL's `LOG:`, and a JavaScript `console.log`'s
+                // level as some JSON loggers name it.
+                || eq("log")
+            {
                 Level::Info
             } else if eq("warn") || eq("warning") || eq("w") {
                 Level::Warn
             } else if eq("error") || eq("err") || eq("e") || eq("severe") || eq("failure") {
                 Level::Error
-            } else if eq("debug") || eq("d") || eq("fine") {
+            } else if eq("debug")
+                || eq("d")
+                || eq("fine")
+                // MongoDB's structured log: `"s": "D1"` to `"D5"`.
+                || (s.len() == 2
+                    && s.as_bytes()[0].eq_ignore_ascii_case(&b'd')
+                    && (b'1'..=b'5').contains(&s.as_bytes()[1]))
+            {
                 Level::Debug
             } else if eq("trace") || eq("t") || eq("finer") || eq("finest") || eq("verbose") {
                 Level::Trace
@@ -429,10 +444,18 @@ mod tests {
             ("Info", Level::Info),
             ("CRITICAL", Level::Fatal),
             ("debug", Level::Debug),
+            // MySQL 8's error log and MongoDB's structured log.
+            ("System", Level::Info),
+            ("Note", Level::Info),
+            ("LOG", Level::Info),
+            ("D2", Level::Debug),
+            ("E", Level::Error),
         ] {
             assert_eq!(Level::parse(s), Some(l), "{s}");
         }
         assert_eq!(Level::parse("banana"), None);
+        assert_eq!(Level::parse("D7"), None);
+        assert_eq!(Level::parse("DD"), None);
         assert_eq!(Level::from_otel_number(17), Some(Level::Error));
         assert_eq!(Level::from_otel_number(0), None);
     }

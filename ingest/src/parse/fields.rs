@@ -96,6 +96,8 @@ impl Default for FieldMapping {
                 "date",
                 "datetime",
                 "t",
+                // MongoDB's structured log: `"t":{"$date":"..."}`.
+                "t.$date",
                 "@t",
             ]),
             message: v(&[
@@ -124,6 +126,9 @@ impl Default for FieldMapping {
                 // Serilog's compact JSON (CLEF).
                 "levelname",
                 "@l",
+                // MongoDB's structured log (4.4 on): `"s":"E"`, read only
+                // when it holds a level (see `to_event`).
+                "s",
             ]),
             severity_number: v(&["severityNumber", "severity_number"]),
             service: v(&[
@@ -307,7 +312,18 @@ pub fn to_event(
             description,
         }));
     }
-    let mut level = take_first(fields, lengths, &mapping.level).and_then(|v| level_of(&v));
+    // The first level key whose value is a level: a key of the list that
+    // holds something else (MongoDB's `s` is its severity letter, another
+    // record's `s` may be anything) stays a field, and the next key is tried.
+    let level_key = mapping
+        .level
+        .iter()
+        .filter(|k| may_hold(lengths, k))
+        .find_map(|k| get(fields, k).and_then(level_of).map(|l| (k, l)));
+    let mut level = level_key.map(|(k, l)| {
+        take(fields, k);
+        l
+    });
     if let Some(n) = take_first(fields, lengths, &mapping.severity_number) {
         if level.is_none() {
             level = n.as_f64().and_then(|n| Level::from_otel_number(n as i64));

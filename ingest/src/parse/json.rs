@@ -1325,6 +1325,33 @@ mod tests {
         assert_eq!(r.container.as_deref(), Some("/shop-web-1"));
     }
 
+    /// MongoDB's structured log (4.4 on, from its documentation's
+    /// examples): the time under `t.$date`, the severity letter in `s`.
+    /// Another record's `s` that holds no level stays a field, and a level
+    /// key that holds no level gives way to the next one.
+    #[test]
+    fn mongodb_structured_log_and_keys_that_hold_no_level() {
+        let r = log(
+            r#"{"t":{"$date":"2020-05-20T19:18:40.604+00:00"},"s":"E","c":"STORAGE","id":22435,"ctx":"conn12","msg":"WiredTiger error","attr":{"error":28,"message":"No space left on device"}}"#,
+        );
+        assert_eq!(
+            r.timestamp,
+            Timestamp::parse_rfc3339("2020-05-20T19:18:40.604Z").unwrap()
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "WiredTiger error");
+        let r = log(
+            r#"{"t":{"$date":"2020-05-20T19:18:40.604+00:00"},"s":"D2","c":"NETWORK","msg":"x"}"#,
+        );
+        assert_eq!(r.level, Some(Level::Debug));
+        let r = log(r#"{"time":"2023-01-30T08:00:01Z","s":"sku-42","msg":"x"}"#);
+        assert_eq!(r.level, None);
+        assert_eq!(r.fields["s"], FieldValue::Str("sku-42".into()));
+        let r =
+            log(r#"{"time":"2023-01-30T08:00:01Z","level":"banana","severity":"error","msg":"x"}"#);
+        assert_eq!(r.level, Some(Level::Error));
+    }
+
     /// Numeric levels: pino's and bunyan's (10-60) and syslog's severity as
     /// GELF writes it (0-7); other numbers are no level.
     #[test]
