@@ -625,6 +625,8 @@ fn word_level(w: &str, need_upper: bool) -> Option<Level> {
 const KNOWN: &[&str] = &[
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
     "CRITICAL", "CRIT", "EMERG", "PANIC", "FINE", "FINER", "FINEST",
+    // PostgreSQL's `LOG:`, MySQL 8's `[System]` and `[Note]`.
+    "LOG", "SYSTEM", "NOTE",
 ];
 
 /// A token that may stand before the level in a layout: dates, times,

@@ -302,7 +302,12 @@ impl Format {
             return fits(Format::Syslog);
         }
         if t.starts_with('[') {
-            return fits(Format::ApacheError);
+            // Apache's error log, Envoy's access log (Istio's sidecars),
+            // or a layout that brackets its time (log4j's
+            // `[%d] %p %m (%c)%n`, as Kafka and ZooKeeper write).
+            return fits(Format::ApacheError)
+                .or_else(|| fits(Format::Apache))
+                .or_else(|| fits(Format::Plain));
         }
         fits(Format::Apache)
             .or_else(|| fits(Format::NginxError))

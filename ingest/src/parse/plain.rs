@@ -463,6 +463,14 @@ impl Parser for PlainParser {
                 r.level = level;
                 r
             }
+            Layout::Access if text.starts_with('[') => {
+                // Envoy's default access log (Istio's sidecars, Envoy
+                // gateways) starts with its bracketed time, which no
+                // combined line does.
+                let e = Envoy::split(text).ok_or_else(mismatch)?;
+                let ts = parse_timestamp(e.time).ok_or_else(|| bad_time(e.time))?;
+                e.record(ts, service_of_file(&raw.origin))
+            }
             Layout::Access => {
                 let captures;
                 let a = match Access::split(text) {
@@ -736,6 +744,141 @@ impl<'a> Access<'a> {
             agent: c.name("agent").map(|m| m.as_str()),
             rt: c.name("rt").map(|m| m.as_str()),
         }
+    }
+}
+
+/// The parts of Envoy's default access log line a record keeps:
+/// `[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+/// %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
+/// %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%"
+/// "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%"
+/// "%UPSTREAM_HOST%"`, and Istio's, which puts the response details, the
+/// connection's end and a quoted failure reason before the byte counts and
+/// the upstream cluster and addresses after the upstream host.
+#[derive(Debug, PartialEq)]
+struct Envoy<'a> {
+    time: &'a str,
+    request: &'a str,
+    status: &'a str,
+    flags: &'a str,
+    duration_ms: Option<&'a str>,
+    agent: Option<&'a str>,
+    request_id: Option<&'a str>,
+    authority: Option<&'a str>,
+    upstream: Option<&'a str>,
+}
+
+impl<'a> Envoy<'a> {
+    fn split(text: &'a str) -> Option<Self> {
+        let rest = text.strip_prefix('[')?;
+        let close = rest.find(']')?;
+        let time = &rest[..close];
+        let rest = rest[close + 1..].strip_prefix(" \"")?;
+        let (request, after) = quoted(rest, 0)?;
+        // The rest: bare words and quoted fields, in order.
+        let mut fields: Vec<(&str, bool)> = Vec::with_capacity(24);
+        let mut i = after;
+        let b = rest.as_bytes();
+        while i < b.len() {
+            match b[i] {
+                b' ' => i += 1,
+                b'"' => {
+                    let (q, end) = quoted(rest, i + 1)?;
+                    fields.push((q, true));
+                    i = end;
+                }
+                _ => {
+                    let end = b[i..]
+                        .iter()
+                        .position(|&c| c == b' ')
+                        .map_or(b.len(), |p| i + p);
+                    fields.push((&rest[i..end], false));
+                    i = end;
+                }
+            }
+        }
+        let (status, flags) = (fields.first()?, fields.get(1)?);
+        let number =
+            |f: &(&str, bool)| !f.1 && !f.0.is_empty() && f.0.bytes().all(|c| c.is_ascii_digit());
+        if status.0.len() != 3 || !number(status) || flags.1 {
+            return None;
+        }
+        // The byte counts and the duration are the first three bare
+        // numbers in a row after the flags (Istio's details come between).
+        let run = (2..fields.len())
+            .find(|&k| fields[k..].iter().take(3).filter(|f| number(f)).count() == 3)?;
+        let duration = fields[run + 2].0;
+        // Then the upstream time (a number or `-`), and four quoted fields:
+        // forwarded-for, user agent, request id, authority, upstream host.
+        let quoted_after: Vec<&str> = fields[run + 3..]
+            .iter()
+            .filter(|f| f.1)
+            .map(|f| f.0)
+            .take(5)
+            .collect();
+        let present = |v: Option<&&'a str>| v.copied().filter(|v| !v.is_empty() && *v != "-");
+        Some(Envoy {
+            time,
+            request,
+            status: status.0,
+            flags: flags.0,
+            duration_ms: Some(duration),
+            agent: present(quoted_after.get(1)),
+            request_id: present(quoted_after.get(2)),
+            authority: present(quoted_after.get(3)),
+            upstream: present(quoted_after.get(4)),
+        })
+    }
+
+    /// The record: the request as its message, the status, flags and
+    /// duration as fields, the request id (which Envoy generates and
+    /// passes on through the mesh) as its trace, and the authority's host
+    /// (`orders:8080`, `orders.shop.svc.cluster.local`: `orders`) as its
+    /// service, as a virtual host names a site; else the file's.
+    fn record(&self, ts: Timestamp, file_service: Option<&str>) -> LogRecord {
+        let mut r = LogRecord::new(ts, self.request);
+        let status: i64 = self.status.parse().unwrap_or(0);
+        r.fields.insert("status".into(), FieldValue::Int(status));
+        if self.flags != "-" {
+            r.fields
+                .insert("response_flags".into(), FieldValue::Str(self.flags.into()));
+        }
+        if let Some(ms) = self.duration_ms.and_then(|d| d.parse::<f64>().ok()) {
+            r.fields
+                .insert("duration_seconds".into(), FieldValue::Float(ms / 1e3));
+        }
+        if let Some(a) = self.agent {
+            r.fields
+                .insert("user_agent".into(), FieldValue::Str(a.into()));
+        }
+        if let Some(u) = self.upstream {
+            r.fields
+                .insert("upstream".into(), FieldValue::Str(u.into()));
+        }
+        r.trace_id = self.request_id.map(str::to_string);
+        // Status 0 is a request that got no response at all (the
+        // upstream refused or reset it: flags `UF`, `UH`, `URX`...).
+        r.level = Some(match status {
+            500..=599 | 0 => Level::Error,
+            400..=499 => Level::Warn,
+            _ => Level::Info,
+        });
+        let host = self.authority.map(|a| {
+            let host = a
+                .rsplit_once(':')
+                .filter(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()))
+                .map_or(a, |(h, _)| h);
+            match host.split_once(".svc") {
+                // A Kubernetes service's name: `name.namespace.svc...`.
+                Some((name, _)) => name.split('.').next().unwrap_or(name),
+                None => host,
+            }
+        });
+        r.service = host
+            .filter(|h| !h.is_empty())
+            .or(file_service)
+            .map(str::to_string);
+        r
     }
 }
 
@@ -1228,6 +1371,103 @@ mod tests {
             ),
             Some(crate::parse::Format::Plain)
         );
+    }
+
+    /// Envoy's default access log and Istio's (the line from Istio's
+    /// "Envoy Access Logs" task): the request, status, duration in
+    /// milliseconds, the request id as the trace and the authority as the
+    /// service.
+    #[test]
+    fn envoy_and_istio_access_lines() {
+        let mut p = PlainParser::preset("apache", 2026).unwrap();
+        let read = |p: &mut PlainParser, line: &str| {
+            let raw = RawRecord::line("logs/istio-proxy.log".into(), 1, line.into());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            match out.remove(0) {
+                Event::Log(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = read(
+            &mut p,
+            r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#,
+        );
+        assert_eq!(r.timestamp, ts("2020-11-25T21:26:18.409Z"));
+        assert_eq!(r.message, "GET /status/418 HTTP/1.1");
+        assert_eq!(r.fields["status"], FieldValue::Int(418));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(0.004));
+        assert_eq!(r.level, Some(Level::Warn));
+        assert_eq!(r.service.as_deref(), Some("httpbin"));
+        assert_eq!(
+            r.trace_id.as_deref(),
+            Some("84961386-6d84-929d-98bd-c5aee93b5c88")
+        );
+        let r = read(
+            &mut p,
+            r#"[2023-01-29T16:42:25.101Z] "POST /api/v1/pay HTTP/1.1" 503 UF 120 91 3 - "-" "okhttp/4.9" "d4e5f6" "payments.shop.svc.cluster.local:8080" "10.0.0.10:8080""#,
+        );
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.fields["response_flags"], FieldValue::Str("UF".into()));
+        assert_eq!(r.fields["duration_seconds"], FieldValue::Float(0.003));
+        assert_eq!(r.service.as_deref(), Some("payments"));
+        // And a file of them is sniffed as an access log.
+        assert_eq!(
+            crate::parse::Format::detect(
+                r#"[2023-01-29T16:42:25.101Z] "POST /api/v1/pay HTTP/1.1" 503 UF 120 91 3 - "-" "okhttp/4.9" "d4e5f6" "payments:8080" "10.0.0.10:8080""#
+            ),
+            Some(crate::parse::Format::Apache)
+        );
+    }
+
+    /// The logs an estate's own infrastructure writes, each line as its
+    /// documentation shows: a Kafka broker's `server.log` (log4j's
+    /// `[%d] %p %m (%c)%n`, sniffed as plain although it starts with a
+    /// bracket), PostgreSQL's `LOG:` and MySQL 8's `[System]` and `[Note]`.
+    #[test]
+    fn broker_and_database_logs_are_read_with_their_levels() {
+        let mut p = PlainParser::preset("plain", 2026).unwrap();
+        for (line, level, file) in [
+            (
+                "[2023-01-29 16:42:25,101] ERROR [ReplicaFetcher replicaId=1, leaderId=2, fetcherId=0] Error for partition orders-0 at offset 10 (kafka.server.ReplicaFetcherThread)",
+                Level::Error,
+                "server",
+            ),
+            (
+                "2023-01-29 16:42:22.390 UTC [1] LOG:  database system is ready to accept connections",
+                Level::Info,
+                "postgresql",
+            ),
+            (
+                "2023-01-29 16:42:25.101 UTC [87] ERROR:  relation \"orders\" does not exist at character 15",
+                Level::Error,
+                "postgresql",
+            ),
+            (
+                "2023-01-29T16:42:22.382012Z 0 [System] [MY-010116] [Server] /usr/sbin/mysqld (mysqld 8.0.32) starting as process 1",
+                Level::Info,
+                "mysqld",
+            ),
+            (
+                "2023-01-29T16:42:26.101012Z 0 [Note] [MY-010914] [Server] Aborted connection 12 to db: 'ts'",
+                Level::Info,
+                "mysqld",
+            ),
+        ] {
+            assert_eq!(crate::parse::Format::detect(line), Some(crate::parse::Format::Plain), "{line}");
+            let raw = RawRecord::line(format!("logs/{file}.log").into(), 1, line.into());
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            let Event::Log(r) = out.remove(0) else {
+                panic!()
+            };
+            assert_eq!(r.level, Some(level), "{line}");
+            assert!(
+                r.timestamp.to_rfc3339().starts_with("2023-01-29T16:42:2"),
+                "{line}"
+            );
+            assert_eq!(r.service.as_deref(), Some(file));
+        }
     }
 
     /// Python logging's layouts in a file, with and without the logger
