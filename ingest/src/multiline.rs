@@ -165,7 +165,11 @@ impl Joiner {
             Event::Log(r) => Some(stream_key(r)),
             _ => None,
         };
-        if let (Event::Log(r), Some(k)) = (&event, key) {
+        // A record with an HTTP status is a whole request (Traefik's
+        // access log writes `"msg":""` on every one), never a line of
+        // another record's trace, blank message or not.
+        let request = matches!(&event, Event::Log(r) if r.fields.contains_key("status"));
+        if let (Event::Log(r), Some(k), false) = (&event, key, request) {
             if let Some(i) = self.open_of(k) {
                 let joined = self.join(i, &r.message, false, max_bytes);
                 if joined != Joined::No {

@@ -518,3 +518,21 @@ fn exception_lines() {
         assert_eq!(exception_class(not), None, "{not}");
     }
 }
+
+/// Traefik's JSON access log writes `"msg":""` on every request: a
+/// blank message joins the record before it when a shipper split a
+/// trace's blank line off, but a record with an HTTP status is a whole
+/// request of its own (sample after Traefik's access-log documentation).
+#[test]
+fn a_request_record_with_a_blank_message_is_its_own_record() {
+    let (recs, _) = decode(
+        "json",
+        &[
+            r#"{"ClientHost":"10.0.0.7","DownstreamStatus":200,"Duration":12000000,"RequestHost":"shop.example.com","RequestMethod":"GET","RequestPath":"/api/cart","level":"info","msg":"","time":"2023-01-29T16:42:22Z"}"#,
+            r#"{"ClientHost":"10.0.0.7","DownstreamStatus":502,"Duration":3001000000,"RequestHost":"shop.example.com","RequestMethod":"POST","RequestPath":"/api/pay","level":"info","msg":"","time":"2023-01-29T16:42:25Z"}"#,
+        ],
+    );
+    assert_eq!(recs.len(), 2);
+    assert_eq!(recs[1].fields["status"], FieldValue::Int(502));
+    assert_eq!(recs[1].fields["duration_seconds"], FieldValue::Float(3.001));
+}

@@ -99,6 +99,9 @@ impl Default for FieldMapping {
                 // MongoDB's structured log: `"t":{"$date":"..."}`.
                 "t.$date",
                 "@t",
+                // systemd's journal (`journalctl -o json`, Docker's
+                // journald driver): microseconds since the epoch.
+                "__REALTIME_TIMESTAMP",
             ]),
             message: v(&[
                 "message",
@@ -113,6 +116,8 @@ impl Default for FieldMapping {
                 "@mt",
                 // GELF (Docker's `gelf` driver, Graylog).
                 "short_message",
+                // systemd's journal.
+                "MESSAGE",
             ]),
             level: v(&[
                 "log.level",
@@ -129,6 +134,8 @@ impl Default for FieldMapping {
                 // MongoDB's structured log (4.4 on): `"s":"E"`, read only
                 // when it holds a level (see `to_event`).
                 "s",
+                // systemd's journal: the syslog severity, 0-7.
+                "PRIORITY",
             ]),
             severity_number: v(&["severityNumber", "severity_number"]),
             service: v(&[
@@ -159,6 +166,8 @@ impl Default for FieldMapping {
                 "kubernetes.node.name",
                 "kubernetes.pod_name",
                 "node",
+                // systemd's journal.
+                "_HOSTNAME",
             ]),
             container: v(&[
                 "container.name",
@@ -172,6 +181,8 @@ impl Default for FieldMapping {
                 "container_id",
                 // GELF's additional field, as Docker's driver writes it.
                 "_container_name",
+                // Docker's journald driver.
+                "CONTAINER_NAME",
             ]),
             trace_id: v(&[
                 "trace.id",
@@ -299,7 +310,8 @@ pub fn to_event(
     };
     let service = take_str(fields, lengths, &mapping.service)
         .or_else(|| key_service(raw))
-        .or_else(|| container_service(fields, lengths));
+        .or_else(|| container_service(fields, lengths))
+        .or_else(|| program_service(fields, lengths));
     let change = first_str(fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
     if let (Some(kind), Some(service)) = (change, service.clone()) {
         let version = take_str(fields, lengths, &mapping.version);
@@ -455,6 +467,17 @@ fn container_service(f: &FieldList, lengths: u64) -> Option<String> {
         .map(str::to_string)
 }
 
+/// See [`PROGRAM_KEYS`].
+fn program_service(f: &FieldList, lengths: u64) -> Option<String> {
+    PROGRAM_KEYS
+        .iter()
+        .filter(|k| may_hold(lengths, k))
+        .find_map(|k| get(f, k)?.as_str())
+        .map(|n| n.strip_suffix(".service").unwrap_or(n))
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+}
+
 fn key_service(raw: &RawRecord) -> Option<String> {
     let k = raw.key.as_ref()?;
     let s = std::str::from_utf8(k).ok()?;
@@ -506,7 +529,7 @@ fn take_str(f: &mut FieldList, lengths: u64, keys: &[String]) -> Option<String> 
 
 /// Keys a duration is read from, with their unit per second (`None`: a
 /// duration text such as `1.2s`, or a bare number of seconds).
-const DURATION_KEYS: [(&str, Option<f64>); 14] = [
+const DURATION_KEYS: [(&str, Option<f64>); 15] = [
     ("duration", None),
     ("latency", None),
     ("elapsed", None),
@@ -521,22 +544,39 @@ const DURATION_KEYS: [(&str, Option<f64>); 14] = [
     ("duration_ns", Some(1e9)),
     ("duration_s", Some(1.0)),
     ("duration_seconds", Some(1.0)),
+    // Go's `time.Duration` as JSON (Traefik's access log): nanoseconds.
+    ("Duration", Some(1e9)),
 ];
 
 /// Keys an HTTP status is read from.
-const STATUS_KEYS: [&str; 5] = [
+const STATUS_KEYS: [&str; 6] = [
     "status",
     "http.response.status_code",
     "status_code",
     "http.status_code",
     "code",
+    // Traefik's access log.
+    "DownstreamStatus",
 ];
 
 /// Keys of a record's span id (cut from a layout's trace context).
 const SPAN_KEYS: [&str; 4] = ["span_id", "spanId", "spanid", "span.id"];
 
 /// Keys of a container's name (a service when nothing else names one).
-const CONTAINER_NAME_KEYS: [&str; 3] = ["container_name", "container.name", "_container_name"];
+const CONTAINER_NAME_KEYS: [&str; 4] = [
+    "container_name",
+    "container.name",
+    "_container_name",
+    // Docker's journald driver.
+    "CONTAINER_NAME",
+];
+
+/// Keys of the program that wrote a journal entry (systemd's journal:
+/// `kubelet`, `containerd`, `kernel`; else its unit, `nginx.service`), the
+/// service when neither a service field nor a container names one (Docker's
+/// journald driver sets the identifier to the container's id, so the
+/// container's name comes first).
+const PROGRAM_KEYS: [&str; 2] = ["SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT"];
 
 /// Every key [`to_event`] may read of a record under a mapping that keeps
 /// only some fields ([`FieldMapping::kept`]), and every dotted prefix of
@@ -595,6 +635,7 @@ impl FieldMapping {
             .chain(STATUS_KEYS)
             .chain(SPAN_KEYS)
             .chain(CONTAINER_NAME_KEYS)
+            .chain(PROGRAM_KEYS)
             .chain(crate::multiline::STREAM_KEYS)
             // The message's fallback, the layout's fields (a record's own
             // win) and OpenTelemetry's body as an AnyValue.

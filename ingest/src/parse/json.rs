@@ -1352,6 +1352,30 @@ mod tests {
         assert_eq!(r.level, Some(Level::Error));
     }
 
+    /// systemd's journal as `journalctl -o json` writes it (and Docker's
+    /// journald driver): microseconds since the epoch, the syslog
+    /// priority, the program as the service unless a container names one.
+    #[test]
+    fn journal_entries() {
+        let r = log(
+            r#"{"__REALTIME_TIMESTAMP":"1675010545101000","PRIORITY":"3","_HOSTNAME":"node-1","SYSLOG_IDENTIFIER":"containerd","_SYSTEMD_UNIT":"containerd.service","MESSAGE":"failed to pull image","_PID":"812"}"#,
+        );
+        assert_eq!(r.timestamp, Timestamp::from_millis(1_675_010_545_101));
+        assert_eq!(r.level, Some(Level::Error));
+        assert_eq!(r.message, "failed to pull image");
+        assert_eq!(r.host.as_deref(), Some("node-1"));
+        assert_eq!(r.service.as_deref(), Some("containerd"));
+        let r = log(
+            r#"{"__REALTIME_TIMESTAMP":"1675010545101000","PRIORITY":"6","_SYSTEMD_UNIT":"nginx.service","MESSAGE":"started"}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("nginx"));
+        // Docker's journald driver: the identifier is the container's id.
+        let r = log(
+            r#"{"__REALTIME_TIMESTAMP":"1675010545101000","PRIORITY":"6","CONTAINER_NAME":"shop-web-1","CONTAINER_ID":"3c5ba0a5d63e","SYSLOG_IDENTIFIER":"3c5ba0a5d63e","MESSAGE":"GET / 200"}"#,
+        );
+        assert_eq!(r.service.as_deref(), Some("shop-web-1"));
+    }
+
     /// Numeric levels: pino's and bunyan's (10-60) and syslog's severity as
     /// GELF writes it (0-7); other numbers are no level.
     #[test]
