@@ -591,6 +591,10 @@ impl Parser for JsonParser {
         if crate::parse::otlp::is_envelope(text) {
             return crate::parse::otlp::parse(text, &self.mapping, raw, out);
         }
+        // Series exported from Prometheus' HTTP API or VictoriaMetrics.
+        if crate::parse::promapi::is_export(text) {
+            return crate::parse::promapi::parse(text, out);
+        }
         let mut whole;
         let fields = if flatten_str_into(text, self.reader.as_deref(), &mut self.scratch) {
             &mut self.scratch.out

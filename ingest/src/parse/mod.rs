@@ -13,6 +13,7 @@ pub mod layout;
 pub mod logfmt;
 pub mod otlp;
 pub mod plain;
+pub mod promapi;
 pub mod prometheus;
 
 use crate::deadletter::DeadLetterReason;

@@ -68,6 +68,19 @@ fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
+/// A series' kind guessed from its name, where the source states none
+/// (prometheus-kafka-adapter's records, the HTTP API's responses): `_total`
+/// is a counter, `_bucket` with `le` a histogram's bucket.
+pub fn kind_of_name(name: &str, labels: &BTreeMap<String, String>) -> MetricKind {
+    if name.ends_with("_total") {
+        MetricKind::Counter
+    } else if name.ends_with("_bucket") && labels.contains_key("le") {
+        MetricKind::Histogram
+    } else {
+        MetricKind::Untyped
+    }
+}
+
 /// A sample value: floats, `NaN`, `+Inf`, `-Inf`.
 pub fn parse_value(s: &str) -> Option<f64> {
     match s {
@@ -310,13 +323,7 @@ impl Parser for PromJsonParser {
                 labels.insert(k.clone(), s);
             }
         }
-        let kind = if name.ends_with("_total") {
-            MetricKind::Counter
-        } else if name.ends_with("_bucket") && labels.contains_key("le") {
-            MetricKind::Histogram
-        } else {
-            MetricKind::Untyped
-        };
+        let kind = kind_of_name(name, &labels);
         out.push(Event::Metric(MetricSample {
             key: SeriesKey {
                 name: name.to_string(),
