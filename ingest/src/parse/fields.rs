@@ -311,7 +311,18 @@ pub fn to_event(
     let service = take_str(fields, lengths, &mapping.service)
         .or_else(|| key_service(raw))
         .or_else(|| container_service(fields, lengths))
-        .or_else(|| program_service(fields, lengths));
+        .or_else(|| program_service(fields, lengths))
+        // A file of records that name no service (MongoDB's log, a
+        // logfmt daemon's) is its file's, as a plain application log is
+        // (`mongod.log` -> `mongod`). Not a Kafka topic's: one topic
+        // usually carries many services' records.
+        .or_else(|| {
+            raw.partition
+                .is_none()
+                .then(|| crate::parse::plain::service_of_file(&raw.origin))
+                .flatten()
+                .map(str::to_string)
+        });
     let change = first_str(fields, lengths, &mapping.change_kind).and_then(|s| change_kind(&s));
     if let (Some(kind), Some(service)) = (change, service.clone()) {
         let version = take_str(fields, lengths, &mapping.version);

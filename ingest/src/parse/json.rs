@@ -1356,6 +1356,30 @@ mod tests {
         assert_eq!(r.level, Some(Level::Error));
     }
 
+    /// A file of records that name no service is its file's (as a plain
+    /// application log is); a Kafka topic's records stay without one.
+    #[test]
+    fn records_naming_no_service_belong_to_their_file() {
+        let line = r#"{"t":{"$date":"2020-05-20T19:18:40.604+00:00"},"s":"W","c":"CONTROL","msg":"Access control is not enabled"}"#;
+        let mut p = JsonParser::with_mapping(FieldMapping::default());
+        let read = |p: &mut JsonParser, raw: RawRecord| {
+            let mut out = vec![];
+            p.parse(line, &raw, &mut out).unwrap();
+            match out.remove(0) {
+                Event::Log(r) => r,
+                other => panic!("{other:?}"),
+            }
+        };
+        let file = RawRecord::line("/var/log/mongodb/mongod.log".into(), 1, line.into());
+        assert_eq!(read(&mut p, file).service.as_deref(), Some("mongod"));
+        let topic = RawRecord {
+            origin: "logs".into(),
+            partition: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(read(&mut p, topic).service, None);
+    }
+
     /// systemd's journal as `journalctl -o json` writes it (and Docker's
     /// journald driver): microseconds since the epoch, the syslog
     /// priority, the program as the service unless a container names one.
