@@ -35,7 +35,7 @@
 //! O(1) time and memory per point. Everything here is causal: the score of
 //! a point is computed before the point updates the state.
 
-use super::tails::log10_normal_tail;
+use super::tails::{log10_normal_tail, log10_student_t_tail};
 use crate::detector::{Detector, Hysteresis, Point, Score};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -453,6 +453,17 @@ pub struct BaselineDetector {
     alert: Hysteresis,
 }
 
+/// Points before the cold-start test may judge one (four degrees of
+/// freedom: it takes a deviation of about 60 spreads to reach a one in a
+/// million chance).
+const COLD_MIN: u64 = 5;
+
+/// The smallest spread the cold-start test assumes, as a share of the
+/// level: a few quiet points do not show a series' noise (a latency
+/// quantile at low traffic sits still, then doubles with nothing wrong),
+/// and a change of a tenth is no outage.
+const COLD_FLOOR: f64 = 0.1;
+
 impl BaselineDetector {
     /// A detector with no history. Pass an `Arc` to share one
     /// configuration between many signals.
@@ -470,6 +481,60 @@ impl BaselineDetector {
             recent_max: 0.0,
             alert: Default::default(),
         }
+    }
+
+    /// The score of `x` during the baseline's warm-up, when the regular
+    /// score has nothing to compare with: how unlikely `x` is as the next
+    /// draw of the warm-up's points so far, under the Student-t predictive
+    /// of a normal sample of unknown mean and variance (n points: n - 1
+    /// degrees of freedom, scale s * sqrt(1 + 1/n)). The spread is at
+    /// least a tenth of the level ([`COLD_FLOOR`]) and half the smallest
+    /// step between values. Few points give heavy tails, so only a change
+    /// far outside everything seen scores: a CPU that went from 2% to
+    /// 100%, not a quantile that wandered. Without it a signal is blind
+    /// for its first `warmup` points (30 minutes at a one-minute scrape),
+    /// and a run that starts shortly before a fault misses it.
+    ///
+    /// The sample's mean and sum of squares live in the score history's
+    /// fields (`raw_mean`, `raw_var`, `raw_n`), which are unused until the
+    /// baseline is ready and start afresh then: the test costs no state.
+    /// Returns the score, the sample's mean and the spread.
+    fn cold_score(&self, x: f64) -> (f64, f64, f64) {
+        let n = self.raw_n;
+        if n < COLD_MIN {
+            return (0.0, x, 0.0);
+        }
+        let sd = (self.raw_var / (n - 1) as f64).sqrt();
+        let step = if self.base.step.is_finite() {
+            self.base.step / 2.0
+        } else {
+            0.0
+        };
+        let spread = sd.max(COLD_FLOOR * self.raw_mean.abs()).max(step).max(1e-9);
+        let dev = if self.cfg.upward_only {
+            (x - self.raw_mean).max(0.0)
+        } else {
+            (x - self.raw_mean).abs()
+        };
+        let z = dev / (spread * (1.0 + 1.0 / n as f64).sqrt());
+        let score = (-log10_student_t_tail(z, (n - 1) as f64) / 12.0).clamp(0.0, 1.0);
+        (score, self.raw_mean, spread)
+    }
+
+    /// Add `x` to the warm-up's sample (Welford), clipped at three spreads
+    /// once the test judges (a Huber update, as the baseline's own): an
+    /// outage's first point must not make the second look ordinary (the
+    /// engine opens an anomaly on two alerting points).
+    fn cold_learn(&mut self, x: f64, spread: f64) {
+        let x = if self.raw_n >= COLD_MIN && spread > 0.0 {
+            x.clamp(self.raw_mean - 3.0 * spread, self.raw_mean + 3.0 * spread)
+        } else {
+            x
+        };
+        self.raw_n += 1;
+        let d = x - self.raw_mean;
+        self.raw_mean += d / self.raw_n as f64;
+        self.raw_var += d * (x - self.raw_mean);
     }
 
     /// The baseline underneath.
@@ -494,12 +559,31 @@ impl BaselineDetector {
             };
         }
         if !self.base.ready() {
+            // The warm-up: the cold-start test (see `cold_score`). The
+            // warm-up itself learns every point, as before: clipping what
+            // it learns at the test's spread (tried) made sparse series
+            // such as a 5xx rate, whose early bursts are ordinary, look
+            // quieter than they are, and their later bursts alarms.
+            let (score, expected, spread) = self.cold_score(x);
+            self.cold_learn(x, spread);
             self.base.update(t, x);
+            if self.base.ready() {
+                // The score's own history starts now.
+                (self.raw_mean, self.raw_var, self.raw_n) = (0.0, 0.0, 0);
+            }
+            let reported = (score - self.recent_max).max(0.0);
+            self.recent_max = (self.recent_max * self.cfg.suppress_decay).max(score);
+            let alert = self.alert.update(
+                score >= self.cfg.alert_on,
+                score < self.cfg.alert_off,
+                self.cfg.min_consecutive,
+                self.cfg.cooldown,
+            );
             return Score {
-                score: 0.0,
-                alert: false,
-                expected: x,
-                spread: 0.0,
+                score: reported,
+                alert,
+                expected,
+                spread,
             };
         }
         let e = self.base.expect(t);
@@ -707,5 +791,52 @@ mod tests {
         let full = detect(&xs);
         let cut = detect(&xs[..450]);
         assert_eq!(&full[..450], &cut[..]);
+    }
+
+    /// A run that starts shortly before a fault: a CPU share that goes
+    /// from 2% to 100% in the warm-up is reported at once (it was silent
+    /// for 40 points before the cold-start test); ordinary starts of
+    /// several shapes raise nothing in those points.
+    #[test]
+    fn a_fault_in_the_first_points_is_reported_and_ordinary_starts_are_not() {
+        for onset in [8, 20, 28] {
+            let xs: Vec<f64> = (0..45)
+                .map(|i| {
+                    if i < onset {
+                        0.02 + 0.004 * noise(i)
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+            let s = detect(&xs);
+            let first = s.iter().position(|x| x.alert);
+            assert_eq!(
+                first,
+                Some(onset),
+                "onset {onset}: {:?}",
+                &s[onset..onset + 2]
+            );
+            assert!(s[onset].score > 0.5, "onset {onset}: {:?}", s[onset]);
+        }
+        let shapes: [&dyn Fn(usize) -> f64; 5] = [
+            // Gaussian-ish noise, a slow climb (a JVM filling its heap),
+            // a quantised latency flipping between two buckets, a count
+            // near zero, and a series that starts high and settles.
+            &|i| 50.0 + 5.0 * noise(i),
+            &|i| 400e6 + 2e6 * i as f64 + 1e6 * noise(i),
+            &|i| if noise(i) > 0.0 { 0.0047 } else { 0.0051 },
+            &|i| (noise(i) > 0.6) as u8 as f64,
+            &|i| 0.3 + 0.5 * (-(i as f64) / 5.0).exp() + 0.01 * noise(i),
+        ];
+        for (k, f) in shapes.iter().enumerate() {
+            let xs: Vec<f64> = (0..45).map(f).collect();
+            let s = detect(&xs);
+            assert!(
+                s.iter().all(|x| !x.alert),
+                "shape {k}: {:?}",
+                s.iter().position(|x| x.alert)
+            );
+        }
     }
 }
