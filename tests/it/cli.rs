@@ -230,8 +230,9 @@ fn engine_fields_name_the_key_that_holds_the_service() {
             })
             .collect()
     };
-    // By default the records name no service: nothing to point at.
-    assert_eq!(incidents_at(None, "default"), Vec::<String>::new());
+    // By default the records name no service: their file does, as a
+    // plain application log's (`app.json` -> `app`).
+    assert_eq!(incidents_at(None, "default"), vec!["app".to_string()]);
     assert_eq!(
         incidents_at(
             Some("[engine.fields]\nservice = [\"app_name\"]\n"),

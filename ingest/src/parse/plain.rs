@@ -565,7 +565,9 @@ pub(crate) fn service_of_file(origin: &str) -> Option<&str> {
     let mut stem = name;
     loop {
         let before = stem;
-        for ext in [".gz", ".bz2", ".zst", ".xz", ".log", ".txt", ".out"] {
+        for ext in [
+            ".gz", ".bz2", ".zst", ".xz", ".log", ".txt", ".out", ".json", ".jsonl", ".ndjson",
+        ] {
             stem = stem.strip_suffix(ext).unwrap_or(stem);
         }
         // Rotation: `.1`, `-20260105`.
@@ -1518,6 +1520,8 @@ mod tests {
             ("./error_log", Some("error_log")),
             ("billing.log", Some("billing")),
             ("/opt/tomcat/logs/catalina.out", Some("catalina")),
+            ("logs/billing.jsonl.gz", Some("billing")),
+            ("logs/app.json", Some("app")),
             ("-", None),
             ("", None),
         ] {
