@@ -505,11 +505,7 @@ impl Parser for PlainParser {
                     r.fields
                         .insert("duration_seconds".into(), FieldValue::Float(secs));
                 }
-                r.level = Some(match status {
-                    500..=599 => Level::Error,
-                    400..=499 => Level::Warn,
-                    _ => Level::Info,
-                });
+                r.level = Some(level_of_status(status));
                 r.service = match a.vhost {
                     Some(v) => Some(v.to_string()),
                     None => service_of_file(&raw.origin).map(str::to_string),
@@ -858,13 +854,7 @@ impl<'a> Envoy<'a> {
                 .insert("upstream".into(), FieldValue::Str(u.into()));
         }
         r.trace_id = self.request_id.map(str::to_string);
-        // Status 0 is a request that got no response at all (the
-        // upstream refused or reset it: flags `UF`, `UH`, `URX`...).
-        r.level = Some(match status {
-            500..=599 | 0 => Level::Error,
-            400..=499 => Level::Warn,
-            _ => Level::Info,
-        });
+        r.level = Some(level_of_status(status));
         let host = self.authority.map(|a| {
             let host = a
                 .rsplit_once(':')
@@ -881,6 +871,18 @@ impl<'a> Envoy<'a> {
             .or(file_service)
             .map(str::to_string);
         r
+    }
+}
+
+/// An access record's level from its HTTP status: a server error (or
+/// status 0, a request that got no response at all, as Envoy logs an
+/// upstream that refused or reset it: flags `UF`, `UH`, `URX`) is an
+/// error, a client error a warning.
+fn level_of_status(status: i64) -> Level {
+    match status {
+        500..=599 | 0 => Level::Error,
+        400..=499 => Level::Warn,
+        _ => Level::Info,
     }
 }
 
@@ -1026,6 +1028,17 @@ fn nil_dash(s: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one log record `p` reads from `line` of the file `origin`.
+    fn read_line(p: &mut PlainParser, origin: &str, line: &str) -> LogRecord {
+        let raw = RawRecord::line(origin.into(), 1, line.as_bytes().to_vec());
+        let mut out = vec![];
+        p.parse(line, &raw, &mut out).unwrap();
+        match out.remove(0) {
+            Event::Log(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
     use proptest::prelude::*;
 
     /// What the syslog expression captures for the RFC 5424 branch.
@@ -1249,15 +1262,7 @@ mod tests {
     #[test]
     fn a_klog_line_is_read_whole() {
         let mut p = PlainParser::preset("plain", 2026).unwrap();
-        let read = |p: &mut PlainParser, line: &str| {
-            let raw = RawRecord::line("logs/kube-scheduler.log".into(), 1, line.into());
-            let mut out = vec![];
-            p.parse(line, &raw, &mut out).unwrap();
-            match out.remove(0) {
-                Event::Log(r) => r,
-                other => panic!("{other:?}"),
-            }
-        };
+        let read = |p: &mut PlainParser, line: &str| read_line(p, "logs/kube-scheduler.log", line);
         let r = read(
             &mut p,
             r#"E0607 22:30:44.574291       1 reflector.go:138] "Failed to watch" err="connection refused""#,
@@ -1354,12 +1359,7 @@ mod tests {
                 "Can't save in background: fork: Cannot allocate memory",
             ),
         ] {
-            let raw = RawRecord::line("logs/redis.log".into(), 1, line.into());
-            let mut out = vec![];
-            p.parse(line, &raw, &mut out).unwrap();
-            let Event::Log(r) = out.remove(0) else {
-                panic!()
-            };
+            let r = read_line(&mut p, "logs/redis.log", line);
             assert_eq!(r.timestamp, ts(when), "{line}");
             assert_eq!(r.level, Some(level), "{line}");
             assert_eq!(r.message, message, "{line}");
@@ -1382,15 +1382,7 @@ mod tests {
     #[test]
     fn envoy_and_istio_access_lines() {
         let mut p = PlainParser::preset("apache", 2026).unwrap();
-        let read = |p: &mut PlainParser, line: &str| {
-            let raw = RawRecord::line("logs/istio-proxy.log".into(), 1, line.into());
-            let mut out = vec![];
-            p.parse(line, &raw, &mut out).unwrap();
-            match out.remove(0) {
-                Event::Log(r) => r,
-                other => panic!("{other:?}"),
-            }
-        };
+        let read = |p: &mut PlainParser, line: &str| read_line(p, "logs/istio-proxy.log", line);
         let r = read(
             &mut p,
             r#"[2020-11-25T21:26:18.409Z] "GET /status/418 HTTP/1.1" 418 - via_upstream - "-" 0 135 4 4 "-" "curl/7.73.0-DEV" "84961386-6d84-929d-98bd-c5aee93b5c88" "httpbin:8000" "10.44.1.27:80" outbound|8000||httpbin.foo.svc.cluster.local 10.44.1.23:37652 10.0.45.184:8000 10.44.1.23:46520 - default"#,
@@ -1457,12 +1449,7 @@ mod tests {
             ),
         ] {
             assert_eq!(crate::parse::Format::detect(line), Some(crate::parse::Format::Plain), "{line}");
-            let raw = RawRecord::line(format!("logs/{file}.log").into(), 1, line.into());
-            let mut out = vec![];
-            p.parse(line, &raw, &mut out).unwrap();
-            let Event::Log(r) = out.remove(0) else {
-                panic!()
-            };
+            let r = read_line(&mut p, &format!("logs/{file}.log"), line);
             assert_eq!(r.level, Some(level), "{line}");
             assert!(
                 r.timestamp.to_rfc3339().starts_with("2023-01-29T16:42:2"),
@@ -1489,12 +1476,7 @@ mod tests {
                 None,
             ),
         ] {
-            let raw = RawRecord::line("logs/sync.log".into(), 1, line.into());
-            let mut out = vec![];
-            p.parse(line, &raw, &mut out).unwrap();
-            let Event::Log(r) = out.remove(0) else {
-                panic!()
-            };
+            let r = read_line(&mut p, "logs/sync.log", line);
             assert_eq!(r.timestamp, ts("2026-01-05T10:00:00.112Z"), "{line}");
             assert_eq!(r.level, Some(Level::Error), "{line}");
             assert_eq!(r.message, "fetch failed - retrying", "{line}");
