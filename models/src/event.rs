@@ -80,11 +80,7 @@ impl Level {
     /// the number says which.
     pub fn from_log_number(n: i64) -> Option<Level> {
         Some(match n {
-            0..=2 => Level::Fatal,
-            3 => Level::Error,
-            4 => Level::Warn,
-            5 | 6 => Level::Info,
-            7 => Level::Debug,
+            0..=7 => Level::from_syslog_severity(n as u8),
             10..=19 => Level::Trace,
             20..=29 => Level::Debug,
             30..=39 => Level::Info,

@@ -338,13 +338,16 @@ pub fn to_event(
     // The first level key whose value is a level: a key of the list that
     // holds something else (MongoDB's `s` is its severity letter, another
     // record's `s` may be anything) stays a field, and the next key is tried.
-    let level_key = mapping
+    let found = mapping
         .level
         .iter()
         .filter(|k| may_hold(lengths, k))
-        .find_map(|k| get(fields, k).and_then(level_of).map(|l| (k, l)));
-    let mut level = level_key.map(|(k, l)| {
-        take(fields, k);
+        .find_map(|k| {
+            let i = position(fields, k)?;
+            level_of(&fields[i].1).map(|l| (i, l))
+        });
+    let mut level = found.map(|(i, l)| {
+        fields.swap_remove(i);
         l
     });
     if let Some(n) = take_first(fields, lengths, &mapping.severity_number) {
@@ -469,22 +472,30 @@ fn level_of(v: &FieldValue) -> Option<Level> {
 /// fields, Kubernetes app labels, container names. A container id or a
 /// Kubernetes pod (one per replica) names no service.
 fn container_service(f: &FieldList, lengths: u64) -> Option<String> {
-    CONTAINER_NAME_KEYS
-        .iter()
-        .filter(|k| may_hold(lengths, k))
-        .find_map(|k| get(f, k)?.as_str())
-        .map(|n| n.trim_start_matches('/'))
-        .filter(|n| !n.is_empty())
-        .map(str::to_string)
+    name_at(f, lengths, &CONTAINER_NAME_KEYS, |n| {
+        n.trim_start_matches('/')
+    })
 }
 
 /// See [`PROGRAM_KEYS`].
 fn program_service(f: &FieldList, lengths: u64) -> Option<String> {
-    PROGRAM_KEYS
-        .iter()
+    name_at(f, lengths, &PROGRAM_KEYS, |n| {
+        n.strip_suffix(".service").unwrap_or(n)
+    })
+}
+
+/// The text under the first of `keys` that holds one, as `clean` leaves
+/// it, unless that leaves nothing.
+fn name_at(
+    f: &FieldList,
+    lengths: u64,
+    keys: &[&str],
+    clean: impl Fn(&str) -> &str,
+) -> Option<String> {
+    keys.iter()
         .filter(|k| may_hold(lengths, k))
         .find_map(|k| get(f, k)?.as_str())
-        .map(|n| n.strip_suffix(".service").unwrap_or(n))
+        .map(clean)
         .filter(|n| !n.is_empty())
         .map(str::to_string)
 }
