@@ -50,6 +50,18 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub batch_every: Option<String>,
 
+    /// A rolling deploy every DURATION (e.g. `2h`), 37 minutes past the
+    /// period, of one stateless service in turn (gateway, checkout,
+    /// payments, inventory, cache): each replica in turn, 90 seconds
+    /// apart, is replaced by a container with a new Kubernetes-style name
+    /// that starts cold (a CPU burst, a heap that fills, slow first
+    /// requests, threads and descriptors that open), with a `deploy`
+    /// change event. Ordinary operations, not a fault: not labelled, and
+    /// skipped while a fault is active or due within the hour. Off by
+    /// default.
+    #[arg(long, value_name = "DURATION")]
+    pub deploy_every: Option<String>,
+
     /// Output directory (replaced if it holds an earlier generator output).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -131,8 +143,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Some(ms)
         }
     };
+    let deploy_every_ms = match args.deploy_every.as_deref() {
+        None => None,
+        Some(d) => {
+            let ms = parse_duration(d).context("--deploy-every")?;
+            if ms < 60 * 60_000 {
+                bail!("--deploy-every must be at least 1h (a deploy is skipped within an hour of a fault)");
+            }
+            Some(ms)
+        }
+    };
     let cfg = GenConfig {
         batch_every_ms,
+        deploy_every_ms,
         seed: args.seed,
         start_ms: start.as_millis(),
         duration_ms,

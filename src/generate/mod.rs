@@ -44,6 +44,9 @@ pub struct GenConfig {
     /// Period of a batch job at `inventory` (see `remedy generate
     /// --batch-every`), if any.
     pub batch_every_ms: Option<i64>,
+    /// Period of rolling deploys (see `remedy generate --deploy-every`),
+    /// if any.
+    pub deploy_every_ms: Option<i64>,
 }
 
 /// What was written.
@@ -70,6 +73,9 @@ pub struct Manifest {
     /// Period of the batch job at inventory (`--batch-every`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub batch_every_secs: Option<i64>,
+    /// Period of rolling deploys (`--deploy-every`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy_every_secs: Option<i64>,
     /// Who calls whom (`caller -> callees`): the estate's dependency graph,
     /// usable as a topology file for correlation.
     pub topology: std::collections::BTreeMap<String, Vec<String>>,
@@ -212,6 +218,42 @@ struct State {
     disk: [[f64; 4]; 4],
     /// Consumer lag per partition.
     lag: [f64; 4],
+    /// When each container started (ms; `i64::MIN` for those running
+    /// before the scenario): a rolling deploy's new containers start cold.
+    started: Vec<i64>,
+}
+
+/// When in its period a rolling deploy (`--deploy-every`) starts, the
+/// time between replacing one replica and the next, and how long a new
+/// container's start-up shows in its series.
+const DEPLOY_OFFSET_MS: i64 = 37 * 60_000;
+const DEPLOY_GAP_MS: i64 = 90_000;
+pub(crate) const START_UP_MS: i64 = 10 * 60_000;
+
+/// Services a rolling deploy replaces, in turn (the stateful database and
+/// queue are left alone).
+const DEPLOYABLE: [&str; 5] = ["gateway", "checkout", "payments", "inventory", "cache"];
+
+/// How a start-up shows, `age_s` seconds after a container started: a
+/// factor on CPU (class loading, JIT), on memory (a heap that fills), on
+/// latency (cold caches), and the share of threads and descriptors open.
+pub(crate) fn start_up(age_s: f64) -> (f64, f64, f64, f64) {
+    (
+        1.0 + 3.0 * (-age_s / 45.0).exp(),
+        0.5 + 0.5 * (1.0 - (-age_s / 150.0).exp()),
+        1.0 + 1.5 * (-age_s / 60.0).exp(),
+        1.0 - (-age_s / 60.0).exp(),
+    )
+}
+
+/// A Kubernetes Deployment's pod name: the ReplicaSet's hash, then five
+/// characters of the API server's random-name alphabet.
+fn pod_name(service: &str, rev: &str, rng: &mut ChaCha8Rng) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let suffix: String = (0..5)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{service}-{rev}-{suffix}")
 }
 
 /// When in its period a batch run (`--batch-every`) starts, and how long
@@ -230,8 +272,8 @@ pub fn generate(
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Manifest> {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let faults = schedule(cfg, &mut rng)?;
-    let services: Vec<Service> = estate()
+    let mut faults = schedule(cfg, &mut rng)?;
+    let mut services: Vec<Service> = estate()
         .into_iter()
         .filter(|s| cfg.services.iter().any(|n| n == s.name))
         .collect();
@@ -250,7 +292,12 @@ pub fn generate(
         oom_at: None,
         disk: [[6e9, 1e9, 2e9, 1.5e9]; 4],
         lag: [20.0; 4],
+        started: vec![i64::MIN; containers.len()],
     };
+    // The rolling deploy in progress (service index, start, version) and
+    // how many were done (the next service in turn).
+    let mut deploy: Option<(usize, i64, String, String)> = None;
+    let mut deploys = 0usize;
     // Harmless events: a deploy or config change with no effect, and short
     // error blips, at random quiet times.
     let mut harmless_next = cfg.start_ms + rng.gen_range(30..90) * 60_000;
@@ -262,6 +309,72 @@ pub fn generate(
         let t = cfg.start_ms + k * step;
         let season = seasonality(t);
         lines.clear();
+        let mut deploy_change: Option<(i64, &'static str, String)> = None;
+        if let Some(every) = cfg.deploy_every_ms {
+            let at = t - (t - cfg.start_ms).rem_euclid(every) + DEPLOY_OFFSET_MS;
+            let candidates: Vec<usize> = services
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| DEPLOYABLE.contains(&s.name))
+                .map(|(i, _)| i)
+                .collect();
+            // Not near a fault: a deploy here is ordinary operations, and
+            // a fault's labelled target must keep its container's name.
+            let near_fault = faults
+                .iter()
+                .any(|f| f.start_ms < at + 3_600_000 && f.end_ms > at - 600_000);
+            if t <= at && at < t + step && !candidates.is_empty() && !near_fault {
+                let si = candidates[deploys % candidates.len()];
+                deploys += 1;
+                let version = format!("1.{}.0", deploys + 1);
+                deploy_change = Some((at, services[si].name, version.clone()));
+                let rev = format!("{:010x}", rng.gen::<u64>() & 0xff_ffff_ffff);
+                deploy = Some((si, at, version, rev));
+            }
+        }
+        if let Some((si, at, version, rev)) = &deploy {
+            let si = *si;
+            for ri in 0..services[si].replicas.len() {
+                let when = at + ri as i64 * DEPLOY_GAP_MS;
+                if t <= when && when < t + step {
+                    let name = pod_name(services[si].name, rev, &mut rng);
+                    let ci = containers
+                        .iter()
+                        .position(|c| *c == (si, ri))
+                        .expect("every replica is a container");
+                    // A fault due later at this replica is at its new
+                    // container.
+                    let old = std::mem::replace(&mut services[si].replicas[ri].0, name);
+                    for f in faults.iter_mut() {
+                        if f.target.container.as_deref() == Some(old.as_str()) {
+                            f.target.container = Some(services[si].replicas[ri].0.clone());
+                        }
+                    }
+                    st.started[ci] = when;
+                    // A new container's CPU counter starts at zero.
+                    st.cpu[ci] = 0.0;
+                    let svc = services[si].name;
+                    for (off, level, text) in [
+                        (800, "info", format!("started {svc} {version} in 11.4 seconds, listening on :8080")),
+                        (900, "warn", format!("connection pool of {svc} not warmed up yet, first requests may be slow")),
+                    ] {
+                        lines.push(Line {
+                            ts: when + off,
+                            service: si,
+                            replica: ri,
+                            level,
+                            text,
+                            latency: 0.0,
+                            status: 200,
+                            trace: rng.gen::<u64>(),
+                        });
+                    }
+                }
+            }
+            if t > *at + services[si].replicas.len() as i64 * DEPLOY_GAP_MS {
+                deploy = None;
+            }
+        }
         let active: Vec<(&Fault, f64)> = faults
             .iter()
             .filter_map(|f| f.progress(t).map(|p| (f, p)))
@@ -284,6 +397,17 @@ pub fn generate(
                 let mut lat_mult = 1.0;
                 let mut err_msgs: Vec<String> = Vec::new();
                 let dep_lag = |f: &Fault, lag_ms: i64| t >= f.start_ms + lag_ms;
+                // A container that started minutes ago serves slowly.
+                if cfg.deploy_every_ms.is_some() {
+                    let ci = containers
+                        .iter()
+                        .position(|c| *c == (si, ri))
+                        .expect("every replica is a container");
+                    let age = t.saturating_sub(st.started[ci]);
+                    if (0..START_UP_MS).contains(&age) {
+                        lat_mult *= start_up(age as f64 / 1000.0).2;
+                    }
+                }
                 if let Some((f, p)) = is("db_timeout") {
                     match s.name {
                         "payments" => {
@@ -471,6 +595,15 @@ pub fn generate(
         }
         // Change events.
         let mut changes: Vec<(i64, &str, &str, String, String)> = Vec::new();
+        if let Some((at, svc, version)) = deploy_change {
+            changes.push((
+                at,
+                svc,
+                "deploy",
+                version.clone(),
+                format!("rolling deploy of {svc} {version}"),
+            ));
+        }
         for f in &faults {
             if f.scenario == "bad_deploy" && t <= f.start_ms && f.start_ms < t + step {
                 changes.push((
@@ -528,6 +661,7 @@ pub fn generate(
         rate: cfg.rate,
         scenario: cfg.scenario.clone(),
         batch_every_secs: cfg.batch_every_ms.map(|ms| ms / 1000),
+        deploy_every_secs: cfg.deploy_every_ms.map(|ms| ms / 1000),
         services: services.iter().map(|s| s.name.to_string()).collect(),
         files,
         total_lines,

@@ -410,7 +410,16 @@ impl Writers {
                     m.insert("container", container.to_string());
                     m
                 };
-                let mut mem = s.mem_base * (1.0 + 0.03 * normal(rng) + 0.05 * season);
+                // A container that started minutes ago (a rolling deploy):
+                // its CPU bursts, its heap fills, its threads and
+                // descriptors open.
+                let age = t.saturating_sub(st.started[ci]);
+                let (cpu_f, mem_f, _, open_f) = if (0..super::START_UP_MS).contains(&age) {
+                    super::start_up(age as f64 / 1000.0)
+                } else {
+                    (1.0, 1.0, 1.0, 1.0)
+                };
+                let mut mem = s.mem_base * (1.0 + 0.03 * normal(rng) + 0.05 * season) * mem_f;
                 if let Some((f, p)) = active("memory_leak") {
                     if f.target.container.as_deref() == Some(container.as_str()) {
                         mem = match st.oom_at {
@@ -434,7 +443,7 @@ impl Writers {
                     s.mem_limit,
                     "gauge",
                 ));
-                let mut cpu = (0.15 + 0.5 * season) * (1.0 + 0.1 * normal(rng)).max(0.1);
+                let mut cpu = (0.15 + 0.5 * season) * (1.0 + 0.1 * normal(rng)).max(0.1) * cpu_f;
                 if s.name == "queue" && active("cpu_saturation").is_some_and(|(_, p)| p > 0.05) {
                     cpu = 1.95 + 0.03 * normal(rng).abs().min(1.5);
                 }
@@ -452,7 +461,7 @@ impl Writers {
                     "gauge",
                 ));
                 if s.name == "payments" {
-                    let mut fds = 120.0 + 8.0 * normal(rng);
+                    let mut fds = 20.0 + (100.0 + 8.0 * normal(rng)) * open_f;
                     if let Some((f, p)) = active("fd_leak") {
                         if f.target.container.as_deref() == Some(container.as_str()) {
                             fds = 120.0 + 895.0 * p;
@@ -462,7 +471,7 @@ impl Writers {
                     out.push(("process_max_fds".into(), labels(), 1024.0, "gauge"));
                 }
                 if s.name == "inventory" || s.name == "checkout" {
-                    let mut threads = 60.0 + 4.0 * normal(rng);
+                    let mut threads = 15.0 + (45.0 + 4.0 * normal(rng)) * open_f;
                     if let Some((f, p)) = active("thread_leak") {
                         if f.target.container.as_deref() == Some(container.as_str()) {
                             threads = 60.0 + 4000.0 * p;
