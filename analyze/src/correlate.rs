@@ -32,7 +32,7 @@
 
 use crate::recurrence::Recurrences;
 use models::{
-    Anomaly, AnomalyKind, ChangeEvent, Evidence, Incident, IncidentStatus, RootCause,
+    Anomaly, AnomalyKind, ChangeEvent, ChangeKind, Evidence, Incident, IncidentStatus, RootCause,
     RootCauseClass, SignalKind, Target, Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -255,6 +255,15 @@ pub struct Correlator {
     recurrences: Recurrences,
 }
 
+/// Whether `a` is a latency signal: a quantile, or a series whose name
+/// says duration or latency.
+fn is_latency(a: &Anomaly) -> bool {
+    let name = a.signal.name.to_ascii_lowercase();
+    a.signal.kind == SignalKind::LatencyQuantile
+        || ((a.signal.kind == SignalKind::MetricSeries || a.signal.kind == SignalKind::CounterRate)
+            && ["duration", "latency"].iter().any(|w| name.contains(w)))
+}
+
 /// Whether `a` is a new episode rather than more of incident `o`: a
 /// signal already in the incident that alerts afresh (its earlier alert
 /// had ended, or the detector would not report an onset) either more than
@@ -425,11 +434,7 @@ impl Correlator {
         if class == RootCauseClass::CpuSaturation && self.cpu_below_limit(a) {
             class = RootCauseClass::Unknown;
         }
-        let name = a.signal.name.to_ascii_lowercase();
-        let latency = a.signal.kind == SignalKind::LatencyQuantile
-            || ((a.signal.kind == SignalKind::MetricSeries
-                || a.signal.kind == SignalKind::CounterRate)
-                && ["duration", "latency"].iter().any(|w| name.contains(w)));
+        let latency = is_latency(a);
         let up = a.observed > a.expected.expected;
         match class {
             // CPU stolen by a neighbour is contention, a cause: what it
@@ -451,6 +456,34 @@ impl Correlator {
         place
             .and_then(|p| self.cpu_fill.get(p))
             .is_some_and(|&f| f < SATURATED)
+    }
+
+    /// Whether `a` is a service slowing down while it starts: a latency
+    /// rise at a service that was deployed or scaled (new instances
+    /// started) within the change window before it. New instances serve
+    /// their first requests slowly (cold caches, connection pools, a JIT
+    /// still compiling), and a rolling deploy does it once per instance:
+    /// on an estate that deploys every hour, paging on it is paging on
+    /// every deploy. Such a rise waits for a symptom, as a cause-side
+    /// change does: if the deploy broke something, its errors open the
+    /// incident (and the change is ranked first, see `rank`), and the
+    /// latency joins it as evidence. A slower version whose latency never
+    /// comes back is a regression this does not page on until another
+    /// onset comes after the window.
+    fn starting_up(&self, a: &Anomaly) -> bool {
+        let Some(svc) = a.signal.service.as_deref() else {
+            return false;
+        };
+        if !is_latency(a) || a.observed <= a.expected.expected {
+            return false;
+        }
+        let lookback = (self.cfg.change_lookback_secs * 1000) as i64;
+        let t = a.timestamp.as_millis();
+        self.changes.iter().rev().any(|c| {
+            matches!(c.kind, ChangeKind::Deploy | ChangeKind::Scale)
+                && c.service == svc
+                && (0..=lookback).contains(&(t - c.timestamp.as_millis()))
+        })
     }
 
     /// Remember a change event as a suspect for incidents starting soon after.
@@ -537,6 +570,11 @@ impl Correlator {
             // no resource running out joins an incident as evidence but
             // does not open one; it waits a few minutes for one to open.
             None if !self.opens(&a) => {
+                self.wait_for_symptom(a);
+                return resolved;
+            }
+            // A service slowing down while its new instances start.
+            None if self.starting_up(&a) => {
                 self.wait_for_symptom(a);
                 return resolved;
             }
@@ -1162,7 +1200,7 @@ fn short_hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use models::{Band, ChangeKind, Signal};
+    use models::{Band, Signal};
 
     fn anomaly(
         sec: i64,
@@ -1438,6 +1476,77 @@ mod tests {
         // The same deploy with payments failing first is the suspect.
         let inc = after_deploy("payments", "database");
         assert_eq!(inc.root_causes[0].class, RootCauseClass::BadChange);
+    }
+
+    /// A rolling deploy's new instances serve their first requests slowly:
+    /// that latency alone opens no incident within the change window, at
+    /// the deployed service only; errors after the deploy still do, and
+    /// the latency joins them.
+    #[test]
+    fn a_deploys_start_up_latency_alone_is_no_incident() {
+        let p99 = |sec, svc: &str| {
+            anomaly(
+                sec,
+                SignalKind::LatencyQuantile,
+                "p99",
+                svc,
+                "node-2",
+                None,
+                AnomalyKind::LatencySpike,
+            )
+        };
+        let run = |deploy: Option<ChangeEvent>, events: Vec<Anomaly>| {
+            let mut c = Correlator::new(topo());
+            if let Some(d) = deploy {
+                c.observe_change(&d);
+            }
+            let mut out = Vec::new();
+            for a in events {
+                out.extend(c.observe(a));
+            }
+            out.extend(c.finish());
+            out
+        };
+        // Without a deploy the same rise is an incident (the test's control).
+        assert_eq!(run(None, vec![p99(60, "checkout")]).len(), 1);
+        // Within the window after checkout's deploy: none.
+        let deploy = || Some(deploy_at_zero("checkout", "2.4.1"));
+        assert!(run(deploy(), vec![p99(60, "checkout"), p99(240, "checkout")]).is_empty());
+        // Another service's latency, or checkout's after the window, still
+        // pages: the deploy explains only its own service's start.
+        assert_eq!(run(deploy(), vec![p99(60, "gateway")]).len(), 1);
+        assert_eq!(run(deploy(), vec![p99(1_200, "checkout")]).len(), 1);
+        // A scale-out starts new instances as a deploy does; a
+        // configuration change does not.
+        let change = |kind| {
+            Some(ChangeEvent {
+                kind,
+                ..deploy_at_zero("checkout", "2.4.1")
+            })
+        };
+        assert!(run(change(ChangeKind::Scale), vec![p99(60, "checkout")]).is_empty());
+        assert_eq!(
+            run(change(ChangeKind::ConfigChange), vec![p99(60, "checkout")]).len(),
+            1
+        );
+        // A deploy that broke something: its errors open the incident, the
+        // change is ranked first and the start-up latency is its evidence.
+        let errors = anomaly(
+            90,
+            SignalKind::ErrorRate,
+            "",
+            "checkout",
+            "node-2",
+            None,
+            AnomalyKind::ErrorBurst,
+        );
+        let incs = run(deploy(), vec![p99(60, "checkout"), errors]);
+        assert_eq!(incs.len(), 1);
+        assert_eq!(incs[0].root_causes[0].class, RootCauseClass::BadChange);
+        assert!(incs[0]
+            .anomalies
+            .iter()
+            .any(|a| a.signal.kind == SignalKind::LatencyQuantile));
     }
 
     #[test]

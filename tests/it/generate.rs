@@ -811,3 +811,94 @@ fn an_hourly_batch_job_is_learned_not_paged() {
         incidents.len()
     );
 }
+
+/// Rolling deploys every hour on a fault-free day: each replaces a
+/// service's containers, one by one, with new Kubernetes-style pods that
+/// start cold (their first requests slow). That start-up is ordinary
+/// operations: the replay opens no incident at a deployed service in the
+/// minutes after its deploy (before, most deploys paged on their p99).
+#[test]
+fn rolling_deploys_are_not_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    let run = remedy()
+        .args([
+            "generate",
+            "--seed",
+            "121",
+            "--duration",
+            "12h",
+            "--rate",
+            "1",
+            "--scenario",
+            "quiet",
+            "--services",
+            "gateway,checkout,payments,cache",
+            "--deploy-every",
+            "1h",
+            "--out",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["deploy_every_secs"], 3600);
+    // The deploys are in the change log, and their pods in the metrics.
+    let changes = std::fs::read_to_string(data.join("logs/changes.ecs.json")).unwrap();
+    let deploys: Vec<(i64, String)> = changes
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|c| c["message"].as_str().unwrap().starts_with("rolling deploy"))
+        .map(|c| {
+            let t = models::Timestamp::parse_rfc3339(c["@timestamp"].as_str().unwrap()).unwrap();
+            (
+                t.as_millis(),
+                c["service"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(deploys.len(), 12, "{changes}");
+    let mut scrapes = String::new();
+    for e in std::fs::read_dir(data.join("metrics")).unwrap() {
+        scrapes.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    let pod = regex::Regex::new(r#"container="checkout-[0-9a-f]{10}-[b-z2-9]{5}""#).unwrap();
+    assert!(pod.find_iter(&scrapes).count() > 0, "no new checkout pods");
+    let replay = remedy()
+        .arg("replay")
+        .arg("--out")
+        .arg(&out)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let incidents: Vec<Value> = std::fs::read_to_string(out.join("incidents.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paged: Vec<&Value> = incidents
+        .iter()
+        .filter(|i| {
+            let start = models::Timestamp::parse_rfc3339(i["start"].as_str().unwrap())
+                .unwrap()
+                .as_millis();
+            let svc = i["root_causes"][0]["target"]["service"].as_str();
+            deploys
+                .iter()
+                .any(|(t, s)| Some(s.as_str()) == svc && (0..=15 * 60_000).contains(&(start - t)))
+        })
+        .collect();
+    assert!(paged.is_empty(), "deploys paged: {paged:#?}");
+}
