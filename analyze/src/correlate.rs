@@ -253,7 +253,30 @@ pub struct Correlator {
     /// [`crate::recurrence`]).
     #[serde(default)]
     recurrences: Recurrences,
+    /// The instances (pods, containers) seen per service: when the service
+    /// was first seen, and their names.
+    #[serde(default)]
+    instances: BTreeMap<String, Instances>,
+    #[serde(default)]
+    instances_len: usize,
+    /// Instances that appeared after their service's first minutes (a
+    /// deploy, a scale-out, a replaced pod), oldest first: starts that no
+    /// change event announced.
+    #[serde(default)]
+    starts: VecDeque<(Timestamp, String)>,
 }
+
+/// A service's instances (see [`Correlator::learn_instance`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Instances {
+    first_ms: i64,
+    names: BTreeSet<String>,
+}
+
+/// Instances first seen within this long of their service are the ones it
+/// had when the data began (each shows with its first record, which for a
+/// quiet one may take a while); one seen later started then.
+const FIRST_INSTANCES_MS: i64 = 5 * 60_000;
 
 /// Whether `a` is a latency signal: a quantile, or a series whose name
 /// says duration or latency.
@@ -320,6 +343,9 @@ impl Correlator {
             origin_totals: BTreeMap::new(),
             cpu_fill: BTreeMap::new(),
             recurrences: Recurrences::default(),
+            instances: BTreeMap::new(),
+            instances_len: 0,
+            starts: VecDeque::new(),
         }
     }
 
@@ -459,8 +485,9 @@ impl Correlator {
     }
 
     /// Whether `a` is a service slowing down while it starts: a latency
-    /// rise at a service that was deployed or scaled (new instances
-    /// started) within the change window before it. New instances serve
+    /// rise at a service that was deployed or scaled, or showed a new
+    /// instance ([`Correlator::learn_instance`]), within the change window
+    /// before it. New instances serve
     /// their first requests slowly (cold caches, connection pools, a JIT
     /// still compiling), and a rolling deploy does it once per instance:
     /// on an estate that deploys every hour, paging on it is paging on
@@ -479,11 +506,50 @@ impl Correlator {
         }
         let lookback = (self.cfg.change_lookback_secs * 1000) as i64;
         let t = a.timestamp.as_millis();
+        let within = |at: Timestamp| (0..=lookback).contains(&(t - at.as_millis()));
         self.changes.iter().rev().any(|c| {
             matches!(c.kind, ChangeKind::Deploy | ChangeKind::Scale)
                 && c.service == svc
-                && (0..=lookback).contains(&(t - c.timestamp.as_millis()))
-        })
+                && within(c.timestamp)
+        }) || self
+            .starts
+            .iter()
+            .rev()
+            .any(|(at, s)| s == svc && within(*at))
+    }
+
+    /// Learn that `instance` (a pod or container) of `service` was seen at
+    /// `t`. An instance new to a service seen for longer than its first
+    /// minutes is a start (see [`Correlator::starting_up`]): a rolling
+    /// deploy or a scale-out shows as pods with new names, whether or not
+    /// a change event says so. Bounded like the placements: past the cap
+    /// nothing more is learned.
+    pub fn learn_instance(&mut self, service: &str, instance: &str, t: Timestamp) {
+        let t = t.as_millis();
+        if let Some(known) = self.instances.get(service) {
+            if known.names.contains(instance) {
+                return;
+            }
+        }
+        if self.instances_len >= MAX_PLACEMENTS {
+            return;
+        }
+        let known = self
+            .instances
+            .entry(service.to_string())
+            .or_insert_with(|| Instances {
+                first_ms: t,
+                names: BTreeSet::new(),
+            });
+        known.names.insert(instance.to_string());
+        self.instances_len += 1;
+        if t - known.first_ms > FIRST_INSTANCES_MS {
+            self.starts
+                .push_back((Timestamp::from_millis(t), service.to_string()));
+            while self.starts.len() > 1000 {
+                self.starts.pop_front();
+            }
+        }
     }
 
     /// Remember a change event as a suspect for incidents starting soon after.
@@ -1547,6 +1613,49 @@ mod tests {
             .anomalies
             .iter()
             .any(|a| a.signal.kind == SignalKind::LatencyQuantile));
+    }
+
+    /// Without a change event a start shows as a pod new to its service:
+    /// the pods there when the data began are not starts, one that appears
+    /// later is, and its service's latency waits as after a deploy.
+    #[test]
+    fn a_pod_that_appears_later_is_a_start_without_a_change_event() {
+        let p99 = |sec, svc: &str| {
+            anomaly(
+                sec,
+                SignalKind::LatencyQuantile,
+                "p99",
+                svc,
+                "node-2",
+                None,
+                AnomalyKind::LatencySpike,
+            )
+        };
+        let run = |pods: &[(i64, &str, &str)], a: Anomaly| {
+            let mut c = Correlator::new(topo());
+            for (sec, svc, pod) in pods {
+                c.learn_instance(svc, pod, Timestamp::from_secs(*sec));
+            }
+            let mut out = c.observe(a);
+            out.extend(c.finish());
+            out.len()
+        };
+        let first = [
+            (0, "checkout", "checkout-7d9f-a"),
+            (0, "gateway", "gateway-5c4b-a"),
+            // A quiet replica's first record, a minute later: still one of
+            // the pods the data began with.
+            (60, "checkout", "checkout-7d9f-b"),
+            // The same pod again later is nothing new.
+            (1_000, "checkout", "checkout-7d9f-a"),
+        ];
+        assert_eq!(run(&first, p99(1_100, "checkout")), 1);
+        let mut rolled = first.to_vec();
+        rolled.push((1_000, "checkout", "checkout-8e1a-c"));
+        assert_eq!(run(&rolled, p99(1_100, "checkout")), 0);
+        // Only its own service, and only within the change window.
+        assert_eq!(run(&rolled, p99(1_100, "gateway")), 1);
+        assert_eq!(run(&rolled, p99(2_000, "checkout")), 1);
     }
 
     #[test]

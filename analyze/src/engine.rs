@@ -503,6 +503,9 @@ impl Analyzer {
                 if let (Some(svc), Some(host)) = (&r.service, &r.host) {
                     self.correlator.learn_placement(svc, host);
                 }
+                if let (Some(svc), Some(c)) = (&r.service, &r.container) {
+                    self.correlator.learn_instance(svc, c, r.timestamp);
+                }
                 self.learn_calls(r);
                 let t = self.traces.observe(r);
                 if let Some((caller, callee)) = &t.edge {
@@ -526,6 +529,13 @@ impl Analyzer {
             Event::Metric(m) => {
                 if let (Some(svc), Some(host)) = (m.key.label("service"), m.key.label("host")) {
                     self.correlator.learn_placement(svc, host);
+                }
+                // A pod names the instance; without one, a container (in
+                // cAdvisor's series `container` is the name inside the pod,
+                // the same for every replica).
+                let instance = m.key.label("pod").or_else(|| m.key.label("container"));
+                if let (Some(svc), Some(i)) = (m.key.label("service"), instance) {
+                    self.correlator.learn_instance(svc, i, m.timestamp);
                 }
             }
         }
