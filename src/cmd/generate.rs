@@ -62,6 +62,16 @@ pub struct Args {
     #[arg(long, value_name = "DURATION")]
     pub deploy_every: Option<String>,
 
+    /// The Java services (checkout, inventory) expose Micrometer's JVM
+    /// metrics and behave like JVMs: a young generation that fills and
+    /// empties every minute or two, an old generation that climbs for the
+    /// best part of an hour and falls at each mixed collection (the
+    /// sawtooth), collection pauses, and a container working set that
+    /// grows for hours after start as the heap is committed, to near 90%
+    /// of the memory limit. Healthy behaviour, not a fault. Off by default.
+    #[arg(long)]
+    pub jvm: bool,
+
     /// Output directory (replaced if it holds an earlier generator output).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -156,6 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = GenConfig {
         batch_every_ms,
         deploy_every_ms,
+        jvm: args.jvm,
         seed: args.seed,
         start_ms: start.as_millis(),
         duration_ms,

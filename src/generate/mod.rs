@@ -47,6 +47,9 @@ pub struct GenConfig {
     /// Period of rolling deploys (see `remedy generate --deploy-every`),
     /// if any.
     pub deploy_every_ms: Option<i64>,
+    /// Java services expose JVM metrics and a JVM's memory (see `remedy
+    /// generate --jvm`).
+    pub jvm: bool,
 }
 
 /// What was written.
@@ -76,6 +79,9 @@ pub struct Manifest {
     /// Period of rolling deploys (`--deploy-every`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deploy_every_secs: Option<i64>,
+    /// Whether the Java services expose JVM metrics (`--jvm`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub jvm: bool,
     /// Who calls whom (`caller -> callees`): the estate's dependency graph,
     /// usable as a topology file for correlation.
     pub topology: std::collections::BTreeMap<String, Vec<String>>,
@@ -221,6 +227,74 @@ struct State {
     /// When each container started (ms; `i64::MIN` for those running
     /// before the scenario): a rolling deploy's new containers start cold.
     started: Vec<i64>,
+    /// The JVM of each container of a Java service (`--jvm`), else None.
+    jvm: Vec<Option<Jvm>>,
+}
+
+/// The services that run on a JVM.
+pub(crate) const JAVA: [&str; 2] = ["checkout", "inventory"];
+
+/// A JVM's heap (bytes) and collections, as Micrometer reports them.
+#[derive(Debug, Clone)]
+pub(crate) struct Jvm {
+    /// Maximum heap (-Xmx), 70% of the container's memory limit.
+    pub max: f64,
+    /// Young generation in use, and what it holds before a collection.
+    pub eden: f64,
+    pub eden_cap: f64,
+    /// Old generation in use.
+    pub old: f64,
+    /// Heap committed from the system: grows with what the heap held at
+    /// its fullest, never shrinks (the working set follows it).
+    pub committed: f64,
+    /// Collections and their pauses (counters).
+    pub minor: f64,
+    pub minor_secs: f64,
+    pub mixed: f64,
+    pub mixed_secs: f64,
+}
+
+impl Jvm {
+    /// A JVM just started in a container with `limit` bytes of memory.
+    pub(crate) fn start(limit: f64) -> Jvm {
+        let max = 0.7 * limit;
+        Jvm {
+            max,
+            eden: 0.0,
+            eden_cap: 0.2 * max,
+            old: 0.1 * max,
+            committed: 0.25 * max,
+            minor: 0.0,
+            minor_secs: 0.0,
+            mixed: 0.0,
+            mixed_secs: 0.0,
+        }
+    }
+
+    /// Advance `secs` seconds allocating `rate` bytes a second; `floor` is
+    /// the share of the heap the old generation keeps after a mixed
+    /// collection (about 0.3; more when the application holds on to what
+    /// it allocates). Young collections promote a little each time, so
+    /// the old generation climbs for most of an hour between mixed ones.
+    pub(crate) fn step(&mut self, secs: f64, rate: f64, floor: f64, rng: &mut ChaCha8Rng) {
+        self.eden += rate * secs;
+        while self.eden >= self.eden_cap {
+            self.eden -= self.eden_cap;
+            self.minor += 1.0;
+            self.minor_secs += 0.008 + 0.01 * rng.gen::<f64>();
+            self.old += 0.012 * self.max * (0.5 + rng.gen::<f64>());
+            if self.old >= 0.72 * self.max {
+                self.old = self.max * (floor + 0.04 * rng.gen::<f64>()).min(0.95);
+                self.mixed += 1.0;
+                self.mixed_secs += 0.05 + 0.1 * rng.gen::<f64>();
+            }
+        }
+        self.old = self.old.min(self.max - self.eden_cap);
+        self.committed = self
+            .committed
+            .max((self.old + self.eden_cap) * 1.1)
+            .min(self.max);
+    }
 }
 
 /// When in its period a rolling deploy (`--deploy-every`) starts, the
@@ -293,6 +367,13 @@ pub fn generate(
         disk: [[6e9, 1e9, 2e9, 1.5e9]; 4],
         lag: [20.0; 4],
         started: vec![i64::MIN; containers.len()],
+        jvm: containers
+            .iter()
+            .map(|&(si, _)| {
+                (cfg.jvm && JAVA.contains(&services[si].name))
+                    .then(|| Jvm::start(services[si].mem_limit))
+            })
+            .collect(),
     };
     // The rolling deploy in progress (service index, start, version) and
     // how many were done (the next service in turn).
@@ -351,8 +432,12 @@ pub fn generate(
                         }
                     }
                     st.started[ci] = when;
-                    // A new container's CPU counter starts at zero.
+                    // A new container's CPU counter starts at zero, and
+                    // its JVM afresh.
                     st.cpu[ci] = 0.0;
+                    if let Some(j) = st.jvm[ci].as_mut() {
+                        *j = Jvm::start(services[si].mem_limit);
+                    }
                     let svc = services[si].name;
                     for (off, level, text) in [
                         (800, "info", format!("started {svc} {version} in 11.4 seconds, listening on :8080")),
@@ -662,6 +747,7 @@ pub fn generate(
         scenario: cfg.scenario.clone(),
         batch_every_secs: cfg.batch_every_ms.map(|ms| ms / 1000),
         deploy_every_secs: cfg.deploy_every_ms.map(|ms| ms / 1000),
+        jvm: cfg.jvm,
         services: services.iter().map(|s| s.name.to_string()).collect(),
         files,
         total_lines,

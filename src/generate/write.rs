@@ -95,7 +95,7 @@ fn family<'a>(name: &'a str, kind: &str) -> &'a str {
     name.strip_suffix("_bucket")
         .or_else(|| name.strip_suffix("_sum"))
         .or_else(|| name.strip_suffix("_count"))
-        .filter(|_| kind == "histogram")
+        .filter(|_| kind == "histogram" || kind == "summary")
         .unwrap_or(name)
 }
 
@@ -130,6 +130,9 @@ fn help(family: &str) -> &'static str {
         "process_open_fds" => "Number of open file descriptors.",
         "process_max_fds" => "Maximum number of open file descriptors.",
         "jvm_threads_live_threads" => "The current number of live threads including both daemon and non-daemon threads.",
+        "jvm_memory_used_bytes" => "The amount of used memory",
+        "jvm_memory_max_bytes" => "The maximum amount of memory in bytes that can be used for memory management",
+        "jvm_gc_pause_seconds" => "Time spent in GC pause",
         "kafka_consumergroup_lag" => "Current approximate lag of a consumer group at topic/partition.",
         "http_request_duration_seconds" => "Duration of HTTP requests in seconds.",
         "http_requests_total" => "Total number of HTTP requests by status class.",
@@ -430,7 +433,65 @@ impl Writers {
                         };
                     }
                 }
+                // A JVM: its heap's sawtooth, and a working set that is
+                // the committed heap plus what lives outside it.
+                let leaking = active("memory_leak").and_then(|(f, p)| {
+                    (f.target.container.as_deref() == Some(container.as_str())).then_some(p)
+                });
+                if let Some(j) = st.jvm[ci].as_mut() {
+                    // The kernel killed the leaking JVM: it starts afresh.
+                    if leaking.is_some() && st.oom_at == Some(t) {
+                        *j = super::Jvm::start(s.mem_limit);
+                    }
+                    let rate = 0.0025 * j.max * (0.3 + season) * cpu_f * (1.0 + 0.1 * normal(rng));
+                    let floor = 0.3 + leaking.map_or(0.0, |p| 0.6 * (p / 0.8).min(1.0));
+                    j.step(step_s, rate, floor, rng);
+                    let ws = (0.15 * s.mem_limit + j.committed) * (1.0 + 0.005 * normal(rng));
+                    mem = match leaking {
+                        // The leak climbs from where the JVM stood.
+                        Some(p) if st.oom_at.is_none() => {
+                            ws + (s.mem_limit * 0.99 - ws).max(0.0) * (p / 0.8).min(1.0)
+                        }
+                        _ => ws,
+                    };
+                }
                 let out = &mut samples[hi];
+                if let Some(j) = &st.jvm[ci] {
+                    for (id, used, max) in [
+                        ("G1 Eden Space", j.eden, j.eden_cap),
+                        ("G1 Old Gen", j.old, j.max - j.eden_cap),
+                    ] {
+                        let mut l = labels();
+                        l.insert("area", "heap".into());
+                        l.insert("id", id.into());
+                        out.push((
+                            "jvm_memory_used_bytes".into(),
+                            l.clone(),
+                            used.round(),
+                            "gauge",
+                        ));
+                        out.push(("jvm_memory_max_bytes".into(), l, max.round(), "gauge"));
+                    }
+                    for (action, count, secs) in [
+                        ("end of minor GC", j.minor, j.minor_secs),
+                        ("end of major GC", j.mixed, j.mixed_secs),
+                    ] {
+                        let mut l = labels();
+                        l.insert("action", action.into());
+                        out.push((
+                            "jvm_gc_pause_seconds_count".into(),
+                            l.clone(),
+                            count,
+                            "summary",
+                        ));
+                        out.push((
+                            "jvm_gc_pause_seconds_sum".into(),
+                            l,
+                            (secs * 1000.0).round() / 1000.0,
+                            "summary",
+                        ));
+                    }
+                }
                 out.push((
                     "container_memory_working_set_bytes".into(),
                     labels(),
