@@ -44,7 +44,55 @@ pub struct LeakDetector {
     /// limit projects to never reaching it, and has still run out).
     #[serde(default)]
     ran_out: bool,
+    /// Points seen, and the previous value: a fall of [`COLLECTION`] of
+    /// the value in one step is a collection.
+    #[serde(default)]
+    seen: u64,
+    #[serde(default)]
+    prev: Option<f64>,
+    /// What survived the latest collections: (point, value) of the value
+    /// right after each, newest last, at most [`LEAK_BLOCKS`].
+    #[serde(default)]
+    floors: VecDeque<(u64, f64)>,
+    /// The most points between two collections (from the first point to
+    /// the first collection, for the first).
+    #[serde(default)]
+    longest_cycle: u64,
+    /// The floors' own alert (see [`LeakDetector::observe_against`]).
+    #[serde(default)]
+    floor_alert: bool,
+    /// The residual spread of the last fitted window (0 until one was
+    /// fitted): a fall within the series' own noise is not a collection.
+    #[serde(default)]
+    last_sigma: f64,
+    /// A garbage-collected heap: collected by design, so judged by its
+    /// floors from its first point, before its first collection shows.
+    #[serde(default)]
+    managed: bool,
 }
+
+/// A fall of at least this share of the value from one point to the next
+/// is a collection (a garbage collection, an eviction, a pool shrinking):
+/// a leak never gives back what it holds. Gauge noise is a few percent a
+/// point.
+const COLLECTION: f64 = 0.25;
+
+/// ...and a fall of more than this many of the series' residual spreads
+/// (a noisy count of a hundred descriptors falls by a quarter from one
+/// scrape to the next by chance several times a day; six spreads, about
+/// four of a difference's, once in months).
+const COLLECTION_SIGMAS: f64 = 6.0;
+
+/// A floor that moved by less than this share of the series' top is no
+/// leak, however still the floors before it were (a synthetic or
+/// quantised series whose floors never varied).
+const FLOOR_MATERIAL: f64 = 0.02;
+
+/// A series keeps being judged by its floors until it has gone this many
+/// times its longest cycle without a collection: collections that stop
+/// (a collector that can no longer free anything, a pool that shrank once
+/// and then leaks) leave a climb to be judged as a climb.
+const CYCLES_WITHOUT_COLLECTION: u64 = 4;
 
 /// Earlier windows whose peaks a leak must pass.
 pub const LEAK_BLOCKS: usize = 8;
@@ -87,6 +135,21 @@ impl LeakDetector {
         }
     }
 
+    /// The same detector for a garbage-collected heap (a JVM's, Go's, V8's,
+    /// .NET's: a series whose name or labels say `heap`). Its climbs are
+    /// allocation that the collector undoes, from the first one: a JVM
+    /// that just started fills its old generation for most of an hour
+    /// before the first mixed collection, and judged as a climb that was a
+    /// leak (and a restart) after every deploy. Its floors decide, as for
+    /// any collected series; if collections stop for several of its cycles
+    /// its climb is judged as a climb again.
+    pub fn managed(self) -> Self {
+        LeakDetector {
+            managed: true,
+            ..self
+        }
+    }
+
     /// Whether the climb in alert, if any, reaches its known limit within
     /// [`EXHAUST_HORIZON_HOURS`] (a limit not known cannot say it does not).
     pub fn exhausting(&self) -> bool {
@@ -111,8 +174,36 @@ impl LeakDetector {
     /// the limit within [`EXHAUST_HORIZON_HOURS`] or stands near it.
     pub fn observe_against(&mut self, t: f64, x: f64, limit: Option<f64>) -> Score {
         if !x.is_finite() {
-            return Score::missing(self.alert.in_alert);
+            return Score::missing(self.alert.in_alert || self.floor_alert);
         }
+        self.seen += 1;
+        let collection = self.last_sigma > 0.0
+            && self.prev.is_some_and(|p| {
+                p > 0.0
+                    && x >= 0.0
+                    && x < p * (1.0 - COLLECTION)
+                    && p - x > COLLECTION_SIGMAS * self.last_sigma
+            });
+        self.prev = Some(x);
+        if collection {
+            let since = self.seen - self.floors.back().map_or(0, |f| f.0);
+            self.longest_cycle = self.longest_cycle.max(since);
+            self.floors.push_back((self.seen, x));
+            if self.floors.len() > LEAK_BLOCKS {
+                self.floors.pop_front();
+            }
+        }
+        // A series that collections bring down, and that has had one
+        // within a few of its cycles: its climbs are what collections
+        // undo, and only what survives them can leak. Only cycles longer
+        // than the fitted window: a faster sawtooth (a young generation
+        // emptied every minute) never shows the window a clean climb, and
+        // its floors, a few points apart, rise by chance at any pace.
+        let collected = (self.managed && self.floors.is_empty())
+            || (self.longest_cycle > LEAK_WINDOW as u64
+                && self.floors.back().is_some_and(|&(at, _)| {
+                    self.seen - at <= CYCLES_WITHOUT_COLLECTION * self.longest_cycle
+                }));
         self.values.push_back(x);
         self.times.push_back(t);
         if self.times.len() > LEAK_WINDOW {
@@ -169,6 +260,7 @@ impl LeakDetector {
             .sqrt()
             .max(1e-9 * mean_x.abs().max(1.0));
         let t = slope / (sigma / sxx.sqrt());
+        self.last_sigma = sigma;
         // Seconds per point over the window, when the times are known (a
         // checkpoint from before they were kept has none).
         let step = match (self.times.front(), self.times.back()) {
@@ -192,8 +284,20 @@ impl LeakDetector {
         // Two earlier windows at least, so the peaks span a whole cycle of
         // anything that saws more often than every 48 points.
         let new_high = self.peaks.len() >= 2 && x > peak;
-        let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high;
-        let alert = self.alert.update(strong, t < 2.0, 2, 8);
+        let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high && !collected;
+        let climb_alert = self.alert.update(strong, t < 2.0 || collected, 2, 8);
+        if collected && collection {
+            // The top: the highest value of the windows remembered and
+            // the one just fitted.
+            let top = self.values.iter().copied().fold(peak, f64::max);
+            self.floor_alert = self.floors_rising(top);
+        } else if !collected {
+            self.floor_alert = false;
+        }
+        if collected {
+            return self.floor_score(x, limit, step);
+        }
+        let alert = climb_alert;
         // With the limit known, a window that does not climb (a flat
         // stretch while the alert holds) never reaches it: only a limit
         // not known cannot say the climb is not running out.
@@ -219,6 +323,75 @@ impl LeakDetector {
                 expected: mean_x + slope * (nf - 1.0 - mean_i),
                 spread: sigma,
             }
+        }
+    }
+}
+
+impl LeakDetector {
+    /// Whether what survives collections is growing, the way a leak in a
+    /// collected heap shows (the post-collection occupancy that JVM tools
+    /// watch, e.g. Java Mission Control's leak rule, rather than the climb
+    /// between collections, which is allocation): the last three floors
+    /// each above the one before, and the newest outside the band of the
+    /// floors before it (their mean plus three standard deviations, the
+    /// deviation at least [`FLOOR_MATERIAL`] of the series' recent top
+    /// `top`), with four floors at least to draw that band from. Floors
+    /// that merely wander rise three times in a row one cycle in six, but
+    /// stay in their band.
+    fn floors_rising(&self, top: f64) -> bool {
+        let k = self.floors.len();
+        if k < 5 {
+            return false;
+        }
+        let f = |i: usize| self.floors[i].1;
+        if !(f(k - 3) < f(k - 2) && f(k - 2) < f(k - 1)) {
+            return false;
+        }
+        let (mean, sd) = self.floor_band();
+        f(k - 1) > mean + 3.0 * sd.max(FLOOR_MATERIAL * top.abs())
+    }
+
+    /// Mean and standard deviation of the floors before the newest (NaN
+    /// and 0 with none).
+    fn floor_band(&self) -> (f64, f64) {
+        let n = self.floors.len().saturating_sub(1);
+        if n == 0 {
+            return (f64::NAN, 0.0);
+        }
+        let before = || self.floors.iter().take(n).map(|f| f.1);
+        let m = before().sum::<f64>() / n as f64;
+        let var = before().map(|v| (v - m).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+        (m, var.sqrt())
+    }
+
+    /// The score of a collected series: the floors' alert, the newest
+    /// floor against the ones before it.
+    fn floor_score(&mut self, x: f64, limit: Option<f64>, step: f64) -> Score {
+        let (expected, spread) = match self.floor_band() {
+            (m, _) if m.is_nan() => (x, 0.0),
+            band => band,
+        };
+        let alert = self.floor_alert;
+        // Running out: the floors' pace reaches the limit within the
+        // horizon, or the value stands near it.
+        let soon = match (limit, self.floors.front(), self.floors.back()) {
+            (Some(l), Some(&(a_at, a)), Some(&(b_at, b))) if l > 0.0 => {
+                let per_hour = if b_at > a_at {
+                    (b - a) / ((b_at - a_at) as f64 * step / 3600.0)
+                } else {
+                    0.0
+                };
+                x >= NEAR_LIMIT * l
+                    || (per_hour > 0.0 && (l - x) / per_hour <= EXHAUST_HORIZON_HOURS)
+            }
+            _ => true,
+        };
+        self.ran_out = alert && (self.ran_out || soon);
+        Score {
+            score: if alert { 0.75 } else { 0.0 },
+            alert,
+            expected,
+            spread,
         }
     }
 }
@@ -426,6 +599,57 @@ mod tests {
             assert!(!d.exhausting(), "running out at point {i}");
         }
         assert!(alerted, "the climb itself is seen");
+    }
+
+    /// An old generation whose cycle is longer than the peaks the climb
+    /// test remembers (eight windows): every cycle's top was a "new high"
+    /// and a leak, 17 times a day per JVM on a generated fault-free day.
+    /// Judged by what survives each collection it is no leak; floors that
+    /// rise are one; a noisy count's chance falls are not collections, so
+    /// its leak is still seen as a climb.
+    #[test]
+    fn a_long_sawtooth_is_judged_by_its_floors() {
+        // 300 points a cycle (75 minutes at a 15 s scrape), floors that
+        // wander by a few percent.
+        let cycle = |i: usize, floor: f64| floor + 1.4 * (i % 300) as f64 + 4.0 * noise(i);
+        // From its first collection on (before it, a plain series' first
+        // climb is a climb: see the managed heap below).
+        let mut d = LeakDetector::default();
+        for i in 0..3000 {
+            let floor = 300.0 + 15.0 * noise(i / 300 + 7);
+            let alert = d.observe(cycle(i, floor)).alert;
+            assert!(i < 300 || !alert, "sawtooth flagged at {i}");
+        }
+        // The floors start to rise: 60 a cycle.
+        let mut first = None;
+        for i in 3000..5000 {
+            let s = d.observe(cycle(i, 300.0 + 60.0 * ((i - 3000) / 300) as f64));
+            if s.alert && first.is_none() {
+                first = Some(i);
+                assert!(cycle(i, 0.0) < 5.0, "opens at a collection, not on a climb");
+            }
+        }
+        let first = first.expect("rising floors are a leak");
+        assert!(first < 3000 + 4 * 300, "found at {first}");
+        // A managed heap's first climb, before any collection: a JVM that
+        // just started. The plain detector calls it a leak.
+        let start = |d: &mut LeakDetector| (0..280).any(|i| d.observe(cycle(i, 300.0)).alert);
+        assert!(start(&mut LeakDetector::default()));
+        assert!(!start(&mut LeakDetector::default().managed()));
+        // Descriptors: 120 give or take 20, then a leak. Falls of a quarter
+        // happen by chance in the noise; they are not collections.
+        let mut d = LeakDetector::default();
+        let fds = |i: usize| {
+            120.0
+                + 20.0 * noise(i)
+                + if i >= 4000 {
+                    4.0 * (i - 4000) as f64
+                } else {
+                    0.0
+                }
+        };
+        let found = (0..4300).position(|i| d.observe(fds(i)).alert);
+        assert!(found.is_some_and(|i| i >= 4000), "{found:?}");
     }
 
     #[test]

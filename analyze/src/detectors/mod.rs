@@ -203,12 +203,17 @@ pub fn for_signal(s: &Signal, settings: &Settings) -> Option<AnyDetector> {
         // Request counters measure load, not health: traffic follows the
         // day and is not a fault by itself.
         SignalKind::CounterRate if s.name.contains("requests") => None,
-        SignalKind::MetricSeries if is_leak_prone(&s.name) => {
-            Some(AnyDetector::Resource(LevelAndSlope(
-                series(&settings.level),
-                threshold::limit_of(s).map_or_else(LeakDetector::default, LeakDetector::with_limit),
-            )))
-        }
+        SignalKind::MetricSeries if is_leak_prone(&s.name) => Some(AnyDetector::Resource(
+            LevelAndSlope(series(&settings.level), {
+                let d = threshold::limit_of(s)
+                    .map_or_else(LeakDetector::default, LeakDetector::with_limit);
+                if s.name.to_ascii_lowercase().contains("heap") {
+                    d.managed()
+                } else {
+                    d
+                }
+            }),
+        )),
         SignalKind::MetricSeries | SignalKind::CounterRate => {
             Some(AnyDetector::Series(series(&settings.level)))
         }
