@@ -1579,19 +1579,21 @@ mod tests {
     /// that latency alone opens no incident within the change window, at
     /// the deployed service only; errors after the deploy still do, and
     /// the latency joins them.
+    /// A p99 latency rise at `svc`.
+    fn p99(sec: i64, svc: &str) -> Anomaly {
+        anomaly(
+            sec,
+            SignalKind::LatencyQuantile,
+            "p99",
+            svc,
+            "node-2",
+            None,
+            AnomalyKind::LatencySpike,
+        )
+    }
+
     #[test]
     fn a_deploys_start_up_latency_alone_is_no_incident() {
-        let p99 = |sec, svc: &str| {
-            anomaly(
-                sec,
-                SignalKind::LatencyQuantile,
-                "p99",
-                svc,
-                "node-2",
-                None,
-                AnomalyKind::LatencySpike,
-            )
-        };
         let run = |deploy: Option<ChangeEvent>, events: Vec<Anomaly>| {
             let mut c = Correlator::new(topo());
             if let Some(d) = deploy {
@@ -1651,17 +1653,6 @@ mod tests {
     /// later is, and its service's latency waits as after a deploy.
     #[test]
     fn a_pod_that_appears_later_is_a_start_without_a_change_event() {
-        let p99 = |sec, svc: &str| {
-            anomaly(
-                sec,
-                SignalKind::LatencyQuantile,
-                "p99",
-                svc,
-                "node-2",
-                None,
-                AnomalyKind::LatencySpike,
-            )
-        };
         let run = |pods: &[(i64, &str, &str)], a: Anomaly| {
             let mut c = Correlator::new(topo());
             for (sec, svc, pod) in pods {

@@ -725,6 +725,61 @@ fn refuses_to_overwrite_a_directory_it_did_not_write() {
     );
 }
 
+/// `remedy generate` of a day into `data` (`--rate 1`, then `args`),
+/// which must succeed.
+fn generate_day(data: &Path, args: &[&str]) {
+    let run = remedy()
+        .args(["generate", "--rate", "1"])
+        .args(args)
+        .arg("--out")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// `remedy replay --out out data`, which must succeed.
+fn replay_day(data: &Path, out: &Path) {
+    let replay = remedy()
+        .arg("replay")
+        .arg("--out")
+        .arg(out)
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+}
+
+/// The records of a JSON-lines output file.
+fn jsonl(out: &Path, file: &str) -> Vec<Value> {
+    std::fs::read_to_string(out.join(file))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every metric file of a generated scenario, as one text.
+fn scrapes(data: &Path) -> String {
+    let mut all = String::new();
+    for e in std::fs::read_dir(data.join("metrics")).unwrap() {
+        all.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
+    }
+    all
+}
+
+fn manifest_of(data: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap()
+}
+
 /// A batch job that makes inventory slow and log lock timeouts for three
 /// minutes every hour is ordinary behaviour: after its first runs the
 /// replay reports each run as recurring, with its period, and opens no
@@ -734,54 +789,24 @@ fn an_hourly_batch_job_is_learned_not_paged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("out");
-    let run = remedy()
-        .args([
-            "generate",
+    generate_day(
+        &data,
+        &[
             "--seed",
             "106",
             "--duration",
             "24h",
-            "--rate",
-            "1",
             "--scenario",
             "quiet",
             "--services",
             "gateway,checkout,inventory",
             "--batch-every",
             "1h",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
     );
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["batch_every_secs"], 3600);
-    let replay = remedy()
-        .arg("replay")
-        .arg("--out")
-        .arg(&out)
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    let lines = |f: &str| -> Vec<Value> {
-        std::fs::read_to_string(out.join(f))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let runs: Vec<Value> = lines("anomalies.jsonl")
+    assert_eq!(manifest_of(&data)["batch_every_secs"], 3600);
+    replay_day(&data, &out);
+    let runs: Vec<Value> = jsonl(&out, "anomalies.jsonl")
         .into_iter()
         .filter(|a| a["signal"]["kind"] == "error_rate" && a["signal"]["service"] == "inventory")
         .collect();
@@ -804,7 +829,7 @@ fn an_hourly_batch_job_is_learned_not_paged() {
         "{recurring} of {} runs recur",
         runs.len()
     );
-    let incidents = lines("incidents.jsonl");
+    let incidents = jsonl(&out, "incidents.jsonl");
     assert!(
         incidents.len() <= 4,
         "{} incidents on a fault-free day: {incidents:#?}",
@@ -821,35 +846,22 @@ fn an_hourly_batch_job_is_learned_not_paged() {
 fn rolling_deploys_are_not_paged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let out = dir.path().join("out");
-    let run = remedy()
-        .args([
-            "generate",
+    generate_day(
+        &data,
+        &[
             "--seed",
             "121",
             "--duration",
             "12h",
-            "--rate",
-            "1",
             "--scenario",
             "quiet",
             "--services",
             "gateway,checkout,payments,cache",
             "--deploy-every",
             "1h",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
     );
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(data.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["deploy_every_secs"], 3600);
+    assert_eq!(manifest_of(&data)["deploy_every_secs"], 3600);
     // The deploys are in the change log, and their pods in the metrics.
     let changes = std::fs::read_to_string(data.join("logs/changes.ecs.json")).unwrap();
     let deploys: Vec<(i64, String)> = changes
@@ -865,29 +877,13 @@ fn rolling_deploys_are_not_paged() {
         })
         .collect();
     assert_eq!(deploys.len(), 12, "{changes}");
-    let mut scrapes = String::new();
-    for e in std::fs::read_dir(data.join("metrics")).unwrap() {
-        scrapes.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
-    }
     let pod = regex::Regex::new(r#"container="checkout-[0-9a-f]{10}-[b-z2-9]{5}""#).unwrap();
-    assert!(pod.find_iter(&scrapes).count() > 0, "no new checkout pods");
-    let paged = |data: &Path, out: &Path| -> Vec<Value> {
-        let replay = remedy()
-            .arg("replay")
-            .arg("--out")
-            .arg(out)
-            .arg(data)
-            .output()
-            .unwrap();
-        assert!(
-            replay.status.success(),
-            "{}",
-            String::from_utf8_lossy(&replay.stderr)
-        );
-        std::fs::read_to_string(out.join("incidents.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    assert!(pod.is_match(&scrapes(&data)), "no new checkout pods");
+    // Incidents rooted at a service in the 15 minutes after its deploy.
+    let paged = |out: &Path| -> Vec<Value> {
+        replay_day(&data, out);
+        jsonl(out, "incidents.jsonl")
+            .into_iter()
             .filter(|i| {
                 let start = models::Timestamp::parse_rfc3339(i["start"].as_str().unwrap())
                     .unwrap()
@@ -899,7 +895,7 @@ fn rolling_deploys_are_not_paged() {
             })
             .collect()
     };
-    let p = paged(&data, &out);
+    let p = paged(&dir.path().join("out"));
     assert!(p.is_empty(), "deploys paged: {p:#?}");
     // Without the change events (many estates ship none) the new pods
     // alone say that the service started.
@@ -909,7 +905,7 @@ fn rolling_deploys_are_not_paged() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(data.join("logs/changes.ecs.json"), kept).unwrap();
-    let p = paged(&data, &dir.path().join("out-no-changes"));
+    let p = paged(&dir.path().join("out-no-changes"));
     assert!(p.is_empty(), "deploys paged without change events: {p:#?}");
 }
 
@@ -924,59 +920,27 @@ fn a_jvms_heap_sawtooth_is_not_a_leak() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = dir.path().join("out");
-    let run = remedy()
-        .args([
-            "generate",
+    generate_day(
+        &data,
+        &[
             "--seed",
             "131",
             "--duration",
             "12h",
-            "--rate",
-            "1",
             "--scenario",
             "quiet",
             "--services",
             "gateway,checkout,inventory",
             "--jvm",
-            "--out",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+        ],
     );
-    let mut scrapes = String::new();
-    for e in std::fs::read_dir(data.join("metrics")).unwrap() {
-        scrapes.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap_or_default());
-    }
-    let old_gen = scrapes
+    let old_gen = scrapes(&data)
         .lines()
         .filter(|l| l.starts_with("jvm_memory_used_bytes{") && l.contains("Old Gen"))
         .count();
     assert!(old_gen > 1000, "{old_gen} old generation samples");
-    let replay = remedy()
-        .arg("replay")
-        .arg("--out")
-        .arg(&out)
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    let read = |f: &str| -> Vec<Value> {
-        std::fs::read_to_string(out.join(f))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let heap_leaks: Vec<Value> = read("anomalies.jsonl")
+    replay_day(&data, &out);
+    let heap_leaks: Vec<Value> = jsonl(&out, "anomalies.jsonl")
         .into_iter()
         .filter(|a| {
             a["kind"] == "resource_leak"
@@ -989,6 +953,6 @@ fn a_jvms_heap_sawtooth_is_not_a_leak() {
     // What is left: a freshly started JVM's working set grows for its first
     // hours as the heap is committed (BENCHMARKS.md, stop 30): at most one
     // incident per Java container, all in the first hours.
-    let incidents = read("incidents.jsonl");
+    let incidents = jsonl(&out, "incidents.jsonl");
     assert!(incidents.len() <= 4, "{incidents:#?}");
 }
