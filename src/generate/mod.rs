@@ -424,9 +424,9 @@ pub fn generate(
                         .position(|c| *c == (si, ri))
                         .expect("every replica is a container");
                     // A fault due later at this replica is at its new
-                    // container.
+                    // container (one that is over stays where it was).
                     let old = std::mem::replace(&mut services[si].replicas[ri].0, name);
-                    for f in faults.iter_mut() {
+                    for f in faults.iter_mut().filter(|f| f.end_ms > when) {
                         if f.target.container.as_deref() == Some(old.as_str()) {
                             f.target.container = Some(services[si].replicas[ri].0.clone());
                         }
