@@ -260,9 +260,9 @@ pub struct Correlator {
     instances: BTreeMap<String, Instances>,
     #[serde(default)]
     instances_len: usize,
-    /// Instances that appeared after their service's first minutes (a
-    /// deploy, a scale-out, a replaced pod), oldest first: starts that no
-    /// change event announced.
+    /// Starts of new instances, oldest first: deploy and scale change
+    /// events, and instances that appeared after their service's first
+    /// minutes (a deploy, a scale-out, a replaced pod no event announced).
     #[serde(default)]
     starts: VecDeque<(Timestamp, String)>,
     /// Hashes of the (service, host) and (service, instance) pairs already
@@ -531,16 +531,10 @@ impl Correlator {
         }
         let lookback = (self.cfg.change_lookback_secs * 1000) as i64;
         let t = a.timestamp.as_millis();
-        let within = |at: Timestamp| (0..=lookback).contains(&(t - at.as_millis()));
-        self.changes.iter().rev().any(|c| {
-            matches!(c.kind, ChangeKind::Deploy | ChangeKind::Scale)
-                && c.service == svc
-                && within(c.timestamp)
-        }) || self
-            .starts
+        self.starts
             .iter()
             .rev()
-            .any(|(at, s)| s == svc && within(*at))
+            .any(|(at, s)| s == svc && (0..=lookback).contains(&(t - at.as_millis())))
     }
 
     /// Learn that `instance` (a pod or container) of `service` was seen at
@@ -575,16 +569,24 @@ impl Correlator {
         known.names.insert(instance.to_string());
         self.instances_len += 1;
         if t - known.first_ms > FIRST_INSTANCES_MS {
-            self.starts
-                .push_back((Timestamp::from_millis(t), service.to_string()));
-            while self.starts.len() > 1000 {
-                self.starts.pop_front();
-            }
+            self.record_start(Timestamp::from_millis(t), service);
+        }
+    }
+
+    /// Remember that new instances of `service` started at `t`.
+    fn record_start(&mut self, t: Timestamp, service: &str) {
+        self.starts.push_back((t, service.to_string()));
+        while self.starts.len() > 1000 {
+            self.starts.pop_front();
         }
     }
 
     /// Remember a change event as a suspect for incidents starting soon after.
     pub fn observe_change(&mut self, c: &ChangeEvent) {
+        // A deploy or a scale-out starts new instances.
+        if matches!(c.kind, ChangeKind::Deploy | ChangeKind::Scale) {
+            self.record_start(c.timestamp, &c.service);
+        }
         self.changes.push_back(c.clone());
         while self.changes.len() > 1000 {
             self.changes.pop_front();
@@ -1575,10 +1577,6 @@ mod tests {
         assert_eq!(inc.root_causes[0].class, RootCauseClass::BadChange);
     }
 
-    /// A rolling deploy's new instances serve their first requests slowly:
-    /// that latency alone opens no incident within the change window, at
-    /// the deployed service only; errors after the deploy still do, and
-    /// the latency joins them.
     /// A p99 latency rise at `svc`.
     fn p99(sec: i64, svc: &str) -> Anomaly {
         anomaly(
@@ -1592,6 +1590,10 @@ mod tests {
         )
     }
 
+    /// A rolling deploy's new instances serve their first requests slowly:
+    /// that latency alone opens no incident within the change window, at
+    /// the deployed service only; errors after the deploy still do, and
+    /// the latency joins them.
     #[test]
     fn a_deploys_start_up_latency_alone_is_no_incident() {
         let run = |deploy: Option<ChangeEvent>, events: Vec<Anomaly>| {

@@ -44,12 +44,10 @@ pub struct LeakDetector {
     /// limit projects to never reaching it, and has still run out).
     #[serde(default)]
     ran_out: bool,
-    /// Points seen, and the previous value: a fall of [`COLLECTION`] of
-    /// the value in one step is a collection.
+    /// Points seen (a fall of [`COLLECTION`] of the value from the
+    /// newest of `values` is a collection).
     #[serde(default)]
     seen: u64,
-    #[serde(default)]
-    prev: Option<f64>,
     /// What survived the latest collections: (point, value) of the value
     /// right after each, newest last, at most [`LEAK_BLOCKS`].
     #[serde(default)]
@@ -178,13 +176,12 @@ impl LeakDetector {
         }
         self.seen += 1;
         let collection = self.last_sigma > 0.0
-            && self.prev.is_some_and(|p| {
+            && self.values.back().is_some_and(|&p| {
                 p > 0.0
                     && x >= 0.0
                     && x < p * (1.0 - COLLECTION)
                     && p - x > COLLECTION_SIGMAS * self.last_sigma
             });
-        self.prev = Some(x);
         if collection {
             let since = self.seen - self.floors.back().map_or(0, |f| f.0);
             self.longest_cycle = self.longest_cycle.max(since);
@@ -268,11 +265,6 @@ impl LeakDetector {
             _ => DEFAULT_STEP_SECS,
         };
         let rise_per_hour = slope / mean_x.abs().max(1e-9) * 3600.0 / step;
-        // Hours until the fitted climb reaches the limit (predict_linear).
-        let hours_left = match limit {
-            Some(l) if l > 0.0 && slope > 0.0 => Some(((l - x) / (slope / step * 3600.0)).max(0.0)),
-            _ => None,
-        };
         // The highest value seen before the fitted window (and the part of
         // the current block already out of it).
         let peak = self
@@ -285,7 +277,7 @@ impl LeakDetector {
         // anything that saws more often than every 48 points.
         let new_high = self.peaks.len() >= 2 && x > peak;
         let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high && !collected;
-        let climb_alert = self.alert.update(strong, t < 2.0 || collected, 2, 8);
+        let alert = self.alert.update(strong, t < 2.0 || collected, 2, 8);
         if collected && collection {
             // The top: the highest value of the windows remembered and
             // the one just fitted.
@@ -297,17 +289,9 @@ impl LeakDetector {
         if collected {
             return self.floor_score(x, limit, step);
         }
-        let alert = climb_alert;
         // With the limit known, a window that does not climb (a flat
-        // stretch while the alert holds) never reaches it: only a limit
-        // not known cannot say the climb is not running out.
-        let soon = match limit {
-            Some(l) if l > 0.0 => {
-                hours_left.is_some_and(|h| h <= EXHAUST_HORIZON_HOURS) || x >= NEAR_LIMIT * l
-            }
-            _ => true,
-        };
-        self.ran_out = alert && (self.ran_out || soon);
+        // stretch while the alert holds) never reaches it.
+        self.ran_out = alert && (self.ran_out || running_out(x, limit, slope / step * 3600.0));
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
             Score {
@@ -325,9 +309,7 @@ impl LeakDetector {
             }
         }
     }
-}
 
-impl LeakDetector {
     /// Whether what survives collections is growing, the way a leak in a
     /// collected heap shows (the post-collection occupancy that JVM tools
     /// watch, e.g. Java Mission Control's leak rule, rather than the climb
@@ -372,27 +354,34 @@ impl LeakDetector {
             band => band,
         };
         let alert = self.floor_alert;
-        // Running out: the floors' pace reaches the limit within the
-        // horizon, or the value stands near it.
-        let soon = match (limit, self.floors.front(), self.floors.back()) {
-            (Some(l), Some(&(a_at, a)), Some(&(b_at, b))) if l > 0.0 => {
-                let per_hour = if b_at > a_at {
-                    (b - a) / ((b_at - a_at) as f64 * step / 3600.0)
-                } else {
-                    0.0
-                };
-                x >= NEAR_LIMIT * l
-                    || (per_hour > 0.0 && (l - x) / per_hour <= EXHAUST_HORIZON_HOURS)
+        // Running out at the floors' pace.
+        let per_hour = match (self.floors.front(), self.floors.back()) {
+            (Some(&(a_at, a)), Some(&(b_at, b))) if b_at > a_at => {
+                (b - a) / ((b_at - a_at) as f64 * step / 3600.0)
             }
-            _ => true,
+            _ => 0.0,
         };
-        self.ran_out = alert && (self.ran_out || soon);
+        self.ran_out = alert && (self.ran_out || running_out(x, limit, per_hour));
         Score {
             score: if alert { 0.75 } else { 0.0 },
             alert,
             expected,
             spread,
         }
+    }
+}
+
+/// Whether a gauge at `x` that grows `per_hour` runs out of `limit`: it
+/// reaches it within [`EXHAUST_HORIZON_HOURS`] at that pace
+/// (Prometheus' `predict_linear`), or stands near it already. A limit not
+/// known cannot say it does not.
+fn running_out(x: f64, limit: Option<f64>, per_hour: f64) -> bool {
+    match limit {
+        Some(l) if l > 0.0 => {
+            x >= NEAR_LIMIT * l
+                || (per_hour > 0.0 && ((l - x) / per_hour).max(0.0) <= EXHAUST_HORIZON_HOURS)
+        }
+        _ => true,
     }
 }
 
