@@ -302,22 +302,45 @@ impl Jvm {
 /// container's start-up shows in its series.
 const DEPLOY_OFFSET_MS: i64 = 37 * 60_000;
 const DEPLOY_GAP_MS: i64 = 90_000;
-pub(crate) const START_UP_MS: i64 = 10 * 60_000;
+const START_UP_MS: i64 = 10 * 60_000;
 
 /// Services a rolling deploy replaces, in turn (the stateful database and
 /// queue are left alone).
 const DEPLOYABLE: [&str; 5] = ["gateway", "checkout", "payments", "inventory", "cache"];
 
-/// How a start-up shows, `age_s` seconds after a container started: a
-/// factor on CPU (class loading, JIT), on memory (a heap that fills), on
-/// latency (cold caches), and the share of threads and descriptors open.
-pub(crate) fn start_up(age_s: f64) -> (f64, f64, f64, f64) {
-    (
-        1.0 + 3.0 * (-age_s / 45.0).exp(),
-        0.5 + 0.5 * (1.0 - (-age_s / 150.0).exp()),
-        1.0 + 1.5 * (-age_s / 60.0).exp(),
-        1.0 - (-age_s / 60.0).exp(),
-    )
+/// How a start-up shows in a container's series.
+pub(crate) struct StartUp {
+    /// Factor on CPU (class loading, JIT).
+    pub cpu: f64,
+    /// Factor on memory (a heap that fills).
+    pub mem: f64,
+    /// Factor on latency (cold caches).
+    pub latency: f64,
+    /// Share of its threads and descriptors open.
+    pub open: f64,
+}
+
+impl StartUp {
+    /// `age_ms` after a container started (all factors 1 once
+    /// [`START_UP_MS`] have passed, and for containers running before the
+    /// scenario).
+    pub(crate) fn at(age_ms: i64) -> StartUp {
+        if !(0..START_UP_MS).contains(&age_ms) {
+            return StartUp {
+                cpu: 1.0,
+                mem: 1.0,
+                latency: 1.0,
+                open: 1.0,
+            };
+        }
+        let age_s = age_ms as f64 / 1000.0;
+        StartUp {
+            cpu: 1.0 + 3.0 * (-age_s / 45.0).exp(),
+            mem: 0.5 + 0.5 * (1.0 - (-age_s / 150.0).exp()),
+            latency: 1.0 + 1.5 * (-age_s / 60.0).exp(),
+            open: 1.0 - (-age_s / 60.0).exp(),
+        }
+    }
 }
 
 /// A Kubernetes Deployment's pod name: the ReplicaSet's hash, then five
@@ -353,6 +376,15 @@ pub fn generate(
         .collect();
     let tmp = temp_sibling(out)?;
     let mut w = Writers::create(&tmp, &services, cfg.gzip)?;
+    // Container `ci` of replica `ri` of service `si` is `first[si] + ri`.
+    let first: Vec<usize> = services
+        .iter()
+        .scan(0, |n, s| {
+            let at = *n;
+            *n += s.replicas.len();
+            Some(at)
+        })
+        .collect();
     let containers: Vec<(usize, usize)> = services
         .iter()
         .enumerate()
@@ -390,9 +422,11 @@ pub fn generate(
         let t = cfg.start_ms + k * step;
         let season = seasonality(t);
         lines.clear();
-        let mut deploy_change: Option<(i64, &'static str, String)> = None;
-        if let Some(every) = cfg.deploy_every_ms {
+        let due = cfg.deploy_every_ms.and_then(|every| {
             let at = t - (t - cfg.start_ms).rem_euclid(every) + DEPLOY_OFFSET_MS;
+            (t <= at && at < t + step).then_some(at)
+        });
+        if let Some(at) = due {
             let candidates: Vec<usize> = services
                 .iter()
                 .enumerate()
@@ -404,11 +438,10 @@ pub fn generate(
             let near_fault = faults
                 .iter()
                 .any(|f| f.start_ms < at + 3_600_000 && f.end_ms > at - 600_000);
-            if t <= at && at < t + step && !candidates.is_empty() && !near_fault {
+            if !candidates.is_empty() && !near_fault {
                 let si = candidates[deploys % candidates.len()];
                 deploys += 1;
                 let version = format!("1.{}.0", deploys + 1);
-                deploy_change = Some((at, services[si].name, version.clone()));
                 let rev = format!("{:010x}", rng.gen::<u64>() & 0xff_ffff_ffff);
                 deploy = Some((si, at, version, rev));
             }
@@ -419,10 +452,7 @@ pub fn generate(
                 let when = at + ri as i64 * DEPLOY_GAP_MS;
                 if t <= when && when < t + step {
                     let name = pod_name(services[si].name, rev, &mut rng);
-                    let ci = containers
-                        .iter()
-                        .position(|c| *c == (si, ri))
-                        .expect("every replica is a container");
+                    let ci = first[si] + ri;
                     // A fault due later at this replica is at its new
                     // container (one that is over stays where it was).
                     let old = std::mem::replace(&mut services[si].replicas[ri].0, name);
@@ -484,14 +514,7 @@ pub fn generate(
                 let dep_lag = |f: &Fault, lag_ms: i64| t >= f.start_ms + lag_ms;
                 // A container that started minutes ago serves slowly.
                 if cfg.deploy_every_ms.is_some() {
-                    let ci = containers
-                        .iter()
-                        .position(|c| *c == (si, ri))
-                        .expect("every replica is a container");
-                    let age = t.saturating_sub(st.started[ci]);
-                    if (0..START_UP_MS).contains(&age) {
-                        lat_mult *= start_up(age as f64 / 1000.0).2;
-                    }
+                    lat_mult *= StartUp::at(t.saturating_sub(st.started[first[si] + ri])).latency;
                 }
                 if let Some((f, p)) = is("db_timeout") {
                     match s.name {
@@ -680,14 +703,18 @@ pub fn generate(
         }
         // Change events.
         let mut changes: Vec<(i64, &str, &str, String, String)> = Vec::new();
-        if let Some((at, svc, version)) = deploy_change {
-            changes.push((
-                at,
-                svc,
-                "deploy",
-                version.clone(),
-                format!("rolling deploy of {svc} {version}"),
-            ));
+        // The deploy that began this step.
+        if let Some((si, at, version, _)) = &deploy {
+            if t <= *at && *at < t + step {
+                let svc = services[*si].name;
+                changes.push((
+                    *at,
+                    svc,
+                    "deploy",
+                    version.clone(),
+                    format!("rolling deploy of {svc} {version}"),
+                ));
+            }
         }
         for f in &faults {
             if f.scenario == "bad_deploy" && t <= f.start_ms && f.start_ms < t + step {

@@ -416,42 +416,35 @@ impl Writers {
                 // A container that started minutes ago (a rolling deploy):
                 // its CPU bursts, its heap fills, its threads and
                 // descriptors open.
-                let age = t.saturating_sub(st.started[ci]);
-                let (cpu_f, mem_f, _, open_f) = if (0..super::START_UP_MS).contains(&age) {
-                    super::start_up(age as f64 / 1000.0)
-                } else {
-                    (1.0, 1.0, 1.0, 1.0)
-                };
-                let mut mem = s.mem_base * (1.0 + 0.03 * normal(rng) + 0.05 * season) * mem_f;
-                if let Some((f, p)) = active("memory_leak") {
-                    if f.target.container.as_deref() == Some(container.as_str()) {
-                        mem = match st.oom_at {
-                            None => {
-                                s.mem_base + (s.mem_limit * 0.99 - s.mem_base) * (p / 0.8).min(1.0)
-                            }
-                            Some(_) => s.mem_base * 0.6,
-                        };
-                    }
-                }
-                // A JVM: its heap's sawtooth, and a working set that is
-                // the committed heap plus what lives outside it.
+                let up = super::StartUp::at(t.saturating_sub(st.started[ci]));
+                // A memory leak here climbs from where the memory stood to
+                // its limit, over 80% of the fault.
                 let leaking = active("memory_leak").and_then(|(f, p)| {
                     (f.target.container.as_deref() == Some(container.as_str())).then_some(p)
                 });
+                let climb = |from: f64, p: f64| {
+                    from + (s.mem_limit * 0.99 - from).max(0.0) * (p / 0.8).min(1.0)
+                };
+                let mut mem = s.mem_base * (1.0 + 0.03 * normal(rng) + 0.05 * season) * up.mem;
+                if let Some(p) = leaking {
+                    mem = match st.oom_at {
+                        None => climb(s.mem_base, p),
+                        Some(_) => s.mem_base * 0.6,
+                    };
+                }
+                // A JVM: its heap's sawtooth, and a working set that is
+                // the committed heap plus what lives outside it.
                 if let Some(j) = st.jvm[ci].as_mut() {
                     // The kernel killed the leaking JVM: it starts afresh.
                     if leaking.is_some() && st.oom_at == Some(t) {
                         *j = super::Jvm::start(s.mem_limit);
                     }
-                    let rate = 0.0025 * j.max * (0.3 + season) * cpu_f * (1.0 + 0.1 * normal(rng));
+                    let rate = 0.0025 * j.max * (0.3 + season) * up.cpu * (1.0 + 0.1 * normal(rng));
                     let floor = 0.3 + leaking.map_or(0.0, |p| 0.6 * (p / 0.8).min(1.0));
                     j.step(step_s, rate, floor, rng);
                     let ws = (0.15 * s.mem_limit + j.committed) * (1.0 + 0.005 * normal(rng));
                     mem = match leaking {
-                        // The leak climbs from where the JVM stood.
-                        Some(p) if st.oom_at.is_none() => {
-                            ws + (s.mem_limit * 0.99 - ws).max(0.0) * (p / 0.8).min(1.0)
-                        }
+                        Some(p) if st.oom_at.is_none() => climb(ws, p),
                         _ => ws,
                     };
                 }
@@ -504,7 +497,7 @@ impl Writers {
                     s.mem_limit,
                     "gauge",
                 ));
-                let mut cpu = (0.15 + 0.5 * season) * (1.0 + 0.1 * normal(rng)).max(0.1) * cpu_f;
+                let mut cpu = (0.15 + 0.5 * season) * (1.0 + 0.1 * normal(rng)).max(0.1) * up.cpu;
                 if s.name == "queue" && active("cpu_saturation").is_some_and(|(_, p)| p > 0.05) {
                     cpu = 1.95 + 0.03 * normal(rng).abs().min(1.5);
                 }
@@ -522,7 +515,7 @@ impl Writers {
                     "gauge",
                 ));
                 if s.name == "payments" {
-                    let mut fds = 20.0 + (100.0 + 8.0 * normal(rng)) * open_f;
+                    let mut fds = 20.0 + (100.0 + 8.0 * normal(rng)) * up.open;
                     if let Some((f, p)) = active("fd_leak") {
                         if f.target.container.as_deref() == Some(container.as_str()) {
                             fds = 120.0 + 895.0 * p;
@@ -532,7 +525,7 @@ impl Writers {
                     out.push(("process_max_fds".into(), labels(), 1024.0, "gauge"));
                 }
                 if s.name == "inventory" || s.name == "checkout" {
-                    let mut threads = 15.0 + (45.0 + 4.0 * normal(rng)) * open_f;
+                    let mut threads = 15.0 + (45.0 + 4.0 * normal(rng)) * up.open;
                     if let Some((f, p)) = active("thread_leak") {
                         if f.target.container.as_deref() == Some(container.as_str()) {
                             threads = 60.0 + 4000.0 * p;
