@@ -107,6 +107,25 @@ pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
     Ok(total)
 }
 
+/// The value of an optional period flag (`--batch-every 1h`) in
+/// milliseconds: a duration of at least `min` (its text and milliseconds),
+/// else an error naming the flag and `why`.
+fn period(
+    flag: &str,
+    value: Option<&str>,
+    min: (&str, i64),
+    why: &str,
+) -> anyhow::Result<Option<i64>> {
+    let Some(d) = value else {
+        return Ok(None);
+    };
+    let ms = parse_duration(d).context(flag.to_string())?;
+    if ms < min.1 {
+        bail!("{flag} must be at least {} ({why})", min.0);
+    }
+    Ok(Some(ms))
+}
+
 /// Run `remedy generate`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let duration_ms = parse_duration(&args.duration).context("--duration")?;
@@ -143,26 +162,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             all.into_iter().filter(|s| want.contains(s)).collect()
         }
     };
-    let batch_every_ms = match args.batch_every.as_deref() {
-        None => None,
-        Some(d) => {
-            let ms = parse_duration(d).context("--batch-every")?;
-            if ms < 10 * 60_000 {
-                bail!("--batch-every must be at least 10m (a run lasts three minutes)");
-            }
-            Some(ms)
-        }
-    };
-    let deploy_every_ms = match args.deploy_every.as_deref() {
-        None => None,
-        Some(d) => {
-            let ms = parse_duration(d).context("--deploy-every")?;
-            if ms < 60 * 60_000 {
-                bail!("--deploy-every must be at least 1h (a deploy is skipped within an hour of a fault)");
-            }
-            Some(ms)
-        }
-    };
+    let batch_every_ms = period(
+        "--batch-every",
+        args.batch_every.as_deref(),
+        ("10m", 10 * 60_000),
+        "a run lasts three minutes",
+    )?;
+    let deploy_every_ms = period(
+        "--deploy-every",
+        args.deploy_every.as_deref(),
+        ("1h", 60 * 60_000),
+        "a deploy is skipped within an hour of a fault",
+    )?;
     let cfg = GenConfig {
         batch_every_ms,
         deploy_every_ms,
