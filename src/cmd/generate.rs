@@ -66,9 +66,10 @@ pub struct Args {
     /// metrics and behave like JVMs: a young generation that fills and
     /// empties every minute or two, an old generation that climbs for the
     /// best part of an hour and falls at each mixed collection (the
-    /// sawtooth), collection pauses, and a container working set that
-    /// grows for hours after start as the heap is committed, to near 90%
-    /// of the memory limit. Healthy behaviour, not a fault. Off by default.
+    /// sawtooth), collection pauses, the heap's committed size per pool,
+    /// and a container working set that grows for the JVM's first old
+    /// generation cycle as its heap is touched, to about 80% of the memory
+    /// limit. Healthy behaviour, not a fault. Off by default.
     #[arg(long)]
     pub jvm: bool,
 

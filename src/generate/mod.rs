@@ -245,8 +245,13 @@ pub(crate) struct Jvm {
     /// Old generation in use.
     pub old: f64,
     /// Heap committed from the system: grows with what the heap held at
-    /// its fullest, never shrinks (the working set follows it).
+    /// its fullest, never shrinks.
     pub committed: f64,
+    /// Heap the JVM has touched (resident): the young generation and the
+    /// old generation at its fullest so far. A committed page is resident
+    /// only once written, so the working set follows this, a little below
+    /// the committed heap, not the committed heap itself.
+    pub touched: f64,
     /// Collections and their pauses (counters).
     pub minor: f64,
     pub minor_secs: f64,
@@ -258,12 +263,14 @@ impl Jvm {
     /// A JVM just started in a container with `limit` bytes of memory.
     pub(crate) fn start(limit: f64) -> Jvm {
         let max = 0.7 * limit;
+        let (eden_cap, old) = (0.2 * max, 0.1 * max);
         Jvm {
             max,
             eden: 0.0,
-            eden_cap: 0.2 * max,
-            old: 0.1 * max,
-            committed: 0.25 * max,
+            eden_cap,
+            old,
+            committed: (1.1 * (old + eden_cap)).max(0.25 * max),
+            touched: old + eden_cap,
             minor: 0.0,
             minor_secs: 0.0,
             mixed: 0.0,
@@ -290,6 +297,7 @@ impl Jvm {
             }
         }
         self.old = self.old.min(self.max - self.eden_cap);
+        self.touched = self.touched.max(self.old + self.eden_cap);
         self.committed = self
             .committed
             .max((self.old + self.eden_cap) * 1.1)

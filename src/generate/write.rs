@@ -433,7 +433,7 @@ impl Writers {
                     };
                 }
                 // A JVM: its heap's sawtooth, and a working set that is
-                // the committed heap plus what lives outside it.
+                // the heap it has touched plus what lives outside it.
                 if let Some(j) = st.jvm[ci].as_mut() {
                     // The kernel killed the leaking JVM: it starts afresh.
                     if leaking.is_some() && st.oom_at == Some(t) {
@@ -442,7 +442,7 @@ impl Writers {
                     let rate = 0.0025 * j.max * (0.3 + season) * up.cpu * (1.0 + 0.1 * normal(rng));
                     let floor = 0.3 + leaking.map_or(0.0, |p| 0.6 * (p / 0.8).min(1.0));
                     j.step(step_s, rate, floor, rng);
-                    let ws = (0.15 * s.mem_limit + j.committed) * (1.0 + 0.005 * normal(rng));
+                    let ws = (0.15 * s.mem_limit + j.touched) * (1.0 + 0.005 * normal(rng));
                     mem = match leaking {
                         Some(p) if st.oom_at.is_none() => climb(ws, p),
                         _ => ws,
@@ -450,9 +450,17 @@ impl Writers {
                 }
                 let out = &mut samples[hi];
                 if let Some(j) = &st.jvm[ci] {
-                    for (id, used, max) in [
-                        ("G1 Eden Space", j.eden, j.eden_cap),
-                        ("G1 Old Gen", j.old, j.max - j.eden_cap),
+                    // Micrometer's pools: what each holds, has committed
+                    // (the young generation is committed whole) and may
+                    // grow to.
+                    for (id, used, committed, max) in [
+                        ("G1 Eden Space", j.eden, j.eden_cap, j.eden_cap),
+                        (
+                            "G1 Old Gen",
+                            j.old,
+                            j.committed - j.eden_cap,
+                            j.max - j.eden_cap,
+                        ),
                     ] {
                         let mut l = labels();
                         l.insert("area", "heap".into());
@@ -461,6 +469,12 @@ impl Writers {
                             "jvm_memory_used_bytes".into(),
                             l.clone(),
                             used.round(),
+                            "gauge",
+                        ));
+                        out.push((
+                            "jvm_memory_committed_bytes".into(),
+                            l.clone(),
+                            committed.round(),
                             "gauge",
                         ));
                         out.push(("jvm_memory_max_bytes".into(), l, max.round(), "gauge"));
