@@ -80,6 +80,15 @@ pub trait Context {
         None
     }
 
+    /// What the heap of a garbage-collected runtime in the signal's
+    /// container holds now, pool by pool (a JVM's young and old
+    /// generations), in an order that stays the same, when the data has
+    /// it: the container's working set holds at least the most each pool
+    /// has held.
+    fn heap_pools(&self) -> Option<&[f64]> {
+        None
+    }
+
     /// What the signal's peers (the same kind of record at the other
     /// services) say its share should be before its own history does.
     fn share_prior(&self) -> Option<crate::detectors::share::SharePrior> {

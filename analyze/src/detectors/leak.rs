@@ -67,7 +67,28 @@ pub struct LeakDetector {
     /// floors from its first point, before its first collection shows.
     #[serde(default)]
     managed: bool,
+    /// A container's memory that may hold a garbage-collected heap: judged
+    /// net of the heap the runtime has touched, when the data says it
+    /// (see [`LeakDetector::beside_heap`]).
+    #[serde(default)]
+    beside_heap: bool,
+    /// The heap touched at the latest point, once known: what the kept
+    /// values have had taken off.
+    #[serde(default)]
+    held: Option<f64>,
+    /// The most each heap pool has held since the working set last fell.
+    #[serde(default)]
+    pools: Vec<f64>,
+    /// Points left during which `pools` follow the heap as it is, after
+    /// the working set fell (the runtime restarted or gave memory back;
+    /// its heap series may lag the working set by a scrape or two).
+    #[serde(default)]
+    follow: u8,
 }
+
+/// Points after a fall of the working set during which the heap touched
+/// is taken as the heap reports it, not as the most it has held.
+const FOLLOW_POINTS: u8 = 4;
 
 /// A fall of at least this share of the value from one point to the next
 /// is a collection (a garbage collection, an eviction, a pool shrinking):
@@ -148,6 +169,100 @@ impl LeakDetector {
         }
     }
 
+    /// The same detector for a container's memory (working set, resident
+    /// set) where a garbage-collected runtime may run. A JVM's heap takes
+    /// pages from the system as it first fills them, up to its maximum
+    /// (`-Xmx`), and a page once written stays in the working set: for the
+    /// best part of an hour after every start the container's memory
+    /// climbs steadily toward a plateau near its limit, the shape of a
+    /// leak. What the heap holds is the heap's own series' business (its
+    /// floors, see [`LeakDetector::managed`]); what can leak here is the
+    /// rest, the runtime's native memory. So where the data gives the
+    /// heap's use (Micrometer's `jvm_memory_used_bytes`, the Java client's
+    /// `jvm_memory_bytes_used`, `area="heap"`), the climb is fitted to the
+    /// memory outside what the heap has touched (the most each of its
+    /// pools has held, from [`crate::detector::Context::heap_pools`], since
+    /// the working set last fell: a restart or memory given back releases
+    /// its pages), as the JVM's native memory tracking separates them.
+    /// Pool by pool, because a young generation is emptied every minute or
+    /// two and a scrape catches it at any point of its cycle. Not the
+    /// committed heap: the JVM commits ahead of what it writes, and the
+    /// working set catches up with it for minutes after the heap stops
+    /// growing. The pace is still judged against the whole memory's level,
+    /// and running out against the whole limit. Without a heap series
+    /// nothing changes.
+    pub fn beside_heap(self) -> Self {
+        LeakDetector {
+            beside_heap: true,
+            ..self
+        }
+    }
+
+    /// Whether this detector asks for the touched heap beside its
+    /// values ([`LeakDetector::beside_heap`]).
+    pub fn nets_heap(&self) -> bool {
+        self.beside_heap
+    }
+
+    /// [`LeakDetector::observe_against`] of a container's memory `x`
+    /// beside what the pools of the heap of the runtime in it hold now,
+    /// `pools`, when known: the climb is fitted to `x` less the most each
+    /// pool has held. The first time the heap is known, what the detector
+    /// kept is taken on the same footing (that heap taken off), so a heap
+    /// series that starts a scrape after the working set makes no step.
+    pub fn observe_beside(
+        &mut self,
+        t: f64,
+        x: f64,
+        limit: Option<f64>,
+        pools: Option<&[f64]>,
+    ) -> Score {
+        if let Some(now) = pools.filter(|p| !p.is_empty()) {
+            // The working set fell as a whole: the pages the heap had
+            // touched went with it.
+            if let Some(was) = self.held {
+                if self.values.back().is_some_and(|&v| self.falls(v + was, x)) {
+                    self.follow = FOLLOW_POINTS;
+                }
+            }
+            let fresh = self.follow > 0 || self.pools.len() != now.len();
+            self.follow = self.follow.saturating_sub(1);
+            if fresh {
+                self.pools.clear();
+                self.pools.extend(now.iter().map(|v| v.max(0.0)));
+            } else {
+                for (most, &v) in self.pools.iter_mut().zip(now) {
+                    *most = most.max(v);
+                }
+            }
+            let h: f64 = self.pools.iter().filter(|v| v.is_finite()).sum();
+            if self.held.is_none() {
+                for v in self.values.iter_mut().chain(self.peaks.iter_mut()) {
+                    *v -= h;
+                }
+                if self.block.0 > 0 {
+                    self.block.1 -= h;
+                }
+                for f in self.floors.iter_mut() {
+                    f.1 -= h;
+                }
+            }
+            self.held = Some(h);
+        }
+        let held = self.held.unwrap_or(0.0);
+        self.observe_net(t, x - held, limit, held)
+    }
+
+    /// Whether a fall from `p` to `x` is a collection: a quarter of the
+    /// value and more than the series' own noise, in one step.
+    fn falls(&self, p: f64, x: f64) -> bool {
+        self.last_sigma > 0.0
+            && p > 0.0
+            && x >= 0.0
+            && x < p * (1.0 - COLLECTION)
+            && p - x > COLLECTION_SIGMAS * self.last_sigma
+    }
+
     /// Whether the climb in alert, if any, reaches its known limit within
     /// [`EXHAUST_HORIZON_HOURS`] (a limit not known cannot say it does not).
     pub fn exhausting(&self) -> bool {
@@ -171,17 +286,19 @@ impl LeakDetector {
     /// this point, when known: a climb is running out only if it reaches
     /// the limit within [`EXHAUST_HORIZON_HOURS`] or stands near it.
     pub fn observe_against(&mut self, t: f64, x: f64, limit: Option<f64>) -> Score {
+        self.observe_net(t, x, limit, 0.0)
+    }
+
+    /// The test itself, on `x` with `held` already taken off it (0 for a
+    /// gauge judged whole): the climb is fitted to the net values, its
+    /// pace judged against the whole level and its limit against the
+    /// whole value.
+    fn observe_net(&mut self, t: f64, x: f64, limit: Option<f64>, held: f64) -> Score {
         if !x.is_finite() {
             return Score::missing(self.alert.in_alert || self.floor_alert);
         }
         self.seen += 1;
-        let collection = self.last_sigma > 0.0
-            && self.values.back().is_some_and(|&p| {
-                p > 0.0
-                    && x >= 0.0
-                    && x < p * (1.0 - COLLECTION)
-                    && p - x > COLLECTION_SIGMAS * self.last_sigma
-            });
+        let collection = self.values.back().is_some_and(|&p| self.falls(p, x));
         if collection {
             let since = self.seen - self.floors.back().map_or(0, |f| f.0);
             self.longest_cycle = self.longest_cycle.max(since);
@@ -230,7 +347,7 @@ impl LeakDetector {
             return Score {
                 score: 0.0,
                 alert: false,
-                expected: x,
+                expected: x + held,
                 spread: 0.0,
             };
         }
@@ -264,7 +381,7 @@ impl LeakDetector {
             (Some(a), Some(b)) if self.times.len() == n && b > a => (b - a) / (nf - 1.0),
             _ => DEFAULT_STEP_SECS,
         };
-        let rise_per_hour = slope / mean_x.abs().max(1e-9) * 3600.0 / step;
+        let rise_per_hour = slope / (mean_x + held).abs().max(1e-9) * 3600.0 / step;
         // The highest value seen before the fitted window (and the part of
         // the current block already out of it).
         let peak = self
@@ -287,24 +404,27 @@ impl LeakDetector {
             self.floor_alert = false;
         }
         if collected {
-            return self.floor_score(x, limit, step);
+            let mut s = self.floor_score(x + held, limit, step);
+            s.expected += held;
+            return s;
         }
         // With the limit known, a window that does not climb (a flat
         // stretch while the alert holds) never reaches it.
-        self.ran_out = alert && (self.ran_out || running_out(x, limit, slope / step * 3600.0));
+        self.ran_out =
+            alert && (self.ran_out || running_out(x + held, limit, slope / step * 3600.0));
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
             Score {
                 score: (t / 16.0).clamp(0.0, 1.0),
                 alert,
-                expected: peak - 3.0 * sigma,
+                expected: peak - 3.0 * sigma + held,
                 spread: sigma,
             }
         } else {
             Score {
                 score: (t / 16.0).clamp(0.0, 1.0),
                 alert,
-                expected: mean_x + slope * (nf - 1.0 - mean_i),
+                expected: mean_x + slope * (nf - 1.0 - mean_i) + held,
                 spread: sigma,
             }
         }
@@ -413,7 +533,12 @@ impl Detector for LevelAndSlope {
     fn observe(&mut self, p: &Point<'_>) -> Score {
         let limit = self.1.limit_of.as_deref().and_then(|m| p.context.limit(m));
         let a = BaselineDetector::observe(&mut self.0, p.t, p.value);
-        let b = self.1.observe_against(p.t, p.value, limit);
+        let heap = if self.1.beside_heap {
+            p.context.heap_pools()
+        } else {
+            None
+        };
+        let b = self.1.observe_beside(p.t, p.value, limit, heap);
         if b.alert && !a.alert {
             b
         } else {
@@ -662,5 +787,82 @@ mod tests {
             }
         }
         assert!(seen, "a rising sawtooth is a leak");
+    }
+
+    /// A container running a JVM: for most of an hour after it starts its
+    /// working set climbs toward a plateau near its limit as the heap
+    /// fills pages it never touched, the shape of a leak, and was one
+    /// after every start. Beside what the heap holds (a young generation
+    /// emptied every five scrapes, an old generation filling, then its
+    /// sawtooth) that climb is the heap's, and no leak, nor is the climb
+    /// after the JVM restarts in the same container; a native leak
+    /// climbing beside the heap is one. A heap series first known a few
+    /// scrapes after the working set makes no step.
+    #[test]
+    fn a_working_set_is_judged_beside_its_heap() {
+        let limit = 2e9;
+        let native = |i: usize| 0.3e9 * (1.0 + 0.005 * noise(i));
+        let eden = 0.28e9;
+        // The old generation of a JVM started at point `s`: filling over
+        // 200 points (50 minutes at 15 s; after a restart, at night, 400),
+        // then cycling.
+        let old = |i: usize, s: usize| {
+            let fill = if s == 0 { 200 } else { 400 };
+            let i = i - s;
+            if i < fill {
+                0.07e9 + 1.05e9 * i as f64 / fill as f64
+            } else {
+                0.5e9 + 0.62e9 * ((i - fill) % 150) as f64 / 150.0
+            }
+        };
+        let run = |known_from: Option<usize>, leak_per_hour: f64, restart: Option<usize>| {
+            let mut d = LeakDetector::with_limit("limit").beside_heap();
+            let mut alerts = 0;
+            let mut touched: f64 = 0.0;
+            for i in 0..1440usize {
+                let t = i as f64 * 15.0;
+                let start = match restart {
+                    Some(r) if i >= r => {
+                        if i == r {
+                            touched = 0.0;
+                        }
+                        r
+                    }
+                    _ => 0,
+                };
+                let heap = [eden * (i % 5) as f64 / 5.0, old(i, start)];
+                touched = touched.max(old(i, start) + eden);
+                let leak = leak_per_hour * (i.saturating_sub(400) as f64 * 15.0 / 3600.0);
+                let ws = native(i) + touched + leak;
+                let h = known_from.filter(|&k| i >= k).map(|_| &heap[..]);
+                if d.observe_beside(t, ws, Some(limit), h).alert {
+                    alerts += 1;
+                }
+            }
+            alerts
+        };
+        assert!(
+            run(None, 0.0, None) > 0,
+            "without the heap the start-up is a climb"
+        );
+        assert_eq!(run(Some(0), 0.0, None), 0, "beside its heap it is none");
+        assert_eq!(
+            run(Some(5), 0.0, None),
+            0,
+            "nor when the heap is known late"
+        );
+        assert!(
+            run(None, 0.0, Some(700)) > 0,
+            "without the heap a restart's climb is one"
+        );
+        assert_eq!(
+            run(Some(0), 0.0, Some(700)),
+            0,
+            "a restart's climb beside its heap is none"
+        );
+        assert!(
+            run(Some(0), 0.8e9, None) > 0,
+            "a native leak beside its heap is one"
+        );
     }
 }

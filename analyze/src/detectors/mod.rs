@@ -207,8 +207,11 @@ pub fn for_signal(s: &Signal, settings: &Settings) -> Option<AnyDetector> {
             LevelAndSlope(series(&settings.level), {
                 let d = threshold::limit_of(s)
                     .map_or_else(LeakDetector::default, LeakDetector::with_limit);
-                if s.name.to_ascii_lowercase().contains("heap") {
+                let name = s.name.to_ascii_lowercase();
+                if name.contains("heap") {
                     d.managed()
+                } else if name.contains("memory") {
+                    d.beside_heap()
                 } else {
                     d
                 }
