@@ -25,8 +25,10 @@ pub struct Args {
     pub rate: f64,
 
     /// Fault scenario: memory_leak, fd_leak, thread_leak, disk_pressure,
-    /// cpu_saturation, db_timeout, bad_deploy, noisy_neighbor, quiet, or
-    /// `all` (every fault, with quiet stretches between).
+    /// cpu_saturation, db_timeout, bad_deploy, noisy_neighbor, quiet,
+    /// slow_release (a deploy that makes checkout slower and fails
+    /// nothing; not part of `all`), or `all` (the first eight, with quiet
+    /// stretches between).
     #[arg(long, default_value = "all")]
     pub scenario: String,
 

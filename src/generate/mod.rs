@@ -15,7 +15,7 @@ mod write;
 
 use anyhow::{bail, Context};
 use estate::{estate, Service};
-use faults::{describe, Fault, SCENARIOS};
+use faults::{describe, Fault, NOT_IN_ALL, SCENARIOS};
 use models::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -112,7 +112,7 @@ fn schedule(cfg: &GenConfig, rng: &mut ChaCha8Rng) -> anyhow::Result<Vec<Fault>>
         "all" => SCENARIOS
             .iter()
             .copied()
-            .filter(|s| *s != "quiet")
+            .filter(|s| !NOT_IN_ALL.contains(s))
             .collect(),
         "quiet" => vec![],
         s => vec![SCENARIOS
@@ -554,6 +554,11 @@ pub fn generate(
                         _ => {}
                     }
                 }
+                if let Some((f, _)) = is("slow_release") {
+                    if t >= f.start_ms + 15_000 && s.name == "checkout" {
+                        lat_mult *= 2.5;
+                    }
+                }
                 if let Some((f, _)) = is("bad_deploy") {
                     if t >= f.start_ms + 15_000 {
                         match s.name {
@@ -732,6 +737,24 @@ pub fn generate(
                     "deploy",
                     "2.5.0".into(),
                     "deployed checkout 2.5.0 (new pricing engine)".into(),
+                ));
+            }
+            if f.scenario == "slow_release" && t <= f.start_ms && f.start_ms < t + step {
+                changes.push((
+                    f.start_ms,
+                    "checkout",
+                    "deploy",
+                    "2.6.0".into(),
+                    "deployed checkout 2.6.0 (new recommendations)".into(),
+                ));
+            }
+            if f.scenario == "slow_release" && f.end_ms - step <= t && t < f.end_ms {
+                changes.push((
+                    f.end_ms - 1000,
+                    "checkout",
+                    "deploy",
+                    "2.5.1".into(),
+                    "rolled back checkout to 2.5.1".into(),
                 ));
             }
             if f.scenario == "bad_deploy" && f.end_ms - step <= t && t < f.end_ms {
