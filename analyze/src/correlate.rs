@@ -105,6 +105,11 @@ struct Open {
     /// before it: then the signal's latest onset stands in.)
     #[serde(default)]
     alerting: Vec<(models::Signal, Timestamp)>,
+    /// Services whose latency rose with a start of theirs and stayed above
+    /// its band after the warm-up ([`Correlator::observe_held`]): a slower
+    /// release, which makes their change a suspect as errors do.
+    #[serde(default)]
+    regressed: BTreeSet<String>,
 }
 
 impl Open {
@@ -265,6 +270,12 @@ pub struct Correlator {
     /// minutes (a deploy, a scale-out, a replaced pod no event announced).
     #[serde(default)]
     starts: VecDeque<(Timestamp, String)>,
+    /// Latency rises held while their service started (see
+    /// [`Correlator::starting_up`]), with their signal's values since:
+    /// judged when the start's warm-up is over ([`Correlator::observe_held`]).
+    /// Oldest first, bounded.
+    #[serde(default)]
+    held_starts: VecDeque<Held>,
     /// Hashes of the (service, host) and (service, instance) pairs already
     /// in `placement` and `instances`: every record names them, and a hash
     /// lookup is several times cheaper than the sorted maps' string
@@ -274,6 +285,24 @@ pub struct Correlator {
     #[serde(skip)]
     known_pairs: FastSet<u64>,
 }
+
+/// A latency rise held while its service started, and its signal's values
+/// since (event time ms, value), the latest [`MAX_HELD_VALUES`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Held {
+    anomaly: Anomaly,
+    values: VecDeque<(i64, f64)>,
+}
+
+/// How long after a service's latest start its latency is judged against
+/// what it was before: new instances warm up (caches, connection pools, a
+/// JIT compiling the hot paths) for minutes, not for ten. Canary analysis
+/// (Spinnaker's Kayenta) likewise skips a warm-up before comparing a new
+/// version's metrics with the old one's.
+const WARM_UP_MS: i64 = 10 * 60_000;
+/// The span before that moment whose values are judged (their median).
+const JUDGED_SPAN_MS: i64 = 3 * 60_000;
+const MAX_HELD_VALUES: usize = 64;
 
 /// A service's instances (see [`Correlator::learn_instance`]).
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -355,6 +384,7 @@ impl Correlator {
             instances: BTreeMap::new(),
             instances_len: 0,
             starts: VecDeque::new(),
+            held_starts: VecDeque::new(),
             known_pairs: FastSet::default(),
         }
     }
@@ -519,9 +549,10 @@ impl Correlator {
     /// every deploy. Such a rise waits for a symptom, as a cause-side
     /// change does: if the deploy broke something, its errors open the
     /// incident (and the change is ranked first, see `rank`), and the
-    /// latency joins it as evidence. A slower version whose latency never
-    /// comes back is a regression this does not page on until another
-    /// onset comes after the window.
+    /// latency joins it as evidence. A cold start is over in minutes; a
+    /// slower version is not: a rise whose latency is still above the band
+    /// it had before the start once the new instances have warmed up is a
+    /// regression, and opens then ([`Correlator::observe_held`]).
     fn starting_up(&self, a: &Anomaly) -> bool {
         let Some(svc) = a.signal.service.as_deref() else {
             return false;
@@ -535,6 +566,101 @@ impl Correlator {
             .iter()
             .rev()
             .any(|(at, s)| s == svc && (0..=lookback).contains(&(t - at.as_millis())))
+    }
+
+    /// The latest start of `service` recorded (ms).
+    fn latest_start(&self, service: &str) -> Option<i64> {
+        self.starts
+            .iter()
+            .rev()
+            .find(|(_, s)| s == service)
+            .map(|(at, _)| at.as_millis())
+    }
+
+    /// Whether latency rises are held while their services start (the
+    /// engine then reports their signals' values, see
+    /// [`Correlator::observe_held`]).
+    pub fn holding(&self) -> bool {
+        !self.held_starts.is_empty()
+    }
+
+    /// A value of `signal` at `at`. If a rise of it is held while its
+    /// service starts ([`Correlator::starting_up`]), it is judged once the
+    /// service's latest start is [`WARM_UP_MS`] old: the median of its
+    /// values over the [`JUDGED_SPAN_MS`] before against the band it had
+    /// when it rose (the baseline before the start, frozen: the baseline
+    /// itself has learnt the new level by then). Still above: the start
+    /// shipped a slower version, a regression, and it opens (or joins) an
+    /// incident now, with the start's change ranked first (see `rank`).
+    /// Back inside: it was the start, and it is dropped.
+    pub fn observe_held(
+        &mut self,
+        signal: &models::Signal,
+        at: Timestamp,
+        value: f64,
+    ) -> Vec<Incident> {
+        let Some(i) = self
+            .held_starts
+            .iter()
+            .position(|h| &h.anomaly.signal == signal)
+        else {
+            return Vec::new();
+        };
+        let t = at.as_millis();
+        let h = &mut self.held_starts[i];
+        if value.is_finite() {
+            if h.values.len() >= MAX_HELD_VALUES {
+                h.values.pop_front();
+            }
+            h.values.push_back((t, value));
+        }
+        let onset = h.anomaly.timestamp.as_millis();
+        let service = signal.service.clone().unwrap_or_default();
+        // Ten minutes after the latest start, and with a span of values
+        // after the rise to judge.
+        let started = self.latest_start(&service).unwrap_or(onset);
+        let judged_at = (started + WARM_UP_MS).max(onset + JUDGED_SPAN_MS);
+        if t < judged_at {
+            return Vec::new();
+        }
+        let h = self.held_starts.remove(i).expect("index found");
+        let mut recent: Vec<f64> = h
+            .values
+            .iter()
+            .filter(|(v_at, _)| t - v_at <= JUDGED_SPAN_MS)
+            .map(|&(_, v)| v)
+            .collect();
+        if recent.len() < 3 {
+            return Vec::new();
+        }
+        recent.sort_by(f64::total_cmp);
+        let median = recent[recent.len() / 2];
+        let mut a = h.anomaly;
+        if median <= a.expected.upper {
+            return Vec::new();
+        }
+        // Evidence of its own now, reported when it is known.
+        self.pending_causes
+            .retain(|p| !(p.signal == a.signal && p.timestamp == a.timestamp));
+        a.detail = format!(
+            "{median:.4} observed (median of the last {} points), {:.4} expected before \
+             {service} started: still above its band {} minutes after the start",
+            recent.len(),
+            a.expected.expected,
+            (t - started) / 60_000,
+        );
+        a.observed = median;
+        a.timestamp = at;
+        let resolved = self.fold_held(a, true, false);
+        for o in &mut self.open {
+            if o.anomalies
+                .iter()
+                .any(|b| &b.signal == signal && b.timestamp == at)
+            {
+                o.regressed.insert(service.clone());
+            }
+        }
+        resolved
     }
 
     /// Learn that `instance` (a pod or container) of `service` was seen at
@@ -622,6 +748,17 @@ impl Correlator {
     /// [`Correlator::observe`]; with `may_open` false the anomaly only
     /// joins an open incident.
     fn fold(&mut self, a: Anomaly, may_open: bool) -> Vec<Incident> {
+        self.fold_held(a, may_open, true)
+    }
+
+    /// [`Correlator::fold`]; with `may_hold` false a latency rise during a
+    /// start is not held again (its window is over).
+    fn fold_held(&mut self, a: Anomaly, may_open: bool, may_hold: bool) -> Vec<Incident> {
+        // A new onset of a signal while a rise of it is held (a later
+        // replica's cold start): the new one is held in its place.
+        if may_hold && !self.held_starts.is_empty() {
+            self.held_starts.retain(|h| h.anomaly.signal != a.signal);
+        }
         let resolved = self.advance(a.timestamp);
         let gap = (self.cfg.gap_secs * 1000) as i64;
         let link = (self.cfg.link_secs * 1000) as i64;
@@ -673,7 +810,14 @@ impl Correlator {
                 return resolved;
             }
             // A service slowing down while its new instances start.
-            None if self.starting_up(&a) => {
+            None if may_hold && self.starting_up(&a) => {
+                while self.held_starts.len() >= MAX_WAITING {
+                    self.held_starts.pop_front();
+                }
+                self.held_starts.push_back(Held {
+                    anomaly: a.clone(),
+                    values: VecDeque::new(),
+                });
                 self.wait_for_symptom(a);
                 return resolved;
             }
@@ -693,6 +837,7 @@ impl Correlator {
                     host_level: BTreeSet::new(),
                     templates: Vec::new(),
                     alerting: Vec::new(),
+                    regressed: BTreeSet::new(),
                 });
                 self.open.last_mut().expect("just pushed")
             }
@@ -1055,13 +1200,15 @@ impl Correlator {
             if !(0..=lookback).contains(&dt) || !o.services.contains(&ch.service) {
                 continue;
             }
-            // Errors, not warnings: a slow host makes a service warn.
+            // Errors, not warnings: a slow host makes a service warn. Or
+            // a latency that rose with the change's start and outlasted
+            // it (a slower release).
             let errors_there = o.anomalies.iter().any(|a| {
                 a.signal.service.as_deref() == Some(ch.service.as_str())
                     && a.signal.kind != SignalKind::WarnRate
                     && matches!(a.kind, AnomalyKind::ErrorBurst | AnomalyKind::NewTemplate)
             });
-            if !errors_there {
+            if !errors_there && !o.regressed.contains(&ch.service) {
                 continue;
             }
             // Unless a service it calls was failing first: then its
@@ -1648,6 +1795,57 @@ mod tests {
             .anomalies
             .iter()
             .any(|a| a.signal.kind == SignalKind::LatencyQuantile));
+    }
+
+    /// A release that is slower than the one before: its latency rises
+    /// with the new instances' cold start, and stays, while the baseline
+    /// learns the new level and stops alerting within minutes. Held while
+    /// the start could explain it, it is judged once the start is ten
+    /// minutes old against the band it rose from: still above it, it
+    /// pages then, with the deploy ranked first; back inside it (a cold
+    /// start), nothing. A later start (the next replica) moves the
+    /// judgement on.
+    #[test]
+    fn a_slower_release_pages_once_its_start_has_warmed_up() {
+        // The p99 rises at 60 s above its band (expected 1, upper 2); its
+        // values from then on: 3 for two minutes (cold), then `after`.
+        let run = |after: f64, second_start: Option<i64>| {
+            let mut c = Correlator::new(topo());
+            c.observe_change(&deploy_at_zero("checkout", "2.4.1"));
+            let rise = p99(60, "checkout");
+            let signal = rise.signal.clone();
+            let mut out = c.observe(rise);
+            for t in (75..=1_800).step_by(15) {
+                if second_start == Some(t) {
+                    c.observe_change(&ChangeEvent {
+                        timestamp: Timestamp::from_secs(t),
+                        kind: ChangeKind::Scale,
+                        ..deploy_at_zero("checkout", "2.4.1")
+                    });
+                }
+                out.extend(c.advance(Timestamp::from_secs(t)));
+                let v = if t < 180 { 3.0 } else { after };
+                out.extend(c.observe_held(&signal, Timestamp::from_secs(t), v));
+            }
+            out.extend(c.finish());
+            out
+        };
+        assert!(run(1.2, None).is_empty(), "a cold start that ended");
+        let incs = run(2.5, None);
+        assert_eq!(incs.len(), 1, "{incs:#?}");
+        assert_eq!(
+            incs[0].start,
+            Timestamp::from_secs(600),
+            "judged at ten minutes"
+        );
+        assert_eq!(incs[0].root_causes[0].class, RootCauseClass::BadChange);
+        let later = run(2.5, Some(300));
+        assert_eq!(later.len(), 1);
+        assert_eq!(
+            later[0].start,
+            Timestamp::from_secs(900),
+            "ten minutes after the last start"
+        );
     }
 
     /// Without a change event a start shows as a pod new to its service:

@@ -882,6 +882,15 @@ impl Analyzer {
                 out.incidents.extend(self.correlator.observe_onset(&mut a));
                 out.anomalies.push(a);
             }
+            // A rise held while its service started is judged on the
+            // values that follow (alerting or not: the baseline learns a
+            // new level within minutes).
+            if self.correlator.holding() {
+                out.incidents.extend(
+                    self.correlator
+                        .observe_held(&p.signal, p.timestamp, p.value),
+                );
+            }
         }
         self.points = points;
     }

@@ -909,6 +909,48 @@ fn rolling_deploys_are_not_paged() {
     assert!(p.is_empty(), "deploys paged without change events: {p:#?}");
 }
 
+/// A deploy that makes checkout slower and fails nothing
+/// (`--scenario slow_release`): its p99 rises with the deploy and stays,
+/// while the baseline learns the new level within minutes. Held as a
+/// start-up at first, it is paged once the deploy is ten minutes old, with
+/// the deploy ranked first (before, the hold was the end of it: missed).
+#[test]
+fn a_slower_release_is_paged_after_its_warm_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    generate_day(
+        &data,
+        &[
+            "--seed",
+            "161",
+            "--duration",
+            "12h",
+            "--scenario",
+            "slow_release",
+        ],
+    );
+    let fault = labels_of(&data)["faults"][0].clone();
+    assert_eq!(fault["class"], "bad_change", "{fault}");
+    let deployed = models::Timestamp::parse_rfc3339(fault["start"].as_str().unwrap())
+        .unwrap()
+        .as_millis();
+    replay_day(&data, &out);
+    let incidents = jsonl(&out, "incidents.jsonl");
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let i = &incidents[0];
+    assert_eq!(i["root_causes"][0]["class"], "bad_change", "{i:#}");
+    assert_eq!(i["root_causes"][0]["target"]["service"], "checkout");
+    let opened = models::Timestamp::parse_rfc3339(i["start"].as_str().unwrap())
+        .unwrap()
+        .as_millis();
+    let after = (opened - deployed) / 1000;
+    assert!(
+        (540..=900).contains(&after),
+        "opened {after} s after the deploy"
+    );
+}
+
 /// Java services that behave like JVMs on a fault-free day, with a
 /// rolling deploy every three hours: an old generation that climbs for
 /// most of an hour between collections, every cycle to about the same
