@@ -727,6 +727,16 @@ fn refuses_to_overwrite_a_directory_it_did_not_write() {
 
 /// `remedy generate` of a day into `data` (`--rate 1`, then `args`),
 /// which must succeed.
+/// A temporary directory holding a day generated with `args` in `data/`,
+/// and the path for its replay's output (`out/`).
+fn generated_day(args: &[&str]) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = dir.path().join("out");
+    generate_day(&data, args);
+    (dir, data, out)
+}
+
 fn generate_day(data: &Path, args: &[&str]) {
     let run = remedy()
         .args(["generate", "--rate", "1"])
@@ -786,24 +796,18 @@ fn manifest_of(data: &Path) -> Value {
 /// incident for it.
 #[test]
 fn an_hourly_batch_job_is_learned_not_paged() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = dir.path().join("out");
-    generate_day(
-        &data,
-        &[
-            "--seed",
-            "106",
-            "--duration",
-            "24h",
-            "--scenario",
-            "quiet",
-            "--services",
-            "gateway,checkout,inventory",
-            "--batch-every",
-            "1h",
-        ],
-    );
+    let (_dir, data, out) = generated_day(&[
+        "--seed",
+        "106",
+        "--duration",
+        "24h",
+        "--scenario",
+        "quiet",
+        "--services",
+        "gateway,checkout,inventory",
+        "--batch-every",
+        "1h",
+    ]);
     assert_eq!(manifest_of(&data)["batch_every_secs"], 3600);
     replay_day(&data, &out);
     let runs: Vec<Value> = jsonl(&out, "anomalies.jsonl")
@@ -916,20 +920,14 @@ fn rolling_deploys_are_not_paged() {
 /// the deploy ranked first (before, the hold was the end of it: missed).
 #[test]
 fn a_slower_release_is_paged_after_its_warm_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = dir.path().join("out");
-    generate_day(
-        &data,
-        &[
-            "--seed",
-            "161",
-            "--duration",
-            "12h",
-            "--scenario",
-            "slow_release",
-        ],
-    );
+    let (_dir, data, out) = generated_day(&[
+        "--seed",
+        "161",
+        "--duration",
+        "12h",
+        "--scenario",
+        "slow_release",
+    ]);
     let fault = labels_of(&data)["faults"][0].clone();
     assert_eq!(fault["class"], "bad_change", "{fault}");
     let deployed = models::Timestamp::parse_rfc3339(fault["start"].as_str().unwrap())
@@ -961,25 +959,19 @@ fn a_slower_release_is_paged_after_its_warm_up() {
 /// then each Java start was one).
 #[test]
 fn a_jvms_heap_sawtooth_is_not_a_leak() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let out = dir.path().join("out");
-    generate_day(
-        &data,
-        &[
-            "--seed",
-            "131",
-            "--duration",
-            "12h",
-            "--scenario",
-            "quiet",
-            "--services",
-            "gateway,checkout,inventory",
-            "--jvm",
-            "--deploy-every",
-            "3h",
-        ],
-    );
+    let (_dir, data, out) = generated_day(&[
+        "--seed",
+        "131",
+        "--duration",
+        "12h",
+        "--scenario",
+        "quiet",
+        "--services",
+        "gateway,checkout,inventory",
+        "--jvm",
+        "--deploy-every",
+        "3h",
+    ]);
     let old_gen = scrapes(&data)
         .lines()
         .filter(|l| l.starts_with("jvm_memory_used_bytes{") && l.contains("Old Gen"))
