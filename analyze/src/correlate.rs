@@ -599,6 +599,16 @@ impl Correlator {
         at: Timestamp,
         value: f64,
     ) -> Vec<Incident> {
+        let t = at.as_millis();
+        // A rise whose signal went quiet, or whose service kept starting,
+        // is not held for ever (its judgement is due within the change
+        // window and the warm-up of its onset).
+        let lookback = (self.cfg.change_lookback_secs * 1000) as i64;
+        while self.held_starts.front().is_some_and(|h| {
+            t - h.anomaly.timestamp.as_millis() > lookback + WARM_UP_MS + JUDGED_SPAN_MS
+        }) {
+            self.held_starts.pop_front();
+        }
         let Some(i) = self
             .held_starts
             .iter()
@@ -606,7 +616,6 @@ impl Correlator {
         else {
             return Vec::new();
         };
-        let t = at.as_millis();
         let h = &mut self.held_starts[i];
         if value.is_finite() {
             if h.values.len() >= MAX_HELD_VALUES {

@@ -198,12 +198,6 @@ impl LeakDetector {
         }
     }
 
-    /// Whether this detector asks for the touched heap beside its
-    /// values ([`LeakDetector::beside_heap`]).
-    pub fn nets_heap(&self) -> bool {
-        self.beside_heap
-    }
-
     /// [`LeakDetector::observe_against`] of a container's memory `x`
     /// beside what the pools of the heap of the runtime in it hold now,
     /// `pools`, when known: the climb is fitted to `x` less the most each
