@@ -136,6 +136,14 @@ pub const LEAK_RISE_PER_HOUR: f64 = 0.3;
 /// weeks; restarting it now helps nobody.
 pub const EXHAUST_HORIZON_HOURS: f64 = 24.0;
 
+/// A climb slower than [`LEAK_RISE_PER_HOUR`] of its level is still a
+/// leak when at its pace it reaches its known limit within this many
+/// hours: node-mixin's critical fill-up alert (a filesystem full within
+/// 4 hours at `predict_linear`'s pace). A gigabyte container at 85% of its
+/// limit gaining 150 MB an hour grows 15% of its level an hour, and is
+/// killed in one.
+pub const EXHAUST_SOON_HOURS: f64 = 4.0;
+
 /// A resource at this share of its known limit has run out, whatever its
 /// pace: the operators' 80% that the static rules use.
 const NEAR_LIMIT: f64 = 0.8;
@@ -387,7 +395,12 @@ impl LeakDetector {
         // Two earlier windows at least, so the peaks span a whole cycle of
         // anything that saws more often than every 48 points.
         let new_high = self.peaks.len() >= 2 && x > peak;
-        let strong = t >= 8.0 && rise_per_hour >= LEAK_RISE_PER_HOUR && new_high && !collected;
+        let per_hour = slope / step * 3600.0;
+        let soon = limit.is_some_and(|l| {
+            l > 0.0 && per_hour > 0.0 && (l - (x + held)) / per_hour <= EXHAUST_SOON_HOURS
+        });
+        let strong =
+            t >= 8.0 && (rise_per_hour >= LEAK_RISE_PER_HOUR || soon) && new_high && !collected;
         let alert = self.alert.update(strong, t < 2.0 || collected, 2, 8);
         if collected && collection {
             // The top: the highest value of the windows remembered and
@@ -858,5 +871,34 @@ mod tests {
             run(Some(0), 0.8e9, None) > 0,
             "a native leak beside its heap is one"
         );
+    }
+
+    /// A climb slower than the pace rule (15% of its level an hour) is a
+    /// leak when it reaches its known limit within hours: at 85% of its
+    /// limit it has one (watched for 40 minutes, still below the limit).
+    /// The same pace far from its limit, or with no limit known, is not
+    /// one.
+    #[test]
+    fn a_slow_climb_near_its_limit_is_a_leak() {
+        let run = |start: f64, limit: Option<f64>| {
+            let mut d = LeakDetector::with_limit("limit");
+            let mut alerts = 0;
+            for i in 0..400usize {
+                let t = i as f64 * 15.0;
+                let climb = if i > 240 {
+                    start * 0.15 * (i - 240) as f64 * 15.0 / 3600.0
+                } else {
+                    0.0
+                };
+                let x = (start + climb) * (1.0 + 0.002 * noise(i));
+                if d.observe_against(t, x, limit).alert {
+                    alerts += 1;
+                }
+            }
+            alerts
+        };
+        assert!(run(1.7e9, Some(2e9)) > 0, "at 85% of its limit");
+        assert_eq!(run(0.2e9, Some(2e9)), 0, "at 10% of its limit");
+        assert_eq!(run(1.7e9, None), 0, "no limit known");
     }
 }
