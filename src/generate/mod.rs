@@ -729,41 +729,35 @@ pub fn generate(
                 ));
             }
         }
+        // The releases the change faults ship, and their rollbacks.
         for f in &faults {
-            if f.scenario == "bad_deploy" && t <= f.start_ms && f.start_ms < t + step {
+            let ((version, what), (back, undo)) = match f.scenario {
+                "bad_deploy" => (
+                    ("2.5.0", "deployed checkout 2.5.0 (new pricing engine)"),
+                    ("2.4.1", "rolled back checkout to 2.4.1"),
+                ),
+                "slow_release" => (
+                    ("2.6.0", "deployed checkout 2.6.0 (new recommendations)"),
+                    ("2.5.1", "rolled back checkout to 2.5.1"),
+                ),
+                _ => continue,
+            };
+            if t <= f.start_ms && f.start_ms < t + step {
                 changes.push((
                     f.start_ms,
                     "checkout",
                     "deploy",
-                    "2.5.0".into(),
-                    "deployed checkout 2.5.0 (new pricing engine)".into(),
+                    version.into(),
+                    what.into(),
                 ));
             }
-            if f.scenario == "slow_release" && t <= f.start_ms && f.start_ms < t + step {
-                changes.push((
-                    f.start_ms,
-                    "checkout",
-                    "deploy",
-                    "2.6.0".into(),
-                    "deployed checkout 2.6.0 (new recommendations)".into(),
-                ));
-            }
-            if f.scenario == "slow_release" && f.end_ms - step <= t && t < f.end_ms {
+            if f.end_ms - step <= t && t < f.end_ms {
                 changes.push((
                     f.end_ms - 1000,
                     "checkout",
                     "deploy",
-                    "2.5.1".into(),
-                    "rolled back checkout to 2.5.1".into(),
-                ));
-            }
-            if f.scenario == "bad_deploy" && f.end_ms - step <= t && t < f.end_ms {
-                changes.push((
-                    f.end_ms - 1000,
-                    "checkout",
-                    "deploy",
-                    "2.4.1".into(),
-                    "rolled back checkout to 2.4.1".into(),
+                    back.into(),
+                    undo.into(),
                 ));
             }
         }
