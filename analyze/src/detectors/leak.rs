@@ -396,9 +396,8 @@ impl LeakDetector {
         // anything that saws more often than every 48 points.
         let new_high = self.peaks.len() >= 2 && x > peak;
         let per_hour = slope / step * 3600.0;
-        let soon = limit.is_some_and(|l| {
-            l > 0.0 && per_hour > 0.0 && (l - (x + held)) / per_hour <= EXHAUST_SOON_HOURS
-        });
+        let soon =
+            hours_to_limit(x + held, limit, per_hour).is_some_and(|h| h <= EXHAUST_SOON_HOURS);
         let strong =
             t >= 8.0 && (rise_per_hour >= LEAK_RISE_PER_HOUR || soon) && new_high && !collected;
         let alert = self.alert.update(strong, t < 2.0 || collected, 2, 8);
@@ -417,8 +416,7 @@ impl LeakDetector {
         }
         // With the limit known, a window that does not climb (a flat
         // stretch while the alert holds) never reaches it.
-        self.ran_out =
-            alert && (self.ran_out || running_out(x + held, limit, slope / step * 3600.0));
+        self.ran_out = alert && (self.ran_out || running_out(x + held, limit, per_hour));
         if peak.is_finite() {
             // Expected: at most the earlier peak; the band ends there.
             Score {
@@ -506,9 +504,18 @@ fn running_out(x: f64, limit: Option<f64>, per_hour: f64) -> bool {
     match limit {
         Some(l) if l > 0.0 => {
             x >= NEAR_LIMIT * l
-                || (per_hour > 0.0 && ((l - x) / per_hour).max(0.0) <= EXHAUST_HORIZON_HOURS)
+                || hours_to_limit(x, limit, per_hour).is_some_and(|h| h <= EXHAUST_HORIZON_HOURS)
         }
         _ => true,
+    }
+}
+
+/// Hours until a gauge at `x` that grows `per_hour` reaches its known
+/// `limit` (0 once there), when it grows and the limit is known.
+fn hours_to_limit(x: f64, limit: Option<f64>, per_hour: f64) -> Option<f64> {
+    match limit {
+        Some(l) if l > 0.0 && per_hour > 0.0 => Some(((l - x) / per_hour).max(0.0)),
+        _ => None,
     }
 }
 
