@@ -287,7 +287,8 @@ pub struct Correlator {
 }
 
 /// A latency rise held while its service started, and its signal's values
-/// since (event time ms, value), the latest [`MAX_HELD_VALUES`].
+/// (event time ms, value) over the last [`JUDGED_SPAN_MS`], at most
+/// [`MAX_HELD_VALUES`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Held {
     anomaly: Anomaly,
@@ -623,6 +624,14 @@ impl Correlator {
             }
             h.values.push_back((t, value));
         }
+        // Only the last span is ever judged.
+        while h
+            .values
+            .front()
+            .is_some_and(|&(v_at, _)| t - v_at > JUDGED_SPAN_MS)
+        {
+            h.values.pop_front();
+        }
         let onset = h.anomaly.timestamp.as_millis();
         let service = signal.service.clone().unwrap_or_default();
         // Ten minutes after the latest start, and with a span of values
@@ -633,12 +642,7 @@ impl Correlator {
             return Vec::new();
         }
         let h = self.held_starts.remove(i).expect("index found");
-        let mut recent: Vec<f64> = h
-            .values
-            .iter()
-            .filter(|(v_at, _)| t - v_at <= JUDGED_SPAN_MS)
-            .map(|&(_, v)| v)
-            .collect();
+        let mut recent: Vec<f64> = h.values.iter().map(|&(_, v)| v).collect();
         if recent.len() < 3 {
             return Vec::new();
         }
